@@ -1,0 +1,196 @@
+//! The engine's error type and its mapping to PostgreSQL SQLSTATE codes.
+
+use std::time::Duration;
+
+use datafusion::error::DataFusionError;
+
+/// Everything that can go wrong loading or running a Wasm UDF.
+///
+/// Each variant that concerns one function names it, and each limit error names the
+/// limit and its configured value, so the message alone tells a user what to change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes are not a valid WebAssembly component, or it does not implement the
+    /// wasmudf contract.
+    #[error("invalid component: {0}")]
+    InvalidComponent(String),
+    /// The component imports something the host does not grant.
+    #[error("component imports what the host does not grant (it may import nothing): {}", imports.join(", "))]
+    ForbiddenImports {
+        /// Every import the component declares.
+        imports: Vec<String>,
+    },
+    /// The component's `describe` output is unusable.
+    #[error("invalid function description in component: {0}")]
+    InvalidDescription(String),
+    /// No function of that name in the component.
+    #[error("component has no function named \"{0}\"")]
+    NoSuchFunction(String),
+    /// A limit value is malformed or above the server's ceiling.
+    #[error("invalid limit: {0}")]
+    InvalidLimit(String),
+    /// The call used up its fuel budget.
+    #[error("function {function}: fuel exhausted (wasm.fuel = {limit})")]
+    FuelExhausted {
+        /// SQL name of the function.
+        function: String,
+        /// The configured fuel per call.
+        limit: u64,
+    },
+    /// The guest tried to grow its memory past the limit.
+    #[error("function {function}: memory limit exceeded (wasm.memory = {limit} bytes, guest asked for {requested} bytes)")]
+    MemoryLimit {
+        /// SQL name of the function.
+        function: String,
+        /// The configured memory limit in bytes.
+        limit: u64,
+        /// The memory size the guest asked for.
+        requested: u64,
+    },
+    /// The guest overflowed its stack.
+    #[error("function {function}: wasm stack overflow (wasm.stack = {limit} bytes)")]
+    StackOverflow {
+        /// SQL name of the function.
+        function: String,
+        /// The configured stack size in bytes.
+        limit: usize,
+    },
+    /// The call ran past its wall-clock deadline.
+    #[error("function {function}: timed out (wasm.timeout = {}ms)", limit.as_millis())]
+    Timeout {
+        /// SQL name of the function.
+        function: String,
+        /// The configured deadline.
+        limit: Duration,
+    },
+    /// The query was canceled while the guest ran.
+    #[error("canceling statement due to user request (in function {function})")]
+    Canceled {
+        /// SQL name of the function.
+        function: String,
+    },
+    /// The guest trapped (unreachable, out-of-bounds access, panic, ...).
+    #[error("function {function}: {trap}")]
+    Trap {
+        /// SQL name of the function.
+        function: String,
+        /// What kind of trap (wasmtime's description, e.g. "wasm trap: integer divide by zero").
+        trap: String,
+    },
+    /// The guest refused its input with an error of its own.
+    #[error("function {function}: {message}{}", row.map(|r| format!(" (at row {r} of the batch)")).unwrap_or_default())]
+    Guest {
+        /// SQL name of the function.
+        function: String,
+        /// The guest's message.
+        message: String,
+        /// The row within the batch, if the guest named one.
+        row: Option<u32>,
+    },
+    /// The guest returned something that is not a valid column of the declared type.
+    #[error("function {function}: invalid output from guest: {reason}")]
+    InvalidOutput {
+        /// SQL name of the function.
+        function: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A host-side failure that is not the guest's fault.
+    #[error("wasm runtime error: {0}")]
+    Runtime(String),
+}
+
+impl Error {
+    /// The PostgreSQL SQLSTATE a client should see for this error.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Error::InvalidComponent(_)
+            | Error::InvalidDescription(_)
+            | Error::NoSuchFunction(_)
+            | Error::ForbiddenImports { .. } => "42P13",
+            Error::InvalidLimit(_) => "22023",
+            Error::FuelExhausted { .. } | Error::StackOverflow { .. } => "54000",
+            Error::MemoryLimit { .. } => "53200",
+            Error::Timeout { .. } | Error::Canceled { .. } => "57014",
+            Error::Trap { .. } | Error::Guest { .. } => "38000",
+            Error::InvalidOutput { .. } => "39000",
+            Error::Runtime(_) => "XX000",
+        }
+    }
+}
+
+impl From<Error> for DataFusionError {
+    fn from(e: Error) -> Self {
+        DataFusionError::External(Box::new(e))
+    }
+}
+
+/// Finds the wasmudf [`Error`] inside a DataFusion error, however deeply DataFusion
+/// wrapped it (context, shared, external), so callers can report its SQLSTATE.
+pub fn find_udf_error(err: &DataFusionError) -> Option<&Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<Error>() {
+            return Some(found);
+        }
+        if let Some(DataFusionError::Shared(inner)) = e.downcast_ref::<DataFusionError>() {
+            current = Some(inner.as_ref());
+            continue;
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// Result alias for the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The SQLSTATE for any error a query can fail with: the wasmudf error's own code if
+/// there is one, otherwise a classification of DataFusion's error.
+pub fn sqlstate(err: &DataFusionError) -> &'static str {
+    if let Some(e) = find_udf_error(err) {
+        return e.sqlstate();
+    }
+    let root = err.find_root();
+    let msg = root.to_string();
+    match root {
+        DataFusionError::SQL(..) => "42601",
+        DataFusionError::NotImplemented(_) => "0A000",
+        DataFusionError::ResourcesExhausted(_) => "53200",
+        DataFusionError::Configuration(_) => "22023",
+        DataFusionError::ArrowError(e, _)
+            if matches!(**e, datafusion::arrow::error::ArrowError::DivideByZero) =>
+        {
+            "22012"
+        }
+        DataFusionError::ArrowError(e, _)
+            if matches!(
+                **e,
+                datafusion::arrow::error::ArrowError::CastError(_)
+                    | datafusion::arrow::error::ArrowError::ParseError(_)
+            ) =>
+        {
+            "22P02"
+        }
+        DataFusionError::ArrowError(..) => "22000",
+        DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
+            if msg.contains("Invalid function")
+                || msg.contains("function") && msg.contains("not found")
+            {
+                "42883"
+            } else if msg.contains("table") && msg.contains("not found") {
+                "42P01"
+            } else if msg.contains("No field named") || msg.contains("not found") {
+                "42703"
+            } else if msg.contains("already exists") {
+                "42P07"
+            } else {
+                "42000"
+            }
+        }
+        DataFusionError::Execution(_) if msg.contains("Divide by zero") => "22012",
+        DataFusionError::Execution(_) => "22000",
+        _ => "XX000",
+    }
+}

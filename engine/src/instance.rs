@@ -1,0 +1,237 @@
+//! One sandboxed guest instance: its store, limits, and the batch call.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, TypedFunc};
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
+
+use crate::abi::{ColumnOut, ColumnRef, GuestError, WitSignature};
+use crate::error::Error;
+use crate::limits::Limits;
+
+/// Per-store state: the limits of the current call and what stopped it, if anything.
+pub(crate) struct StoreState {
+    memory_limit: u64,
+    memory_requested: Option<u64>,
+    deadline: Instant,
+    cancel: Option<Arc<AtomicBool>>,
+}
+
+/// Raised from the memory limiter so the trap can be told apart from others.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit exceeded")]
+struct MemoryLimitHit;
+
+/// Raised from the epoch callback.
+#[derive(Debug, thiserror::Error)]
+enum Interrupted {
+    #[error("deadline reached")]
+    Timeout,
+    #[error("canceled")]
+    Canceled,
+}
+
+impl ResourceLimiter for StoreState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory_limit {
+            self.memory_requested = Some(desired as u64);
+            return Err(MemoryLimitHit.into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a guest with more than a million is hostile.
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// The contract's `call` export, with borrowed arguments.
+type CallFn<'a> = TypedFunc<(u32, u32, &'a [ColumnRef<'a>]), (Result<ColumnOut, GuestError>,)>;
+
+/// A live instance of a component, used by one thread at a time.
+///
+/// Any error other than the guest's own `udf-error` poisons it: the caller must drop it.
+pub(crate) struct GuestInstance {
+    store: Store<StoreState>,
+    instance: Instance,
+    call: ComponentExportIndex,
+    metered: bool,
+}
+
+impl GuestInstance {
+    /// Instantiates `pre` with `limits` (instantiation itself runs under them too).
+    pub(crate) fn new(
+        engine: &wasmtime::Engine,
+        pre: &InstancePre<StoreState>,
+        call: ComponentExportIndex,
+        limits: &Limits,
+        metered: bool,
+        function: &str,
+    ) -> Result<Self, Error> {
+        let mut store = Store::new(
+            engine,
+            StoreState {
+                memory_limit: limits.memory,
+                memory_requested: None,
+                deadline: Instant::now() + limits.timeout,
+                cancel: None,
+            },
+        );
+        store.limiter(|s| s);
+        store.epoch_deadline_callback(|ctx| {
+            let state = ctx.data();
+            if state
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+            {
+                return Err(Interrupted::Canceled.into());
+            }
+            if Instant::now() >= state.deadline {
+                return Err(Interrupted::Timeout.into());
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
+        if metered {
+            store
+                .set_fuel(limits.fuel)
+                .map_err(|e| Error::Runtime(e.to_string()))?;
+        }
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(e, &store, limits, function))?;
+        Ok(GuestInstance {
+            store,
+            instance,
+            call,
+            metered,
+        })
+    }
+
+    fn prepare(&mut self, limits: &Limits, cancel: Option<&Arc<AtomicBool>>) -> Result<(), Error> {
+        let state = self.store.data_mut();
+        state.memory_limit = limits.memory;
+        state.deadline = Instant::now() + limits.timeout;
+        state.cancel = cancel.cloned();
+        self.store.set_epoch_deadline(1);
+        if self.metered {
+            self.store
+                .set_fuel(limits.fuel)
+                .map_err(|e| Error::Runtime(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Calls `guest.describe`.
+    pub(crate) fn describe(
+        &mut self,
+        describe: ComponentExportIndex,
+        limits: &Limits,
+    ) -> Result<Vec<WitSignature>, Error> {
+        self.prepare(limits, None)?;
+        let func: TypedFunc<(), (Vec<WitSignature>,)> = self
+            .instance
+            .get_typed_func(&mut self.store, describe)
+            .map_err(|e| {
+                Error::InvalidComponent(format!("`describe` does not match the contract: {e:#}"))
+            })?;
+        let (sigs,) = func
+            .call(&mut self.store, ())
+            .map_err(|e| classify(e, &self.store, limits, "describe"))?;
+        Ok(sigs)
+    }
+
+    /// Checks that the `call` export has the contract's type.
+    pub(crate) fn check_call_type(&mut self) -> Result<(), Error> {
+        self.call_fn().map(|_| ())
+    }
+
+    fn call_fn<'a>(&mut self) -> Result<CallFn<'a>, Error> {
+        self.instance
+            .get_typed_func(&mut self.store, self.call)
+            .map_err(|e| {
+                Error::InvalidComponent(format!("`call` does not match the contract: {e:#}"))
+            })
+    }
+
+    /// Runs one batch through function number `index`.
+    ///
+    /// `Ok(Err(_))` is the guest refusing its input (the instance stays usable);
+    /// `Err(_)` is a trap or limit (the instance is poisoned).
+    pub(crate) fn call(
+        &mut self,
+        index: u32,
+        rows: u32,
+        args: &[ColumnRef<'_>],
+        limits: &Limits,
+        cancel: Option<&Arc<AtomicBool>>,
+        function: &str,
+    ) -> Result<Result<ColumnOut, GuestError>, Error> {
+        self.prepare(limits, cancel)?;
+        // The typed function is checked against the export type; the lifetimes of the
+        // borrowed arguments only need to outlive this call.
+        let func = self.call_fn()?;
+        match func.call(&mut self.store, (index, rows, args)) {
+            Ok((result,)) => Ok(result),
+            Err(e) => Err(classify(e, &self.store, limits, function)),
+        }
+    }
+}
+
+/// Maps a wasmtime error to the limit or trap that caused it.
+fn classify(
+    err: wasmtime::Error,
+    store: &Store<StoreState>,
+    limits: &Limits,
+    function: &str,
+) -> Error {
+    let function = function.to_string();
+    if err.downcast_ref::<MemoryLimitHit>().is_some() {
+        return Error::MemoryLimit {
+            function,
+            limit: limits.memory,
+            requested: store.data().memory_requested.unwrap_or(0),
+        };
+    }
+    if let Some(i) = err.downcast_ref::<Interrupted>() {
+        return match i {
+            Interrupted::Timeout => Error::Timeout {
+                function,
+                limit: limits.timeout,
+            },
+            Interrupted::Canceled => Error::Canceled { function },
+        };
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Error::FuelExhausted {
+            function,
+            limit: limits.fuel,
+        },
+        Some(Trap::StackOverflow) => Error::StackOverflow {
+            function,
+            limit: limits.stack,
+        },
+        Some(trap) => Error::Trap {
+            function,
+            trap: trap.to_string(),
+        },
+        None => Error::Trap {
+            function,
+            trap: format!("{err:#}"),
+        },
+    }
+}

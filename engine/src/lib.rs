@@ -1,0 +1,54 @@
+//! # wasmudf-engine
+//!
+//! Sandboxed, vectorized user-defined functions for [Apache DataFusion], written in any
+//! language that compiles to a WebAssembly component implementing the `wasmudf:udf`
+//! WIT contract (`wit/udf.wit`).
+//!
+//! - A component **describes itself**: [`Engine::load_component`] validates and compiles
+//!   it (once per content hash), refuses any import, and reads its function list.
+//! - Columns cross the boundary as **raw Arrow buffers**, one call per batch.
+//! - Every call runs under [`Limits`]: fuel, memory, stack and a wall-clock deadline
+//!   (which also serves cancellation). A limit or trap fails the query with an
+//!   [`Error`] naming the function and the limit, and poisons only that instance.
+//! - Guest output is validated (length, type, offsets, UTF-8, decimal precision)
+//!   before DataFusion sees it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use datafusion::prelude::SessionContext;
+//! use wasmudf_engine::{Engine, Limits};
+//!
+//! let engine = Engine::new(Limits::default())?;
+//! let module = engine.load_component(&std::fs::read("target/udfs/math.wasm")?)?;
+//! let ctx = SessionContext::new();
+//! engine.register(&ctx, &module)?;
+//! let batches = engine.query(&ctx).sql("SELECT gcd(12, 18)").await?.collect().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! [Apache DataFusion]: https://datafusion.apache.org
+#![warn(missing_docs)]
+
+mod abi;
+mod cache;
+mod convert;
+mod error;
+mod instance;
+mod limits;
+mod query;
+mod runtime;
+mod signature;
+mod udf;
+
+pub use cache::CacheOutcome;
+pub use error::{find_udf_error, sqlstate, Error, Result};
+pub use limits::{parse_bytes, parse_duration, LimitOverrides, Limits};
+pub use query::{CancelHandle, Query};
+pub use runtime::{Engine, EngineConfig, Module, UdfOptions};
+pub use signature::{sql_type_name, FunctionKind, FunctionSignature, NullHandling};
+
+/// The WIT contract every component implements, for tools that embed it.
+pub const WIT_CONTRACT: &str = include_str!("../wit/udf.wit");
+
+/// Re-export of the DataFusion version the engine is built against.
+pub use datafusion;

@@ -1,0 +1,216 @@
+//! Resource limits for guest calls: defaults, ceilings and per-function overrides.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// The limits one guest call runs under.
+///
+/// Every field has a default suited to batch-at-a-time UDFs; an [`crate::EngineConfig`]
+/// sets process-wide defaults and ceilings, and [`LimitOverrides`] narrows them per function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Limits {
+    /// Fuel per call (one batch). Roughly one unit per Wasm instruction; an i64 row costs
+    /// ~10, a 16-byte string row ~740. Default 2 000 000 000.
+    pub fuel: u64,
+    /// Linear-memory size per instance in bytes. Default 256 MiB.
+    pub memory: u64,
+    /// Wasm stack per call in bytes. Default 1 MiB. Process-wide: wasmtime fixes the
+    /// stack size per engine, so this cannot be set per function.
+    pub stack: usize,
+    /// Wall-clock deadline per call. Default 10 s.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: 2_000_000_000,
+            memory: 256 << 20,
+            stack: 1 << 20,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Limits {
+    /// The largest values the engine allows any function to use by default.
+    pub fn default_ceilings() -> Self {
+        Limits {
+            fuel: u64::MAX,
+            memory: 4 << 30,
+            stack: 8 << 20,
+            timeout: Duration::from_secs(3600),
+        }
+    }
+
+    /// Applies `overrides` on top of `self`, refusing anything above `ceiling`.
+    pub fn with_overrides(&self, overrides: &LimitOverrides, ceiling: &Limits) -> Result<Limits> {
+        let mut out = *self;
+        if let Some(fuel) = overrides.fuel {
+            check("wasm.fuel", fuel, ceiling.fuel, |v| v.to_string())?;
+            out.fuel = fuel;
+        }
+        if let Some(memory) = overrides.memory {
+            check("wasm.memory", memory, ceiling.memory, |v| {
+                format!("{v} bytes")
+            })?;
+            out.memory = memory;
+        }
+        if let Some(timeout) = overrides.timeout {
+            check("wasm.timeout", timeout, ceiling.timeout, |v| {
+                format!("{}ms", v.as_millis())
+            })?;
+            out.timeout = timeout;
+        }
+        Ok(out)
+    }
+}
+
+fn check<T: PartialOrd + Copy>(
+    name: &str,
+    value: T,
+    ceiling: T,
+    show: impl Fn(T) -> String,
+) -> Result<()> {
+    if value > ceiling {
+        return Err(Error::InvalidLimit(format!(
+            "{name} = {} is above the server's ceiling of {}",
+            show(value),
+            show(ceiling)
+        )));
+    }
+    Ok(())
+}
+
+/// Per-function (or per-session) changes to the default [`Limits`]; `None` keeps the default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LimitOverrides {
+    /// Fuel per call.
+    pub fuel: Option<u64>,
+    /// Memory per instance in bytes.
+    pub memory: Option<u64>,
+    /// Wall-clock deadline per call.
+    pub timeout: Option<Duration>,
+}
+
+impl LimitOverrides {
+    /// Sets one limit from its SQL spelling: `fuel` (a count), `memory` (`64MB`, `1GiB`,
+    /// bytes), `timeout` (`500ms`, `2s`, `1min`, or milliseconds).
+    pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        match name {
+            "fuel" => self.fuel = Some(parse_count(value)?),
+            "memory" => self.memory = Some(parse_bytes(value)?),
+            "timeout" => self.timeout = Some(parse_duration(value)?),
+            "stack" => {
+                return Err(Error::InvalidLimit(
+                    "wasm.stack is process-wide (wasmtime fixes it per engine); set it in the server configuration".into(),
+                ))
+            }
+            other => {
+                return Err(Error::InvalidLimit(format!(
+                    "unknown limit \"wasm.{other}\" (known: wasm.fuel, wasm.memory, wasm.timeout)"
+                )))
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_count(value: &str) -> Result<u64> {
+    let cleaned: String = value.trim().chars().filter(|c| *c != '_').collect();
+    cleaned
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| Error::InvalidLimit(format!("\"{value}\" is not a positive integer")))
+}
+
+/// Parses a byte size: `1048576`, `64kB`, `16MB`, `1GB` (PostgreSQL's 1024-based units),
+/// and the IEC spellings `KiB`, `MiB`, `GiB`.
+pub fn parse_bytes(value: &str) -> Result<u64> {
+    let v = value.trim();
+    let split = v
+        .find(|c: char| !c.is_ascii_digit() && c != '_')
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let num = parse_count(num).map_err(|_| bad_size(value))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "kib" | "k" => 1 << 10,
+        "mb" | "mib" | "m" => 1 << 20,
+        "gb" | "gib" | "g" => 1 << 30,
+        "tb" | "tib" => 1 << 40,
+        _ => return Err(bad_size(value)),
+    };
+    num.checked_mul(mult).ok_or_else(|| bad_size(value))
+}
+
+fn bad_size(value: &str) -> Error {
+    Error::InvalidLimit(format!(
+        "\"{value}\" is not a memory size (examples: 67108864, 64MB, 1GB)"
+    ))
+}
+
+/// Parses a duration: `250ms`, `2s`, `1min`, `1h`, or a bare number of milliseconds
+/// (as PostgreSQL's `statement_timeout`).
+pub fn parse_duration(value: &str) -> Result<Duration> {
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let bad = || {
+        Error::InvalidLimit(format!(
+            "\"{value}\" is not a duration (examples: 500ms, 2s, 1min)"
+        ))
+    };
+    let n = parse_count(num).map_err(|_| bad())?;
+    let d = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" => Duration::from_millis(n),
+        "s" | "sec" | "secs" => Duration::from_secs(n),
+        "min" | "mins" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
+        "us" => Duration::from_micros(n),
+        _ => return Err(bad()),
+    };
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sizes_and_durations() {
+        assert_eq!(parse_bytes("16MB").unwrap(), 16 << 20);
+        assert_eq!(parse_bytes("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("4096").unwrap(), 4096);
+        assert!(parse_bytes("12 parsecs").is_err());
+        assert!(parse_bytes("-1").is_err());
+        assert!(parse_bytes("99999999999999TB").is_err());
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("250").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn overrides_only_narrow() {
+        let ceiling = Limits {
+            fuel: 1000,
+            ..Limits::default_ceilings()
+        };
+        let mut o = LimitOverrides::default();
+        o.set("fuel", "5000").unwrap();
+        let err = Limits::default().with_overrides(&o, &ceiling).unwrap_err();
+        assert!(
+            err.to_string().contains("above the server's ceiling"),
+            "{err}"
+        );
+        o.set("fuel", "500").unwrap();
+        assert_eq!(
+            Limits::default().with_overrides(&o, &ceiling).unwrap().fuel,
+            500
+        );
+        assert!(o.set("stack", "1MB").is_err());
+        assert!(o.set("cpu", "1").is_err());
+    }
+}

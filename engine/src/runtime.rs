@@ -1,0 +1,460 @@
+//! The process-wide wasmtime engine and loaded modules.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread;
+use std::time::Duration;
+
+use datafusion::logical_expr::{ScalarUDF, Volatility};
+use datafusion::prelude::SessionContext;
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
+use wasmtime::{Config, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+use crate::abi::{GUEST_INTERFACE, SCALAR_INTERFACE, TYPES_INTERFACE_PREFIX};
+use crate::cache::{ArtifactCache, CacheOutcome};
+use crate::error::{Error, Result};
+use crate::instance::{GuestInstance, StoreState};
+use crate::limits::{LimitOverrides, Limits};
+use crate::signature::{FunctionKind, FunctionSignature, NullHandling};
+use crate::udf::WasmScalarUdf;
+
+/// How the engine is set up. `EngineConfig::default()` suits most uses.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Limits a function gets unless it overrides them.
+    pub defaults: Limits,
+    /// The most any function may override a limit to.
+    pub ceilings: Limits,
+    /// Count fuel (instructions) per call. Costs 1-2% on numeric code, more on string
+    /// loops; without it only the wall-clock deadline stops a runaway guest.
+    pub fuel_metering: bool,
+    /// Largest component accepted, in bytes.
+    pub max_module_size: usize,
+    /// Guest instances alive at once across all functions (pooling allocator slots).
+    pub max_instances: u32,
+    /// Idle instances kept per function for reuse within a query.
+    pub idle_instances_per_function: usize,
+    /// Period of the epoch clock that enforces deadlines and cancellation.
+    pub epoch_tick: Duration,
+    /// Where compiled artifacts are cached on disk; `None` keeps them in memory only.
+    pub artifact_dir: Option<PathBuf>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            defaults: Limits::default(),
+            ceilings: Limits::default_ceilings(),
+            fuel_metering: true,
+            max_module_size: 64 << 20,
+            max_instances: 1000,
+            idle_instances_per_function: 2 * thread::available_parallelism().map_or(4, |n| n.get()),
+            epoch_tick: Duration::from_millis(2),
+            artifact_dir: None,
+        }
+    }
+}
+
+impl From<Limits> for EngineConfig {
+    fn from(defaults: Limits) -> Self {
+        EngineConfig {
+            defaults,
+            ..EngineConfig::default()
+        }
+    }
+}
+
+/// The Wasm UDF engine: one per process. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use wasmudf_engine::{Engine, Limits};
+/// use datafusion::prelude::SessionContext;
+///
+/// let engine = Engine::new(Limits::default())?;
+/// let module = engine.load_component(&std::fs::read("target/udfs/math.wasm")?)?;
+/// let ctx = SessionContext::new();
+/// engine.register(&ctx, &module)?;
+/// let query = engine.query(&ctx);
+/// query.sql("SELECT gcd(12, 18), add_one(41)").await?.show().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+pub(crate) struct EngineInner {
+    pub(crate) wasmtime: wasmtime::Engine,
+    linker: Linker<StoreState>,
+    pub(crate) config: EngineConfig,
+    modules: Mutex<HashMap<[u8; 32], Weak<ModuleInner>>>,
+    cache: Option<ArtifactCache>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Engine {
+    /// Creates an engine with `limits` as defaults (see [`EngineConfig`] for more).
+    pub fn new(config: impl Into<EngineConfig>) -> Result<Self> {
+        let config: EngineConfig = config.into();
+        if config.defaults.stack > config.ceilings.stack {
+            return Err(Error::InvalidLimit(
+                "wasm.stack default is above its ceiling".into(),
+            ));
+        }
+        let mut wt = Config::new();
+        wt.wasm_component_model(true)
+            .cranelift_opt_level(OptLevel::Speed)
+            .consume_fuel(config.fuel_metering)
+            .epoch_interruption(true)
+            .max_wasm_stack(config.defaults.stack);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(config.max_instances)
+            .total_core_instances(config.max_instances.saturating_mul(4))
+            .total_memories(config.max_instances.saturating_mul(2))
+            .total_tables(config.max_instances.saturating_mul(4))
+            .max_memory_size(config.ceilings.memory as usize)
+            // Keep the first pages of a recycled memory resident: re-instantiation
+            // then zeroes them instead of faulting them in again.
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10);
+        wt.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let wasmtime = wasmtime::Engine::new(&wt).map_err(|e| Error::Runtime(format!("{e:#}")))?;
+        let cache =
+            match &config.artifact_dir {
+                Some(dir) => Some(ArtifactCache::open(dir, &wasmtime).map_err(|e| {
+                    Error::Runtime(format!("artifact cache {}: {e}", dir.display()))
+                })?),
+                None => None,
+            };
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(wasmtime.clone(), config.epoch_tick, ticker_stop.clone());
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                linker: Linker::new(&wasmtime),
+                wasmtime,
+                config,
+                modules: Mutex::new(HashMap::new()),
+                cache,
+                ticker_stop,
+            }),
+        })
+    }
+
+    /// The configuration this engine was built with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Validates, compiles (or fetches from cache) and describes a component.
+    ///
+    /// A component is compiled once per process: loading the same bytes again returns
+    /// the same [`Module`].
+    pub fn load_component(&self, bytes: &[u8]) -> Result<Module> {
+        Ok(self.load_component_traced(bytes)?.0)
+    }
+
+    /// As [`Engine::load_component`], also telling whether the on-disk artifact cache
+    /// was used.
+    pub fn load_component_traced(&self, bytes: &[u8]) -> Result<(Module, CacheOutcome)> {
+        let inner = &self.inner;
+        if bytes.len() > inner.config.max_module_size {
+            return Err(Error::InvalidComponent(format!(
+                "component is {} bytes, above the limit of {} bytes",
+                bytes.len(),
+                inner.config.max_module_size
+            )));
+        }
+        let hash: [u8; 32] = Sha256::digest(bytes).into();
+        if let Some(existing) = inner.modules.lock().get(&hash).and_then(Weak::upgrade) {
+            return Ok((Module { inner: existing }, CacheOutcome::Loaded));
+        }
+        check_is_component(bytes)?;
+        let hex_hash = hex::encode(hash);
+        let (component, outcome) = self.compile(bytes, &hex_hash)?;
+        let module = Arc::new(self.describe(component, hash)?);
+        inner.modules.lock().insert(hash, Arc::downgrade(&module));
+        tracing::debug!(hash = %hex_hash, functions = module.functions.len(), ?outcome, "loaded component");
+        Ok((Module { inner: module }, outcome))
+    }
+
+    fn compile(&self, bytes: &[u8], hex_hash: &str) -> Result<(Component, CacheOutcome)> {
+        let inner = &self.inner;
+        let compile = || {
+            Component::new(&inner.wasmtime, bytes)
+                .map_err(|e| Error::InvalidComponent(format!("{e:#}")))
+        };
+        let Some(cache) = &inner.cache else {
+            return Ok((compile()?, CacheOutcome::Compiled));
+        };
+        let (artifact, rejected) = cache.get(hex_hash);
+        if let Some(artifact) = artifact {
+            // SAFETY: the artifact carries a MAC made with this cache's secret key, so it
+            // is a file this engine configuration serialized itself, unmodified.
+            match unsafe { Component::deserialize(&inner.wasmtime, &artifact) } {
+                Ok(c) => return Ok((c, CacheOutcome::Loaded)),
+                Err(e) => tracing::warn!(
+                    hash = hex_hash,
+                    "cached artifact unusable, recompiling: {e:#}"
+                ),
+            }
+        }
+        let component = compile()?;
+        match component.serialize() {
+            Ok(artifact) => {
+                if let Err(e) = cache.put(hex_hash, &artifact) {
+                    tracing::warn!(hash = hex_hash, "could not cache artifact: {e}");
+                }
+            }
+            Err(e) => tracing::warn!(hash = hex_hash, "could not serialize artifact: {e:#}"),
+        }
+        let outcome = if rejected {
+            tracing::warn!(
+                hash = hex_hash,
+                "rejected a corrupt or foreign cached artifact"
+            );
+            CacheOutcome::Rejected
+        } else {
+            CacheOutcome::Compiled
+        };
+        Ok((component, outcome))
+    }
+
+    fn describe(&self, component: Component, hash: [u8; 32]) -> Result<ModuleInner> {
+        let inner = &self.inner;
+        let component_type = component.component_type();
+        let imports: Vec<(&str, ComponentItem)> = component_type
+            .imports(&inner.wasmtime)
+            .map(|(name, e)| (name, e.ty))
+            .collect();
+        // WIT `use` of the contract's own `types` interface is imported as an instance
+        // of type definitions only: no capability. Anything else is refused.
+        let granted = |(name, item): &(&str, ComponentItem)| {
+            name.starts_with(TYPES_INTERFACE_PREFIX)
+                && match item {
+                    ComponentItem::ComponentInstance(i) => i
+                        .exports(&inner.wasmtime)
+                        .all(|(_, e)| matches!(e.ty, ComponentItem::Type(_))),
+                    _ => false,
+                }
+        };
+        if !imports.iter().all(granted) {
+            return Err(Error::ForbiddenImports {
+                imports: imports.iter().map(|(n, _)| n.to_string()).collect(),
+            });
+        }
+        let export = |iface: &str, func: &str| -> Result<ComponentExportIndex> {
+            let missing = || {
+                let exports: Vec<String> = component
+                    .component_type()
+                    .exports(&inner.wasmtime)
+                    .map(|(n, _)| n.to_string())
+                    .collect();
+                Error::InvalidComponent(format!(
+                    "it does not export `{func}` of {iface} (exports: {}); build it with the wasmudf SDK",
+                    if exports.is_empty() { "none".into() } else { exports.join(", ") }
+                ))
+            };
+            let i = component
+                .get_export_index(None, iface)
+                .ok_or_else(missing)?;
+            component
+                .get_export_index(Some(&i), func)
+                .ok_or_else(missing)
+        };
+        let describe_idx = export(GUEST_INTERFACE, "describe")?;
+        let call_idx = export(SCALAR_INTERFACE, "call")?;
+        let pre = inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| Error::InvalidComponent(format!("{e:#}")))?;
+        let limits = inner.config.defaults;
+        let metered = inner.config.fuel_metering;
+        let mut instance = GuestInstance::new(
+            &inner.wasmtime,
+            &pre,
+            call_idx,
+            &limits,
+            metered,
+            "describe",
+        )?;
+        instance.check_call_type()?;
+        let raw = instance.describe(describe_idx, &limits)?;
+        let mut functions = Vec::with_capacity(raw.len());
+        for w in raw {
+            let sig = FunctionSignature::try_from(w)?;
+            if functions
+                .iter()
+                .any(|f: &FunctionSignature| f.name == sig.name)
+            {
+                return Err(Error::InvalidDescription(format!(
+                    "function {} is described twice",
+                    sig.name
+                )));
+            }
+            functions.push(sig);
+        }
+        if functions.is_empty() {
+            return Err(Error::InvalidDescription(
+                "the component describes no functions".into(),
+            ));
+        }
+        Ok(ModuleInner {
+            hash,
+            pre,
+            call: call_idx,
+            functions,
+            engine: self.clone(),
+        })
+    }
+
+    /// Registers every scalar function of `module` in `ctx` under its own name, with
+    /// the engine's default limits and the component's declared volatility and nulls.
+    pub fn register(&self, ctx: &SessionContext, module: &Module) -> Result<()> {
+        for f in module.functions() {
+            if f.kind == FunctionKind::Scalar {
+                ctx.register_udf(module.scalar_udf(&f.name, &UdfOptions::default())?);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn spawn_epoch_ticker(engine: wasmtime::Engine, tick: Duration, stop: Arc<AtomicBool>) {
+    let spawned = thread::Builder::new()
+        .name("wasmudf-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        });
+    if let Err(e) = spawned {
+        // Without the ticker deadlines never fire; fuel still bounds every call.
+        tracing::error!("could not start the epoch thread: {e}");
+    }
+}
+
+/// Tells a core module (the usual mistake) from a component, with advice.
+fn check_is_component(bytes: &[u8]) -> Result<()> {
+    match bytes.get(0..8) {
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err(Error::InvalidComponent(
+            "this is a core WebAssembly module, not a component; wrap it with `wasm-tools component new` or build it with the wasmudf SDK".into(),
+        )),
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => Ok(()),
+        _ => Err(Error::InvalidComponent(
+            "not a WebAssembly component (bad magic number)".into(),
+        )),
+    }
+}
+
+/// A compiled, described component. Cheap to clone.
+#[derive(Clone)]
+pub struct Module {
+    pub(crate) inner: Arc<ModuleInner>,
+}
+
+pub(crate) struct ModuleInner {
+    hash: [u8; 32],
+    pub(crate) pre: InstancePre<StoreState>,
+    pub(crate) call: ComponentExportIndex,
+    pub(crate) functions: Vec<FunctionSignature>,
+    pub(crate) engine: Engine,
+}
+
+/// How a function is exposed to SQL; every `None` keeps what the component declares.
+#[derive(Clone, Debug, Default)]
+pub struct UdfOptions {
+    /// SQL name (default: the component's name for it).
+    pub name: Option<String>,
+    /// Limit overrides, checked against the engine's ceilings.
+    pub limits: LimitOverrides,
+    /// Volatility to plan with.
+    pub volatility: Option<Volatility>,
+    /// Null handling to apply.
+    pub null_handling: Option<NullHandling>,
+}
+
+impl Module {
+    /// Hex SHA-256 of the component bytes: the module's identity.
+    pub fn hash(&self) -> String {
+        hex::encode(self.inner.hash)
+    }
+
+    /// Every function the component describes.
+    pub fn functions(&self) -> &[FunctionSignature] {
+        &self.inner.functions
+    }
+
+    /// The description of one function.
+    pub fn function(&self, name: &str) -> Result<&FunctionSignature> {
+        self.inner
+            .functions
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| Error::NoSuchFunction(name.to_string()))
+    }
+
+    /// A DataFusion scalar UDF that runs function `export` of this component.
+    pub fn scalar_udf(&self, export: &str, options: &UdfOptions) -> Result<ScalarUDF> {
+        let index = self
+            .inner
+            .functions
+            .iter()
+            .position(|f| f.name == export)
+            .ok_or_else(|| Error::NoSuchFunction(export.to_string()))?;
+        let sig = &self.inner.functions[index];
+        if sig.kind != FunctionKind::Scalar {
+            return Err(Error::InvalidDescription(format!(
+                "function {export} is an aggregate, not a scalar function"
+            )));
+        }
+        if let Some(v) = options.volatility {
+            if volatility_rank(v) < volatility_rank(sig.volatility) {
+                return Err(Error::InvalidDescription(format!(
+                    "function {export} is {} in its component and cannot be declared {}",
+                    volatility_name(sig.volatility),
+                    volatility_name(v)
+                )));
+            }
+        }
+        let config = &self.inner.engine.inner.config;
+        let limits = config
+            .defaults
+            .with_overrides(&options.limits, &config.ceilings)?;
+        Ok(ScalarUDF::new_from_impl(WasmScalarUdf::new(
+            self.inner.clone(),
+            index,
+            options,
+            limits,
+        )))
+    }
+}
+
+fn volatility_rank(v: Volatility) -> u8 {
+    match v {
+        Volatility::Immutable => 0,
+        Volatility::Stable => 1,
+        Volatility::Volatile => 2,
+    }
+}
+
+/// SQL spelling of a volatility.
+pub(crate) fn volatility_name(v: Volatility) -> &'static str {
+    match v {
+        Volatility::Immutable => "IMMUTABLE",
+        Volatility::Stable => "STABLE",
+        Volatility::Volatile => "VOLATILE",
+    }
+}

@@ -1,0 +1,175 @@
+//! What a component says about its functions, in Arrow and DataFusion terms.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, TimeUnit as ArrowTimeUnit};
+use datafusion::logical_expr::Volatility;
+
+use crate::abi::{
+    DecimalType, TimeUnit, TimestampType, WitKind, WitNullHandling, WitSignature, WitType,
+    WitVolatility,
+};
+use crate::error::{Error, Result};
+
+/// Whether a function maps rows to rows or groups to values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FunctionKind {
+    /// One output row per input row.
+    Scalar,
+    /// One output value per group (reserved: not yet callable).
+    Aggregate,
+}
+
+/// How a function treats null inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NullHandling {
+    /// Null wherever any input is null; the host computes those nulls with bitmap
+    /// operations and never lets the guest's value for such a row through.
+    Strict,
+    /// The guest sees validity and decides for every row.
+    CalledOnNull,
+}
+
+/// One function a component provides, as described by the component itself.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FunctionSignature {
+    /// The function's name in the component (its export name).
+    pub name: String,
+    /// Scalar or aggregate.
+    pub kind: FunctionKind,
+    /// Argument types, in order.
+    pub params: Vec<DataType>,
+    /// Result type.
+    pub returns: DataType,
+    /// Volatility the component declares.
+    pub volatility: Volatility,
+    /// Null handling the component declares.
+    pub null_handling: NullHandling,
+}
+
+impl fmt::Display for FunctionSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let params: Vec<String> = self.params.iter().map(sql_type_name).collect();
+        write!(
+            f,
+            "{}({}) -> {}",
+            self.name,
+            params.join(", "),
+            sql_type_name(&self.returns)
+        )
+    }
+}
+
+/// The PostgreSQL spelling of a supported Arrow type, for messages and catalogs.
+pub fn sql_type_name(dt: &DataType) -> String {
+    match dt {
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 => "tinyint".into(),
+        DataType::Int16 => "smallint".into(),
+        DataType::Int32 => "integer".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::UInt8 => "tinyint unsigned".into(),
+        DataType::UInt16 => "smallint unsigned".into(),
+        DataType::UInt32 => "integer unsigned".into(),
+        DataType::UInt64 => "bigint unsigned".into(),
+        DataType::Float32 => "real".into(),
+        DataType::Float64 => "double precision".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "bytea".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Timestamp(_, None) => "timestamp".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        DataType::Decimal128(p, s) => format!("numeric({p},{s})"),
+        other => other.to_string(),
+    }
+}
+
+impl WitType {
+    pub(crate) fn to_arrow(&self) -> Result<DataType> {
+        Ok(match self {
+            WitType::Boolean => DataType::Boolean,
+            WitType::Int8 => DataType::Int8,
+            WitType::Int16 => DataType::Int16,
+            WitType::Int32 => DataType::Int32,
+            WitType::Int64 => DataType::Int64,
+            WitType::Uint8 => DataType::UInt8,
+            WitType::Uint16 => DataType::UInt16,
+            WitType::Uint32 => DataType::UInt32,
+            WitType::Uint64 => DataType::UInt64,
+            WitType::Float32 => DataType::Float32,
+            WitType::Float64 => DataType::Float64,
+            WitType::Utf8 => DataType::Utf8,
+            WitType::Binary => DataType::Binary,
+            WitType::Date32 => DataType::Date32,
+            WitType::Timestamp(TimestampType { unit, timezone }) => {
+                let unit = match unit {
+                    TimeUnit::Second => ArrowTimeUnit::Second,
+                    TimeUnit::Millisecond => ArrowTimeUnit::Millisecond,
+                    TimeUnit::Microsecond => ArrowTimeUnit::Microsecond,
+                    TimeUnit::Nanosecond => ArrowTimeUnit::Nanosecond,
+                };
+                if let Some(tz) = timezone {
+                    // Reject zone names Arrow cannot interpret, here rather than mid-query.
+                    tz.parse::<datafusion::arrow::array::timezone::Tz>()
+                        .map_err(|e| {
+                            Error::InvalidDescription(format!("time zone \"{tz}\": {e}"))
+                        })?;
+                }
+                DataType::Timestamp(unit, timezone.as_deref().map(Arc::from))
+            }
+            WitType::Decimal128(DecimalType { precision, scale }) => {
+                if *precision == 0 || *precision > 38 || i16::from(*scale) > i16::from(*precision) {
+                    return Err(Error::InvalidDescription(format!(
+                        "decimal128({precision}, {scale}) is not a valid decimal type (1 <= precision <= 38, scale <= precision)"
+                    )));
+                }
+                DataType::Decimal128(*precision, *scale)
+            }
+        })
+    }
+}
+
+impl TryFrom<WitSignature> for FunctionSignature {
+    type Error = Error;
+
+    fn try_from(w: WitSignature) -> Result<Self> {
+        if w.name.is_empty() || w.name.chars().any(|c| c.is_control()) {
+            return Err(Error::InvalidDescription(format!(
+                "function name {:?} is empty or has control characters",
+                w.name
+            )));
+        }
+        let context = |e: Error| match e {
+            Error::InvalidDescription(m) => {
+                Error::InvalidDescription(format!("function {}: {m}", w.name))
+            }
+            other => other,
+        };
+        let params = w
+            .params
+            .iter()
+            .map(WitType::to_arrow)
+            .collect::<Result<Vec<_>>>()
+            .map_err(context)?;
+        let returns = w.returns.to_arrow().map_err(context)?;
+        Ok(FunctionSignature {
+            kind: match w.kind {
+                WitKind::Scalar => FunctionKind::Scalar,
+                WitKind::Aggregate => FunctionKind::Aggregate,
+            },
+            params,
+            returns,
+            volatility: match w.volatility {
+                WitVolatility::Immutable => Volatility::Immutable,
+                WitVolatility::Stable => Volatility::Stable,
+                WitVolatility::Volatile => Volatility::Volatile,
+            },
+            null_handling: match w.null_handling {
+                WitNullHandling::Strict => NullHandling::Strict,
+                WitNullHandling::CalledOnNull => NullHandling::CalledOnNull,
+            },
+            name: w.name,
+        })
+    }
+}

@@ -1,0 +1,406 @@
+//! Hostile components: each gets its specific error, and the next query still works.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use wasmudf_engine::{
+    CacheOutcome, Engine, EngineConfig, Error, LimitOverrides, Limits, UdfOptions,
+};
+
+/// Asserts the engine still serves ordinary queries after a failure.
+async fn still_serves(engine: &Engine) {
+    let ctx = session(engine, 2, &["math"]);
+    assert_eq!(
+        value(
+            engine,
+            &ctx,
+            "SELECT sum(add_one(value)) FROM generate_series(1, 100)"
+        )
+        .await,
+        "5150"
+    );
+}
+
+#[tokio::test]
+async fn infinite_loop_runs_out_of_fuel() {
+    let engine = Engine::new(Limits {
+        fuel: 50_000_000,
+        ..Limits::default()
+    })
+    .unwrap();
+    let ctx = session(&engine, 1, &["spin"]);
+    let (state, msg) = udf_error(&engine, &ctx, "SELECT spin(1)").await;
+    assert_eq!(state, "54000");
+    assert_eq!(msg, "function spin: fuel exhausted (wasm.fuel = 50000000)");
+    // The poisoned instance is gone; the same function fails the same way, cleanly.
+    let (state, _) = udf_error(
+        &engine,
+        &ctx,
+        "SELECT spin(value) FROM generate_series(1, 3)",
+    )
+    .await;
+    assert_eq!(state, "54000");
+    still_serves(&engine).await;
+}
+
+#[tokio::test]
+async fn infinite_loop_hits_the_deadline_without_fuel() {
+    let engine = Engine::new(EngineConfig {
+        fuel_metering: false,
+        defaults: Limits {
+            timeout: Duration::from_millis(200),
+            ..Limits::default()
+        },
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let ctx = session(&engine, 1, &["spin"]);
+    let start = Instant::now();
+    let (state, msg) = udf_error(&engine, &ctx, "SELECT spin(1)").await;
+    let took = start.elapsed();
+    assert_eq!(state, "57014");
+    assert_eq!(msg, "function spin: timed out (wasm.timeout = 200ms)");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    still_serves(&engine).await;
+}
+
+// Multi-threaded: the guest blocks its worker thread, as in the server, and the cancel
+// arrives from another one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_spinning_call() {
+    let engine = Engine::new(EngineConfig {
+        fuel_metering: false,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let ctx = session(&engine, 1, &["spin"]);
+    let query = engine.query(&ctx);
+    let handle = query.cancel_handle();
+    // A column argument: no constant folding at planning time.
+    let df = query
+        .sql("SELECT spin(value) FROM generate_series(1, 1)")
+        .await
+        .unwrap();
+    let task = tokio::spawn(async move { df.collect().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let canceled_at = Instant::now();
+    handle.cancel();
+    let err = task.await.unwrap().unwrap_err();
+    let latency = canceled_at.elapsed();
+    assert!(
+        matches!(as_udf_error(&err), Error::Canceled { function } if function == "spin"),
+        "{err}"
+    );
+    assert_eq!(as_udf_error(&err).sqlstate(), "57014");
+    assert!(
+        latency < Duration::from_millis(100),
+        "cancel took {latency:?}"
+    );
+    still_serves(&engine).await;
+}
+
+#[tokio::test]
+async fn memory_bomb_hits_the_memory_limit() {
+    let engine = Engine::new(Limits {
+        memory: 32 << 20,
+        ..Limits::default()
+    })
+    .unwrap();
+    let ctx = session(&engine, 1, &["membomb"]);
+    let (state, msg) = udf_error(&engine, &ctx, "SELECT membomb(1)").await;
+    assert_eq!(state, "53200");
+    assert!(
+        msg.starts_with("function membomb: memory limit exceeded (wasm.memory = 33554432 bytes, guest asked for"),
+        "{msg}"
+    );
+    still_serves(&engine).await;
+}
+
+#[tokio::test]
+async fn unbounded_recursion_overflows_the_stack() {
+    let engine = engine();
+    let ctx = session(&engine, 1, &["recursion"]);
+    let (state, msg) = udf_error(&engine, &ctx, "SELECT recurse(1)").await;
+    assert_eq!(state, "54000");
+    assert_eq!(
+        msg,
+        "function recurse: wasm stack overflow (wasm.stack = 1048576 bytes)"
+    );
+    still_serves(&engine).await;
+}
+
+#[tokio::test]
+async fn explicit_trap_names_the_trap_and_function() {
+    let engine = engine();
+    let ctx = session(&engine, 1, &["trap"]);
+    assert_eq!(value(&engine, &ctx, "SELECT trap_negative(5)").await, "5");
+    let (state, msg) = udf_error(
+        &engine,
+        &ctx,
+        "SELECT trap_negative(value - 3) FROM generate_series(1, 5)",
+    )
+    .await;
+    assert_eq!(state, "38000");
+    assert_eq!(
+        msg,
+        "function trap_negative: wasm trap: wasm `unreachable` instruction executed"
+    );
+    still_serves(&engine).await;
+}
+
+#[tokio::test]
+async fn guest_errors_carry_message_and_row() {
+    let engine = engine();
+    let ctx = session(&engine, 1, &["math", "liar"]);
+    let (state, msg) = udf_error(
+        &engine,
+        &ctx,
+        "SELECT safe_div(10, value - 3) FROM generate_series(1, 5)",
+    )
+    .await;
+    assert_eq!(state, "38000");
+    assert_eq!(
+        msg,
+        "function safe_div: division by zero (at row 2 of the batch)"
+    );
+    let (state, msg) = udf_error(
+        &engine,
+        &ctx,
+        "SELECT refuse(value) FROM generate_series(1, 4)",
+    )
+    .await;
+    assert_eq!(state, "38000");
+    assert_eq!(
+        msg,
+        "function refuse: input rejected by policy (at row 3 of the batch)"
+    );
+    let (_, msg) = udf_error(&engine, &ctx, "SELECT add_one(9223372036854775807)").await;
+    assert_eq!(
+        msg,
+        "function add_one: bigint out of range: 9223372036854775807 + 1 (at row 0 of the batch)"
+    );
+    still_serves(&engine).await;
+}
+
+#[tokio::test]
+async fn lying_output_is_rejected_before_datafusion_sees_it() {
+    let engine = engine();
+    let ctx = session(&engine, 1, &["liar"]);
+    let cases = [
+        ("wrong_len", "returned 11 rows for a batch of 10 rows"),
+        (
+            "short_values",
+            "value buffer has 40 bytes, 10 rows of Int64 need 80",
+        ),
+        ("wrong_type", "value buffer is U32-wide but Int64 needs U64"),
+        ("bad_offsets", "offset"),
+        ("backwards_offsets", "offset"),
+        ("bad_utf8", "utf-8"),
+        (
+            "short_validity",
+            "validity bitmap has 0 bytes, 10 rows need 2",
+        ),
+        ("decimal_overflow", "does not fit decimal precision 5"),
+    ];
+    for (f, expected) in cases {
+        let (state, msg) = udf_error(
+            &engine,
+            &ctx,
+            &format!("SELECT {f}(value) FROM generate_series(1, 10)"),
+        )
+        .await;
+        assert_eq!(state, "39000", "{f}: {msg}");
+        assert!(
+            msg.starts_with(&format!("function {f}: invalid output from guest: ")),
+            "{f}: {msg}"
+        );
+        assert!(
+            msg.to_lowercase().contains(&expected.to_lowercase()),
+            "{f}: {msg}"
+        );
+    }
+    still_serves(&engine).await;
+}
+
+#[tokio::test]
+async fn components_that_import_anything_are_refused_at_load() {
+    let engine = engine();
+    let bytes = std::fs::read(wasmudf_udfs::WASI_FS).unwrap();
+    let err = engine
+        .load_component(&bytes)
+        .err()
+        .expect("must be refused");
+    assert!(matches!(err, Error::ForbiddenImports { .. }));
+    assert_eq!(err.sqlstate(), "42P13");
+    assert!(
+        err.to_string().contains("wasi:filesystem/preopens@0.2.0"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_bytes_are_refused_with_a_reason() {
+    let engine = engine();
+    let core_module = wasmtime_core_module();
+    let err = engine.load_component(&core_module).err().unwrap();
+    assert!(
+        err.to_string()
+            .contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
+    let err = engine.load_component(b"definitely not wasm").err().unwrap();
+    assert!(err.to_string().contains("bad magic number"), "{err}");
+    let mut truncated = std::fs::read(wasmudf_udfs::MATH).unwrap();
+    truncated.truncate(truncated.len() / 2);
+    let err = engine.load_component(&truncated).err().unwrap();
+    assert!(matches!(err, Error::InvalidComponent(_)), "{err}");
+    let small = Engine::new(EngineConfig {
+        max_module_size: 1000,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let err = small
+        .load_component(&std::fs::read(wasmudf_udfs::MATH).unwrap())
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("above the limit of 1000 bytes"),
+        "{err}"
+    );
+}
+
+/// The smallest valid core module: magic + version 1.
+fn wasmtime_core_module() -> Vec<u8> {
+    vec![0, b'a', b's', b'm', 1, 0, 0, 0]
+}
+
+#[tokio::test]
+async fn per_function_limits_narrow_the_defaults() {
+    let engine = engine();
+    let module = load(&engine, "spin");
+    let ctx = datafusion::prelude::SessionContext::new();
+    let mut limits = LimitOverrides::default();
+    limits.set("fuel", "1000000").unwrap();
+    let udf = module
+        .scalar_udf(
+            "spin",
+            &UdfOptions {
+                name: Some("spin_small".into()),
+                limits,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    ctx.register_udf(udf);
+    let (_, msg) = udf_error(&engine, &ctx, "SELECT spin_small(1)").await;
+    assert_eq!(
+        msg,
+        "function spin_small: fuel exhausted (wasm.fuel = 1000000)"
+    );
+
+    // Above the ceiling: refused when the function is created.
+    let capped = Engine::new(EngineConfig {
+        ceilings: Limits {
+            memory: 64 << 20,
+            ..Limits::default_ceilings()
+        },
+        defaults: Limits {
+            memory: 16 << 20,
+            ..Limits::default()
+        },
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let mut limits = LimitOverrides::default();
+    limits.set("memory", "1GB").unwrap();
+    let err = load(&capped, "math")
+        .scalar_udf(
+            "gcd",
+            &UdfOptions {
+                limits,
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap();
+    assert_eq!(err.to_string(), "invalid limit: wasm.memory = 1073741824 bytes is above the server's ceiling of 67108864 bytes");
+}
+
+#[tokio::test]
+async fn volatility_can_only_be_weakened() {
+    let engine = engine();
+    let types = load(&engine, "types");
+    let err = types
+        .scalar_udf(
+            "calls",
+            &UdfOptions {
+                volatility: Some(datafusion::logical_expr::Volatility::Immutable),
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "invalid function description in component: function calls is VOLATILE in its component and cannot be declared IMMUTABLE"
+    );
+    assert!(load(&engine, "math")
+        .scalar_udf(
+            "gcd",
+            &UdfOptions {
+                volatility: Some(datafusion::logical_expr::Volatility::Volatile),
+                ..Default::default()
+            }
+        )
+        .is_ok());
+}
+
+#[tokio::test]
+async fn compiled_artifacts_are_cached_and_verified() {
+    let dir = std::env::temp_dir().join(format!("wasmudf-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = EngineConfig {
+        artifact_dir: Some(dir.clone()),
+        ..EngineConfig::default()
+    };
+    let bytes = std::fs::read(wasmudf_udfs::MATH).unwrap();
+
+    let first = Engine::new(config.clone()).unwrap();
+    let (_, outcome) = first.load_component_traced(&bytes).unwrap();
+    assert_eq!(outcome, CacheOutcome::Compiled);
+
+    let second = Engine::new(config.clone()).unwrap();
+    let (module, outcome) = second.load_component_traced(&bytes).unwrap();
+    assert_eq!(outcome, CacheOutcome::Loaded);
+    let ctx = datafusion::prelude::SessionContext::new();
+    second.register(&ctx, &module).unwrap();
+    assert_eq!(value(&second, &ctx, "SELECT gcd(84, 36)").await, "12");
+
+    // Flip one byte of the artifact: it is rejected and recompiled, never run.
+    let artifact = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .unwrap();
+    let mut data = std::fs::read(&artifact).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0x5a;
+    std::fs::write(&artifact, &data).unwrap();
+    let third = Engine::new(config.clone()).unwrap();
+    let (module, outcome) = third.load_component_traced(&bytes).unwrap();
+    assert_eq!(outcome, CacheOutcome::Rejected);
+    let ctx = datafusion::prelude::SessionContext::new();
+    third.register(&ctx, &module).unwrap();
+    assert_eq!(value(&third, &ctx, "SELECT gcd(84, 36)").await, "12");
+
+    // A foreign cache (another key) is not trusted either.
+    std::fs::write(dir.join("artifact.key"), [7u8; 32]).unwrap();
+    let fourth = Engine::new(config).unwrap();
+    assert_eq!(
+        fourth.load_component_traced(&bytes).unwrap().1,
+        CacheOutcome::Rejected
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,37 @@
+//! Command-line and environment configuration.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// `wasmudf serve` options; each also reads a `WASMUDF_*` environment variable.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "WASMUDF_LISTEN", default_value = "127.0.0.1:5433")]
+    pub listen: String,
+    /// Data directory (created on first start): compiled-component cache and state.
+    #[arg(long, env = "WASMUDF_DATA_DIR", default_value = "./wasmudf-data")]
+    pub data_dir: PathBuf,
+    /// Default fuel per UDF call.
+    #[arg(long, env = "WASMUDF_FUEL")]
+    pub fuel: Option<u64>,
+    /// Default memory per UDF instance (e.g. 256MB).
+    #[arg(long, env = "WASMUDF_MEMORY")]
+    pub memory: Option<String>,
+    /// Default wall-clock deadline per UDF call (e.g. 10s).
+    #[arg(long, env = "WASMUDF_TIMEOUT")]
+    pub timeout: Option<String>,
+    /// Wasm stack size for every UDF call (e.g. 1MB).
+    #[arg(long, env = "WASMUDF_STACK")]
+    pub stack: Option<String>,
+    /// Partitions DataFusion plans queries with (default: number of cores).
+    #[arg(long, env = "WASMUDF_TARGET_PARTITIONS")]
+    pub target_partitions: Option<usize>,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `wasmudf_engine=debug`.
+    #[arg(long, env = "WASMUDF_LOG", default_value = "info")]
+    pub log_level: String,
+    /// Do not register the bundled example functions and demo table.
+    #[arg(long, env = "WASMUDF_NO_EXAMPLES")]
+    pub no_examples: bool,
+}

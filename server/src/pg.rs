@@ -1,0 +1,290 @@
+//! The PostgreSQL wire protocol over the engine: one session per connection.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::DFParser;
+use futures::stream;
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::query::SimpleQueryHandler;
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::error::{ErrorInfo, PgWireResult};
+use wasmudf_engine::datafusion;
+use wasmudf_engine::{parse_bytes, parse_duration, CancelHandle, Engine, EngineConfig, Limits};
+
+use crate::config::ServeArgs;
+
+/// What every connection shares: the engine and the session template.
+pub struct ServerState {
+    engine: Engine,
+    base: SessionContext,
+}
+
+impl ServerState {
+    pub async fn start(args: &ServeArgs) -> Result<Self, String> {
+        std::fs::create_dir_all(&args.data_dir)
+            .map_err(|e| format!("data directory {}: {e}", args.data_dir.display()))?;
+        let mut defaults = Limits::default();
+        if let Some(f) = args.fuel {
+            defaults.fuel = f;
+        }
+        if let Some(m) = &args.memory {
+            defaults.memory = parse_bytes(m).map_err(|e| e.to_string())?;
+        }
+        if let Some(t) = &args.timeout {
+            defaults.timeout = parse_duration(t).map_err(|e| e.to_string())?;
+        }
+        if let Some(s) = &args.stack {
+            defaults.stack = parse_bytes(s).map_err(|e| e.to_string())? as usize;
+        }
+        let engine = Engine::new(EngineConfig {
+            defaults,
+            artifact_dir: Some(args.data_dir.join("artifacts")),
+            ..EngineConfig::default()
+        })
+        .map_err(|e| e.to_string())?;
+        let mut config = SessionConfig::new().with_information_schema(true);
+        if let Some(p) = args.target_partitions {
+            config = config.with_target_partitions(p.max(1));
+        }
+        let base = SessionContext::new_with_config(config);
+        if !args.no_examples {
+            for (name, bytes) in wasmudf_udfs::EXAMPLES {
+                let module = engine
+                    .load_component(bytes)
+                    .map_err(|e| format!("example {name}: {e}"))?;
+                engine.register(&base, &module).map_err(|e| e.to_string())?;
+                tracing::info!(
+                    component = name,
+                    functions = module.functions().len(),
+                    "registered example functions"
+                );
+            }
+            base.sql(DEMO_TABLE)
+                .await
+                .and_then(|_| Ok(()))
+                .map_err(|e| format!("demo table: {e}"))?;
+        }
+        Ok(ServerState { engine, base })
+    }
+}
+
+const DEMO_TABLE: &str =
+    "CREATE TABLE cities (name VARCHAR, lat DOUBLE, lon DOUBLE, population BIGINT) AS VALUES \
+    ('Paris', 48.8566, 2.3522, 2102650), ('London', 51.5074, -0.1278, 8866180), \
+    ('Tokyo', 35.6762, 139.6503, 13960236), ('New York', 40.7128, -74.0060, 8335897), \
+    ('Sydney', -33.8688, 151.2093, 5312163)";
+
+/// One client connection and its own session.
+pub struct Connection {
+    handler: Arc<QueryHandler>,
+}
+
+impl Connection {
+    pub fn new(state: Arc<ServerState>) -> Self {
+        // A private copy of the session settings over the shared catalogs.
+        let session = SessionContext::new_with_state(state.base.state());
+        let handler = Arc::new(QueryHandler {
+            engine: state.engine.clone(),
+            session,
+        });
+        Connection { handler }
+    }
+}
+
+impl PgWireServerHandlers for Connection {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.handler.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        self.handler.clone()
+    }
+}
+
+pub struct QueryHandler {
+    engine: Engine,
+    session: SessionContext,
+}
+
+impl NoopStartupHandler for QueryHandler {}
+
+/// Cancels the query's Wasm calls if the query future is dropped (client cancel,
+/// disconnect), so a spinning guest never outlives its statement.
+struct CancelOnDrop(CancelHandle);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for QueryHandler {
+    async fn do_query<C>(&self, _client: &mut C, sql: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+    {
+        let statements = match DFParser::parse_sql(sql) {
+            Ok(s) => s,
+            Err(e) => return Ok(vec![error_response(&DataFusionError::from(e))]),
+        };
+        let mut responses = Vec::new();
+        for statement in statements {
+            match self.run_statement(statement).await {
+                Ok(r) => responses.push(r),
+                Err(e) => {
+                    tracing::info!(error = %e, "statement failed");
+                    responses.push(error_response(&e));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+impl QueryHandler {
+    async fn run_statement(
+        &self,
+        statement: datafusion::sql::parser::Statement,
+    ) -> Result<Response, DataFusionError> {
+        let query = self.engine.query(&self.session);
+        let _guard = CancelOnDrop(query.cancel_handle());
+        let ctx = query.session();
+        let plan = ctx.state().statement_to_plan(statement).await?;
+        let tag = command_tag(&plan);
+        let df = ctx.execute_logical_plan(plan).await?;
+        let batches = df.collect().await?;
+        if let Some(tag) = tag {
+            return Ok(Response::Execution(Tag::new(tag)));
+        }
+        let schema = batches
+            .first()
+            .map(|b| b.schema())
+            .unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
+        let fields: Arc<Vec<FieldInfo>> = Arc::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    FieldInfo::new(
+                        f.name().clone(),
+                        None,
+                        None,
+                        pg_type(f.data_type()),
+                        FieldFormat::Text,
+                    )
+                })
+                .collect(),
+        );
+        let mut rows: Vec<PgWireResult<_>> = Vec::new();
+        for batch in &batches {
+            let texts: Vec<Vec<Option<String>>> = batch
+                .columns()
+                .iter()
+                .map(render_column)
+                .collect::<Result<_, _>>()?;
+            for r in 0..batch.num_rows() {
+                let mut encoder = DataRowEncoder::new(fields.clone());
+                for col in &texts {
+                    encoder
+                        .encode_field(&col[r])
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                }
+                rows.push(Ok(encoder.take_row()));
+            }
+        }
+        Ok(Response::Query(QueryResponse::new(
+            fields,
+            stream::iter(rows),
+        )))
+    }
+}
+
+fn command_tag(plan: &LogicalPlan) -> Option<&'static str> {
+    use datafusion::logical_expr::DdlStatement as D;
+    match plan {
+        LogicalPlan::Ddl(d) => Some(match d {
+            D::CreateExternalTable(_) | D::CreateMemoryTable(_) => "CREATE TABLE",
+            D::CreateView(_) => "CREATE VIEW",
+            D::CreateCatalogSchema(_) | D::CreateCatalog(_) => "CREATE SCHEMA",
+            D::DropTable(_) => "DROP TABLE",
+            D::DropView(_) => "DROP VIEW",
+            D::DropCatalogSchema(_) => "DROP SCHEMA",
+            D::CreateFunction(_) => "CREATE FUNCTION",
+            D::DropFunction(_) => "DROP FUNCTION",
+            _ => "OK",
+        }),
+        LogicalPlan::Statement(_) => Some("SET"),
+        _ => None,
+    }
+}
+
+fn pg_type(dt: &DataType) -> Type {
+    match dt {
+        DataType::Boolean => Type::BOOL,
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
+        DataType::Int32 | DataType::UInt16 => Type::INT4,
+        DataType::Int64 | DataType::UInt32 => Type::INT8,
+        DataType::UInt64 | DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => Type::NUMERIC,
+        DataType::Float32 => Type::FLOAT4,
+        DataType::Float64 => Type::FLOAT8,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
+        DataType::Date32 | DataType::Date64 => Type::DATE,
+        DataType::Timestamp(_, None) => Type::TIMESTAMP,
+        DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
+        _ => Type::TEXT,
+    }
+}
+
+/// PostgreSQL text-format rendering of a column.
+fn render_column(array: &ArrayRef) -> Result<Vec<Option<String>>, DataFusionError> {
+    let options = FormatOptions::default()
+        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"))
+        .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.f%:z"));
+    let formatter = ArrayFormatter::try_new(array.as_ref(), &options)?;
+    Ok((0..array.len())
+        .map(|i| {
+            if array.is_null(i) {
+                return None;
+            }
+            Some(match array.data_type() {
+                DataType::Boolean => {
+                    if formatter.value(i).to_string() == "true" {
+                        "t".into()
+                    } else {
+                        "f".into()
+                    }
+                }
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+                    let hex = formatter.value(i).to_string();
+                    format!("\\x{hex}")
+                }
+                _ => formatter.value(i).to_string(),
+            })
+        })
+        .collect())
+}
+
+fn error_response(e: &DataFusionError) -> Response {
+    let code = wasmudf_engine::sqlstate(e);
+    let message = match wasmudf_engine::find_udf_error(e) {
+        Some(udf) => udf.to_string(),
+        None => e.find_root().to_string(),
+    };
+    Response::Error(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message,
+    )))
+}

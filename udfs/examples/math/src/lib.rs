@@ -1,0 +1,43 @@
+//! Integer arithmetic: `add_one(bigint)`, `gcd(bigint, bigint)`, `safe_div(bigint, bigint)`,
+//! and a whole-batch `add_one_batch(bigint)` showing the batch API.
+
+use wasmudf::{batch, scalar, Column, Output, UdfError};
+
+/// `x + 1`, wrapping on overflow like Rust's release arithmetic would not: we refuse.
+#[scalar]
+fn add_one(x: i64) -> Result<i64, String> {
+    x.checked_add(1)
+        .ok_or_else(|| format!("bigint out of range: {x} + 1"))
+}
+
+/// Greatest common divisor (Euclid), always non-negative.
+#[scalar]
+fn gcd(a: i64, b: i64) -> i64 {
+    let (mut a, mut b) = (a.unsigned_abs(), b.unsigned_abs());
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a as i64
+}
+
+/// Integer division that rejects a zero divisor with an error naming the row.
+#[scalar]
+fn safe_div(a: i64, b: i64) -> Result<i64, &'static str> {
+    if b == 0 {
+        return Err("division by zero");
+    }
+    a.checked_div(b).ok_or("bigint out of range")
+}
+
+/// Batch API: works on the whole column at once.
+#[batch(params(i64), returns = i64)]
+fn add_one_batch(rows: usize, args: &[Column]) -> Result<Column, UdfError> {
+    let x = args[0].reader::<i64>(rows)?;
+    let mut out = Output::<i64>::with_capacity(rows);
+    for i in 0..rows {
+        out.push(x.value(i).wrapping_add(1));
+    }
+    out.finish()
+}
+
+wasmudf::export!(add_one, gcd, safe_div, add_one_batch);

@@ -1,0 +1,45 @@
+//! Text functions: `initials(text)`, `upper_ascii(text)`, `reverse(text)`, `byte_len(bytea)`.
+
+use wasmudf::{batch, scalar, Column, Output, UdfError};
+
+/// "Ada Lovelace" -> "AL". Null in, null out; called on null so it can say so itself.
+#[scalar]
+fn initials(name: Option<&str>) -> Option<String> {
+    let name = name?;
+    let s: String = name
+        .split_whitespace()
+        .filter_map(|w| w.chars().next())
+        .flat_map(char::to_uppercase)
+        .collect();
+    Some(s)
+}
+
+/// ASCII upper-casing over the whole batch, without a `String` per row.
+#[batch(params(&str), returns = String)]
+fn upper_ascii(rows: usize, args: &[Column]) -> Result<Column, UdfError> {
+    let s = args[0].reader::<&str>(rows)?;
+    let mut out = Output::<String>::with_capacity(rows);
+    let mut buf = Vec::new();
+    for i in 0..rows {
+        let v = s.value(i).as_bytes();
+        buf.clear();
+        buf.extend(v.iter().map(u8::to_ascii_uppercase));
+        // Upper-casing ASCII bytes keeps UTF-8 valid.
+        out.push_str(std::str::from_utf8(&buf).map_err(|e| wasmudf::error(e.to_string()))?);
+    }
+    out.finish()
+}
+
+/// Reverses the characters of a string.
+#[scalar]
+fn reverse(s: &str) -> String {
+    s.chars().rev().collect()
+}
+
+/// Length of a byte string.
+#[scalar]
+fn byte_len(b: &[u8]) -> i32 {
+    b.len() as i32
+}
+
+wasmudf::export!(initials, upper_ascii, reverse, byte_len);

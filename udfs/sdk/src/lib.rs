@@ -1,0 +1,145 @@
+//! # wasmudf — write SQL functions in Rust, run them in wasmudf
+//!
+//! ```ignore
+//! #[wasmudf::scalar]
+//! fn gcd(a: i64, b: i64) -> i64 { /* ... */ }
+//!
+//! #[wasmudf::scalar]
+//! fn initials(name: Option<&str>) -> Option<String> { /* ... */ }
+//!
+//! wasmudf::export!(gcd, initials);
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-unknown-unknown` and wrap the
+//! `.wasm` into a component (`wasm-tools component new`, or put the crate under
+//! `udfs/examples/` and run `cargo build -p wasmudf-udfs`).
+//!
+//! - Arguments: `bool`, `i8`..`i64`, `u8`..`u64`, `f32`, `f64`, `&str`, `&[u8]`,
+//!   [`Date32`], [`TimestampMicros`], [`TimestampNanos`], [`TimestampTzMicros`],
+//!   [`TimestampTzNanos`], [`Decimal`]. Wrap in `Option` to see nulls: a function whose
+//!   arguments are all non-`Option` is *strict* (null in, null out, never called).
+//! - Results: the same types with `String` and `Vec<u8>` for text and bytes, optionally
+//!   in `Option` (null) and/or `Result<_, E: Display>` (an error fails the query with
+//!   your message and the row).
+//! - Whole-batch functions: [`batch`] with [`Column::reader`] and [`Output`].
+mod column;
+mod types;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../engine/wit",
+        world: "scalar-udfs",
+        pub_export_macro: true,
+        export_macro_name: "__export_wasmudf_world",
+        default_bindings_module: "wasmudf::bindings",
+    });
+}
+
+pub use column::{Output, OutputBuilder, Reader};
+pub use types::{
+    ArgType, Date32, Decimal, IntoOutput, ReturnType, SqlType, TimestampMicros, TimestampNanos,
+    TimestampTzMicros, TimestampTzNanos,
+};
+pub use wasmudf_macros::{batch, scalar};
+
+/// A column as it arrives from the host (Arrow layout).
+pub type Column = bindings::wasmudf::udf::types::Column;
+/// A column type.
+pub type DataType = bindings::wasmudf::udf::types::DataType;
+/// Volatility of a function.
+pub type Volatility = bindings::wasmudf::udf::types::Volatility;
+/// Null handling of a function.
+pub type NullHandling = bindings::wasmudf::udf::types::NullHandling;
+/// An error that fails the query, with the guest's message.
+pub type UdfError = bindings::wasmudf::udf::types::UdfError;
+#[doc(hidden)]
+pub use bindings::wasmudf::udf::types::{
+    Buffer, DecimalType, FunctionKind, FunctionSignature, TimeUnit, TimestampType,
+};
+
+/// Makes a [`UdfError`] with a message and no row.
+pub fn error(message: impl Into<String>) -> UdfError {
+    UdfError {
+        message: message.into(),
+        row: None,
+    }
+}
+
+/// One exported scalar function: what `#[scalar]` and `#[batch]` generate.
+#[doc(hidden)]
+pub struct ScalarFunction {
+    pub name: &'static str,
+    pub params: fn() -> Vec<DataType>,
+    pub returns: fn() -> DataType,
+    pub volatility: Volatility,
+    pub null_handling: NullHandling,
+    pub call: fn(usize, &[Column]) -> Result<Column, UdfError>,
+}
+
+#[doc(hidden)]
+pub fn describe(functions: &[&ScalarFunction]) -> Vec<FunctionSignature> {
+    functions
+        .iter()
+        .map(|f| FunctionSignature {
+            name: f.name.into(),
+            kind: FunctionKind::Scalar,
+            params: (f.params)(),
+            returns: (f.returns)(),
+            volatility: f.volatility,
+            null_handling: f.null_handling,
+        })
+        .collect()
+}
+
+#[doc(hidden)]
+pub fn dispatch(
+    functions: &[&ScalarFunction],
+    function: u32,
+    rows: u32,
+    args: Vec<Column>,
+) -> Result<Column, UdfError> {
+    let f = functions
+        .get(function as usize)
+        .ok_or_else(|| error(format!("no function number {function}")))?;
+    if args.len() != (f.params)().len() {
+        return Err(error(format!(
+            "{} takes {} arguments, got {}",
+            f.name,
+            (f.params)().len(),
+            args.len()
+        )));
+    }
+    (f.call)(rows as usize, &args)
+}
+
+/// Exports the listed functions (each marked `#[scalar]` or `#[batch]`) as this
+/// component's UDFs. Use once per crate.
+#[macro_export]
+macro_rules! export {
+    ($($f:ident),+ $(,)?) => {
+        #[doc(hidden)]
+        struct __WasmudfComponent;
+
+        #[doc(hidden)]
+        const __WASMUDF_FUNCTIONS: &[&$crate::ScalarFunction] = &[$(&$f::FUNCTION),+];
+
+        impl $crate::bindings::exports::wasmudf::udf::guest::Guest for __WasmudfComponent {
+            fn describe() -> ::std::vec::Vec<$crate::FunctionSignature> {
+                $crate::describe(__WASMUDF_FUNCTIONS)
+            }
+        }
+
+        impl $crate::bindings::exports::wasmudf::udf::scalar::Guest for __WasmudfComponent {
+            fn call(
+                function: u32,
+                rows: u32,
+                args: ::std::vec::Vec<$crate::Column>,
+            ) -> ::core::result::Result<$crate::Column, $crate::UdfError> {
+                $crate::dispatch(__WASMUDF_FUNCTIONS, function, rows, args)
+            }
+        }
+
+        $crate::bindings::__export_wasmudf_world!(__WasmudfComponent with_types_in $crate::bindings);
+    };
+}
