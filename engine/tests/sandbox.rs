@@ -179,7 +179,7 @@ async fn guest_errors_carry_message_and_row() {
     let (_, msg) = udf_error(&engine, &ctx, "SELECT add_one(9223372036854775807)").await;
     assert_eq!(
         msg,
-        "function add_one: bigint out of range: 9223372036854775807 + 1 (at row 0 of the batch)"
+        "function add_one: bigint out of range (at row 0 of the batch)"
     );
     still_serves(&engine).await;
 }

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -266,6 +267,17 @@ fn render_column(array: &ArrayRef) -> Result<Vec<Option<String>>, DataFusionErro
                         "f".into()
                     }
                 }
+                DataType::Float32 | DataType::Float64 => {
+                    let v = ScalarValue::try_from_array(array, i)
+                        .ok()
+                        .and_then(|s| match s {
+                            ScalarValue::Float32(v) => v.map(f64::from),
+                            ScalarValue::Float64(v) => v,
+                            _ => None,
+                        })
+                        .unwrap_or(f64::NAN);
+                    pg_float(v)
+                }
                 DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
                     let hex = formatter.value(i).to_string();
                     format!("\\x{hex}")
@@ -274,6 +286,21 @@ fn render_column(array: &ArrayRef) -> Result<Vec<Option<String>>, DataFusionErro
             })
         })
         .collect())
+}
+
+/// PostgreSQL's float text: shortest round-trip digits, `Infinity`, `NaN`.
+fn pg_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
+    } else {
+        v.to_string()
+    }
 }
 
 fn error_response(e: &DataFusionError) -> Response {

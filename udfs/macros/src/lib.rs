@@ -119,6 +119,21 @@ fn describe_module(
     }
 }
 
+/// The generated `__call`: checks the arity, then runs `body`.
+fn call_fn(arity: usize, body: TokenStream2) -> TokenStream2 {
+    quote! {
+        fn __call(
+            rows: usize,
+            args: &[::wasmudf::Column],
+        ) -> ::core::result::Result<::wasmudf::Column, ::wasmudf::UdfError> {
+            if args.len() != #arity {
+                return Err(::wasmudf::error("wrong number of arguments"));
+            }
+            #body
+        }
+    }
+}
+
 /// Exposes a row-at-a-time Rust function as a scalar SQL function; the SDK runs it
 /// over whole batches.
 ///
@@ -208,30 +223,68 @@ fn expand_scalar(func: &ItemFn, o: &Options) -> syn::Result<TokenStream2> {
         }
     };
     let value_ty = quote!(<#ret as ::wasmudf::IntoOutput>::Value);
-    let call = quote! {
-        fn __call(
-            rows: usize,
-            args: &[::wasmudf::Column],
-        ) -> ::core::result::Result<::wasmudf::Column, ::wasmudf::UdfError> {
-            if args.len() != #arity {
-                return Err(::wasmudf::error("wrong number of arguments"));
-            }
-            #(#reads)*
-            let mut out = ::wasmudf::Output::<#value_ty>::with_capacity(rows);
-            #null_check
-            for i in 0..rows {
-                #null_skip
-                match ::wasmudf::IntoOutput::into_output(super::#ident(#(#values),*)) {
-                    Ok(Some(v)) => out.push(v),
-                    Ok(None) => out.push_null(),
-                    Err(message) => {
-                        return Err(::wasmudf::UdfError { message, row: Some(i as u32) })
+    // Fast path: a strict function that never returns null, over full columns without
+    // nulls, is one zip-map-collect that the compiler can vectorize.
+    let fast_path = if strict {
+        let zipped = readers
+            .iter()
+            .map(|r| quote!(#r.iter()))
+            .reduce(|acc, next| quote!(#acc.zip(#next)))
+            .unwrap_or_else(|| quote!((0..rows).map(|_| ())));
+        let pattern = if readers.is_empty() {
+            quote!(_)
+        } else {
+            readers
+                .iter()
+                .map(|r| quote!(#r))
+                .reduce(|acc, next| quote!((#acc, #next)))
+                .expect("non-empty")
+        };
+        quote! {
+            if <#ret as ::wasmudf::IntoOutput>::NEVER_NULL
+                && true #(&& #readers.is_full() && !#readers.has_nulls())*
+            {
+                // Optimistic: assume no row fails. If one does, the row-by-row path
+                // below runs and reports the first failure with its row.
+                let mut failed = false;
+                let values = #zipped.map(|#pattern| {
+                    match ::wasmudf::IntoOutput::into_value(super::#ident(#(#readers),*)) {
+                        Some(v) => v,
+                        None => {
+                            failed = true;
+                            ::core::default::Default::default()
+                        }
                     }
+                });
+                let out = ::wasmudf::Output::<#value_ty>::from_values(rows, values);
+                if !failed {
+                    return out.finish();
                 }
             }
-            out.finish()
         }
+    } else {
+        quote!()
     };
+    let call = call_fn(
+        arity,
+        quote! {
+                #(#reads)*
+                #fast_path
+                let mut out = ::wasmudf::Output::<#value_ty>::with_capacity(rows);
+                #null_check
+                for i in 0..rows {
+                    #null_skip
+                    match ::wasmudf::IntoOutput::into_output(super::#ident(#(#values),*)) {
+                        Ok(Some(v)) => out.push(v),
+                        Ok(None) => out.push_null(),
+                        Err(message) => {
+                            return Err(::wasmudf::UdfError { message, row: Some(i as u32) })
+                        }
+                    }
+                }
+                out.finish()
+        },
+    );
     let returns = quote!(<#value_ty as ::wasmudf::SqlType>::data_type());
     Ok(describe_module(func, o, &params, returns, strict, call))
 }
@@ -255,14 +308,7 @@ pub fn batch(attr: TokenStream, item: TokenStream) -> TokenStream {
             .into();
     };
     let ident = &func.sig.ident;
-    let call = quote! {
-        fn __call(
-            rows: usize,
-            args: &[::wasmudf::Column],
-        ) -> ::core::result::Result<::wasmudf::Column, ::wasmudf::UdfError> {
-            super::#ident(rows, args)
-        }
-    };
+    let call = call_fn(params.len(), quote!(super::#ident(rows, args)));
     let params: Vec<&Type> = params.iter().collect();
     let strict = options.null_handling.as_deref() != Some("called_on_null");
     let returns = quote!(<#returns as ::wasmudf::SqlType>::data_type());

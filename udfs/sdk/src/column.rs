@@ -78,6 +78,20 @@ impl<'a, T: ArgType<'a>> Reader<'a, T> {
         T::get(&self.values, i & self.mask)
     }
 
+    /// Whether this is a full column (not a literal broadcast to every row).
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.mask == usize::MAX
+    }
+
+    /// Every row's value in order, ignoring validity: the fast way through a full
+    /// column. Panics for a broadcast literal (see [`Reader::is_full`]).
+    #[inline]
+    pub fn iter(&self) -> impl Iterator<Item = T::Item> + '_ {
+        assert!(self.is_full(), "iter() over a broadcast literal");
+        T::iter(&self.values, self.rows)
+    }
+
     /// The value at row `i`, or `None` if it is null.
     #[inline(always)]
     pub fn get(&self, i: usize) -> Option<T::Item> {
@@ -104,6 +118,12 @@ pub trait OutputBuilder<T>: Sized {
     fn push(&mut self, value: T);
     /// Appends a placeholder for a null row (validity is tracked by [`Output`]).
     fn push_placeholder(&mut self);
+    /// A builder holding every value of `values`.
+    fn from_iter(values: impl Iterator<Item = T>) -> Self {
+        let mut b = Self::with_capacity(values.size_hint().0);
+        values.for_each(|v| b.push(v));
+        b
+    }
     /// The finished buffers: (offsets, values).
     fn finish(self) -> Result<(Vec<i32>, Buffer), UdfError>;
 }
@@ -122,6 +142,17 @@ impl<T: ReturnType> Output<T> {
         Output {
             builder: T::Builder::with_capacity(rows),
             len: 0,
+            validity: None,
+        }
+    }
+
+    /// A column of exactly `values`, none null (`rows` is their number). For fixed-width
+    /// types this is a single `collect`, which the compiler can vectorize.
+    #[inline]
+    pub fn from_values(rows: usize, values: impl Iterator<Item = T>) -> Self {
+        Output {
+            builder: T::Builder::from_iter(values),
+            len: rows,
             validity: None,
         }
     }
@@ -288,6 +319,10 @@ impl<W: Copy + Default> WordBuilder<W> {
         WordBuilder {
             values: Vec::with_capacity(rows),
         }
+    }
+
+    pub(crate) fn from_words(values: Vec<W>) -> Self {
+        WordBuilder { values }
     }
 
     #[inline(always)]

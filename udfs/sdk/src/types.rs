@@ -22,10 +22,13 @@ pub trait ArgType<'a>: SqlType {
     fn values(col: &'a Column, len: usize) -> Result<Self::Values, UdfError>;
     #[doc(hidden)]
     fn get(values: &Self::Values, i: usize) -> Self::Item;
+    /// Every row in order, for a full (not broadcast) column of `len` rows.
+    #[doc(hidden)]
+    fn iter(values: &Self::Values, len: usize) -> impl Iterator<Item = Self::Item> + '_;
 }
 
 /// A type a result column can be built from.
-pub trait ReturnType: SqlType + Sized {
+pub trait ReturnType: SqlType + Sized + Default {
     /// Its column builder.
     #[doc(hidden)]
     type Builder: OutputBuilder<Self>;
@@ -36,28 +39,43 @@ pub trait ReturnType: SqlType + Sized {
 pub trait IntoOutput {
     /// The column type.
     type Value: ReturnType;
+    /// True for `T` and `Result<T, E>` (never null): such functions get a vectorizable
+    /// fast path when no argument has nulls.
+    #[doc(hidden)]
+    const NEVER_NULL: bool = false;
     /// `Ok(None)` is a null; `Err` fails the query with the message.
     fn into_output(self) -> Result<Option<Self::Value>, String>;
+    /// For `NEVER_NULL` outputs: the value, or `None` for an error (whose message the
+    /// slow path then reports); never called otherwise.
+    #[doc(hidden)]
+    fn into_value(self) -> Option<Self::Value>;
 }
 
 macro_rules! into_output {
     ($([$($g:tt)*] $t:ty),* $(,)?) => {$(
         impl<$($g)*> IntoOutput for $t {
             type Value = $t;
+            const NEVER_NULL: bool = true;
             #[inline(always)]
             fn into_output(self) -> Result<Option<$t>, String> { Ok(Some(self)) }
+            #[inline(always)]
+            fn into_value(self) -> Option<$t> { Some(self) }
         }
         impl<$($g)*> IntoOutput for Option<$t> {
             type Value = $t;
             #[inline(always)]
             fn into_output(self) -> Result<Option<$t>, String> { Ok(self) }
+            fn into_value(self) -> Option<$t> { unreachable!("nullable output") }
         }
         impl<E: Display, $($g)*> IntoOutput for Result<$t, E> {
             type Value = $t;
+            const NEVER_NULL: bool = true;
             #[inline(always)]
             fn into_output(self) -> Result<Option<$t>, String> {
                 self.map(Some).map_err(|e| e.to_string())
             }
+            #[inline(always)]
+            fn into_value(self) -> Option<$t> { self.ok() }
         }
         impl<E: Display, $($g)*> IntoOutput for Result<Option<$t>, E> {
             type Value = $t;
@@ -65,6 +83,7 @@ macro_rules! into_output {
             fn into_output(self) -> Result<Option<$t>, String> {
                 self.map_err(|e| e.to_string())
             }
+            fn into_value(self) -> Option<$t> { unreachable!("nullable output") }
         }
     )*};
 }
@@ -92,9 +111,17 @@ macro_rules! fixed_width {
                 let $b = values[i];
                 $from_wire
             }
+            #[inline(always)]
+            fn iter<'b>(values: &'b &'a [$w], len: usize) -> impl Iterator<Item = $t> + 'b {
+                values[..len].iter().map(|&$b| $from_wire)
+            }
         }
         impl OutputBuilder<$t> for WordBuilder<$w> {
             fn with_capacity(rows: usize) -> Self { WordBuilder::with_capacity(rows) }
+            #[inline(always)]
+            fn from_iter(values: impl Iterator<Item = $t>) -> Self {
+                WordBuilder::from_words(values.map(|$a| $to_wire).collect())
+            }
             #[inline(always)]
             fn push(&mut self, $a: $t) { self.push_word($to_wire) }
             fn push_placeholder(&mut self) { self.push_word(0) }
@@ -177,6 +204,9 @@ impl<'a> ArgType<'a> for bool {
     fn get(values: &&'a [u8], i: usize) -> bool {
         bit(values, i)
     }
+    fn iter<'b>(values: &'b &'a [u8], len: usize) -> impl Iterator<Item = bool> + 'b {
+        (0..len).map(move |i| bit(values, i))
+    }
 }
 
 impl ReturnType for bool {
@@ -208,6 +238,11 @@ impl<'a, const P: u8, const S: i8> ArgType<'a> for Decimal<P, S> {
         let lo = values[2 * i] as u128;
         let hi = values[2 * i + 1] as u128;
         Decimal(((hi << 64) | lo) as i128)
+    }
+    fn iter<'b>(values: &'b &'a [u64], len: usize) -> impl Iterator<Item = Self> + 'b {
+        values[..2 * len]
+            .chunks_exact(2)
+            .map(|w| Decimal((((w[1] as u128) << 64) | w[0] as u128) as i128))
     }
 }
 
@@ -277,6 +312,12 @@ impl<'a> ArgType<'a> for &'a str {
         let (offsets, text) = *values;
         &text[offsets[i] as usize..offsets[i + 1] as usize]
     }
+    fn iter(values: &Self::Values, len: usize) -> impl Iterator<Item = &'a str> + '_ {
+        let (offsets, text) = *values;
+        offsets[..=len]
+            .windows(2)
+            .map(move |w| &text[w[0] as usize..w[1] as usize])
+    }
 }
 
 impl SqlType for &[u8] {
@@ -295,6 +336,12 @@ impl<'a> ArgType<'a> for &'a [u8] {
     fn get(values: &Self::Values, i: usize) -> &'a [u8] {
         let (offsets, data) = *values;
         &data[offsets[i] as usize..offsets[i + 1] as usize]
+    }
+    fn iter(values: &Self::Values, len: usize) -> impl Iterator<Item = &'a [u8]> + '_ {
+        let (offsets, data) = *values;
+        offsets[..=len]
+            .windows(2)
+            .map(move |w| &data[w[0] as usize..w[1] as usize])
     }
 }
 

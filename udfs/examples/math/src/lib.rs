@@ -3,11 +3,10 @@
 
 use wasmudf::{batch, scalar, Column, Output, UdfError};
 
-/// `x + 1`, wrapping on overflow like Rust's release arithmetic would not: we refuse.
+/// `x + 1`; overflow is an error, as for SQL's `bigint + 1`.
 #[scalar]
-fn add_one(x: i64) -> Result<i64, String> {
-    x.checked_add(1)
-        .ok_or_else(|| format!("bigint out of range: {x} + 1"))
+fn add_one(x: i64) -> Result<i64, &'static str> {
+    x.checked_add(1).ok_or("bigint out of range")
 }
 
 /// Greatest common divisor (Euclid), always non-negative.
@@ -29,15 +28,19 @@ fn safe_div(a: i64, b: i64) -> Result<i64, &'static str> {
     a.checked_div(b).ok_or("bigint out of range")
 }
 
-/// Batch API: works on the whole column at once.
+/// Batch API: works on the whole column at once. `x + 1`, wrapping on overflow.
+///
+/// Strict (the default for batch functions): the host nulls every row whose input is
+/// null, so the values of such rows can be computed like any other.
 #[batch(params(i64), returns = i64)]
 fn add_one_batch(rows: usize, args: &[Column]) -> Result<Column, UdfError> {
     let x = args[0].reader::<i64>(rows)?;
-    let mut out = Output::<i64>::with_capacity(rows);
-    for i in 0..rows {
-        out.push(x.value(i).wrapping_add(1));
+    if x.is_full() {
+        // One map-collect over the column: vectorized by the compiler.
+        return Output::from_values(rows, x.iter().map(|v| v.wrapping_add(1))).finish();
     }
-    out.finish()
+    // A literal argument: one value for every row.
+    Output::from_values(rows, (0..rows).map(|i| x.value(i).wrapping_add(1))).finish()
 }
 
 wasmudf::export!(add_one, gcd, safe_div, add_one_batch);

@@ -1,0 +1,183 @@
+//! The real `wasmudf` binary on a loopback port, driven by tokio-postgres and psql.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+/// A running server; killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+    _data: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Server {
+    fn start(name: &str) -> Server {
+        let data =
+            std::env::temp_dir().join(format!("wasmudf-smoke-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmudf"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-level",
+                "warn",
+                "--data-dir",
+            ])
+            .arg(&data)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start wasmudf");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read banner");
+        // "wasmudf listening on 127.0.0.1:PORT — connect with: ..."
+        let port = line
+            .split_whitespace()
+            .nth(3)
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected banner: {line:?}"));
+        assert!(
+            data.join("artifacts").is_dir(),
+            "data directory was not created"
+        );
+        Server {
+            child,
+            port,
+            _data: TempDir(data),
+        }
+    }
+
+    async fn client(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={} user=wasmudf", self.port),
+            NoTls,
+        )
+        .await
+        .expect("connect");
+        tokio::spawn(conn);
+        client
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_functions_answer_the_first_query() {
+    let server = Server::start("first");
+    let client = server.client().await;
+    let out = client
+        .simple_query("SELECT gcd(1071, 462) AS g, add_one(41) AS a, initials('Ada Lovelace') AS i")
+        .await
+        .expect("query");
+    assert_eq!(
+        rows(&out),
+        vec![vec![
+            Some("21".into()),
+            Some("42".into()),
+            Some("AL".into())
+        ]]
+    );
+    let out = client
+        .simple_query("SELECT name, round(haversine(lat, lon, 48.8566, 2.3522)) FROM cities WHERE name = 'London'")
+        .await
+        .expect("query");
+    assert_eq!(
+        rows(&out),
+        vec![vec![Some("London".into()), Some("344".into())]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_sqlstates_and_the_connection_survives() {
+    let server = Server::start("errors");
+    let client = server.client().await;
+    let cases = [
+        (
+            "SELECT safe_div(1, 0)",
+            "38000",
+            "function safe_div: division by zero (at row 0 of the batch)",
+        ),
+        ("SELECT no_such_function(1)", "42883", "no_such_function"),
+        ("SELEC 1", "42601", "SELEC"),
+        ("SELECT * FROM no_such_table", "42P01", "no_such_table"),
+    ];
+    for (sql, code, text) in cases {
+        let err = client.simple_query(sql).await.expect_err(sql);
+        let db = err.as_db_error().unwrap_or_else(|| panic!("{sql}: {err}"));
+        assert_eq!(db.code().code(), code, "{sql}: {}", db.message());
+        assert!(db.message().contains(text), "{sql}: {}", db.message());
+        // The same connection keeps working.
+        let ok = client
+            .simple_query("SELECT add_one(1)")
+            .await
+            .expect("after error");
+        assert_eq!(rows(&ok), vec![vec![Some("2".into())]]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_calls_a_wasm_function() {
+    let server = Server::start("psql");
+    let port = server.port.to_string();
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "wasmudf",
+                "-X",
+                "-A",
+                "-t",
+                "-c",
+            ])
+            .arg("SELECT reverse('wasm') || '|' || gcd(12, 18)")
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output(),
+    )
+    .await
+    .expect("psql finished")
+    .expect("psql is installed (Debian: postgresql-client)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.trim(), "msaw|6");
+}
