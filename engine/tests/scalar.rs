@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::*;
 use datafusion::arrow::array::*;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use wasmudf_engine::{FunctionKind, NullHandling};
@@ -98,8 +98,7 @@ async fn examples_compute_what_they_claim() {
 
 /// A batch with one column of every supported type, every other row null.
 fn all_types_batch(rows: usize) -> RecordBatch {
-    let valid = |i: usize| i % 2 == 0;
-    let ts = |unit: TimeUnit, tz: Option<&str>| DataType::Timestamp(unit, tz.map(Arc::from));
+    let valid = |i: usize| i.is_multiple_of(2);
     let cols: Vec<(&str, ArrayRef)> = vec![
         (
             "bool",
@@ -258,7 +257,6 @@ fn all_types_batch(rows: usize) -> RecordBatch {
             ),
         ),
     ];
-    let _ = ts;
     let schema = Schema::new(
         cols.iter()
             .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))

@@ -71,7 +71,7 @@ impl ServerState {
             }
             base.sql(DEMO_TABLE)
                 .await
-                .and_then(|_| Ok(()))
+                .map(|_| ())
                 .map_err(|e| format!("demo table: {e}"))?;
         }
         Ok(ServerState { engine, base })
@@ -137,7 +137,7 @@ impl SimpleQueryHandler for QueryHandler {
     {
         let statements = match DFParser::parse_sql(sql) {
             Ok(s) => s,
-            Err(e) => return Ok(vec![error_response(&DataFusionError::from(e))]),
+            Err(e) => return Ok(vec![error_response(&e)]),
         };
         let mut responses = Vec::new();
         for statement in statements {

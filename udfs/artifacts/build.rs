@@ -35,6 +35,7 @@ fn main() {
     );
 
     let guests = guest_crates(&udfs);
+    ensure_wasm_target();
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&udfs)
@@ -113,6 +114,31 @@ fn main() {
     ));
     let gen = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("paths.rs");
     fs::write(gen, consts).expect("write paths.rs");
+}
+
+/// Installs the guest target with rustup if the toolchain lacks it, so that a fresh
+/// machine with only rustup and cargo can build everything.
+fn ensure_wasm_target() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let installed = sysroot
+        .map(|s| s.join("lib/rustlib/wasm32-unknown-unknown").is_dir())
+        .unwrap_or(false);
+    if !installed {
+        let added = Command::new("rustup")
+            .args(["target", "add", "wasm32-unknown-unknown"])
+            .status();
+        if !matches!(added, Ok(s) if s.success()) {
+            println!(
+                "cargo:warning=could not install wasm32-unknown-unknown; run: rustup target add wasm32-unknown-unknown"
+            );
+        }
+    }
 }
 
 /// (crate name, "example" | "hostile") for every directory under examples/ and hostile/.
