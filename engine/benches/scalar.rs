@@ -387,8 +387,21 @@ async fn main() {
     let fresh_nofuel = time(|| {
         black_box(invoke(&w_nofuel, &one, &no_scope));
     });
+    let load = |engine: &Engine| {
+        engine
+            .load_component(&std::fs::read(wasmudf_udfs::MATH).unwrap())
+            .unwrap()
+    };
+    let (m_fuel, m_nofuel) = (load(&engine_fuel), load(&engine_nofuel));
+    let inst_fuel = time(|| m_fuel.instantiate_once().unwrap());
+    let inst_nofuel = time(|| m_nofuel.instantiate_once().unwrap());
     println!(
-        "| instantiate (fresh-instance call minus pooled call) | {} | {} |",
+        "| instantiate alone (pooling allocator, `InstancePre`) | {} | {} |",
+        fmt(inst_fuel),
+        fmt(inst_nofuel)
+    );
+    println!(
+        "| fresh instance's first call, extra over a pooled call (instantiate + page faults) | {} | {} |",
         fmt(fresh_fuel.saturating_sub(call_fuel)),
         fmt(fresh_nofuel.saturating_sub(call_nofuel))
     );

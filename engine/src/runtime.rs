@@ -406,6 +406,22 @@ impl Module {
             .ok_or_else(|| Error::NoSuchFunction(name.to_string()))
     }
 
+    /// Instantiates the component once under the default limits and drops the
+    /// instance: the cost a query pays per partition before its first batch. Useful as
+    /// a health check, and to measure instantiation alone.
+    pub fn instantiate_once(&self) -> Result<()> {
+        let engine = &self.inner.engine.inner;
+        GuestInstance::new(
+            &engine.wasmtime,
+            &self.inner.pre,
+            self.inner.call,
+            &engine.config.defaults,
+            engine.config.fuel_metering,
+            "instantiate",
+        )
+        .map(drop)
+    }
+
     /// A DataFusion scalar UDF that runs function `export` of this component.
     pub fn scalar_udf(&self, export: &str, options: &UdfOptions) -> Result<ScalarUDF> {
         let index = self

@@ -404,3 +404,27 @@ async fn compiled_artifacts_are_cached_and_verified() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn limits_cover_instantiation_too() {
+    let engine = engine();
+    load(&engine, "math").instantiate_once().unwrap();
+    // A Rust guest's initial linear memory is over 1 MiB: a 64 KiB limit refuses it
+    // at instantiation, before any call.
+    let tiny = Engine::new(Limits {
+        memory: 64 << 10,
+        ..Limits::default()
+    })
+    .unwrap();
+    let bytes = std::fs::read(wasmudf_udfs::MATH).unwrap();
+    let err = tiny
+        .load_component(&bytes)
+        .err()
+        .expect("describe needs an instance");
+    assert_eq!(err.sqlstate(), "53200", "{err}");
+    assert!(
+        err.to_string()
+            .contains("memory limit exceeded (wasm.memory = 65536 bytes"),
+        "{err}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The Rust types a UDF can take and return, and their SQL types.
 
 use std::fmt::Display;
+use std::ops::{Index, Range};
 
 use crate::column::{bit, BoolBuilder, OutputBuilder, VarBuilder, WordBuilder};
 use crate::{error, Buffer, Column, DataType, DecimalType, TimeUnit, TimestampType, UdfError};
@@ -290,6 +291,27 @@ fn var_values(col: &Column, len: usize) -> Result<(&[i32], &[u8]), UdfError> {
     Ok((offsets, data))
 }
 
+/// Row `i` of a text or bytes column (offsets were checked in `var_values`).
+#[inline(always)]
+fn var_get<'a, T: ?Sized + Index<Range<usize>, Output = T>>(
+    values: &(&'a [i32], &'a T),
+    i: usize,
+) -> &'a T {
+    let (offsets, data) = *values;
+    &data[offsets[i] as usize..offsets[i + 1] as usize]
+}
+
+/// Every row of a text or bytes column.
+fn var_iter<'a, 'b, T: ?Sized + Index<Range<usize>, Output = T>>(
+    values: &'b (&'a [i32], &'a T),
+    len: usize,
+) -> impl Iterator<Item = &'a T> + 'b {
+    let (offsets, data) = *values;
+    offsets[..=len]
+        .windows(2)
+        .map(move |w| &data[w[0] as usize..w[1] as usize])
+}
+
 impl SqlType for &str {
     fn data_type() -> DataType {
         DataType::Utf8
@@ -309,14 +331,10 @@ impl<'a> ArgType<'a> for &'a str {
     }
     #[inline(always)]
     fn get(values: &Self::Values, i: usize) -> &'a str {
-        let (offsets, text) = *values;
-        &text[offsets[i] as usize..offsets[i + 1] as usize]
+        var_get(values, i)
     }
     fn iter(values: &Self::Values, len: usize) -> impl Iterator<Item = &'a str> + '_ {
-        let (offsets, text) = *values;
-        offsets[..=len]
-            .windows(2)
-            .map(move |w| &text[w[0] as usize..w[1] as usize])
+        var_iter(values, len)
     }
 }
 
@@ -334,14 +352,10 @@ impl<'a> ArgType<'a> for &'a [u8] {
     }
     #[inline(always)]
     fn get(values: &Self::Values, i: usize) -> &'a [u8] {
-        let (offsets, data) = *values;
-        &data[offsets[i] as usize..offsets[i + 1] as usize]
+        var_get(values, i)
     }
     fn iter(values: &Self::Values, len: usize) -> impl Iterator<Item = &'a [u8]> + '_ {
-        let (offsets, data) = *values;
-        offsets[..=len]
-            .windows(2)
-            .map(move |w| &data[w[0] as usize..w[1] as usize])
+        var_iter(values, len)
     }
 }
 
