@@ -214,7 +214,24 @@ impl Output<String> {
     /// Appends a borrowed string without allocating a `String`.
     #[inline(always)]
     pub fn push_str(&mut self, value: &str) {
-        self.builder.push_bytes(value.as_bytes());
+        self.push_with(|buf| buf.push_str(value));
+    }
+
+    /// Appends one value written by `write` straight into the column's text buffer:
+    /// no per-row allocation and no UTF-8 check. `write` must only append (what it
+    /// changes before the end would corrupt earlier rows, which the host then rejects).
+    ///
+    /// ```ignore
+    /// out.push_with(|buf| {
+    ///     let start = buf.len();
+    ///     buf.push_str(name);
+    ///     buf[start..].make_ascii_uppercase();
+    /// });
+    /// ```
+    #[inline(always)]
+    pub fn push_with(&mut self, write: impl FnOnce(&mut String)) {
+        write(&mut self.builder.data);
+        self.builder.end_value();
         self.mark_valid();
     }
 }
@@ -268,6 +285,49 @@ impl OutputBuilder<bool> for BoolBuilder {
     fn finish(mut self) -> Result<(Vec<i32>, Buffer), UdfError> {
         self.bits.resize(self.len.div_ceil(8), 0);
         Ok((Vec::new(), Buffer::Bytes(self.bits)))
+    }
+}
+
+/// Builds text values: i32 offsets + UTF-8 data, kept as a `String` so writers can
+/// append text without re-validating it.
+pub struct TextBuilder {
+    offsets: Vec<i32>,
+    data: String,
+}
+
+impl TextBuilder {
+    #[inline(always)]
+    fn end_value(&mut self) {
+        // Overflow is caught in `finish`; a wrapped offset is never sent.
+        self.offsets.push(self.data.len() as i32);
+    }
+}
+
+impl OutputBuilder<String> for TextBuilder {
+    fn with_capacity(rows: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        TextBuilder {
+            offsets,
+            data: String::with_capacity(rows * 16),
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, value: String) {
+        self.data.push_str(&value);
+        self.end_value();
+    }
+
+    fn push_placeholder(&mut self) {
+        self.end_value();
+    }
+
+    fn finish(self) -> Result<(Vec<i32>, Buffer), UdfError> {
+        if self.data.len() > i32::MAX as usize {
+            return Err(error("result column exceeds 2 GiB of data"));
+        }
+        Ok((self.offsets, Buffer::Bytes(self.data.into_bytes())))
     }
 }
 

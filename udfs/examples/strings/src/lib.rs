@@ -19,13 +19,13 @@ fn initials(name: Option<&str>) -> Option<String> {
 fn upper_ascii(rows: usize, args: &[Column]) -> Result<Column, UdfError> {
     let s = args[0].reader::<&str>(rows)?;
     let mut out = Output::<String>::with_capacity(rows);
-    let mut buf = Vec::new();
     for i in 0..rows {
-        let v = s.value(i).as_bytes();
-        buf.clear();
-        buf.extend(v.iter().map(u8::to_ascii_uppercase));
-        // Upper-casing ASCII bytes keeps UTF-8 valid.
-        out.push_str(std::str::from_utf8(&buf).map_err(|e| wasmudf::error(e.to_string()))?);
+        let v = s.value(i);
+        out.push_with(|buf| {
+            let start = buf.len();
+            buf.push_str(v);
+            buf[start..].make_ascii_uppercase();
+        });
     }
     out.finish()
 }
