@@ -240,7 +240,8 @@ impl Output<Vec<u8>> {
     /// Appends borrowed bytes without allocating a `Vec`.
     #[inline(always)]
     pub fn push_slice(&mut self, value: &[u8]) {
-        self.builder.push_bytes(value);
+        self.builder.data.extend_from_slice(value);
+        self.builder.end_value();
         self.mark_valid();
     }
 }
@@ -288,84 +289,101 @@ impl OutputBuilder<bool> for BoolBuilder {
     }
 }
 
-/// Builds text values: i32 offsets + UTF-8 data, kept as a `String` so writers can
-/// append text without re-validating it.
-pub struct TextBuilder {
-    offsets: Vec<i32>,
-    data: String,
+/// Storage of a variable-length result column: `String` for text (so writers append
+/// text without re-validating it), `Vec<u8>` for bytes.
+#[doc(hidden)]
+pub trait VarData {
+    fn with_capacity(bytes: usize) -> Self;
+    fn byte_len(&self) -> usize;
+    fn into_bytes(self) -> Vec<u8>;
 }
 
-impl TextBuilder {
-    #[inline(always)]
-    fn end_value(&mut self) {
-        // Overflow is caught in `finish`; a wrapped offset is never sent.
-        self.offsets.push(self.data.len() as i32);
+impl VarData for String {
+    fn with_capacity(bytes: usize) -> Self {
+        String::with_capacity(bytes)
+    }
+    fn byte_len(&self) -> usize {
+        self.len()
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        String::into_bytes(self)
     }
 }
 
-impl OutputBuilder<String> for TextBuilder {
-    fn with_capacity(rows: usize) -> Self {
+impl VarData for Vec<u8> {
+    fn with_capacity(bytes: usize) -> Self {
+        Vec::with_capacity(bytes)
+    }
+    fn byte_len(&self) -> usize {
+        self.len()
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        self
+    }
+}
+
+/// Builds variable-length values (text or bytes): i32 offsets + data.
+pub struct VarBuilder<D> {
+    offsets: Vec<i32>,
+    data: D,
+}
+
+impl<D: VarData> VarBuilder<D> {
+    fn new(rows: usize) -> Self {
         let mut offsets = Vec::with_capacity(rows + 1);
         offsets.push(0);
-        TextBuilder {
+        VarBuilder {
             offsets,
-            data: String::with_capacity(rows * 16),
+            data: D::with_capacity(rows * 16),
         }
     }
 
+    /// Closes the current value at the end of the data written so far.
     #[inline(always)]
-    fn push(&mut self, value: String) {
-        self.data.push_str(&value);
-        self.end_value();
+    fn end_value(&mut self) {
+        // Overflow is caught in `finish`; a wrapped offset is never sent.
+        self.offsets.push(self.data.byte_len() as i32);
     }
 
-    fn push_placeholder(&mut self) {
-        self.end_value();
-    }
-
-    fn finish(self) -> Result<(Vec<i32>, Buffer), UdfError> {
-        if self.data.len() > i32::MAX as usize {
+    fn finish_buffers(self) -> Result<(Vec<i32>, Buffer), UdfError> {
+        if self.data.byte_len() > i32::MAX as usize {
             return Err(error("result column exceeds 2 GiB of data"));
         }
         Ok((self.offsets, Buffer::Bytes(self.data.into_bytes())))
     }
 }
 
-/// Builds variable-length values (text or bytes): i32 offsets + data.
-pub struct VarBuilder {
-    offsets: Vec<i32>,
-    data: Vec<u8>,
-}
-
-impl VarBuilder {
-    /// Appends bytes as the next value.
+impl OutputBuilder<String> for VarBuilder<String> {
+    fn with_capacity(rows: usize) -> Self {
+        VarBuilder::new(rows)
+    }
     #[inline(always)]
-    pub fn push_bytes(&mut self, value: &[u8]) {
-        self.data.extend_from_slice(value);
-        // Overflow is caught in `finish`; a wrapped offset is never sent.
-        self.offsets.push(self.data.len() as i32);
+    fn push(&mut self, value: String) {
+        self.data.push_str(&value);
+        self.end_value();
+    }
+    fn push_placeholder(&mut self) {
+        self.end_value();
+    }
+    fn finish(self) -> Result<(Vec<i32>, Buffer), UdfError> {
+        self.finish_buffers()
     }
 }
 
-impl VarBuilder {
-    pub(crate) fn with_capacity(rows: usize) -> Self {
-        let mut offsets = Vec::with_capacity(rows + 1);
-        offsets.push(0);
-        VarBuilder {
-            offsets,
-            data: Vec::with_capacity(rows * 16),
-        }
+impl OutputBuilder<Vec<u8>> for VarBuilder<Vec<u8>> {
+    fn with_capacity(rows: usize) -> Self {
+        VarBuilder::new(rows)
     }
-
-    pub(crate) fn push_placeholder(&mut self) {
-        self.offsets.push(self.data.len() as i32);
+    #[inline(always)]
+    fn push(&mut self, value: Vec<u8>) {
+        self.data.extend_from_slice(&value);
+        self.end_value();
     }
-
-    pub(crate) fn finish(self) -> Result<(Vec<i32>, Buffer), UdfError> {
-        if self.data.len() > i32::MAX as usize {
-            return Err(error("result column exceeds 2 GiB of data"));
-        }
-        Ok((self.offsets, Buffer::Bytes(self.data)))
+    fn push_placeholder(&mut self) {
+        self.end_value();
+    }
+    fn finish(self) -> Result<(Vec<i32>, Buffer), UdfError> {
+        self.finish_buffers()
     }
 }
 

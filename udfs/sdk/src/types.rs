@@ -3,7 +3,7 @@
 use std::fmt::Display;
 use std::ops::{Index, Range};
 
-use crate::column::{bit, BoolBuilder, OutputBuilder, TextBuilder, VarBuilder, WordBuilder};
+use crate::column::{bit, BoolBuilder, OutputBuilder, VarBuilder, WordBuilder};
 use crate::{error, Buffer, Column, DataType, DecimalType, TimeUnit, TimestampType, UdfError};
 
 /// A Rust type with a SQL (Arrow) type.
@@ -371,28 +371,12 @@ impl SqlType for Vec<u8> {
     }
 }
 
-impl OutputBuilder<Vec<u8>> for VarBuilder {
-    fn with_capacity(rows: usize) -> Self {
-        VarBuilder::with_capacity(rows)
-    }
-    #[inline(always)]
-    fn push(&mut self, value: Vec<u8>) {
-        self.push_bytes(&value)
-    }
-    fn push_placeholder(&mut self) {
-        VarBuilder::push_placeholder(self)
-    }
-    fn finish(self) -> Result<(Vec<i32>, Buffer), UdfError> {
-        VarBuilder::finish(self)
-    }
-}
-
 impl ReturnType for String {
-    type Builder = TextBuilder;
+    type Builder = VarBuilder<String>;
 }
 
 impl ReturnType for Vec<u8> {
-    type Builder = VarBuilder;
+    type Builder = VarBuilder<Vec<u8>>;
 }
 
 into_output!([] String, [] Vec<u8>);
