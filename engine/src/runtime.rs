@@ -374,6 +374,21 @@ pub(crate) struct ModuleInner {
     pub(crate) engine: Engine,
 }
 
+impl ModuleInner {
+    /// A fresh instance of this component under `limits`, with errors naming `function`.
+    pub(crate) fn instantiate(&self, limits: &Limits, function: &str) -> Result<GuestInstance> {
+        let engine = &self.engine.inner;
+        GuestInstance::new(
+            &engine.wasmtime,
+            &self.pre,
+            self.call,
+            limits,
+            engine.config.fuel_metering,
+            function,
+        )
+    }
+}
+
 /// How a function is exposed to SQL; every `None` keeps what the component declares.
 #[derive(Clone, Debug, Default)]
 pub struct UdfOptions {
@@ -411,16 +426,8 @@ impl Module {
     /// instance: the cost a query pays per partition before its first batch. Useful as
     /// a health check, and to measure instantiation alone.
     pub fn instantiate_once(&self) -> Result<()> {
-        let engine = &self.inner.engine.inner;
-        GuestInstance::new(
-            &engine.wasmtime,
-            &self.inner.pre,
-            self.inner.call,
-            &engine.config.defaults,
-            engine.config.fuel_metering,
-            "instantiate",
-        )
-        .map(drop)
+        let defaults = self.inner.engine.inner.config.defaults;
+        self.inner.instantiate(&defaults, "instantiate").map(drop)
     }
 
     /// A DataFusion scalar UDF that runs function `export` of this component.

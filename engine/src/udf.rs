@@ -89,19 +89,6 @@ impl WasmScalarUdf {
         }
     }
 
-    fn instantiate(&self) -> Result<GuestInstance, Error> {
-        let m = &self.module.0;
-        let engine = &m.engine.inner;
-        GuestInstance::new(
-            &engine.wasmtime,
-            &m.pre,
-            m.call,
-            &self.limits,
-            engine.config.fuel_metering,
-            &self.name,
-        )
-    }
-
     /// Runs the guest over `arrays` (each of length `rows`, or 1 for a literal).
     fn run(
         &self,
@@ -127,7 +114,7 @@ impl WasmScalarUdf {
         let query = scope.map(|s| s.id);
         let mut instance = match self.pool.take(query) {
             Some(i) => i,
-            None => self.instantiate()?,
+            None => self.module.0.instantiate(&self.limits, &self.name)?,
         };
         // A trap or limit poisons the instance: it is dropped here, never returned.
         let result = instance.call(
