@@ -3,10 +3,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -250,42 +249,45 @@ fn pg_type(dt: &DataType) -> Type {
 
 /// PostgreSQL text-format rendering of a column.
 fn render_column(array: &ArrayRef) -> Result<Vec<Option<String>>, DataFusionError> {
-    let options = FormatOptions::default()
-        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"))
-        .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.f%:z"));
-    let formatter = ArrayFormatter::try_new(array.as_ref(), &options)?;
-    Ok((0..array.len())
-        .map(|i| {
-            if array.is_null(i) {
-                return None;
-            }
-            Some(match array.data_type() {
-                DataType::Boolean => {
-                    if formatter.value(i).to_string() == "true" {
-                        "t".into()
-                    } else {
-                        "f".into()
-                    }
+    // Types whose PostgreSQL text differs from Arrow's display are rendered from the
+    // typed array directly; everything else goes through Arrow's formatter.
+    let render = |f: &dyn Fn(usize) -> String| {
+        (0..array.len())
+            .map(|i| (!array.is_null(i)).then(|| f(i)))
+            .collect()
+    };
+    Ok(match array.data_type() {
+        DataType::Boolean => {
+            let b = array.as_boolean();
+            render(&|i| if b.value(i) { "t" } else { "f" }.to_string())
+        }
+        DataType::Float32 => {
+            let f = array.as_primitive::<Float32Type>();
+            render(&|i| pg_float(f64::from(f.value(i))))
+        }
+        DataType::Float64 => {
+            let f = array.as_primitive::<Float64Type>();
+            render(&|i| pg_float(f.value(i)))
+        }
+        dt => {
+            let options = FormatOptions::default()
+                .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"))
+                .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.f%:z"));
+            let formatter = ArrayFormatter::try_new(array.as_ref(), &options)?;
+            let binary = matches!(
+                dt,
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+            );
+            render(&|i| {
+                let text = formatter.value(i).to_string();
+                if binary {
+                    format!("\\x{text}")
+                } else {
+                    text
                 }
-                DataType::Float32 | DataType::Float64 => {
-                    let v = ScalarValue::try_from_array(array, i)
-                        .ok()
-                        .and_then(|s| match s {
-                            ScalarValue::Float32(v) => v.map(f64::from),
-                            ScalarValue::Float64(v) => v,
-                            _ => None,
-                        })
-                        .unwrap_or(f64::NAN);
-                    pg_float(v)
-                }
-                DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
-                    let hex = formatter.value(i).to_string();
-                    format!("\\x{hex}")
-                }
-                _ => formatter.value(i).to_string(),
             })
-        })
-        .collect())
+        }
+    })
 }
 
 /// PostgreSQL's float text: shortest round-trip digits, `Infinity`, `NaN`.

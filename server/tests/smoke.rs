@@ -81,7 +81,12 @@ impl Drop for Server {
     }
 }
 
-fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+/// Runs `sql` over the simple protocol; every row as text, `None` for NULL.
+async fn query(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     messages
         .iter()
         .filter_map(|m| match m {
@@ -93,29 +98,33 @@ fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
+/// A row of non-null text values.
+fn row(values: &[&str]) -> Vec<Option<String>> {
+    values.iter().map(|v| Some(v.to_string())).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_functions_answer_the_first_query() {
     let server = Server::start("first");
     let client = server.client().await;
-    let out = client
-        .simple_query("SELECT gcd(1071, 462) AS g, add_one(41) AS a, initials('Ada Lovelace') AS i")
-        .await
-        .expect("query");
     assert_eq!(
-        rows(&out),
-        vec![vec![
-            Some("21".into()),
-            Some("42".into()),
-            Some("AL".into())
-        ]]
+        query(
+            &client,
+            "SELECT gcd(1071, 462) AS g, add_one(41) AS a, initials('Ada Lovelace') AS i"
+        )
+        .await,
+        vec![row(&["21", "42", "AL"])]
     );
-    let out = client
-        .simple_query("SELECT name, round(haversine(lat, lon, 48.8566, 2.3522)) FROM cities WHERE name = 'London'")
-        .await
-        .expect("query");
     assert_eq!(
-        rows(&out),
-        vec![vec![Some("London".into()), Some("344".into())]]
+        query(&client, "SELECT name, round(haversine(lat, lon, 48.8566, 2.3522)) FROM cities WHERE name = 'London'").await,
+        vec![row(&["London", "344"])]
+    );
+    // PostgreSQL's text for booleans, bytea and floats.
+    let mut expected = row(&["t", "\\x6162", "0.5"]);
+    expected.push(None);
+    assert_eq!(
+        query(&client, "SELECT echo_bool(true), echo_bytes(CAST('ab' AS BYTEA)), CAST(0.5 AS REAL), echo_f64(NULL)").await,
+        vec![expected]
     );
 }
 
@@ -139,11 +148,7 @@ async fn errors_carry_sqlstates_and_the_connection_survives() {
         assert_eq!(db.code().code(), code, "{sql}: {}", db.message());
         assert!(db.message().contains(text), "{sql}: {}", db.message());
         // The same connection keeps working.
-        let ok = client
-            .simple_query("SELECT add_one(1)")
-            .await
-            .expect("after error");
-        assert_eq!(rows(&ok), vec![vec![Some("2".into())]]);
+        assert_eq!(query(&client, "SELECT add_one(1)").await, vec![row(&["2"])]);
     }
 }
 
