@@ -99,6 +99,52 @@ pub enum Error {
     /// A host-side failure that is not the guest's fault.
     #[error("wasm runtime error: {0}")]
     Runtime(String),
+    /// The persistent catalog could not be read or written.
+    #[error("catalog: {0}")]
+    Catalog(String),
+    /// A file in the data or modules directory could not be read or written.
+    #[error("{0}")]
+    Io(String),
+    /// A function with that name and argument types already exists.
+    #[error("{0}")]
+    DuplicateFunction(String),
+    /// No function with that name (and argument types).
+    #[error("{0}")]
+    UndefinedFunction(String),
+    /// The name matches several overloads and the statement does not say which.
+    #[error("{0}")]
+    AmbiguousFunction(String),
+    /// A `CREATE FUNCTION` that does not match its component, or is malformed.
+    #[error("{0}")]
+    InvalidDefinition(String),
+    /// The statement touches something the user may not touch (built-ins, files
+    /// outside the modules directory).
+    #[error("{0}")]
+    InsufficientPrivilege(String),
+    /// A form of a statement wasmudf does not support.
+    #[error("{0}")]
+    NotSupported(String),
+    /// A table or view of that name already exists.
+    #[error("{0}")]
+    DuplicateRelation(String),
+    /// No table or view of that name.
+    #[error("{0}")]
+    UndefinedRelation(String),
+    /// No schema of that name.
+    #[error("{0}")]
+    UndefinedSchema(String),
+    /// A schema of that name already exists.
+    #[error("{0}")]
+    DuplicateSchema(String),
+    /// The object has dependents (a non-empty schema without CASCADE).
+    #[error("{0}")]
+    DependentObjects(String),
+    /// An error from DataFusion met while running DDL.
+    #[error(transparent)]
+    DataFusion(Box<DataFusionError>),
+    /// Malformed SQL.
+    #[error("{0}")]
+    Syntax(String),
 }
 
 impl Error {
@@ -116,13 +162,36 @@ impl Error {
             Error::Trap { .. } | Error::Guest { .. } => "38000",
             Error::InvalidOutput { .. } => "39000",
             Error::Runtime(_) => "XX000",
+            Error::Catalog(_) | Error::Io(_) => "58030",
+            Error::DuplicateFunction(_) => "42723",
+            Error::UndefinedFunction(_) => "42883",
+            Error::AmbiguousFunction(_) => "42725",
+            Error::InvalidDefinition(_) => "42P13",
+            Error::InsufficientPrivilege(_) => "42501",
+            Error::NotSupported(_) => "0A000",
+            Error::DuplicateRelation(_) => "42P07",
+            Error::UndefinedRelation(_) => "42P01",
+            Error::Syntax(_) => "42601",
+            Error::DataFusion(e) => sqlstate(e),
+            Error::UndefinedSchema(_) => "3F000",
+            Error::DuplicateSchema(_) => "42P06",
+            Error::DependentObjects(_) => "2BP01",
         }
     }
 }
 
 impl From<Error> for DataFusionError {
     fn from(e: Error) -> Self {
-        DataFusionError::External(Box::new(e))
+        match e {
+            Error::DataFusion(inner) => *inner,
+            other => DataFusionError::External(Box::new(other)),
+        }
+    }
+}
+
+impl From<DataFusionError> for Error {
+    fn from(e: DataFusionError) -> Self {
+        Error::DataFusion(Box::new(e))
     }
 }
 
@@ -175,7 +244,10 @@ pub fn sqlstate(err: &DataFusionError) -> &'static str {
         }
         DataFusionError::ArrowError(..) => "22000",
         DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
-            if msg.contains("Invalid function")
+            if msg.contains("is not unique") {
+                "42725"
+            } else if msg.contains("Invalid function")
+                || msg.contains("No function matches")
                 || msg.contains("function") && msg.contains("not found")
             {
                 "42883"

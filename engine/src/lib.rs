@@ -31,16 +31,27 @@
 
 mod abi;
 mod cache;
+mod catalog;
 mod convert;
+mod database;
+mod ddl;
 mod error;
 mod instance;
 mod limits;
 mod query;
 mod runtime;
+mod settings;
 mod signature;
+mod source;
+mod system;
+mod tables;
 mod udf;
 
 pub use cache::CacheOutcome;
+pub use database::{
+    collect, Database, DatabaseConfig, Output, Session, Statement, CATALOG_NAME, DEFAULT_SCHEMA,
+    REPLACEABLE_BUILTINS,
+};
 pub use error::{find_udf_error, sqlstate, Error, Result};
 pub use limits::{parse_bytes, parse_duration, LimitOverrides, Limits};
 pub use query::{CancelHandle, Query};

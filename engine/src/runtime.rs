@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::instance::{GuestInstance, StoreState};
 use crate::limits::{LimitOverrides, Limits};
 use crate::signature::{FunctionKind, FunctionSignature, NullHandling};
-use crate::udf::WasmScalarUdf;
+use crate::udf::{Overload, WasmScalarUdf};
 
 /// How the engine is set up. `EngineConfig::default()` suits most uses.
 #[derive(Clone, Debug)]
@@ -430,8 +430,9 @@ impl Module {
         self.inner.instantiate(&defaults, "instantiate").map(drop)
     }
 
-    /// A DataFusion scalar UDF that runs function `export` of this component.
-    pub fn scalar_udf(&self, export: &str, options: &UdfOptions) -> Result<ScalarUDF> {
+    /// One overload of a SQL function: function `export` of this component with
+    /// `options`, checked (scalar kind, volatility, limits under the ceilings).
+    pub(crate) fn overload(&self, export: &str, options: &UdfOptions) -> Result<Overload> {
         let index = self
             .inner
             .functions
@@ -454,19 +455,24 @@ impl Module {
             }
         }
         let config = &self.inner.engine.inner.config;
-        let limits = config
+        config
             .defaults
             .with_overrides(&options.limits, &config.ceilings)?;
+        let name = options.name.as_deref().unwrap_or(export);
+        Ok(Overload::new(self.inner.clone(), index, name, options))
+    }
+
+    /// A DataFusion scalar UDF that runs function `export` of this component.
+    pub fn scalar_udf(&self, export: &str, options: &UdfOptions) -> Result<ScalarUDF> {
+        let overload = self.overload(export, options)?;
         Ok(ScalarUDF::new_from_impl(WasmScalarUdf::new(
-            self.inner.clone(),
-            index,
-            options,
-            limits,
+            &overload.name.clone(),
+            vec![Arc::new(overload)],
         )))
     }
 }
 
-fn volatility_rank(v: Volatility) -> u8 {
+pub(crate) fn volatility_rank(v: Volatility) -> u8 {
     match v {
         Volatility::Immutable => 0,
         Volatility::Stable => 1,

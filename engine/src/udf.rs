@@ -9,33 +9,46 @@ use datafusion::arrow::array::{new_empty_array, new_null_array, Array, ArrayRef}
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{plan_err, Result as DfResult, ScalarValue};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature};
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 use parking_lot::Mutex;
 
 use crate::convert::{output_array, ArgColumn};
 use crate::error::Error;
 use crate::instance::GuestInstance;
-use crate::limits::Limits;
+use crate::limits::{LimitOverrides, Limits};
 use crate::query::QueryScope;
-use crate::runtime::{ModuleInner, UdfOptions};
+use crate::runtime::{volatility_rank, ModuleInner, UdfOptions};
+use crate::settings::WasmSettings;
 use crate::signature::{sql_type_name, FunctionSignature, NullHandling};
 
 static NEXT_UDF: AtomicU64 = AtomicU64::new(1);
 
-/// A component function as a DataFusion scalar UDF.
+/// One SQL function name as a DataFusion scalar UDF: one or more overloads, each a
+/// function of some component, chosen by argument types at planning time.
 #[derive(Debug)]
 pub(crate) struct WasmScalarUdf {
     /// Identity for `Eq`/`Hash`: two registrations are the same function only if they
     /// are the same registration.
     id: u64,
     name: String,
-    index: u32,
-    params: Vec<DataType>,
-    returns: DataType,
-    null_handling: NullHandling,
     signature: Signature,
-    limits: Limits,
+    overloads: Vec<Arc<Overload>>,
+}
+
+/// One overload: a component function with its SQL-level options.
+#[derive(Debug)]
+pub(crate) struct Overload {
+    pub(crate) name: String,
+    index: u32,
+    pub(crate) params: Vec<DataType>,
+    pub(crate) returns: DataType,
+    pub(crate) null_handling: NullHandling,
+    pub(crate) volatility: Volatility,
+    pub(crate) overrides: LimitOverrides,
     display: String,
     module: ModuleRef,
     pool: InstancePool,
@@ -64,29 +77,43 @@ impl Hash for WasmScalarUdf {
     }
 }
 
-impl WasmScalarUdf {
+impl Overload {
+    /// Function `index` of `module`, exposed as `name` with `options` (already checked).
     pub(crate) fn new(
         module: Arc<ModuleInner>,
         index: usize,
+        name: &str,
         options: &UdfOptions,
-        limits: Limits,
     ) -> Self {
         let sig: &FunctionSignature = &module.functions[index];
-        let volatility = options.volatility.unwrap_or(sig.volatility);
         let idle = module.engine.inner.config.idle_instances_per_function;
-        WasmScalarUdf {
-            id: NEXT_UDF.fetch_add(1, Ordering::Relaxed),
-            name: options.name.clone().unwrap_or_else(|| sig.name.clone()),
+        let params: Vec<String> = sig.params.iter().map(sql_type_name).collect();
+        Overload {
+            name: name.to_string(),
             index: index as u32,
             params: sig.params.clone(),
             returns: sig.returns.clone(),
             null_handling: options.null_handling.unwrap_or(sig.null_handling),
-            signature: Signature::user_defined(volatility),
-            limits,
-            display: sig.to_string(),
+            volatility: options.volatility.unwrap_or(sig.volatility),
+            overrides: options.limits,
+            display: format!("{name}({})", params.join(", ")),
             pool: InstancePool::new(idle),
             module: ModuleRef(module),
         }
+    }
+
+    /// The limits of one call: the function's own overrides over the session's
+    /// settings over the server defaults, never above the ceilings.
+    fn limits(&self, session: Option<&WasmSettings>) -> Result<Limits, Error> {
+        let config = &self.module.0.engine.inner.config;
+        let base = session.map_or(config.defaults, WasmSettings::effective);
+        base.with_overrides(&self.overrides, &config.ceilings)
+            .map_err(|e| match e {
+                Error::InvalidLimit(m) => {
+                    Error::InvalidLimit(format!("function {}: {m}", self.name))
+                }
+                other => other,
+            })
     }
 
     /// Runs the guest over `arrays` (each of length `rows`, or 1 for a literal).
@@ -96,6 +123,7 @@ impl WasmScalarUdf {
         rows: usize,
         host_nulls: Option<&NullBuffer>,
         scope: Option<&QueryScope>,
+        limits: &Limits,
     ) -> Result<ArrayRef, Error> {
         let cancel = scope.and_then(|s| s.cancel.as_ref());
         if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -111,20 +139,15 @@ impl WasmScalarUdf {
         let wire: Vec<_> = columns.iter().map(ArgColumn::as_wire).collect();
         let wire_rows = u32::try_from(rows)
             .map_err(|_| Error::Runtime(format!("batch of {rows} rows is too large")))?;
+        // Instances are pooled per query, and a query runs under one set of session
+        // settings, so a pooled instance always has this call's memory limit.
         let query = scope.map(|s| s.id);
         let mut instance = match self.pool.take(query) {
             Some(i) => i,
-            None => self.module.0.instantiate(&self.limits, &self.name)?,
+            None => self.module.0.instantiate(limits, &self.name)?,
         };
         // A trap or limit poisons the instance: it is dropped here, never returned.
-        let result = instance.call(
-            self.index,
-            wire_rows,
-            &wire,
-            &self.limits,
-            cancel,
-            &self.name,
-        )?;
+        let result = instance.call(self.index, wire_rows, &wire, limits, cancel, &self.name)?;
         self.pool.put(query, instance);
         let out = result.map_err(|e| Error::Guest {
             function: self.name.clone(),
@@ -135,6 +158,118 @@ impl WasmScalarUdf {
             function: self.name.clone(),
             reason,
         })
+    }
+
+    /// The total cost of converting `arg_types` to this overload's parameters, or
+    /// `None` if some argument cannot be converted at all.
+    fn conversion_cost(&self, arg_types: &[DataType]) -> Option<u32> {
+        if arg_types.len() != self.params.len() {
+            return None;
+        }
+        arg_types
+            .iter()
+            .zip(&self.params)
+            .map(|(from, to)| cost(from, to))
+            .sum()
+    }
+}
+
+/// What converting one argument costs, PostgreSQL-style: nothing within a type,
+/// little within a family (integer to wider integer), more across families (integer
+/// to float), most from text (an untyped literal) to a date or time.
+fn cost(from: &DataType, to: &DataType) -> Option<u32> {
+    use DataType::*;
+    if !coercible(from, to) {
+        return None;
+    }
+    let text = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
+    let int = |t: &DataType| t.is_integer();
+    let float = |t: &DataType| t.is_floating();
+    Some(match (from, to) {
+        (a, b) if a == b || (text(a) && text(b)) => 0,
+        (Dictionary(_, v), _) => return cost(v, to),
+        (Null, _) => 1,
+        (a, b) if (int(a) && int(b)) || (float(a) && float(b)) => 1,
+        (Timestamp(..) | Date32 | Date64, Timestamp(..) | Date32) => 1,
+        (a, b) if int(a) && (float(b) || matches!(b, Decimal128(..))) => 2,
+        (Decimal128(..), b) if float(b) => 2,
+        _ => 3,
+    })
+}
+
+impl WasmScalarUdf {
+    /// A SQL function over `overloads` (at least one, all named `name`).
+    pub(crate) fn new(name: &str, overloads: Vec<Arc<Overload>>) -> Self {
+        // The planner knows one volatility per name: take the least stable overload's.
+        let volatility = overloads
+            .iter()
+            .map(|o| o.volatility)
+            .max_by_key(|v| volatility_rank(*v))
+            .unwrap_or(Volatility::Volatile);
+        WasmScalarUdf {
+            id: NEXT_UDF.fetch_add(1, Ordering::Relaxed),
+            name: name.to_string(),
+            signature: Signature::user_defined(volatility),
+            overloads,
+        }
+    }
+
+    fn candidates(&self) -> String {
+        let all: Vec<&str> = self.overloads.iter().map(|o| o.display.as_str()).collect();
+        all.join(", ")
+    }
+
+    /// Chooses the overload for `arg_types`: the one with the cheapest conversions
+    /// (an exact match costs nothing); a tie is ambiguous.
+    fn resolve(&self, arg_types: &[DataType]) -> DfResult<&Arc<Overload>> {
+        let mut best: Option<(u32, &Arc<Overload>)> = None;
+        let mut tie = false;
+        for o in &self.overloads {
+            let Some(n) = o.conversion_cost(arg_types) else {
+                continue;
+            };
+            match best {
+                Some((b, _)) if n > b => {}
+                Some((b, _)) if n == b => tie = true,
+                _ => {
+                    best = Some((n, o));
+                    tie = false;
+                }
+            }
+        }
+        let shown: Vec<String> = arg_types.iter().map(sql_type_name).collect();
+        match best {
+            Some((_, o)) if !tie => Ok(o),
+            Some(_) => Err(DataFusionError::External(Box::new(
+                Error::AmbiguousFunction(format!(
+                    "function {}({}) is not unique: candidates are {}; add explicit casts",
+                    self.name,
+                    shown.join(", "),
+                    self.candidates()
+                )),
+            ))),
+            None => Err(DataFusionError::External(Box::new(
+                Error::UndefinedFunction(format!(
+                    "function {}({}) does not exist; {} {}",
+                    self.name,
+                    shown.join(", "),
+                    if self.overloads.len() == 1 {
+                        "it is"
+                    } else {
+                        "candidates are"
+                    },
+                    self.candidates()
+                )),
+            ))),
+        }
+    }
+
+    /// The overload planned for these (already coerced) argument types.
+    fn planned(&self, arg_types: &[DataType]) -> DfResult<&Arc<Overload>> {
+        match self.overloads.iter().find(|o| o.params == arg_types) {
+            Some(o) => Ok(o),
+            None => self.resolve(arg_types),
+        }
     }
 }
 
@@ -147,52 +282,38 @@ impl ScalarUDFImpl for WasmScalarUdf {
         &self.signature
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
-        Ok(self.returns.clone())
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(self.planned(arg_types)?.returns.clone())
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
-        if arg_types.len() != self.params.len() {
-            return plan_err!(
-                "function {} takes {} argument(s) ({}), got {}",
-                self.name,
-                self.params.len(),
-                self.display,
-                arg_types.len()
-            );
-        }
-        for (i, (from, to)) in arg_types.iter().zip(&self.params).enumerate() {
-            if !coercible(from, to) {
-                return plan_err!(
-                    "function {}: argument {} is {}, which does not convert to {} ({})",
-                    self.name,
-                    i + 1,
-                    sql_type_name(from),
-                    sql_type_name(to),
-                    self.display
-                );
-            }
-        }
-        Ok(self.params.clone())
+        Ok(self.resolve(arg_types)?.params.clone())
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arg_types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let overload = self.planned(&arg_types)?;
         let scope = args.config_options.extensions.get::<QueryScope>();
+        let limits = overload.limits(args.config_options.extensions.get::<WasmSettings>())?;
         let all_scalar = !args.args.is_empty()
             && args
                 .args
                 .iter()
                 .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let rows = if all_scalar { 1 } else { args.number_rows };
-        let strict = self.null_handling == NullHandling::Strict;
+        let strict = overload.null_handling == NullHandling::Strict;
 
         let mut arrays = Vec::with_capacity(args.args.len());
-        for (value, declared) in args.args.into_iter().zip(&self.params) {
+        for (value, declared) in args.args.into_iter().zip(&overload.params) {
             let array = match value {
                 ColumnarValue::Scalar(s) => {
                     if strict && s.is_null() {
                         // A null literal makes every row null: no guest call at all.
-                        return null_result(&self.returns, all_scalar, args.number_rows);
+                        return null_result(&overload.returns, all_scalar, args.number_rows);
                     }
                     s.to_array_of_size(1)?
                 }
@@ -214,7 +335,7 @@ impl ScalarUDFImpl for WasmScalarUdf {
                 },
             );
             if nulls.as_ref().is_some_and(|n| n.null_count() == rows) && rows > 0 {
-                return null_result(&self.returns, all_scalar, args.number_rows);
+                return null_result(&overload.returns, all_scalar, args.number_rows);
             }
             nulls
         } else {
@@ -222,9 +343,9 @@ impl ScalarUDFImpl for WasmScalarUdf {
         };
 
         if rows == 0 {
-            return Ok(ColumnarValue::Array(new_empty_array(&self.returns)));
+            return Ok(ColumnarValue::Array(new_empty_array(&overload.returns)));
         }
-        let out = self.run(&arrays, rows, host_nulls.as_ref(), scope)?;
+        let out = overload.run(&arrays, rows, host_nulls.as_ref(), scope, &limits)?;
         if all_scalar {
             Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
         } else {

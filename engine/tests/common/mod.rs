@@ -80,3 +80,81 @@ pub async fn udf_error(engine: &Engine, ctx: &SessionContext, sql: &str) -> (Str
 pub fn as_udf_error(e: &DataFusionError) -> &Error {
     find_udf_error(e).unwrap_or_else(|| panic!("not a wasmudf error: {e}"))
 }
+
+/// Opens a database in `dir` whose modules directory holds the built components
+/// (`target/udfs`), so statements say `AS 'math.wasm'`.
+pub async fn open_db(dir: &std::path::Path) -> wasmudf_engine::Database {
+    let mut config = wasmudf_engine::DatabaseConfig::new(dir);
+    config.modules_dir = Some(wasmudf_udfs::DIR.into());
+    config.target_partitions = Some(4);
+    wasmudf_engine::Database::open(config)
+        .await
+        .unwrap_or_else(|e| panic!("open {}: {e}", dir.display()))
+}
+
+/// Runs every statement of `sql`; returns the rows of the last one rendered as a
+/// table, or its command tag.
+pub async fn exec(session: &wasmudf_engine::Session, sql: &str) -> Result<String, DataFusionError> {
+    let mut last = String::new();
+    for out in session.execute(sql).await? {
+        last = match out {
+            wasmudf_engine::Output::Rows(stream) => {
+                let batches = wasmudf_engine::collect(stream).await?;
+                pretty_format_batches(&batches)?.to_string()
+            }
+            wasmudf_engine::Output::Command(tag) => tag,
+        };
+    }
+    Ok(last)
+}
+
+/// Like [`exec`], panicking on error.
+pub async fn ok(session: &wasmudf_engine::Session, sql: &str) -> String {
+    exec(session, sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e} (SQLSTATE {})", wasmudf_engine::sqlstate(&e)))
+}
+
+/// Runs `sql` expecting an error; returns (SQLSTATE, message).
+pub async fn fails(session: &wasmudf_engine::Session, sql: &str) -> (String, String) {
+    match exec(session, sql).await {
+        Ok(out) => panic!("{sql}: expected an error, got\n{out}"),
+        Err(e) => (wasmudf_engine::sqlstate(&e).to_string(), e.to_string()),
+    }
+}
+
+/// Asserts `sql` fails with `code` and a message containing `text`.
+pub async fn fails_with(session: &wasmudf_engine::Session, sql: &str, code: &str, text: &str) {
+    let (got, msg) = fails(session, sql).await;
+    assert_eq!(got, code, "{sql}: {msg}");
+    assert!(msg.contains(text), "{sql}: message {msg:?} lacks {text:?}");
+}
+
+/// The first value of the last statement's result, as text.
+pub async fn scalar(session: &wasmudf_engine::Session, sql: &str) -> String {
+    let mut outs = session
+        .execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let Some(wasmudf_engine::Output::Rows(stream)) = outs.pop() else {
+        panic!("{sql}: no rows");
+    };
+    let batches = wasmudf_engine::collect(stream).await.expect("collect");
+    let batch = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .unwrap_or_else(|| panic!("{sql}: no rows"));
+    datafusion::arrow::util::display::array_value_to_string(batch.column(0), 0).expect("display")
+}
+
+/// `s` with every run of spaces collapsed to one, so table assertions ignore widths.
+pub fn squash(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == ' ' && out.ends_with(' ') {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}

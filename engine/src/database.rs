@@ -1,0 +1,481 @@
+//! The SQL entry point: a data directory with its catalog, and sessions that run
+//! statements against it (DDL for Wasm functions and persistent tables included).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::UInt64Type;
+use datafusion::catalog::CatalogProvider;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{DdlStatement, DmlStatement, LogicalPlan, ScalarUDF, WriteOp};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::{ObjectType, Statement as SqlStatement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use futures::StreamExt;
+use parking_lot::{Mutex, RwLock};
+
+use crate::catalog::{Catalog, FunctionRecord};
+use crate::error::{Error, Result};
+use crate::query::CancelHandle;
+use crate::runtime::{Engine, EngineConfig, Module};
+use crate::settings::WasmSettings;
+use crate::{ddl, system, tables};
+
+/// Name of the catalog (database) every schema lives in.
+pub const CATALOG_NAME: &str = "wasmudf";
+/// The default schema.
+pub const DEFAULT_SCHEMA: &str = "public";
+
+/// How a [`Database`] is set up.
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// Holds the catalog (`catalog.redb`), compiled artifacts (`artifacts/`) and table
+    /// data (`tables/`). Created if missing.
+    pub data_dir: PathBuf,
+    /// Where `CREATE FUNCTION ... AS 'file.wasm'` reads files from; paths cannot
+    /// escape it. `None` refuses file paths (inline and stored modules still work).
+    pub modules_dir: Option<PathBuf>,
+    /// The Wasm engine's limits and pool settings (its `artifact_dir` is replaced by
+    /// the data directory's).
+    pub engine: EngineConfig,
+    /// Partitions per query (`None`: one per core).
+    pub target_partitions: Option<usize>,
+}
+
+impl DatabaseConfig {
+    /// A configuration with defaults for everything but the data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        DatabaseConfig {
+            data_dir: data_dir.into(),
+            modules_dir: None,
+            engine: EngineConfig::default(),
+            target_partitions: None,
+        }
+    }
+}
+
+/// A wasmudf database: one data directory, shared by every session. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use wasmudf_engine::{Database, DatabaseConfig, Output};
+///
+/// let mut config = DatabaseConfig::new("./wasmudf-data");
+/// config.modules_dir = Some("target/udfs".into());
+/// let db = Database::open(config).await?;
+/// let session = db.session("wasmudf");
+/// session.execute("CREATE FUNCTION gcd(bigint, bigint) RETURNS bigint \
+///                  LANGUAGE wasm IMMUTABLE STRICT AS 'math.wasm', 'gcd'").await?;
+/// for output in session.execute("SELECT gcd(12, 18)").await? {
+///     if let Output::Rows(stream) = output {
+///         let batches = wasmudf_engine::collect(stream).await?;
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Database {
+    pub(crate) inner: Arc<DbInner>,
+}
+
+pub(crate) struct DbInner {
+    pub engine: Engine,
+    pub catalog: Catalog,
+    /// The template every session copies: configuration, shared catalogs.
+    pub template: SessionContext,
+    pub data_dir: PathBuf,
+    pub modules_dir: Option<PathBuf>,
+    pub functions: RwLock<Registry>,
+    /// Serializes DDL so the catalog and the live registry change together.
+    pub ddl: Mutex<()>,
+    /// Names of built-in functions, which can be neither shadowed nor dropped
+    /// (except those in [`REPLACEABLE_BUILTINS`]).
+    pub builtins: HashSet<String>,
+    /// The original UDFs of the replaceable built-ins, restored when the Wasm
+    /// function that replaced one is dropped.
+    pub replaced_builtins: HashMap<String, ScalarUDF>,
+}
+
+/// Built-ins a Wasm function may replace. DataFusion ships `gcd`, and `gcd` is also the
+/// canonical first Wasm function (the quick start and the bundled `math` example
+/// define it); dropping the Wasm `gcd` brings DataFusion's back. Every other built-in
+/// is protected.
+pub const REPLACEABLE_BUILTINS: &[&str] = &["gcd"];
+
+impl DbInner {
+    /// Whether `name` is a built-in a Wasm function may not take.
+    pub(crate) fn is_protected_builtin(&self, name: &str) -> bool {
+        self.builtins.contains(name) && !REPLACEABLE_BUILTINS.contains(&name)
+    }
+}
+
+/// The live Wasm functions, mirrored from the catalog.
+#[derive(Default)]
+pub(crate) struct Registry {
+    /// Bumped on every change; sessions re-sync when it moves.
+    pub version: u64,
+    /// Every overload, by catalog key.
+    pub records: BTreeMap<String, FunctionRecord>,
+    /// One DataFusion UDF per SQL name.
+    pub udfs: HashMap<String, Arc<ScalarUDF>>,
+    /// Loaded modules by hash.
+    pub modules: HashMap<String, Module>,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database in `config.data_dir`, restoring every
+    /// schema, table and function of its catalog.
+    pub async fn open(config: DatabaseConfig) -> Result<Database> {
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| Error::Io(format!("data directory {}: {e}", data_dir.display())))?;
+        let data_dir = data_dir
+            .canonicalize()
+            .map_err(|e| Error::Io(format!("data directory {}: {e}", data_dir.display())))?;
+        let catalog = Catalog::open(&data_dir.join("catalog.redb"))?;
+        let mut engine_config = config.engine.clone();
+        engine_config.artifact_dir = Some(data_dir.join("artifacts"));
+        let engine = Engine::new(engine_config)?;
+
+        let mut session_config = SessionConfig::new()
+            .with_information_schema(false)
+            .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
+            .with_create_default_catalog_and_schema(true)
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+        if let Some(p) = config.target_partitions {
+            session_config = session_config.with_target_partitions(p.max(1));
+        }
+        let engine_cfg = engine.config();
+        session_config
+            .options_mut()
+            .extensions
+            .insert(WasmSettings::new(engine_cfg.defaults, engine_cfg.ceilings));
+        let template = SessionContext::new_with_config(session_config);
+
+        let state = template.state();
+        let mut builtins: HashSet<String> = state.scalar_functions().keys().cloned().collect();
+        builtins.extend(state.aggregate_functions().keys().cloned());
+        builtins.extend(state.window_functions().keys().cloned());
+        let replaced_builtins = REPLACEABLE_BUILTINS
+            .iter()
+            .filter_map(|n| state.scalar_functions().get(*n))
+            .map(|u| (u.name().to_string(), u.as_ref().clone()))
+            .collect();
+
+        let modules_dir = match config.modules_dir {
+            Some(dir) => Some(
+                dir.canonicalize()
+                    .map_err(|e| Error::Io(format!("modules directory {}: {e}", dir.display())))?,
+            ),
+            None => None,
+        };
+        let db = Database {
+            inner: Arc::new(DbInner {
+                engine,
+                catalog,
+                template,
+                data_dir,
+                modules_dir,
+                functions: RwLock::new(Registry::default()),
+                ddl: Mutex::new(()),
+                builtins,
+                replaced_builtins,
+            }),
+        };
+        system::install(&db)?;
+        // Functions first: restored views may call them.
+        ddl::restore_functions(&db)?;
+        tables::restore(&db).await?;
+        Ok(db)
+    }
+
+    /// A new session (one per client connection) for role `user`.
+    pub fn session(&self, user: &str) -> Session {
+        let mut state = self.inner.template.state();
+        if let Some(settings) = state
+            .config_mut()
+            .options_mut()
+            .extensions
+            .get_mut::<WasmSettings>()
+        {
+            settings.user = user.to_string();
+        }
+        Session {
+            db: self.clone(),
+            ctx: SessionContext::new_with_state(state),
+            user: user.to_string(),
+            synced: AtomicU64::new(u64::MAX),
+            registered: Mutex::new(HashSet::new()),
+            running: Mutex::new(None),
+        }
+    }
+
+    /// The Wasm engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The data directory (canonical).
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// The modules directory, if file paths are allowed.
+    pub fn modules_dir(&self) -> Option<&Path> {
+        self.inner.modules_dir.as_deref()
+    }
+}
+
+/// What a statement produced.
+pub enum Output {
+    /// A result set (SELECT, SHOW, EXPLAIN, ...), streamed batch by batch.
+    Rows(SendableRecordBatchStream),
+    /// A command's completion tag as PostgreSQL spells it: `CREATE FUNCTION`,
+    /// `INSERT 0 3`, `SELECT 5` (for CREATE TABLE AS), `SET`.
+    Command(String),
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Rows(s) => write!(f, "Rows({:?})", s.schema()),
+            Output::Command(t) => write!(f, "Command({t})"),
+        }
+    }
+}
+
+/// Collects a result stream into batches.
+pub async fn collect(
+    stream: SendableRecordBatchStream,
+) -> DfResult<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+    datafusion::physical_plan::common::collect(stream).await
+}
+
+/// One parsed statement, ready to [`Session::run`].
+#[derive(Debug, Clone)]
+pub struct Statement(pub(crate) DfStatement);
+
+impl std::fmt::Display for Statement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One client's session: its own settings over the shared database.
+pub struct Session {
+    pub(crate) db: Database,
+    pub(crate) ctx: SessionContext,
+    pub(crate) user: String,
+    synced: AtomicU64,
+    registered: Mutex<HashSet<String>>,
+    running: Mutex<Option<CancelHandle>>,
+}
+
+/// Cancels the query in progress when dropped (the statement future or its result
+/// stream was dropped: client gone, statement abandoned), so no guest call outlives it.
+struct CancelOnDrop(CancelHandle);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+impl Session {
+    /// Splits `sql` into statements (PostgreSQL dialect).
+    pub fn parse(&self, sql: &str) -> DfResult<Vec<Statement>> {
+        let statements = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})?;
+        Ok(statements.into_iter().map(Statement).collect())
+    }
+
+    /// Parses and runs every statement of `sql`, stopping at the first error.
+    pub async fn execute(&self, sql: &str) -> DfResult<Vec<Output>> {
+        let mut out = Vec::new();
+        for statement in self.parse(sql)? {
+            out.push(self.run(statement).await?);
+        }
+        Ok(out)
+    }
+
+    /// The role this session runs as.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// This session's DataFusion context (its settings and, after each statement,
+    /// the current set of Wasm functions).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// A handle that cancels whatever statement this session is running when it is
+    /// used (a PostgreSQL CancelRequest).
+    pub fn cancel_current(&self) {
+        if let Some(h) = self.running.lock().as_ref() {
+            h.cancel();
+        }
+    }
+
+    /// Brings this session's function registry up to date with the database's.
+    pub(crate) fn sync_functions(&self) {
+        let registry = self.db.inner.functions.read();
+        if self.synced.load(Ordering::Acquire) == registry.version {
+            return;
+        }
+        let mut registered = self.registered.lock();
+        for name in registered.iter() {
+            if !registry.udfs.contains_key(name) {
+                match self.db.inner.replaced_builtins.get(name) {
+                    Some(builtin) => drop(self.ctx.register_udf(builtin.clone())),
+                    None => drop(self.ctx.deregister_udf(name)),
+                }
+            }
+        }
+        for udf in registry.udfs.values() {
+            self.ctx.register_udf(udf.as_ref().clone());
+        }
+        *registered = registry.udfs.keys().cloned().collect();
+        self.synced.store(registry.version, Ordering::Release);
+    }
+
+    /// Runs one statement.
+    pub async fn run(&self, statement: Statement) -> DfResult<Output> {
+        self.sync_functions();
+        let out = self.dispatch(statement.0).await;
+        // DDL changes functions: make them visible to this session's next statement.
+        self.sync_functions();
+        out
+    }
+
+    async fn dispatch(&self, statement: DfStatement) -> DfResult<Output> {
+        let sql =
+            match &statement {
+                DfStatement::Statement(s) => s.as_ref(),
+                DfStatement::CreateExternalTable(_) => {
+                    return tables::create_by_statement(self, statement, "CREATE TABLE").await
+                }
+                DfStatement::Reset(_) => return self.run_on_session(statement, "RESET").await,
+                DfStatement::CopyTo(_) => return Err(Error::InsufficientPrivilege(
+                    "COPY to a server file is not allowed; use COPY ... TO STDOUT from a client"
+                        .into(),
+                )
+                .into()),
+                DfStatement::Explain(_) => return self.run_query(statement).await,
+            };
+        match sql {
+            SqlStatement::CreateFunction(cf) => Ok(command(ddl::create_function(self, cf)?)),
+            SqlStatement::DropFunction(df) => Ok(command(ddl::drop_function(self, df)?)),
+            SqlStatement::CreateTable(_) => tables::create_table(self, statement).await,
+            SqlStatement::CreateView(_) => {
+                tables::create_by_statement(self, statement, "CREATE VIEW").await
+            }
+            SqlStatement::CreateSchema { .. } => tables::create_schema(self, statement).await,
+            SqlStatement::Drop {
+                object_type: ObjectType::Table | ObjectType::View,
+                ..
+            } => Ok(command(tables::drop_relations(self, sql)?)),
+            SqlStatement::Drop {
+                object_type: ObjectType::Schema,
+                ..
+            } => Ok(command(tables::drop_schemas(self, sql)?)),
+            SqlStatement::Set(_) => self.run_on_session(statement, "SET").await,
+            SqlStatement::StartTransaction { .. } => Ok(command("BEGIN")),
+            SqlStatement::Commit { .. } => Ok(command("COMMIT")),
+            SqlStatement::Rollback { .. } => Ok(command("ROLLBACK")),
+            SqlStatement::CreateDatabase { .. } => Err(Error::NotSupported(
+                "CREATE DATABASE is not supported: a wasmudf server has one database; use CREATE SCHEMA".into(),
+            )
+            .into()),
+            _ => self.run_query(statement).await,
+        }
+    }
+
+    /// Statements that change this session's own settings run on its context, not on
+    /// a per-query copy.
+    async fn run_on_session(&self, statement: DfStatement, tag: &str) -> DfResult<Output> {
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        self.ctx.execute_logical_plan(plan).await?.collect().await?;
+        Ok(command(tag))
+    }
+
+    /// Plans and starts a query or DML statement in its own query scope.
+    pub(crate) async fn run_query(&self, statement: DfStatement) -> DfResult<Output> {
+        let query = self.db.inner.engine.query(&self.ctx);
+        let state = query.session().state();
+        let plan = state.statement_to_plan(statement).await?;
+        match &plan {
+            LogicalPlan::Ddl(DdlStatement::CreateCatalog(_)) => {
+                return Err(Error::NotSupported(
+                    "CREATE DATABASE is not supported: a wasmudf server has one database".into(),
+                )
+                .into())
+            }
+            LogicalPlan::Ddl(_) => {
+                return Err(Error::NotSupported(format!(
+                    "statement not supported here: {}",
+                    plan.display()
+                ))
+                .into())
+            }
+            LogicalPlan::Copy(_) => {
+                return Err(Error::InsufficientPrivilege(
+                    "COPY to a server file is not allowed; use COPY ... TO STDOUT from a client"
+                        .into(),
+                )
+                .into())
+            }
+            _ => {}
+        }
+        let insert = matches!(
+            &plan,
+            LogicalPlan::Dml(DmlStatement {
+                op: WriteOp::Insert(_),
+                ..
+            })
+        );
+        let handle = query.cancel_handle();
+        *self.running.lock() = Some(handle.clone());
+        let guard = CancelOnDrop(handle);
+        let df = query.session().execute_logical_plan(plan).await?;
+        if insert {
+            let batches = df.collect().await?;
+            drop(guard);
+            return Ok(command(&format!("INSERT 0 {}", count_rows(&batches))));
+        }
+        let stream = df.execute_stream().await?;
+        let schema = stream.schema();
+        let stream = stream.map(move |batch| {
+            let _keep = &guard;
+            batch
+        });
+        Ok(Output::Rows(Box::pin(RecordBatchStreamAdapter::new(
+            schema, stream,
+        ))))
+    }
+}
+
+/// The row count DataFusion reports for DML (`count` column), summed.
+pub(crate) fn count_rows(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .filter_map(|b| b.columns().first())
+        .filter_map(|c| c.as_primitive_opt::<UInt64Type>())
+        .map(|c| c.iter().flatten().sum::<u64>())
+        .sum()
+}
+
+pub(crate) fn command(tag: impl Into<String>) -> Output {
+    Output::Command(tag.into())
+}
+
+/// The default catalog of a session.
+pub(crate) fn default_catalog(ctx: &SessionContext) -> DfResult<Arc<dyn CatalogProvider>> {
+    ctx.catalog(CATALOG_NAME)
+        .ok_or_else(|| DataFusionError::Internal("default catalog missing".into()))
+}

@@ -1,0 +1,499 @@
+//! Catalog introspection: `wasm.functions`, `wasm.modules`, Wasm functions in
+//! `information_schema.routines` / `parameters`, and the `wasm_load` table function.
+//!
+//! DataFusion's own information schema cannot describe a function whose signature is
+//! user-defined, so the information schema registered here delegates to DataFusion's
+//! and replaces the Wasm functions' rows with full ones from the catalog.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    new_null_array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array, UInt8Array,
+};
+use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::information_schema::InformationSchemaProvider;
+use datafusion::catalog::{
+    MemTable, MemorySchemaProvider, SchemaProvider, Session as DfSession, TableFunctionArgs,
+    TableFunctionImpl, TableProvider,
+};
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::{collect, ExecutionPlan};
+
+use crate::catalog::{now, FunctionRecord, StoredLimits};
+use crate::database::{default_catalog, Database, DbInner, CATALOG_NAME, DEFAULT_SCHEMA};
+use crate::ddl::{definition, install as install_functions, volatility_word};
+use crate::error::Error;
+use crate::settings::WasmSettings;
+use crate::signature::{sql_type_name, FunctionKind, NullHandling};
+use crate::source::read_module;
+
+/// Registers the system schemas and table functions in the database's template.
+pub(crate) fn install(db: &Database) -> crate::Result<()> {
+    let ctx = &db.inner.template;
+    let weak = Arc::downgrade(&db.inner);
+    let catalog = default_catalog(ctx)?;
+
+    let wasm = MemorySchemaProvider::new();
+    wasm.register_table(
+        "functions".into(),
+        Arc::new(SystemTable::new(
+            functions_schema(),
+            weak.clone(),
+            functions_batch,
+        )),
+    )?;
+    wasm.register_table(
+        "modules".into(),
+        Arc::new(SystemTable::new(
+            modules_schema(),
+            weak.clone(),
+            modules_batch,
+        )),
+    )?;
+    catalog.register_schema("wasm", Arc::new(wasm))?;
+
+    let state = ctx.state();
+    let inner = InformationSchemaProvider::new(state.catalog_list().clone())
+        .with_table_functions(state.table_functions().clone());
+    catalog.register_schema(
+        "information_schema",
+        Arc::new(InfoSchema {
+            inner: Arc::new(inner),
+            db: weak.clone(),
+        }),
+    )?;
+    ctx.register_udtf("wasm_load", Arc::new(WasmLoad { db: weak }));
+    Ok(())
+}
+
+fn upgrade(db: &Weak<DbInner>) -> DfResult<Database> {
+    db.upgrade()
+        .map(|inner| Database { inner })
+        .ok_or_else(|| DataFusionError::Execution("the database is closed".into()))
+}
+
+type BatchFn = fn(&Database) -> DfResult<RecordBatch>;
+
+/// A read-only table computed from the live database at each scan.
+#[derive(Debug)]
+struct SystemTable {
+    schema: SchemaRef,
+    db: Weak<DbInner>,
+    rows: BatchFn,
+}
+
+impl SystemTable {
+    fn new(schema: SchemaRef, db: Weak<DbInner>, rows: BatchFn) -> Self {
+        SystemTable { schema, db, rows }
+    }
+}
+
+impl std::fmt::Debug for DbInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database({})", self.data_dir.display())
+    }
+}
+
+#[async_trait]
+impl TableProvider for SystemTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let batch = (self.rows)(&upgrade(&self.db)?)?;
+        MemTable::try_new(self.schema.clone(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+fn functions_schema() -> SchemaRef {
+    let text = |n: &str, null| Field::new(n, DataType::Utf8, null);
+    Arc::new(Schema::new(vec![
+        text("schema", false),
+        text("name", false),
+        text("arguments", false),
+        text("returns", false),
+        text("kind", false),
+        text("volatility", false),
+        Field::new("strict", DataType::Boolean, false),
+        text("module", false),
+        text("export", false),
+        Field::new("fuel", DataType::UInt64, true),
+        text("memory", true),
+        text("timeout", true),
+        Field::new("created", DataType::UInt64, false),
+        text("owner", false),
+    ]))
+}
+
+fn records(db: &Database) -> Vec<FunctionRecord> {
+    let mut all: Vec<FunctionRecord> = db
+        .inner
+        .functions
+        .read()
+        .records
+        .values()
+        .cloned()
+        .collect();
+    all.sort_by_key(|r| r.seq);
+    all
+}
+
+fn functions_batch(db: &Database) -> DfResult<RecordBatch> {
+    let rs = records(db);
+    let text = |f: &dyn Fn(&FunctionRecord) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rs.iter().map(f)))
+    };
+    let opt_text = |f: &dyn Fn(&StoredLimits) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(rs.iter().map(|r| f(&r.limits))))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        text(&|r| r.schema.clone()),
+        text(&|r| r.name.clone()),
+        text(&|r| r.arg_types.join(", ")),
+        text(&|r| r.returns.clone()),
+        text(&|r| r.kind.clone()),
+        text(&|r| r.volatility.clone()),
+        Arc::new(BooleanArray::from_iter(rs.iter().map(|r| Some(r.strict)))),
+        text(&|r| r.module.clone()),
+        text(&|r| r.export.clone()),
+        Arc::new(UInt64Array::from_iter(rs.iter().map(|r| r.limits.fuel))),
+        opt_text(&|l| l.memory.map(crate::settings::format_bytes)),
+        opt_text(&|l| l.timeout_ms.map(|t| format!("{t}ms"))),
+        Arc::new(UInt64Array::from_iter_values(rs.iter().map(|r| r.created))),
+        text(&|r| r.owner.clone()),
+    ];
+    Ok(RecordBatch::try_new(functions_schema(), columns)?)
+}
+
+fn modules_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("hash", DataType::Utf8, false),
+        Field::new("size", DataType::UInt64, false),
+        Field::new("functions", DataType::UInt64, false),
+        Field::new("exports", DataType::Utf8, false),
+    ]))
+}
+
+fn modules_batch(db: &Database) -> DfResult<RecordBatch> {
+    let stored = db.inner.catalog.modules()?;
+    let rs = records(db);
+    let mut hashes = Vec::new();
+    let mut sizes = Vec::new();
+    let mut counts = Vec::new();
+    let mut exports = Vec::new();
+    for (hash, size) in stored {
+        let using: Vec<&FunctionRecord> = rs.iter().filter(|r| r.module == hash).collect();
+        counts.push(using.len() as u64);
+        let mut names: Vec<&str> = using.iter().map(|r| r.export.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        exports.push(names.join(", "));
+        hashes.push(hash);
+        sizes.push(size);
+    }
+    Ok(RecordBatch::try_new(
+        modules_schema(),
+        vec![
+            Arc::new(StringArray::from(hashes)),
+            Arc::new(UInt64Array::from(sizes)),
+            Arc::new(UInt64Array::from(counts)),
+            Arc::new(StringArray::from(exports)),
+        ],
+    )?)
+}
+
+/// DataFusion's information schema with full rows for Wasm functions.
+#[derive(Debug)]
+struct InfoSchema {
+    inner: Arc<dyn SchemaProvider>,
+    db: Weak<DbInner>,
+}
+
+#[async_trait]
+impl SchemaProvider for InfoSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(table) = self.inner.table(name).await? else {
+            return Ok(None);
+        };
+        let (key_column, rows): (&str, RowsFn) = match name {
+            "routines" => ("routine_name", routine_rows),
+            "parameters" => ("specific_name", parameter_rows),
+            _ => return Ok(Some(table)),
+        };
+        Ok(Some(Arc::new(WithWasmRows {
+            inner: table,
+            db: self.db.clone(),
+            key_column,
+            rows,
+        })))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+type RowsFn = fn(&[FunctionRecord]) -> HashMap<&'static str, ArrayRef>;
+
+/// One of DataFusion's information-schema tables, with the Wasm functions' rows
+/// (which DataFusion leaves empty) replaced.
+#[derive(Debug)]
+struct WithWasmRows {
+    inner: Arc<dyn TableProvider>,
+    db: Weak<DbInner>,
+    key_column: &'static str,
+    rows: RowsFn,
+}
+
+#[async_trait]
+impl TableProvider for WithWasmRows {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let schema = self.inner.schema();
+        let plan = self.inner.scan(state, None, &[], None).await?;
+        let theirs = collect(plan, state.task_ctx()).await?;
+        let rs = records(&upgrade(&self.db)?);
+        let wasm: HashSet<&str> = rs.iter().map(|r| r.name.as_str()).collect();
+        let index = schema.index_of(self.key_column)?;
+        let mut batches = Vec::with_capacity(theirs.len() + 1);
+        for batch in theirs {
+            let keys = cast(batch.column(index), &DataType::Utf8)?;
+            let keys = keys
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| DataFusionError::Internal("key column".into()))?;
+            let keep: BooleanArray = keys
+                .iter()
+                .map(|k| Some(!k.is_some_and(|k| wasm.contains(k))))
+                .collect();
+            batches.push(filter_record_batch(&batch, &keep)?);
+        }
+        batches.push(shape(&schema, (self.rows)(&rs))?);
+        let all = concat_batches(&schema, &batches)?;
+        MemTable::try_new(schema, vec![vec![all]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// A batch of `schema` from named columns; columns not given are null.
+fn shape(
+    schema: &SchemaRef,
+    mut columns: HashMap<&'static str, ArrayRef>,
+) -> DfResult<RecordBatch> {
+    let rows = columns.values().next().map_or(0, |a| a.len());
+    let arrays = schema
+        .fields()
+        .iter()
+        .map(|f| match columns.remove(f.name().as_str()) {
+            Some(a) => Ok(cast(&a, f.data_type())?),
+            None => Ok(new_null_array(f.data_type(), rows)),
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+fn routine_rows(rs: &[FunctionRecord]) -> HashMap<&'static str, ArrayRef> {
+    let text = |f: &dyn Fn(&FunctionRecord) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rs.iter().map(f)))
+    };
+    HashMap::from([
+        ("specific_catalog", text(&|_| CATALOG_NAME.into())),
+        ("specific_schema", text(&|r| r.schema.clone())),
+        ("specific_name", text(&|r| r.key())),
+        ("routine_catalog", text(&|_| CATALOG_NAME.into())),
+        ("routine_schema", text(&|r| r.schema.clone())),
+        ("routine_name", text(&|r| r.name.clone())),
+        ("routine_type", text(&|_| "FUNCTION".into())),
+        (
+            "is_deterministic",
+            Arc::new(BooleanArray::from_iter(
+                rs.iter().map(|r| Some(r.volatility == "immutable")),
+            )) as ArrayRef,
+        ),
+        ("data_type", text(&|r| r.returns.clone())),
+        ("function_type", text(&|r| r.kind.to_uppercase())),
+        (
+            "description",
+            text(&|r| format!("Wasm: export {} of module sha256:{}", r.export, r.module)),
+        ),
+        (
+            "syntax_example",
+            text(&|r| format!("{}({})", r.name, r.arg_types.join(", "))),
+        ),
+    ])
+}
+
+fn parameter_rows(rs: &[FunctionRecord]) -> HashMap<&'static str, ArrayRef> {
+    let params: Vec<(&FunctionRecord, usize, &String)> = rs
+        .iter()
+        .flat_map(|r| {
+            r.arg_types
+                .iter()
+                .enumerate()
+                .map(move |(i, t)| (r, i + 1, t))
+        })
+        .collect();
+    let text = |f: &dyn Fn(&(&FunctionRecord, usize, &String)) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(params.iter().map(f)))
+    };
+    HashMap::from([
+        ("specific_catalog", text(&|_| CATALOG_NAME.into())),
+        ("specific_schema", text(&|p| p.0.schema.clone())),
+        ("specific_name", text(&|p| p.0.key())),
+        (
+            "ordinal_position",
+            Arc::new(UInt64Array::from_iter_values(
+                params.iter().map(|p| p.1 as u64),
+            )) as ArrayRef,
+        ),
+        ("parameter_mode", text(&|_| "IN".into())),
+        ("data_type", text(&|p| p.2.clone())),
+        (
+            "is_variadic",
+            Arc::new(BooleanArray::from_iter(params.iter().map(|_| Some(false)))) as ArrayRef,
+        ),
+        (
+            "rid",
+            Arc::new(UInt8Array::from_iter_values(params.iter().map(|_| 0u8))) as ArrayRef,
+        ),
+    ])
+}
+
+/// `SELECT * FROM wasm_load('math.wasm')`: registers every function of a module under
+/// its own name with the component's declarations, and lists them.
+///
+/// Registration happens when the call is planned, all or nothing: a name that
+/// already exists (or is a built-in) fails the whole load.
+#[derive(Debug)]
+struct WasmLoad {
+    db: Weak<DbInner>,
+}
+
+impl TableFunctionImpl for WasmLoad {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        let db = upgrade(&self.db)?;
+        let spec = match args.exprs() {
+            [Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _)] => {
+                s.clone()
+            }
+            _ => {
+                return Err(Error::InvalidDefinition(
+                    "wasm_load takes one string literal: the module ('file.wasm', 'base64:...' or 'sha256:...')".into(),
+                )
+                .into())
+            }
+        };
+        let user = args
+            .session()
+            .config_options()
+            .extensions
+            .get::<WasmSettings>()
+            .map(|s| s.user.clone())
+            .unwrap_or_default();
+        let config = db.inner.engine.config();
+        let bytes = read_module(
+            &spec,
+            db.inner.modules_dir.as_deref(),
+            &db.inner.catalog,
+            config.max_module_size,
+        )?;
+        let module = db.inner.engine.load_component(&bytes).map_err(definition)?;
+        let mut records = Vec::new();
+        for f in module.functions() {
+            if f.kind != FunctionKind::Scalar {
+                continue;
+            }
+            if db.inner.is_protected_builtin(&f.name) {
+                return Err(Error::DuplicateFunction(format!(
+                    "function {} is a built-in function and cannot be redefined",
+                    f.name
+                ))
+                .into());
+            }
+            records.push((
+                FunctionRecord {
+                    name: f.name.clone(),
+                    schema: DEFAULT_SCHEMA.into(),
+                    arg_types: f.params.iter().map(sql_type_name).collect(),
+                    returns: sql_type_name(&f.returns),
+                    kind: "scalar".into(),
+                    module: module.hash(),
+                    export: f.name.clone(),
+                    volatility: volatility_word(f.volatility).into(),
+                    strict: f.null_handling == NullHandling::Strict,
+                    limits: StoredLimits::default(),
+                    created: now(),
+                    seq: 0,
+                    owner: user.clone(),
+                },
+                bytes.clone(),
+            ));
+        }
+        let listed: Vec<FunctionRecord> = records.iter().map(|(r, _)| r.clone()).collect();
+        install_functions(&db, records, false)?;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("arguments", DataType::Utf8, false),
+            Field::new("returns", DataType::Utf8, false),
+            Field::new("volatility", DataType::Utf8, false),
+            Field::new("strict", DataType::Boolean, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    listed.iter().map(|r| r.name.clone()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    listed.iter().map(|r| r.arg_types.join(", ")),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    listed.iter().map(|r| r.returns.clone()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    listed.iter().map(|r| r.volatility.clone()),
+                )),
+                Arc::new(BooleanArray::from_iter(
+                    listed.iter().map(|r| Some(r.strict)),
+                )),
+            ],
+        )?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}

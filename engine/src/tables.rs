@@ -1,0 +1,541 @@
+//! Tables, views and schemas that survive a restart.
+//!
+//! `CREATE TABLE` (with columns or `AS SELECT`) makes a managed table: Parquet files
+//! in its own directory under `tables/`, read and appended through a DataFusion
+//! listing table. External tables and views are replayed from their statement text.
+//! The catalog entry is committed before files appear and removed before they are
+//! deleted; directories no entry references are removed at startup.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
+use datafusion::common::TableReference;
+use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, TableType};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{ObjectName, ObjectNamePart, ObjectType, Statement};
+
+use crate::catalog::{now, relation_key, RelationKind, RelationRecord, SchemaRecord};
+use crate::database::{
+    command, count_rows, default_catalog, Database, Output, Session, CATALOG_NAME, DEFAULT_SCHEMA,
+};
+use crate::ddl::normalize;
+use crate::error::{Error, Result};
+
+/// Schemas the system owns: nothing can be created in or dropped from them.
+pub(crate) const SYSTEM_SCHEMAS: &[&str] = &["information_schema", "pg_catalog", "wasm"];
+
+fn check_writable_schema(schema: &str) -> Result<()> {
+    if SYSTEM_SCHEMAS.contains(&schema) {
+        return Err(Error::InsufficientPrivilege(format!(
+            "schema {schema} is a system schema"
+        )));
+    }
+    Ok(())
+}
+
+/// `(schema, table)` of a resolved reference in the one catalog.
+fn split(name: &TableReference) -> Result<(String, String)> {
+    if let Some(c) = name.catalog() {
+        if c != CATALOG_NAME {
+            return Err(Error::NotSupported(format!(
+                "cross-database references are not supported: {name}"
+            )));
+        }
+    }
+    Ok((
+        name.schema().unwrap_or(DEFAULT_SCHEMA).to_string(),
+        name.table().to_string(),
+    ))
+}
+
+fn schema_provider(session: &Session, schema: &str) -> Result<Arc<dyn SchemaProvider>> {
+    default_catalog(&session.ctx)?
+        .schema(schema)
+        .ok_or_else(|| Error::UndefinedSchema(format!("schema {schema} does not exist")))
+}
+
+/// `CREATE TABLE t (...)` and `CREATE TABLE t AS ...`.
+pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> DfResult<Output> {
+    let state = session.ctx.state();
+    let plan = state.statement_to_plan(statement).await?;
+    let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmt)) = plan else {
+        return Err(Error::NotSupported(format!(
+            "unexpected plan for CREATE TABLE: {}",
+            plan.display()
+        ))
+        .into());
+    };
+    if cmt.temporary {
+        return Err(Error::NotSupported("temporary tables are not supported".into()).into());
+    }
+    if !cmt.column_defaults.is_empty() {
+        return Err(Error::NotSupported("column DEFAULT values are not supported".into()).into());
+    }
+    let (schema, table) = split(&cmt.name)?;
+    check_writable_schema(&schema)?;
+    let provider = schema_provider(session, &schema)?;
+    if provider.table_exist(&table) {
+        if cmt.if_not_exists {
+            return Ok(command("CREATE TABLE"));
+        }
+        if !cmt.or_replace {
+            return Err(Error::DuplicateRelation(format!(
+                "relation {schema}.{table} already exists"
+            ))
+            .into());
+        }
+        drop_one(session, &schema, &table, None)?;
+    }
+    let arrow_schema: SchemaRef = Arc::new(cmt.input.schema().as_arrow().clone());
+    let is_query =
+        !matches!(cmt.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
+
+    let db = &session.db;
+    let dir = format!("tables/{}/{}-{}", safe(&schema), safe(&table), random_id());
+    let record = RelationRecord {
+        schema: schema.clone(),
+        name: table.clone(),
+        kind: RelationKind::Managed {
+            dir: dir.clone(),
+            arrow_schema: encode_schema(&arrow_schema)?,
+        },
+        seq: next_seq(db)?,
+        created: now(),
+        owner: session.user.clone(),
+    };
+    {
+        let _ddl = db.inner.ddl.lock();
+        std::fs::create_dir_all(db.inner.data_dir.join(&dir))
+            .map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
+        let change = db.inner.catalog.change()?;
+        change.put_relation(&record)?;
+        change.commit()?;
+        provider.register_table(table.clone(), managed_table(db, &dir, arrow_schema)?)?;
+    }
+    if !is_query {
+        return Ok(command("CREATE TABLE"));
+    }
+    let qualified = format!("{}.{}", quote(&schema), quote(&table));
+    let written = async {
+        DataFrame::new(state, cmt.input.as_ref().clone())
+            .write_table(&qualified, DataFrameWriteOptions::new())
+            .await
+    }
+    .await;
+    match written {
+        Ok(batches) => Ok(command(format!("SELECT {}", count_rows(&batches)))),
+        Err(e) => {
+            // CREATE TABLE AS is one statement: a failed fill removes the table.
+            if let Err(drop_err) = drop_one(session, &schema, &table, None) {
+                tracing::warn!(
+                    "could not remove {qualified} after a failed CREATE TABLE AS: {drop_err}"
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
+/// `CREATE EXTERNAL TABLE` and `CREATE VIEW`: run by DataFusion, persisted as text.
+pub(crate) async fn create_by_statement(
+    session: &Session,
+    statement: DfStatement,
+    tag: &str,
+) -> DfResult<Output> {
+    let sql = statement.to_string();
+    let state = session.ctx.state();
+    let plan = state.statement_to_plan(statement).await?;
+    let (name, if_not_exists) = match &plan {
+        LogicalPlan::Ddl(DdlStatement::CreateExternalTable(c)) => (c.name.clone(), c.if_not_exists),
+        LogicalPlan::Ddl(DdlStatement::CreateView(v)) => {
+            if v.temporary {
+                return Err(Error::NotSupported("temporary views are not supported".into()).into());
+            }
+            (v.name.clone(), false)
+        }
+        other => {
+            return Err(Error::NotSupported(format!("unexpected plan: {}", other.display())).into())
+        }
+    };
+    let (schema, table) = split(&name)?;
+    check_writable_schema(&schema)?;
+    let provider = schema_provider(session, &schema)?;
+    let existed = provider.table_exist(&table);
+    if existed && if_not_exists {
+        return Ok(command(tag));
+    }
+    let db = &session.db;
+    if existed && is_managed(db, &schema, &table)? {
+        return Err(
+            Error::DuplicateRelation(format!("relation {schema}.{table} already exists")).into(),
+        );
+    }
+    session
+        .ctx
+        .execute_logical_plan(plan)
+        .await?
+        .collect()
+        .await?;
+    let record = RelationRecord {
+        schema,
+        name: table,
+        kind: RelationKind::Statement { sql },
+        seq: next_seq(db)?,
+        created: now(),
+        owner: session.user.clone(),
+    };
+    let _ddl = db.inner.ddl.lock();
+    let change = db.inner.catalog.change()?;
+    change.put_relation(&record)?;
+    change.commit()?;
+    Ok(command(tag))
+}
+
+/// `CREATE SCHEMA [IF NOT EXISTS] name`.
+pub(crate) async fn create_schema(session: &Session, statement: DfStatement) -> DfResult<Output> {
+    let state = session.ctx.state();
+    let plan = state.statement_to_plan(statement).await?;
+    let LogicalPlan::Ddl(DdlStatement::CreateCatalogSchema(c)) = &plan else {
+        return Err(Error::NotSupported(format!("unexpected plan: {}", plan.display())).into());
+    };
+    let name = match c.schema_name.split_once('.') {
+        Some((catalog, schema)) if catalog == CATALOG_NAME => schema.to_string(),
+        Some(_) => {
+            return Err(Error::NotSupported("schemas live in the one database".into()).into())
+        }
+        None => c.schema_name.clone(),
+    };
+    check_writable_schema(&name)?;
+    let catalog = default_catalog(&session.ctx)?;
+    if catalog.schema(&name).is_some() {
+        if c.if_not_exists {
+            return Ok(command("CREATE SCHEMA"));
+        }
+        return Err(Error::DuplicateSchema(format!("schema {name} already exists")).into());
+    }
+    let db = &session.db;
+    let _ddl = db.inner.ddl.lock();
+    let change = db.inner.catalog.change()?;
+    change.put_schema(&SchemaRecord {
+        name: name.clone(),
+        created: now(),
+        owner: session.user.clone(),
+    })?;
+    change.commit()?;
+    catalog.register_schema(&name, Arc::new(MemorySchemaProvider::new()))?;
+    Ok(command("CREATE SCHEMA"))
+}
+
+/// `DROP TABLE|VIEW [IF EXISTS] a, b`.
+pub(crate) fn drop_relations(session: &Session, statement: &Statement) -> Result<String> {
+    let Statement::Drop {
+        object_type,
+        if_exists,
+        names,
+        ..
+    } = statement
+    else {
+        return Err(Error::NotSupported(statement.to_string()));
+    };
+    let want = if *object_type == ObjectType::View {
+        TableType::View
+    } else {
+        TableType::Base
+    };
+    for name in names {
+        let (schema, table) = object_name(name)?;
+        check_writable_schema(&schema)?;
+        let provider = match schema_provider(session, &schema) {
+            Ok(p) => p,
+            Err(_) if *if_exists => continue,
+            Err(e) => return Err(e),
+        };
+        if !provider.table_exist(&table) {
+            if *if_exists {
+                continue;
+            }
+            return Err(Error::UndefinedRelation(format!(
+                "{} {schema}.{table} does not exist",
+                if want == TableType::View {
+                    "view"
+                } else {
+                    "table"
+                }
+            )));
+        }
+        drop_one(session, &schema, &table, Some(want))?;
+    }
+    Ok(if *object_type == ObjectType::View {
+        "DROP VIEW"
+    } else {
+        "DROP TABLE"
+    }
+    .into())
+}
+
+/// Drops one relation: catalog first, then the live table, then its files.
+fn drop_one(session: &Session, schema: &str, table: &str, want: Option<TableType>) -> Result<()> {
+    let db = &session.db;
+    let provider = schema_provider(session, schema)?;
+    if let Some(want) = want {
+        let is_view = db_table_type(&provider, table) == Some(TableType::View);
+        if is_view != (want == TableType::View) {
+            return Err(Error::NotSupported(format!(
+                "{schema}.{table} is {}; use DROP {}",
+                if is_view { "a view" } else { "a table" },
+                if is_view { "VIEW" } else { "TABLE" }
+            )));
+        }
+    }
+    let key = relation_key(schema, table);
+    let record = db
+        .inner
+        .catalog
+        .relations()?
+        .into_iter()
+        .find(|r| r.key() == key);
+    let _ddl = db.inner.ddl.lock();
+    let change = db.inner.catalog.change()?;
+    change.remove_relation(&key)?;
+    change.commit()?;
+    provider.deregister_table(table)?;
+    if let Some(RelationRecord {
+        kind: RelationKind::Managed { dir, .. },
+        ..
+    }) = record
+    {
+        if let Err(e) = std::fs::remove_dir_all(db.inner.data_dir.join(&dir)) {
+            tracing::warn!("could not remove {dir} (removed at next start): {e}");
+        }
+    }
+    Ok(())
+}
+
+fn db_table_type(provider: &Arc<dyn SchemaProvider>, table: &str) -> Option<TableType> {
+    // Every provider here is in memory: the future is ready at once.
+    futures::executor::block_on(provider.table_type(table))
+        .ok()
+        .flatten()
+}
+
+/// `DROP SCHEMA [IF EXISTS] s [CASCADE]`.
+pub(crate) fn drop_schemas(session: &Session, statement: &Statement) -> Result<String> {
+    let Statement::Drop {
+        if_exists,
+        names,
+        cascade,
+        ..
+    } = statement
+    else {
+        return Err(Error::NotSupported(statement.to_string()));
+    };
+    let catalog = default_catalog(&session.ctx)?;
+    for name in names {
+        let schema = match &name.0[..] {
+            [ObjectNamePart::Identifier(i)] => normalize(i),
+            _ => return Err(Error::NotSupported(format!("schema name {name}"))),
+        };
+        check_writable_schema(&schema)?;
+        if schema == DEFAULT_SCHEMA {
+            return Err(Error::InsufficientPrivilege(format!(
+                "schema {DEFAULT_SCHEMA} cannot be dropped"
+            )));
+        }
+        let Some(provider) = catalog.schema(&schema) else {
+            if *if_exists {
+                continue;
+            }
+            return Err(Error::UndefinedSchema(format!(
+                "schema {schema} does not exist"
+            )));
+        };
+        let tables = provider.table_names();
+        if !tables.is_empty() && !cascade {
+            return Err(Error::DependentObjects(format!(
+                "schema {schema} is not empty ({}); use DROP SCHEMA {schema} CASCADE",
+                tables.join(", ")
+            )));
+        }
+        for table in tables {
+            drop_one(session, &schema, &table, None)?;
+        }
+        let db = &session.db;
+        let _ddl = db.inner.ddl.lock();
+        let change = db.inner.catalog.change()?;
+        change.remove_schema(&schema)?;
+        change.commit()?;
+        catalog.deregister_schema(&schema, true)?;
+    }
+    Ok("DROP SCHEMA".into())
+}
+
+/// Restores schemas and relations at startup and removes unreferenced table files.
+pub(crate) async fn restore(db: &Database) -> Result<()> {
+    // Replay in a session that sees the restored functions (views may call them).
+    let session = db.session("wasmudf");
+    session.sync_functions();
+    let ctx = &session.ctx;
+    let catalog = default_catalog(ctx)?;
+    for s in db.inner.catalog.schemas()? {
+        if catalog.schema(&s.name).is_none() {
+            catalog.register_schema(&s.name, Arc::new(MemorySchemaProvider::new()))?;
+        }
+    }
+    let mut relations = db.inner.catalog.relations()?;
+    relations.sort_by_key(|r| r.seq);
+    let mut live_dirs = HashSet::new();
+    for r in relations {
+        let restored = match &r.kind {
+            RelationKind::Managed { dir, arrow_schema } => {
+                live_dirs.insert(db.inner.data_dir.join(dir));
+                let registered = decode_schema(arrow_schema).and_then(|schema| {
+                    let table = managed_table(db, dir, schema)?;
+                    let provider = catalog
+                        .schema(&r.schema)
+                        .ok_or_else(|| Error::UndefinedSchema(r.schema.clone()))?;
+                    provider.register_table(r.name.clone(), table)?;
+                    Ok(())
+                });
+                registered.map_err(|e| e.to_string())
+            }
+            RelationKind::Statement { sql } => match ctx.sql(sql).await {
+                Ok(df) => df.collect().await.map(drop).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        if let Err(e) = restored {
+            tracing::error!(relation = %r.key(), "cannot restore relation: {e}");
+        }
+    }
+    remove_orphan_dirs(db, &live_dirs);
+    Ok(())
+}
+
+fn remove_orphan_dirs(db: &Database, live: &HashSet<std::path::PathBuf>) {
+    let root = db.inner.data_dir.join("tables");
+    let Ok(schemas) = std::fs::read_dir(&root) else {
+        return;
+    };
+    for schema in schemas.flatten() {
+        let Ok(tables) = std::fs::read_dir(schema.path()) else {
+            continue;
+        };
+        for table in tables.flatten() {
+            let path = table.path();
+            if !live.contains(&path) {
+                tracing::info!(dir = %path.display(), "removing files of a dropped table");
+                if let Err(e) = std::fs::remove_dir_all(&path) {
+                    tracing::warn!(dir = %path.display(), "could not remove: {e}");
+                }
+            }
+        }
+    }
+}
+
+fn is_managed(db: &Database, schema: &str, table: &str) -> Result<bool> {
+    let key = relation_key(schema, table);
+    Ok(db
+        .inner
+        .catalog
+        .relations()?
+        .iter()
+        .any(|r| r.key() == key && matches!(r.kind, RelationKind::Managed { .. })))
+}
+
+fn next_seq(db: &Database) -> Result<u64> {
+    Ok(db
+        .inner
+        .catalog
+        .relations()?
+        .iter()
+        .map(|r| r.seq)
+        .max()
+        .map_or(1, |m| m + 1))
+}
+
+/// A listing table over the Parquet files of `dir` (relative to the data directory).
+fn managed_table(db: &Database, dir: &str, schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
+    let path = db.inner.data_dir.join(dir);
+    std::fs::create_dir_all(&path).map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
+    let url = ListingTableUrl::parse(format!("{}/", path.display()))
+        .map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config)
+        .map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
+    Ok(Arc::new(table))
+}
+
+fn encode_schema(schema: &Schema) -> Result<String> {
+    let mut bytes = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut bytes, schema)
+        .map_err(|e| Error::Catalog(format!("encode schema: {e}")))?;
+    writer
+        .finish()
+        .map_err(|e| Error::Catalog(format!("encode schema: {e}")))?;
+    drop(writer);
+    Ok(hex::encode(bytes))
+}
+
+fn decode_schema(hex_bytes: &str) -> Result<SchemaRef> {
+    let bytes = hex::decode(hex_bytes).map_err(|e| Error::Catalog(format!("schema: {e}")))?;
+    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .map_err(|e| Error::Catalog(format!("schema: {e}")))?;
+    Ok(reader.schema())
+}
+
+fn object_name(name: &ObjectName) -> Result<(String, String)> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p {
+            ObjectNamePart::Identifier(i) => Ok(normalize(i)),
+            other => Err(Error::NotSupported(format!("name {other}"))),
+        })
+        .collect::<Result<_>>()?;
+    match parts.as_slice() {
+        [t] => Ok((DEFAULT_SCHEMA.into(), t.clone())),
+        [s, t] => Ok((s.clone(), t.clone())),
+        [c, s, t] if c == CATALOG_NAME => Ok((s.clone(), t.clone())),
+        _ => Err(Error::NotSupported(format!("name {name}"))),
+    }
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// A file-name-safe rendering of an identifier (the random suffix keeps it unique).
+fn safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect()
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        b = now().to_le_bytes();
+    }
+    hex::encode(b)
+}

@@ -1,0 +1,142 @@
+//! What survives a restart: functions, schemas, tables and their data, views,
+//! external tables; and what a restart cleans up.
+
+mod common;
+
+use common::{fails_with, ok, open_db, scalar, squash};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_comes_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("cities.csv");
+    std::fs::write(&csv, "name,population\nParis,2102650\nLyon,522250\n").unwrap();
+    {
+        let db = open_db(&dir.path().join("data")).await;
+        let s = db.session("alice");
+        ok(&s, "CREATE FUNCTION gcd(bigint, bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE STRICT AS 'math.wasm', 'gcd'").await;
+        ok(&s, "CREATE FUNCTION f(text) RETURNS text LANGUAGE wasm SET wasm.fuel = '123456789' AS 'strings.wasm', 'reverse'").await;
+        ok(
+            &s,
+            "CREATE FUNCTION f(bigint) RETURNS bigint LANGUAGE wasm AS 'math.wasm', 'add_one'",
+        )
+        .await;
+        assert_eq!(
+            ok(&s, "CREATE TABLE t (a bigint, s text)").await,
+            "CREATE TABLE"
+        );
+        assert_eq!(
+            ok(
+                &s,
+                "INSERT INTO t VALUES (12, 'abc'), (18, 'xyz'), (NULL, NULL)"
+            )
+            .await,
+            "INSERT 0 3"
+        );
+        assert_eq!(
+            ok(
+                &s,
+                "INSERT INTO t SELECT a * 10, s FROM t WHERE a IS NOT NULL"
+            )
+            .await,
+            "INSERT 0 2"
+        );
+        assert_eq!(
+            ok(&s, "CREATE TABLE doubled AS SELECT a * 2 AS a2 FROM t").await,
+            "SELECT 5"
+        );
+        ok(&s, "CREATE SCHEMA sales").await;
+        ok(&s, "CREATE TABLE sales.orders AS VALUES (1, 'x'), (2, 'y')").await;
+        ok(&s, &format!("CREATE EXTERNAL TABLE cities STORED AS CSV LOCATION '{}' OPTIONS ('format.has_header' 'true')", csv.display())).await;
+        ok(
+            &s,
+            "CREATE VIEW v AS SELECT f(s) AS r, gcd(a, 4) AS g FROM t WHERE a < 100",
+        )
+        .await;
+        ok(&s, "CREATE TABLE gone (x int)").await;
+        ok(&s, "DROP TABLE gone").await;
+    }
+    let db = open_db(&dir.path().join("data")).await;
+    let s = db.session("bob");
+    assert_eq!(scalar(&s, "SELECT gcd(1071, 462)").await, "21");
+    assert_eq!(
+        scalar(&s, "SELECT f('abc') || CAST(f(1) AS text)").await,
+        "cba2"
+    );
+    let listed = ok(
+        &s,
+        "SELECT name, arguments, fuel, owner FROM wasm.functions ORDER BY name, arguments",
+    )
+    .await;
+    assert!(
+        squash(&listed).contains("| f | text | 123456789 | alice |"),
+        "{listed}"
+    );
+    let rows = ok(&s, "SELECT a, s FROM t ORDER BY a NULLS LAST").await;
+    assert!(squash(&rows).contains("| 180 | xyz |"), "{rows}");
+    assert_eq!(scalar(&s, "SELECT count(*) FROM t").await, "5");
+    assert_eq!(scalar(&s, "SELECT sum(a2) FROM doubled").await, "660");
+    assert_eq!(scalar(&s, "SELECT count(*) FROM sales.orders").await, "2");
+    assert_eq!(
+        scalar(&s, "SELECT sum(population) FROM cities").await,
+        "2624900"
+    );
+    let view = ok(&s, "SELECT r, g FROM v ORDER BY g").await;
+    assert!(squash(&view).contains("| cba | 4 |"), "{view}");
+    fails_with(&s, "SELECT * FROM gone", "42P01", "gone").await;
+    // The dropped table's directory is gone, the live ones remain.
+    let dirs: Vec<_> = std::fs::read_dir(dir.path().join("data/tables/public"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(dirs.iter().any(|d| d.starts_with("t-")), "{dirs:?}");
+    assert!(!dirs.iter().any(|d| d.starts_with("gone-")), "{dirs:?}");
+    // Data written after the restart persists too.
+    ok(&s, "INSERT INTO t VALUES (7, 'q')").await;
+    drop(s);
+    drop(db);
+    let db = open_db(&dir.path().join("data")).await;
+    let s = db.session("carol");
+    assert_eq!(scalar(&s, "SELECT count(*) FROM t").await, "6");
+}
+
+#[tokio::test]
+async fn table_ddl_errors_and_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path()).await;
+    let s = db.session("alice");
+    ok(&s, "CREATE TABLE t (a int)").await;
+    fails_with(&s, "CREATE TABLE t (a int)", "42P07", "already exists").await;
+    assert_eq!(
+        ok(&s, "CREATE TABLE IF NOT EXISTS t (a int)").await,
+        "CREATE TABLE"
+    );
+    fails_with(&s, "DROP TABLE nope", "42P01", "does not exist").await;
+    ok(&s, "DROP TABLE IF EXISTS nope").await;
+    fails_with(&s, "CREATE TABLE wasm.x (a int)", "42501", "system schema").await;
+    fails_with(&s, "DROP TABLE wasm.functions", "42501", "system schema").await;
+    fails_with(&s, "CREATE TABLE nowhere.x (a int)", "3F000", "nowhere").await;
+    ok(&s, "CREATE SCHEMA s1").await;
+    fails_with(&s, "CREATE SCHEMA s1", "42P06", "already exists").await;
+    ok(&s, "CREATE TABLE s1.x AS SELECT 1 AS one").await;
+    fails_with(&s, "DROP SCHEMA s1", "2BP01", "not empty").await;
+    ok(&s, "DROP SCHEMA s1 CASCADE").await;
+    fails_with(&s, "SELECT * FROM s1.x", "42P01", "").await;
+    fails_with(&s, "COPY t TO '/tmp/x.csv'", "42501", "COPY").await;
+    fails_with(&s, "CREATE DATABASE other", "0A000", "one database").await;
+    // A failed CREATE TABLE AS leaves no table behind.
+    ok(
+        &s,
+        "CREATE FUNCTION safe_div(bigint, bigint) RETURNS bigint LANGUAGE wasm AS 'math.wasm'",
+    )
+    .await;
+    fails_with(
+        &s,
+        "CREATE TABLE bad AS SELECT safe_div(1, 0) AS x",
+        "38000",
+        "safe_div",
+    )
+    .await;
+    fails_with(&s, "SELECT * FROM bad", "42P01", "").await;
+    assert_eq!(ok(&s, "BEGIN").await, "BEGIN");
+    assert_eq!(ok(&s, "COMMIT").await, "COMMIT");
+}
