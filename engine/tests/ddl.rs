@@ -176,7 +176,7 @@ async fn overloads_resolve_by_argument_types() {
     .await;
     ok(
         &s,
-        "CREATE FUNCTION f(text) RETURNS text LANGUAGE wasm AS 'strings.wasm', 'reverse'",
+        "CREATE FUNCTION f(text) RETURNS text LANGUAGE wasm AS 'strings.wasm', 'reverse_text'",
     )
     .await;
     ok(&s, "CREATE FUNCTION f(double precision) RETURNS double precision LANGUAGE wasm AS 'types.wasm', 'echo_f64'").await;
@@ -333,7 +333,7 @@ async fn information_schema_lists_wasm_functions() {
     ok(&s, GCD).await;
     ok(
         &s,
-        "CREATE FUNCTION f(text) RETURNS text LANGUAGE wasm AS 'strings.wasm', 'reverse'",
+        "CREATE FUNCTION f(text) RETURNS text LANGUAGE wasm AS 'strings.wasm', 'reverse_text'",
     )
     .await;
     let routines = ok(&s, "SELECT routine_name, data_type, function_type, is_deterministic FROM information_schema.routines WHERE routine_name IN ('f', 'gcd') ORDER BY 1").await;

@@ -14,7 +14,7 @@ async fn everything_comes_back_after_a_restart() {
         let db = open_db(&dir.path().join("data")).await;
         let s = db.session("alice");
         ok(&s, "CREATE FUNCTION gcd(bigint, bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE STRICT AS 'math.wasm', 'gcd'").await;
-        ok(&s, "CREATE FUNCTION f(text) RETURNS text LANGUAGE wasm SET wasm.fuel = '123456789' AS 'strings.wasm', 'reverse'").await;
+        ok(&s, "CREATE FUNCTION f(text) RETURNS text LANGUAGE wasm SET wasm.fuel = '123456789' AS 'strings.wasm', 'reverse_text'").await;
         ok(
             &s,
             "CREATE FUNCTION f(bigint) RETURNS bigint LANGUAGE wasm AS 'math.wasm', 'add_one'",

@@ -10,9 +10,14 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "WASMUDF_LISTEN", default_value = "127.0.0.1:5433")]
     pub listen: String,
-    /// Data directory (created on first start): compiled-component cache and state.
+    /// Data directory (created on first start): catalog, modules, compiled artifacts,
+    /// table data.
     #[arg(long, env = "WASMUDF_DATA_DIR", default_value = "./wasmudf-data")]
     pub data_dir: PathBuf,
+    /// Directory `CREATE FUNCTION ... AS 'file.wasm'` reads modules from; paths cannot
+    /// escape it (default: `<data-dir>/modules`, with the examples in `examples/`).
+    #[arg(long, env = "WASMUDF_MODULES_DIR")]
+    pub modules_dir: Option<PathBuf>,
     /// Default fuel per UDF call.
     #[arg(long, env = "WASMUDF_FUEL")]
     pub fuel: Option<u64>,

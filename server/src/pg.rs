@@ -7,9 +7,6 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::parser::DFParser;
 use futures::stream;
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::query::SimpleQueryHandler;
@@ -18,20 +15,20 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireResult};
 use wasmudf_engine::datafusion;
-use wasmudf_engine::{parse_bytes, parse_duration, CancelHandle, Engine, EngineConfig, Limits};
+use wasmudf_engine::{
+    parse_bytes, parse_duration, Database, DatabaseConfig, EngineConfig, Limits, Output, Session,
+    Statement,
+};
 
 use crate::config::ServeArgs;
 
-/// What every connection shares: the engine and the session template.
+/// What every connection shares: the database.
 pub struct ServerState {
-    engine: Engine,
-    base: SessionContext,
+    db: Database,
 }
 
 impl ServerState {
     pub async fn start(args: &ServeArgs) -> Result<Self, String> {
-        std::fs::create_dir_all(&args.data_dir)
-            .map_err(|e| format!("data directory {}: {e}", args.data_dir.display()))?;
         let mut defaults = Limits::default();
         if let Some(f) = args.fuel {
             defaults.fuel = f;
@@ -45,36 +42,57 @@ impl ServerState {
         if let Some(s) = &args.stack {
             defaults.stack = parse_bytes(s).map_err(|e| e.to_string())? as usize;
         }
-        let engine = Engine::new(EngineConfig {
-            defaults,
-            artifact_dir: Some(args.data_dir.join("artifacts")),
-            ..EngineConfig::default()
-        })
-        .map_err(|e| e.to_string())?;
-        let mut config = SessionConfig::new().with_information_schema(true);
-        if let Some(p) = args.target_partitions {
-            config = config.with_target_partitions(p.max(1));
-        }
-        let base = SessionContext::new_with_config(config);
+        let first_start = !args.data_dir.join("catalog.redb").exists();
+        let modules_dir = args
+            .modules_dir
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("modules"));
+        std::fs::create_dir_all(&modules_dir)
+            .map_err(|e| format!("modules directory {}: {e}", modules_dir.display()))?;
         if !args.no_examples {
-            for (name, bytes) in wasmudf_udfs::EXAMPLES {
-                let module = engine
-                    .load_component(bytes)
-                    .map_err(|e| format!("example {name}: {e}"))?;
-                engine.register(&base, &module).map_err(|e| e.to_string())?;
-                tracing::info!(
-                    component = name,
-                    functions = module.functions().len(),
-                    "registered example functions"
-                );
-            }
-            base.sql(DEMO_TABLE)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("demo table: {e}"))?;
+            write_examples(&modules_dir)?;
         }
-        Ok(ServerState { engine, base })
+        let mut config = DatabaseConfig::new(&args.data_dir);
+        config.modules_dir = Some(modules_dir);
+        config.engine = EngineConfig {
+            defaults,
+            ..EngineConfig::default()
+        };
+        config.target_partitions = args.target_partitions;
+        let db = Database::open(config).await.map_err(|e| e.to_string())?;
+        if first_start && !args.no_examples {
+            let admin = db.session(ADMIN_ROLE);
+            for (name, _) in wasmudf_udfs::EXAMPLES {
+                admin
+                    .execute(&format!("SELECT * FROM wasm_load('examples/{name}.wasm')"))
+                    .await
+                    .map_err(|e| format!("example {name}: {e}"))?;
+            }
+            admin
+                .execute(DEMO_TABLE)
+                .await
+                .map_err(|e| format!("demo table: {e}"))?;
+            tracing::info!("registered the example functions and the demo table `cities`");
+        }
+        Ok(ServerState { db })
     }
+}
+
+/// The administrator role every session runs as until authentication lands.
+const ADMIN_ROLE: &str = "wasmudf";
+
+/// Copies the bundled example components into `<modules>/examples/`, so
+/// `CREATE FUNCTION ... AS 'examples/math.wasm'` works out of the box.
+fn write_examples(modules_dir: &std::path::Path) -> Result<(), String> {
+    let dir = modules_dir.join("examples");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (name, bytes) in wasmudf_udfs::EXAMPLES {
+        let path = dir.join(format!("{name}.wasm"));
+        if std::fs::read(&path).ok().as_deref() != Some(*bytes) {
+            std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 const DEMO_TABLE: &str =
@@ -90,11 +108,8 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(state: Arc<ServerState>) -> Self {
-        // A private copy of the session settings over the shared catalogs.
-        let session = SessionContext::new_with_state(state.base.state());
         let handler = Arc::new(QueryHandler {
-            engine: state.engine.clone(),
-            session,
+            session: state.db.session(ADMIN_ROLE),
         });
         Connection { handler }
     }
@@ -111,21 +126,10 @@ impl PgWireServerHandlers for Connection {
 }
 
 pub struct QueryHandler {
-    engine: Engine,
-    session: SessionContext,
+    session: Session,
 }
 
 impl NoopStartupHandler for QueryHandler {}
-
-/// Cancels the query's Wasm calls if the query future is dropped (client cancel,
-/// disconnect), so a spinning guest never outlives its statement.
-struct CancelOnDrop(CancelHandle);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
 
 #[async_trait]
 impl SimpleQueryHandler for QueryHandler {
@@ -134,7 +138,7 @@ impl SimpleQueryHandler for QueryHandler {
         C: ClientInfo + ClientPortalStore + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
     {
-        let statements = match DFParser::parse_sql(sql) {
+        let statements = match self.session.parse(sql) {
             Ok(s) => s,
             Err(e) => return Ok(vec![error_response(&e)]),
         };
@@ -154,24 +158,13 @@ impl SimpleQueryHandler for QueryHandler {
 }
 
 impl QueryHandler {
-    async fn run_statement(
-        &self,
-        statement: datafusion::sql::parser::Statement,
-    ) -> Result<Response, DataFusionError> {
-        let query = self.engine.query(&self.session);
-        let _guard = CancelOnDrop(query.cancel_handle());
-        let ctx = query.session();
-        let plan = ctx.state().statement_to_plan(statement).await?;
-        let tag = command_tag(&plan);
-        let df = ctx.execute_logical_plan(plan).await?;
-        let batches = df.collect().await?;
-        if let Some(tag) = tag {
-            return Ok(Response::Execution(Tag::new(tag)));
-        }
-        let schema = batches
-            .first()
-            .map(|b| b.schema())
-            .unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
+    async fn run_statement(&self, statement: Statement) -> Result<Response, DataFusionError> {
+        let stream = match self.session.run(statement).await? {
+            Output::Command(tag) => return Ok(Response::Execution(Tag::new(&tag))),
+            Output::Rows(stream) => stream,
+        };
+        let schema = stream.schema();
+        let batches = wasmudf_engine::collect(stream).await?;
         let fields: Arc<Vec<FieldInfo>> = Arc::new(
             schema
                 .fields()
@@ -208,25 +201,6 @@ impl QueryHandler {
             fields,
             stream::iter(rows),
         )))
-    }
-}
-
-fn command_tag(plan: &LogicalPlan) -> Option<&'static str> {
-    use datafusion::logical_expr::DdlStatement as D;
-    match plan {
-        LogicalPlan::Ddl(d) => Some(match d {
-            D::CreateExternalTable(_) | D::CreateMemoryTable(_) => "CREATE TABLE",
-            D::CreateView(_) => "CREATE VIEW",
-            D::CreateCatalogSchema(_) | D::CreateCatalog(_) => "CREATE SCHEMA",
-            D::DropTable(_) => "DROP TABLE",
-            D::DropView(_) => "DROP VIEW",
-            D::DropCatalogSchema(_) => "DROP SCHEMA",
-            D::CreateFunction(_) => "CREATE FUNCTION",
-            D::DropFunction(_) => "DROP FUNCTION",
-            _ => "OK",
-        }),
-        LogicalPlan::Statement(_) => Some("SET"),
-        _ => None,
     }
 }
 

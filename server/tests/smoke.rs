@@ -26,31 +26,7 @@ impl Server {
         let data =
             std::env::temp_dir().join(format!("wasmudf-smoke-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmudf"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-level",
-                "warn",
-                "--data-dir",
-            ])
-            .arg(&data)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start wasmudf");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read banner");
-        // "wasmudf listening on 127.0.0.1:PORT — connect with: ..."
-        let port = line
-            .split_whitespace()
-            .nth(3)
-            .and_then(|addr| addr.rsplit(':').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected banner: {line:?}"));
+        let (child, port) = spawn(&data);
         assert!(
             data.join("artifacts").is_dir(),
             "data directory was not created"
@@ -60,6 +36,16 @@ impl Server {
             port,
             _data: TempDir(data),
         }
+    }
+
+    /// Kills the server (SIGKILL: no chance to flush anything) and starts it again
+    /// on the same data directory.
+    fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, port) = spawn(&self._data.0);
+        self.child = child;
+        self.port = port;
     }
 
     async fn client(&self) -> tokio_postgres::Client {
@@ -72,6 +58,36 @@ impl Server {
         tokio::spawn(conn);
         client
     }
+}
+
+/// Starts the binary on an ephemeral port; returns it and the port from its banner.
+fn spawn(data: &std::path::Path) -> (Child, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmudf"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "warn",
+            "--data-dir",
+        ])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start wasmudf");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read banner");
+    // "wasmudf listening on 127.0.0.1:PORT — connect with: ..."
+    let port = line
+        .split_whitespace()
+        .nth(3)
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected banner: {line:?}"));
+    (child, port)
 }
 
 impl Drop for Server {
@@ -171,7 +187,7 @@ async fn psql_calls_a_wasm_function() {
                 "-t",
                 "-c",
             ])
-            .arg("SELECT reverse('wasm') || '|' || gcd(12, 18)")
+            .arg("SELECT reverse_text('wasm') || '|' || gcd(12, 18)")
             .env("PGCONNECT_TIMEOUT", "10")
             .output(),
     )
@@ -185,4 +201,61 @@ async fn psql_calls_a_wasm_function() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(stdout.trim(), "msaw|6");
+}
+
+#[tokio::test]
+async fn functions_and_tables_created_over_the_wire_survive_a_kill() {
+    let mut server = Server::start("persist");
+    let client = server.client().await;
+    client
+        .simple_query(
+            "CREATE FUNCTION rev(text) RETURNS text LANGUAGE wasm STRICT \
+             AS 'examples/strings.wasm', 'reverse_text'; \
+             CREATE TABLE notes (id bigint, body text); \
+             INSERT INTO notes VALUES (1, 'hello'), (2, NULL)",
+        )
+        .await
+        .expect("DDL over the wire");
+    let tags: Vec<String> = client
+        .simple_query("DROP FUNCTION IF EXISTS nothing; CREATE SCHEMA s")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tags.len(), 2);
+    let err = client
+        .simple_query("CREATE FUNCTION rev(text) RETURNS text LANGUAGE wasm AS 'examples/strings.wasm', 'reverse_text'")
+        .await
+        .expect_err("duplicate");
+    assert_eq!(err.as_db_error().unwrap().code().code(), "42723");
+    let err = client
+        .simple_query(
+            "CREATE FUNCTION x(bigint) RETURNS bigint LANGUAGE wasm AS '../catalog.redb', 'x'",
+        )
+        .await
+        .expect_err("escape");
+    assert_eq!(err.as_db_error().unwrap().code().code(), "42501");
+    drop(client);
+    server.kill_and_restart();
+    let client = server.client().await;
+    assert_eq!(
+        query(&client, "SELECT id, rev(body) FROM notes ORDER BY id").await,
+        vec![
+            vec![Some("1".into()), Some("olleh".into())],
+            vec![Some("2".into()), None]
+        ]
+    );
+    // The examples were registered once, on the first start, and are still there.
+    assert_eq!(
+        query(&client, "SELECT add_one(41)").await,
+        vec![row(&["42"])]
+    );
+    assert_eq!(
+        query(&client, "SELECT count(*) FROM cities").await,
+        vec![row(&["5"])]
+    );
 }

@@ -1,4 +1,4 @@
-//! Text functions: `initials(text)`, `upper_ascii(text)`, `reverse(text)`, `byte_len(bytea)`.
+//! Text functions: `initials(text)`, `upper_ascii(text)`, `reverse_text(text)`, `byte_len(bytea)`.
 
 use wasmudf::{batch, scalar, Column, Output, UdfError};
 
@@ -32,7 +32,7 @@ fn upper_ascii(rows: usize, args: &[Column]) -> Result<Column, UdfError> {
 
 /// Reverses the characters of a string.
 #[scalar]
-fn reverse(s: &str) -> String {
+fn reverse_text(s: &str) -> String {
     s.chars().rev().collect()
 }
 
@@ -42,4 +42,4 @@ fn byte_len(b: &[u8]) -> i32 {
     b.len() as i32
 }
 
-wasmudf::export!(initials, upper_ascii, reverse, byte_len);
+wasmudf::export!(initials, upper_ascii, reverse_text, byte_len);
