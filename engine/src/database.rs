@@ -332,8 +332,10 @@ impl Session {
         for name in registered.iter() {
             if !registry.udfs.contains_key(name) {
                 match self.db.inner.replaced_builtins.get(name) {
-                    Some(builtin) => drop(self.ctx.register_udf(builtin.clone())),
-                    None => drop(self.ctx.deregister_udf(name)),
+                    Some(builtin) => self.ctx.register_udf(builtin.clone()),
+                    None => {
+                        self.ctx.deregister_udf(name);
+                    }
                 }
             }
         }
@@ -446,7 +448,7 @@ impl Session {
         if insert {
             let batches = df.collect().await?;
             drop(guard);
-            return Ok(command(&format!("INSERT 0 {}", count_rows(&batches))));
+            return Ok(command(format!("INSERT 0 {}", count_rows(&batches))));
         }
         let stream = df.execute_stream().await?;
         let schema = stream.schema();

@@ -115,7 +115,7 @@ impl ConfigExtension for WasmSettings {
 /// `16MB`-style spelling when exact, bytes otherwise (PostgreSQL's units).
 pub(crate) fn format_bytes(v: u64) -> String {
     for (unit, shift) in [("GB", 30), ("MB", 20), ("kB", 10)] {
-        if v >= 1 << shift && v % (1 << shift) == 0 {
+        if v >= 1 << shift && v.is_multiple_of(1 << shift) {
             return format!("{}{unit}", v >> shift);
         }
     }

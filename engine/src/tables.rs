@@ -113,37 +113,43 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
         created: now(),
         owner: session.user.clone(),
     };
-    {
-        let _ddl = db.inner.ddl.lock();
-        std::fs::create_dir_all(db.inner.data_dir.join(&dir))
-            .map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
-        let change = db.inner.catalog.change()?;
-        change.put_relation(&record)?;
-        change.commit()?;
-        provider.register_table(table.clone(), managed_table(db, &dir, arrow_schema)?)?;
-    }
-    if !is_query {
-        return Ok(command("CREATE TABLE"));
-    }
-    let qualified = format!("{}.{}", quote(&schema), quote(&table));
-    let written = async {
-        DataFrame::new(state, cmt.input.as_ref().clone())
+    // Files first, catalog last: a crash before the commit leaves only an
+    // unreferenced directory (removed at the next start), never a half-filled table.
+    let path = db.inner.data_dir.join(&dir);
+    std::fs::create_dir_all(&path).map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
+    let undo = || {
+        let _ = provider.deregister_table(&table);
+        if let Err(e) = std::fs::remove_dir_all(&path) {
+            tracing::warn!("could not remove {dir} (removed at next start): {e}");
+        }
+    };
+    provider.register_table(table.clone(), managed_table(db, &dir, arrow_schema)?)?;
+    let mut tag = "CREATE TABLE".to_string();
+    if is_query {
+        let qualified = format!("{}.{}", quote(&schema), quote(&table));
+        let written = DataFrame::new(state, cmt.input.as_ref().clone())
             .write_table(&qualified, DataFrameWriteOptions::new())
-            .await
-    }
-    .await;
-    match written {
-        Ok(batches) => Ok(command(format!("SELECT {}", count_rows(&batches)))),
-        Err(e) => {
-            // CREATE TABLE AS is one statement: a failed fill removes the table.
-            if let Err(drop_err) = drop_one(session, &schema, &table, None) {
-                tracing::warn!(
-                    "could not remove {qualified} after a failed CREATE TABLE AS: {drop_err}"
-                );
+            .await;
+        match written {
+            Ok(batches) => tag = format!("SELECT {}", count_rows(&batches)),
+            Err(e) => {
+                // CREATE TABLE AS is one statement: a failed fill leaves no table.
+                undo();
+                return Err(e);
             }
-            Err(e)
         }
     }
+    let committed = (|| {
+        let _ddl = db.inner.ddl.lock();
+        let change = db.inner.catalog.change()?;
+        change.put_relation(&record)?;
+        change.commit()
+    })();
+    if let Err(e) = committed {
+        undo();
+        return Err(e.into());
+    }
+    Ok(command(tag))
 }
 
 /// `CREATE EXTERNAL TABLE` and `CREATE VIEW`: run by DataFusion, persisted as text.
