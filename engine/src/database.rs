@@ -314,8 +314,8 @@ impl Session {
         &self.ctx
     }
 
-    /// A handle that cancels whatever statement this session is running when it is
-    /// used (a PostgreSQL CancelRequest).
+    /// Cancels whatever statement this session is running (a PostgreSQL
+    /// CancelRequest): a Wasm call in progress stops within one epoch tick.
     pub fn cancel_current(&self) {
         if let Some(h) = self.running.lock().as_ref() {
             h.cancel();

@@ -118,14 +118,7 @@ pub(crate) fn create_function(session: &Session, cf: &CreateFunction) -> Result<
             "function {name} is a built-in function and cannot be redefined"
         )));
     }
-    let config = db.inner.engine.config();
-    let bytes = read_module(
-        &module_spec,
-        db.inner.modules_dir.as_deref(),
-        &db.inner.catalog,
-        config.max_module_size,
-    )?;
-    let module = db.inner.engine.load_component(&bytes).map_err(definition)?;
+    let (bytes, module) = load_module(db, &module_spec)?;
     let sig = module.function(&export).map_err(|_| {
         let names: Vec<&str> = module.functions().iter().map(|f| f.name.as_str()).collect();
         Error::InvalidDefinition(format!(
@@ -171,6 +164,18 @@ pub(crate) fn create_function(session: &Session, cf: &CreateFunction) -> Result<
     };
     install(db, vec![(record, bytes)], cf.or_replace)?;
     Ok("CREATE FUNCTION".into())
+}
+
+/// Reads the module `spec` names and loads it; component errors are bad definitions.
+pub(crate) fn load_module(db: &Database, spec: &str) -> Result<(Vec<u8>, Module)> {
+    let bytes = read_module(
+        spec,
+        db.inner.modules_dir.as_deref(),
+        &db.inner.catalog,
+        db.inner.engine.config().max_module_size,
+    )?;
+    let module = db.inner.engine.load_component(&bytes).map_err(definition)?;
+    Ok((bytes, module))
 }
 
 /// Commits `records` (with their module bytes) and makes them live, all or nothing.

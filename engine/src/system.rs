@@ -26,11 +26,10 @@ use datafusion::physical_plan::{collect, ExecutionPlan};
 
 use crate::catalog::{now, FunctionRecord, StoredLimits};
 use crate::database::{default_catalog, Database, DbInner, CATALOG_NAME, DEFAULT_SCHEMA};
-use crate::ddl::{definition, install as install_functions, volatility_word};
+use crate::ddl::{install as install_functions, load_module, volatility_word};
 use crate::error::Error;
 use crate::settings::WasmSettings;
 use crate::signature::{sql_type_name, FunctionKind, NullHandling};
-use crate::source::read_module;
 
 /// Registers the system schemas and table functions in the database's template.
 pub(crate) fn install(db: &Database) -> crate::Result<()> {
@@ -426,14 +425,7 @@ impl TableFunctionImpl for WasmLoad {
             .get::<WasmSettings>()
             .map(|s| s.user.clone())
             .unwrap_or_default();
-        let config = db.inner.engine.config();
-        let bytes = read_module(
-            &spec,
-            db.inner.modules_dir.as_deref(),
-            &db.inner.catalog,
-            config.max_module_size,
-        )?;
-        let module = db.inner.engine.load_component(&bytes).map_err(definition)?;
+        let (bytes, module) = load_module(&db, &spec)?;
         let mut records = Vec::new();
         for f in module.functions() {
             if f.kind != FunctionKind::Scalar {

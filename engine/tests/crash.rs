@@ -23,12 +23,11 @@ async fn ddl_loop_child() {
     let start = scalar(&s, "SELECT count(*) FROM wasm.functions").await;
     let mut i: u64 = start.parse::<u64>().unwrap_or(0) * 1000 + 1;
     loop {
-        let module = if i % 2 == 0 {
-            "math.wasm"
+        let (module, export) = if i.is_multiple_of(2) {
+            ("math.wasm", "add_one")
         } else {
-            "types.wasm"
+            ("types.wasm", "echo_i64")
         };
-        let export = if i % 2 == 0 { "add_one" } else { "echo_i64" };
         ok(&s, &format!("CREATE OR REPLACE FUNCTION f{i}(bigint) RETURNS bigint LANGUAGE wasm AS '{module}', '{export}'")).await;
         ok(
             &s,
