@@ -1,9 +1,7 @@
 //! What survives a restart: functions, schemas, tables and their data, views,
 //! external tables; and what a restart cleans up.
 
-mod common;
-
-use common::{fails_with, ok, open_db, scalar, squash};
+use crate::common::{fails_with, ok, open_db, scalar, squash};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_comes_back_after_a_restart() {

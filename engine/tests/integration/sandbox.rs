@@ -1,10 +1,8 @@
 //! Hostile components: each gets its specific error, and the next query still works.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use wasmudf_engine::{
     CacheOutcome, Engine, EngineConfig, Error, LimitOverrides, Limits, UdfOptions,
 };

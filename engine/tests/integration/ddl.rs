@@ -1,9 +1,7 @@
 //! CREATE / DROP FUNCTION through the engine's SQL entry point.
 
-mod common;
-
+use crate::common::{fails_with, ok, open_db, scalar, squash};
 use base64::Engine as _;
-use common::{fails_with, ok, open_db, scalar, squash};
 
 const GCD: &str = "CREATE FUNCTION gcd(bigint, bigint) RETURNS bigint \
                    LANGUAGE wasm IMMUTABLE STRICT AS 'math.wasm', 'gcd'";
@@ -266,6 +264,14 @@ async fn wasm_load_registers_a_whole_module() {
         "{listed}"
     );
     assert_eq!(scalar(&s, "SELECT gcd(add_one(11), 18)").await, "6");
+    // Loading the same module again changes nothing (a client that describes a
+    // statement before running it plans the call twice) ...
+    let again = ok(&s, "SELECT name FROM wasm_load('math.wasm') ORDER BY name").await;
+    assert!(squash(&again).contains("| safe_div |"), "{again}");
+    assert_eq!(scalar(&s, "SELECT count(*) FROM wasm.functions").await, "4");
+    // ... but a name defined otherwise is a conflict, and nothing of the load is kept.
+    ok(&s, "DROP FUNCTION add_one").await;
+    ok(&s, "CREATE FUNCTION add_one(bigint) RETURNS bigint LANGUAGE wasm AS 'math.wasm', 'add_one_batch'").await;
     fails_with(
         &s,
         "SELECT * FROM wasm_load('math.wasm')",
@@ -273,6 +279,7 @@ async fn wasm_load_registers_a_whole_module() {
         "already exists",
     )
     .await;
+    assert_eq!(scalar(&s, "SELECT count(*) FROM wasm.functions").await, "4");
     fails_with(&s, "SELECT * FROM wasm_load(42)", "42P13", "string literal").await;
 }
 

@@ -1,11 +1,9 @@
 //! Scalar Wasm UDFs through `SessionContext::sql`: results, types, nulls, batch shapes,
 //! query contexts and partitioning.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use datafusion::arrow::array::*;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;

@@ -2,12 +2,10 @@
 //! after each kill the catalog opens and is consistent (every function callable, no
 //! orphan modules, every table readable, no orphan table directories).
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{ok, open_db, scalar};
+use crate::common::{ok, open_db, scalar};
 
 const DIR_VAR: &str = "WASMUDF_CRASH_TEST_DIR";
 
@@ -49,7 +47,12 @@ async fn ddl_survives_sigkill_at_any_point() {
     let data = dir.path().join("data");
     for round in 0..8 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "ddl_loop_child", "--ignored", "--nocapture"])
+            .args([
+                "--exact",
+                "crash::ddl_loop_child",
+                "--ignored",
+                "--nocapture",
+            ])
             .env(DIR_VAR, &data)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -1,5 +1,4 @@
 //! Shared helpers for the engine's integration tests.
-#![allow(dead_code)]
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
