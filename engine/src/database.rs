@@ -7,11 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::UInt64Type;
+use datafusion::arrow::datatypes::{DataType, SchemaRef, UInt64Type};
 use datafusion::catalog::CatalogProvider;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::logical_expr::{DdlStatement, DmlStatement, LogicalPlan, ScalarUDF, WriteOp};
+use datafusion::logical_expr::{DdlStatement, DmlStatement, Expr, LogicalPlan, ScalarUDF, WriteOp};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
@@ -348,11 +350,74 @@ impl Session {
 
     /// Runs one statement.
     pub async fn run(&self, statement: Statement) -> DfResult<Output> {
+        self.run_with_params(statement, Vec::new()).await
+    }
+
+    /// Runs one statement with values for its `$1 .. $n` placeholders (the extended
+    /// protocol's Bind). Only queries and DML take parameters.
+    pub async fn run_with_params(
+        &self,
+        statement: Statement,
+        params: Vec<ScalarValue>,
+    ) -> DfResult<Output> {
         self.sync_functions();
-        let out = self.dispatch(statement.0).await;
+        let out = if returns_plan(&statement.0) {
+            self.run_query(statement.0, params).await
+        } else if !params.is_empty() {
+            Err(Error::Protocol(format!(
+                "{} parameters given to a statement that takes none",
+                params.len()
+            ))
+            .into())
+        } else {
+            self.dispatch(statement.0).await
+        };
         // DDL changes functions: make them visible to this session's next statement.
         self.sync_functions();
         out
+    }
+
+    /// What `statement` takes and returns, planned against the current catalog but
+    /// not run (the extended protocol's Describe).
+    pub async fn describe(&self, statement: &Statement) -> DfResult<Description> {
+        if !returns_plan(&statement.0) {
+            return Ok(Description {
+                parameters: Vec::new(),
+                columns: None,
+            });
+        }
+        self.sync_functions();
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(statement.0.clone())
+            .await?;
+        let mut types = plan.get_parameter_types()?;
+        for (id, hint) in placeholder_hints(&plan)? {
+            if let Some(slot @ None) = types.get_mut(&id) {
+                *slot = Some(hint);
+            }
+        }
+        let mut parameters = Vec::new();
+        for (name, ty) in types {
+            let index: usize = name
+                .trim_start_matches('$')
+                .parse()
+                .map_err(|_| Error::Protocol(format!("unsupported placeholder {name}")))?;
+            if index == 0 {
+                return Err(Error::Protocol("placeholders are numbered from $1".into()).into());
+            }
+            if parameters.len() < index {
+                parameters.resize(index, None);
+            }
+            parameters[index - 1] = ty;
+        }
+        let columns = (!matches!(plan, LogicalPlan::Dml(_)))
+            .then(|| Arc::new(plan.schema().as_arrow().clone()));
+        Ok(Description {
+            parameters,
+            columns,
+        })
     }
 
     async fn dispatch(&self, statement: DfStatement) -> DfResult<Output> {
@@ -368,7 +433,7 @@ impl Session {
                         .into(),
                 )
                 .into()),
-                DfStatement::Explain(_) => return self.run_query(statement).await,
+                DfStatement::Explain(_) => return self.run_query(statement, Vec::new()).await,
             };
         match sql {
             SqlStatement::CreateFunction(cf) => Ok(command(ddl::create_function(self, cf)?)),
@@ -394,7 +459,7 @@ impl Session {
                 "CREATE DATABASE is not supported: a wasmudf server has one database; use CREATE SCHEMA".into(),
             )
             .into()),
-            _ => self.run_query(statement).await,
+            _ => self.run_query(statement, Vec::new()).await,
         }
     }
 
@@ -407,10 +472,19 @@ impl Session {
     }
 
     /// Plans and starts a query or DML statement in its own query scope.
-    pub(crate) async fn run_query(&self, statement: DfStatement) -> DfResult<Output> {
+    pub(crate) async fn run_query(
+        &self,
+        statement: DfStatement,
+        params: Vec<ScalarValue>,
+    ) -> DfResult<Output> {
         let query = self.db.inner.engine.query(&self.ctx);
         let state = query.session().state();
-        let plan = state.statement_to_plan(statement).await?;
+        let mut plan = state.statement_to_plan(statement).await?;
+        if !params.is_empty() || !plan.get_parameter_types()?.is_empty() {
+            plan = plan.with_param_values(ParamValues::List(
+                params.into_iter().map(Into::into).collect(),
+            ))?;
+        }
         match &plan {
             LogicalPlan::Ddl(DdlStatement::CreateCatalog(_)) => {
                 return Err(Error::NotSupported(
@@ -460,6 +534,66 @@ impl Session {
             schema, stream,
         ))))
     }
+}
+
+/// Whether a statement is planned by DataFusion (queries, DML, EXPLAIN, SHOW) rather
+/// than handled by the engine's own DDL; only those take parameters and return rows.
+fn returns_plan(statement: &DfStatement) -> bool {
+    match statement {
+        DfStatement::Explain(_) => true,
+        DfStatement::Statement(s) => !matches!(
+            s.as_ref(),
+            SqlStatement::CreateFunction(_)
+                | SqlStatement::DropFunction(_)
+                | SqlStatement::CreateTable(_)
+                | SqlStatement::CreateView(_)
+                | SqlStatement::CreateSchema { .. }
+                | SqlStatement::Drop {
+                    object_type: ObjectType::Table | ObjectType::View | ObjectType::Schema,
+                    ..
+                }
+                | SqlStatement::Set(_)
+                | SqlStatement::StartTransaction { .. }
+                | SqlStatement::Commit { .. }
+                | SqlStatement::Rollback { .. }
+                | SqlStatement::CreateDatabase { .. }
+        ),
+        _ => false,
+    }
+}
+
+/// Placeholder types implied by the Wasm functions they are passed to.
+fn placeholder_hints(plan: &LogicalPlan) -> DfResult<HashMap<String, DataType>> {
+    let mut hints = HashMap::new();
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    for (i, arg) in f.args.iter().enumerate() {
+                        if let Expr::Placeholder(p) = arg {
+                            if let Some(t) = crate::udf::placeholder_hint(&f.func, f.args.len(), i)
+                            {
+                                hints.entry(p.id.clone()).or_insert(t);
+                            }
+                        }
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    Ok(hints)
+}
+
+/// What a statement takes and returns: [`Session::describe`].
+#[derive(Debug, Clone)]
+pub struct Description {
+    /// The type of each placeholder `$1 .. $n`; `None` where the statement does not
+    /// determine it (`SELECT $1`), which a client then chooses.
+    pub parameters: Vec<Option<DataType>>,
+    /// The columns of the rows it returns; `None` for a statement that returns a
+    /// command tag (DDL, DML, SET).
+    pub columns: Option<SchemaRef>,
 }
 
 /// The row count DataFusion reports for DML (`count` column), summed.

@@ -145,6 +145,9 @@ pub enum Error {
     /// Malformed SQL.
     #[error("{0}")]
     Syntax(String),
+    /// A client sent parameters or placeholders the statement cannot take (08P01).
+    #[error("{0}")]
+    Protocol(String),
 }
 
 impl Error {
@@ -172,6 +175,7 @@ impl Error {
             Error::DuplicateRelation(_) => "42P07",
             Error::UndefinedRelation(_) => "42P01",
             Error::Syntax(_) => "42601",
+            Error::Protocol(_) => "08P01",
             Error::DataFusion(e) => sqlstate(e),
             Error::UndefinedSchema(_) => "3F000",
             Error::DuplicateSchema(_) => "42P06",

@@ -38,6 +38,7 @@ mod ddl;
 mod error;
 mod instance;
 mod limits;
+mod pgtext;
 mod query;
 mod runtime;
 mod settings;
@@ -49,11 +50,12 @@ mod udf;
 
 pub use cache::CacheOutcome;
 pub use database::{
-    collect, Database, DatabaseConfig, Output, Session, Statement, CATALOG_NAME, DEFAULT_SCHEMA,
-    REPLACEABLE_BUILTINS,
+    collect, Database, DatabaseConfig, Description, Output, Session, Statement, CATALOG_NAME,
+    DEFAULT_SCHEMA, REPLACEABLE_BUILTINS,
 };
 pub use error::{find_udf_error, sqlstate, Error, Result};
 pub use limits::{parse_bytes, parse_duration, LimitOverrides, Limits};
+pub use pgtext::{numeric_from_binary, numeric_to_binary, pg_text};
 pub use query::{CancelHandle, Query};
 pub use runtime::{Engine, EngineConfig, Module, UdfOptions};
 pub use signature::{sql_type_name, FunctionKind, FunctionSignature, NullHandling};

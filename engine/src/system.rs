@@ -398,7 +398,8 @@ fn parameter_rows(rs: &[FunctionRecord]) -> HashMap<&'static str, ArrayRef> {
 /// its own name with the component's declarations, and lists them.
 ///
 /// Registration happens when the call is planned, all or nothing: a name that
-/// already exists (or is a built-in) fails the whole load.
+/// already exists with another definition (or is a built-in) fails the whole load;
+/// functions the same module already defined identically are left as they are.
 #[derive(Debug)]
 struct WasmLoad {
     db: Weak<DbInner>,
@@ -458,7 +459,20 @@ impl TableFunctionImpl for WasmLoad {
             ));
         }
         let listed: Vec<FunctionRecord> = records.iter().map(|(r, _)| r.clone()).collect();
-        install_functions(&db, records, false)?;
+        // Loading the same module again is a no-op for functions it already defined
+        // identically: a client that describes a statement before running it (the
+        // extended protocol) plans it twice.
+        records.retain(|(r, _)| {
+            let registry = db.inner.functions.read();
+            registry.records.get(&r.key()).is_none_or(|existing| {
+                existing.module != r.module
+                    || existing.export != r.export
+                    || existing.returns != r.returns
+            })
+        });
+        if !records.is_empty() {
+            install_functions(&db, records, false)?;
+        }
         let schema = Arc::new(Schema::new(vec![
             Field::new("name", DataType::Utf8, false),
             Field::new("arguments", DataType::Utf8, false),

@@ -273,6 +273,26 @@ impl WasmScalarUdf {
     }
 }
 
+/// The type a placeholder in argument `position` of a call to `udf` with `arity`
+/// arguments must have, when the function determines it: a Wasm function whose
+/// overloads of that arity all agree there. DataFusion infers placeholder types from
+/// comparisons but not from function arguments; clients preparing `SELECT f($1)`
+/// need the type to encode the value.
+pub(crate) fn placeholder_hint(
+    udf: &datafusion::logical_expr::ScalarUDF,
+    arity: usize,
+    position: usize,
+) -> Option<DataType> {
+    let wasm = udf.inner().downcast_ref::<WasmScalarUdf>()?;
+    let mut types = wasm
+        .overloads
+        .iter()
+        .filter(|o| o.params.len() == arity)
+        .map(|o| &o.params[position]);
+    let first = types.next()?;
+    types.all(|t| t == first).then(|| first.clone())
+}
+
 impl ScalarUDFImpl for WasmScalarUdf {
     fn name(&self) -> &str {
         &self.name

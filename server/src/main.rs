@@ -1,6 +1,8 @@
 //! `wasmudf`: a PostgreSQL-protocol SQL server whose functions can be WebAssembly components.
 
 mod config;
+mod encode;
+mod extended;
 mod pg;
 
 use std::sync::Arc;

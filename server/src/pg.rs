@@ -3,24 +3,23 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type};
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::error::DataFusionError;
-use futures::stream;
+use futures::{stream, StreamExt};
 use pgwire::api::auth::noop::NoopStartupHandler;
-use pgwire::api::query::SimpleQueryHandler;
-use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::portal::Format;
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{QueryResponse, Response, Tag};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
-use pgwire::error::{ErrorInfo, PgWireResult};
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use wasmudf_engine::datafusion;
 use wasmudf_engine::{
     parse_bytes, parse_duration, Database, DatabaseConfig, EngineConfig, Limits, Output, Session,
-    Statement,
 };
 
 use crate::config::ServeArgs;
+use crate::encode;
+use crate::extended::Parser;
 
 /// What every connection shares: the database.
 pub struct ServerState {
@@ -108,8 +107,12 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(state: Arc<ServerState>) -> Self {
+        let session = Arc::new(state.db.session(ADMIN_ROLE));
         let handler = Arc::new(QueryHandler {
-            session: state.db.session(ADMIN_ROLE),
+            parser: Arc::new(Parser {
+                session: session.clone(),
+            }),
+            session,
         });
         Connection { handler }
     }
@@ -120,13 +123,19 @@ impl PgWireServerHandlers for Connection {
         self.handler.clone()
     }
 
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.handler.clone()
+    }
+
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
         self.handler.clone()
     }
 }
 
+/// Runs one connection's statements, in both query protocols.
 pub struct QueryHandler {
-    session: Session,
+    pub(crate) session: Arc<Session>,
+    pub(crate) parser: Arc<Parser>,
 }
 
 impl NoopStartupHandler for QueryHandler {}
@@ -144,150 +153,93 @@ impl SimpleQueryHandler for QueryHandler {
         };
         let mut responses = Vec::new();
         for statement in statements {
-            match self.run_statement(statement).await {
-                Ok(r) => responses.push(r),
-                Err(e) => {
-                    tracing::info!(error = %e, "statement failed");
-                    responses.push(error_response(&e));
-                    break;
-                }
+            // Each statement finishes before the next starts (its rows are collected):
+            // a failure stops the rest, as in PostgreSQL.
+            let response = respond(
+                self.session.run(statement).await,
+                &Format::UnifiedText,
+                true,
+            )
+            .await;
+            let failed = matches!(response, Response::Error(_));
+            responses.push(response);
+            if failed {
+                break;
             }
         }
         Ok(responses)
     }
 }
 
-impl QueryHandler {
-    async fn run_statement(&self, statement: Statement) -> Result<Response, DataFusionError> {
-        let stream = match self.session.run(statement).await? {
-            Output::Command(tag) => return Ok(Response::Execution(Tag::new(&tag))),
-            Output::Rows(stream) => stream,
-        };
-        let schema = stream.schema();
-        let batches = wasmudf_engine::collect(stream).await?;
-        let fields: Arc<Vec<FieldInfo>> = Arc::new(
-            schema
-                .fields()
-                .iter()
-                .map(|f| {
-                    FieldInfo::new(
-                        f.name().clone(),
-                        None,
-                        None,
-                        pg_type(f.data_type()),
-                        FieldFormat::Text,
-                    )
-                })
-                .collect(),
-        );
-        let mut rows: Vec<PgWireResult<_>> = Vec::new();
-        for batch in &batches {
-            let texts: Vec<Vec<Option<String>>> = batch
-                .columns()
-                .iter()
-                .map(render_column)
-                .collect::<Result<_, _>>()?;
-            for r in 0..batch.num_rows() {
-                let mut encoder = DataRowEncoder::new(fields.clone());
-                for col in &texts {
-                    encoder
-                        .encode_field(&col[r])
-                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                }
-                rows.push(Ok(encoder.take_row()));
+/// The wire response for a statement's outcome; rows in the client's `format`,
+/// collected first (`collect`) or streamed as they are computed.
+pub(crate) async fn respond(
+    output: Result<Output, DataFusionError>,
+    format: &Format,
+    collect: bool,
+) -> Response {
+    let stream = match output {
+        Err(e) => {
+            tracing::info!(error = %e, "statement failed");
+            return error_response(&e);
+        }
+        Ok(Output::Command(tag)) => {
+            return match tag.as_str() {
+                "BEGIN" => Response::TransactionStart(Tag::new(&tag)),
+                "COMMIT" | "ROLLBACK" => Response::TransactionEnd(Tag::new(&tag)),
+                _ => Response::Execution(Tag::new(&tag)),
             }
         }
-        Ok(Response::Query(QueryResponse::new(
-            fields,
-            stream::iter(rows),
-        )))
-    }
-}
-
-fn pg_type(dt: &DataType) -> Type {
-    match dt {
-        DataType::Boolean => Type::BOOL,
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
-        DataType::Int32 | DataType::UInt16 => Type::INT4,
-        DataType::Int64 | DataType::UInt32 => Type::INT8,
-        DataType::UInt64 | DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => Type::NUMERIC,
-        DataType::Float32 => Type::FLOAT4,
-        DataType::Float64 => Type::FLOAT8,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
-        DataType::Date32 | DataType::Date64 => Type::DATE,
-        DataType::Timestamp(_, None) => Type::TIMESTAMP,
-        DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
-        _ => Type::TEXT,
-    }
-}
-
-/// PostgreSQL text-format rendering of a column.
-fn render_column(array: &ArrayRef) -> Result<Vec<Option<String>>, DataFusionError> {
-    // Types whose PostgreSQL text differs from Arrow's display are rendered from the
-    // typed array directly; everything else goes through Arrow's formatter.
-    let render = |f: &dyn Fn(usize) -> String| {
-        (0..array.len())
-            .map(|i| (!array.is_null(i)).then(|| f(i)))
-            .collect()
+        Ok(Output::Rows(stream)) => stream,
     };
-    Ok(match array.data_type() {
-        DataType::Boolean => {
-            let b = array.as_boolean();
-            render(&|i| if b.value(i) { "t" } else { "f" }.to_string())
+    let fields = encode::fields(&stream.schema(), format);
+    if collect {
+        let batches = match wasmudf_engine::collect(stream).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::info!(error = %e, "statement failed");
+                return error_response(&e);
+            }
+        };
+        let mut rows = Vec::new();
+        for batch in &batches {
+            match encode::encode_batch(batch, &fields) {
+                Ok(r) => rows.extend(r.into_iter().map(Ok)),
+                Err(e) => return error_response(&e),
+            }
         }
-        DataType::Float32 => {
-            let f = array.as_primitive::<Float32Type>();
-            render(&|i| pg_float(f64::from(f.value(i))))
-        }
-        DataType::Float64 => {
-            let f = array.as_primitive::<Float64Type>();
-            render(&|i| pg_float(f.value(i)))
-        }
-        dt => {
-            let options = FormatOptions::default()
-                .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"))
-                .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.f%:z"));
-            let formatter = ArrayFormatter::try_new(array.as_ref(), &options)?;
-            let binary = matches!(
-                dt,
-                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-            );
-            render(&|i| {
-                let text = formatter.value(i).to_string();
-                if binary {
-                    format!("\\x{text}")
-                } else {
-                    text
-                }
-            })
-        }
-    })
-}
-
-/// PostgreSQL's float text: shortest round-trip digits, `Infinity`, `NaN`.
-fn pg_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        }
-    } else {
-        v.to_string()
+        return Response::Query(QueryResponse::new(fields, stream::iter(rows)));
     }
+    let row_fields = fields.clone();
+    let rows = stream.flat_map(move |batch| {
+        let encoded = batch.and_then(|b| encode::encode_batch(&b, &row_fields));
+        match encoded {
+            Ok(rows) => stream::iter(rows.into_iter().map(Ok)).left_stream(),
+            Err(e) => {
+                tracing::info!(error = %e, "statement failed");
+                stream::once(async move { Err(user_error(&e)) }).right_stream()
+            }
+        }
+    });
+    Response::Query(QueryResponse::new(fields, rows))
 }
 
-fn error_response(e: &DataFusionError) -> Response {
+/// The ErrorResponse fields for an engine error: its SQLSTATE, and the guest's own
+/// error when a Wasm function failed.
+fn error_info(e: &DataFusionError) -> ErrorInfo {
     let code = wasmudf_engine::sqlstate(e);
     let message = match wasmudf_engine::find_udf_error(e) {
         Some(udf) => udf.to_string(),
         None => e.find_root().to_string(),
     };
-    Response::Error(Box::new(ErrorInfo::new(
-        "ERROR".into(),
-        code.into(),
-        message,
-    )))
+    ErrorInfo::new("ERROR".into(), code.into(), message)
+}
+
+fn error_response(e: &DataFusionError) -> Response {
+    Response::Error(Box::new(error_info(e)))
+}
+
+/// An engine error as a pgwire error (sent as an ErrorResponse).
+pub(crate) fn user_error(e: &DataFusionError) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(e)))
 }

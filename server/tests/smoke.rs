@@ -1,99 +1,52 @@
 //! The real `wasmudf` binary on a loopback port, driven by tokio-postgres and psql.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tokio_postgres::{NoTls, SimpleQueryMessage};
+use wasmudf_sql_tests::ServerProcess;
 
-/// A running server; killed on drop.
+/// A running server on a fresh data directory; killed on drop.
 struct Server {
-    child: Child,
+    process: ServerProcess,
     port: u16,
-    _data: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _data: tempfile::TempDir,
 }
 
 impl Server {
     fn start(name: &str) -> Server {
-        let data =
-            std::env::temp_dir().join(format!("wasmudf-smoke-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&data);
-        let (child, port) = spawn(&data);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("wasmudf-smoke-{name}-"))
+            .tempdir()
+            .expect("tempdir");
+        let data = dir.path().join("data");
+        let process = ServerProcess::start(env!("CARGO_BIN_EXE_wasmudf").as_ref(), &data, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(
             data.join("artifacts").is_dir(),
             "data directory was not created"
         );
         Server {
-            child,
-            port,
-            _data: TempDir(data),
+            port: process.port(),
+            process,
+            _data: dir,
         }
     }
 
     /// Kills the server (SIGKILL: no chance to flush anything) and starts it again
     /// on the same data directory.
     fn kill_and_restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let (child, port) = spawn(&self._data.0);
-        self.child = child;
-        self.port = port;
+        self.process
+            .kill_and_restart()
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.port = self.process.port();
     }
 
     async fn client(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(
-            &format!("host=127.0.0.1 port={} user=wasmudf", self.port),
-            NoTls,
-        )
-        .await
-        .expect("connect");
+        let (client, conn) = tokio_postgres::connect(&self.process.url(), NoTls)
+            .await
+            .expect("connect");
         tokio::spawn(conn);
         client
-    }
-}
-
-/// Starts the binary on an ephemeral port; returns it and the port from its banner.
-fn spawn(data: &std::path::Path) -> (Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmudf"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-level",
-            "warn",
-            "--data-dir",
-        ])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start wasmudf");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read banner");
-    // "wasmudf listening on 127.0.0.1:PORT — connect with: ..."
-    let port = line
-        .split_whitespace()
-        .nth(3)
-        .and_then(|addr| addr.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected banner: {line:?}"));
-    (child, port)
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -257,5 +210,83 @@ async fn functions_and_tables_created_over_the_wire_survive_a_kill() {
     assert_eq!(
         query(&client, "SELECT count(*) FROM cities").await,
         vec![row(&["5"])]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_protocol_binds_parameters_and_limits_rows() {
+    let server = Server::start("extended");
+    let client = server.client().await;
+    // Typed parameters (inferred from the function's signature) and a NULL parameter.
+    let stmt = client
+        .prepare("SELECT gcd($1, $2) AS g, add_one($1) AS a")
+        .await
+        .expect("prepare");
+    assert_eq!(stmt.params(), &[tokio_postgres::types::Type::INT8; 2]);
+    let rows = client.query(&stmt, &[&84i64, &36i64]).await.expect("query");
+    assert_eq!(rows[0].get::<_, i64>("g"), 12);
+    assert_eq!(rows[0].get::<_, i64>("a"), 85);
+    let rows = client
+        .query(&stmt, &[&None::<i64>, &36i64])
+        .await
+        .expect("null parameter");
+    assert_eq!(rows[0].get::<_, Option<i64>>("g"), None);
+    // Text, booleans, floats, dates and numerics in binary format.
+    let row = client
+        .query_one(
+            "SELECT initials($1) AS i, echo_bool(true) AS b, echo_f64(0.25) AS f, \
+             echo_date(DATE '2024-02-29') AS d, CAST(-12.5 AS DECIMAL(10, 3)) AS n",
+            &[&"ada lovelace"],
+        )
+        .await
+        .expect("binary results");
+    assert_eq!(row.get::<_, String>("i"), "AL");
+    assert!(row.get::<_, bool>("b"));
+    assert_eq!(row.get::<_, f64>("f"), 0.25);
+    assert_eq!(
+        row.get::<_, chrono::NaiveDate>("d"),
+        chrono::NaiveDate::from_ymd_opt(2024, 2, 29).expect("date")
+    );
+    assert_eq!(
+        row.columns()[4].type_(),
+        &tokio_postgres::types::Type::NUMERIC
+    );
+    // A portal with a row limit hands the rows out in slices.
+    let mut tx_client = server.client().await;
+    let tx = tx_client.transaction().await.expect("begin");
+    let portal = tx
+        .bind("SELECT add_one(value) FROM generate_series(1, 10)", &[])
+        .await
+        .expect("bind");
+    let first = tx.query_portal(&portal, 4).await.expect("first slice");
+    let rest = tx.query_portal(&portal, 100).await.expect("rest");
+    assert_eq!(first.len(), 4);
+    assert_eq!(rest.len(), 6);
+    assert_eq!(first[0].get::<_, i64>(0), 2);
+    assert_eq!(rest[5].get::<_, i64>(0), 11);
+    tx.commit().await.expect("commit");
+    // Errors at Parse carry their SQLSTATE; the connection goes on.
+    let err = client
+        .prepare("SELECT nope($1)")
+        .await
+        .expect_err("unknown");
+    assert_eq!(err.as_db_error().expect("db error").code().code(), "42883");
+    let err = client
+        .prepare("SELECT 1; SELECT 2")
+        .await
+        .expect_err("two statements");
+    assert_eq!(err.as_db_error().expect("db error").code().code(), "42601");
+    let err = client
+        .query("SELECT safe_div($1, 0)", &[&1i64])
+        .await
+        .expect_err("guest error");
+    assert_eq!(err.as_db_error().expect("db error").code().code(), "38000");
+    assert_eq!(
+        client
+            .query_one("SELECT add_one(1)", &[])
+            .await
+            .expect("alive")
+            .get::<_, i64>(0),
+        2
     );
 }

@@ -1,0 +1,333 @@
+//! PostgreSQL's value formats: text output for Arrow values, and the binary NUMERIC
+//! (which no Arrow or postgres-types codec covers at full 38-digit precision).
+//!
+//! The server sends it for text-format result columns, and the in-process sqllogictest
+//! target renders with it, so a suite gives the same results in both places as psql
+//! shows them: `t`/`f`, `Infinity`, `\x` bytea, `2024-01-01 12:00:00.5+00`.
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{
+    DataType, Float16Type, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::error::Result as DfResult;
+
+/// Renders every value of `array` as PostgreSQL would print it (`None` for NULL).
+///
+/// ```
+/// use std::sync::Arc;
+/// use wasmudf_engine::datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array};
+/// use wasmudf_engine::pg_text;
+///
+/// let b: ArrayRef = Arc::new(BooleanArray::from(vec![Some(true), None]));
+/// assert_eq!(pg_text(&b).unwrap(), vec![Some("t".to_string()), None]);
+/// let f: ArrayRef = Arc::new(Float64Array::from(vec![f64::INFINITY, 0.1]));
+/// assert_eq!(pg_text(&f).unwrap(), vec![Some("Infinity".to_string()), Some("0.1".to_string())]);
+/// ```
+pub fn pg_text(array: &dyn Array) -> DfResult<Vec<Option<String>>> {
+    let render = |f: &dyn Fn(usize) -> String| -> Vec<Option<String>> {
+        (0..array.len())
+            .map(|i| (!array.is_null(i)).then(|| f(i)))
+            .collect()
+    };
+    Ok(match array.data_type() {
+        DataType::Boolean => {
+            let b = array.as_boolean();
+            render(&|i| if b.value(i) { "t" } else { "f" }.to_string())
+        }
+        DataType::Float16 => {
+            let f = array.as_primitive::<Float16Type>();
+            render(&|i| pg_float(f64::from(f.value(i).to_f32())))
+        }
+        DataType::Float32 => {
+            let f = array.as_primitive::<Float32Type>();
+            // f32 -> f64 widening would print 0.1f32 as 0.10000000149011612.
+            render(&|i| pg_float4(f.value(i)))
+        }
+        DataType::Float64 => {
+            let f = array.as_primitive::<Float64Type>();
+            render(&|i| pg_float(f.value(i)))
+        }
+        DataType::Timestamp(unit, tz) => {
+            let micros: Box<dyn Fn(usize) -> (i64, u32)> = match unit {
+                TimeUnit::Second => {
+                    let a = array.as_primitive::<TimestampSecondType>();
+                    Box::new(move |i| (a.value(i), 0))
+                }
+                TimeUnit::Millisecond => {
+                    let a = array.as_primitive::<TimestampMillisecondType>();
+                    Box::new(move |i| split(a.value(i), 1_000))
+                }
+                TimeUnit::Microsecond => {
+                    let a = array.as_primitive::<TimestampMicrosecondType>();
+                    Box::new(move |i| split(a.value(i), 1_000_000))
+                }
+                TimeUnit::Nanosecond => {
+                    let a = array.as_primitive::<TimestampNanosecondType>();
+                    Box::new(move |i| split(a.value(i), 1_000_000_000))
+                }
+            };
+            let divisor = match unit {
+                TimeUnit::Second => 1,
+                TimeUnit::Millisecond => 1_000,
+                TimeUnit::Microsecond => 1_000_000,
+                TimeUnit::Nanosecond => 1_000_000_000,
+            };
+            let with_zone = tz.is_some();
+            render(&|i| {
+                let (secs, frac) = micros(i);
+                pg_timestamp(secs, frac, divisor, with_zone)
+            })
+        }
+        dt => {
+            let options = FormatOptions::default();
+            let formatter = ArrayFormatter::try_new(array, &options)?;
+            let binary = matches!(
+                dt,
+                DataType::Binary
+                    | DataType::LargeBinary
+                    | DataType::BinaryView
+                    | DataType::FixedSizeBinary(_)
+            );
+            render(&|i| {
+                let text = formatter.value(i).to_string();
+                if binary {
+                    format!("\\x{text}")
+                } else {
+                    text
+                }
+            })
+        }
+    })
+}
+
+/// Seconds and the non-negative sub-second remainder of a count of `per_second` units.
+fn split(value: i64, per_second: i64) -> (i64, u32) {
+    let secs = value.div_euclid(per_second);
+    let frac = value.rem_euclid(per_second);
+    (secs, u32::try_from(frac).unwrap_or(0))
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff][+00]`: PostgreSQL prints at most the digits it has,
+/// with trailing zeros dropped; time zones are shown as UTC (the session time zone).
+fn pg_timestamp(secs: i64, frac: u32, per_second: i64, with_zone: bool) -> String {
+    let Some(dt) = chrono::DateTime::from_timestamp(secs, 0) else {
+        return format!("{secs} s since epoch (out of range)");
+    };
+    let mut out = dt.format("%Y-%m-%d %H:%M:%S").to_string();
+    if frac > 0 {
+        let width = per_second.ilog10() as usize;
+        let digits = format!("{frac:0width$}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    if with_zone {
+        out.push_str("+00");
+    }
+    out
+}
+
+/// PostgreSQL's float8 text: shortest round-trip digits, exponent form outside
+/// 1e-4 ..< 1e15, `Infinity`, `NaN`.
+pub(crate) fn pg_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        shortest(format!("{v:e}"), || v.to_string(), 15)
+    }
+}
+
+/// PostgreSQL's float4 text: shortest digits that round-trip as f32, exponent form
+/// outside 1e-4 ..< 1e6.
+fn pg_float4(v: f32) -> String {
+    if v.is_finite() {
+        shortest(format!("{v:e}"), || v.to_string(), 6)
+    } else {
+        pg_float(f64::from(v))
+    }
+}
+
+/// Chooses between Rust's shortest plain and exponent forms the way PostgreSQL's
+/// `float8out` does (exponent `< -4` or `>= digits` prints as `1.5e+20`).
+fn shortest(exp_form: String, plain: impl Fn() -> String, digits: i32) -> String {
+    let Some((mantissa, exp)) = exp_form.split_once('e') else {
+        return plain();
+    };
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= digits {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        plain()
+    }
+}
+
+/// PostgreSQL's binary NUMERIC from a decimal literal (`-12.3400`): base-10000 digit
+/// groups around the decimal point, weight of the first group, sign, display scale.
+///
+/// ```
+/// use wasmudf_engine::{numeric_from_binary, numeric_to_binary};
+/// let wire = numeric_to_binary("-12.3400");
+/// assert_eq!(numeric_from_binary(&wire).unwrap(), "-12.3400");
+/// ```
+pub fn numeric_to_binary(text: &str) -> Vec<u8> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
+    let int_part = int_part.trim_start_matches('0');
+    let dscale = frac_part.len() as u16;
+    let int_pad = (4 - int_part.len() % 4) % 4;
+    let frac_pad = (4 - frac_part.len() % 4) % 4;
+    let padded = format!(
+        "{}{int_part}{frac_part}{}",
+        "0".repeat(int_pad),
+        "0".repeat(frac_pad)
+    );
+    let mut groups: Vec<i16> = padded
+        .as_bytes()
+        .chunks(4)
+        .map(|c| {
+            c.iter().fold(0i16, |acc, d| {
+                acc * 10 + i16::from(d.wrapping_sub(b'0') % 10)
+            })
+        })
+        .collect();
+    let mut weight = ((int_part.len() + int_pad) / 4) as i16 - 1;
+    while groups.first() == Some(&0) {
+        groups.remove(0);
+        weight -= 1;
+    }
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    if groups.is_empty() {
+        weight = 0;
+    }
+    let mut out = Vec::with_capacity(8 + 2 * groups.len());
+    out.extend_from_slice(&(groups.len() as i16).to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    let sign: u16 = if negative && !groups.is_empty() {
+        0x4000
+    } else {
+        0
+    };
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&dscale.to_be_bytes());
+    for g in groups {
+        out.extend_from_slice(&g.to_be_bytes());
+    }
+    out
+}
+
+/// The decimal literal of a binary NUMERIC (`NaN` included).
+pub fn numeric_from_binary(raw: &[u8]) -> Result<String, String> {
+    let word = |i: usize| -> Result<i16, String> {
+        raw.get(i..i + 2)
+            .map(|b| i16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(|| "truncated numeric".to_string())
+    };
+    let ndigits = word(0)?.max(0) as usize;
+    let weight = i32::from(word(2)?);
+    let sign = word(4)? as u16;
+    let dscale = word(6)?.max(0) as usize;
+    if sign == 0xC000 {
+        return Ok("NaN".into());
+    }
+    let groups = (0..ndigits)
+        .map(|g| word(8 + 2 * g))
+        .collect::<Result<Vec<_>, _>>()?;
+    let group = |w: i32| -> i16 {
+        let idx = weight - w;
+        usize::try_from(idx)
+            .ok()
+            .and_then(|i| groups.get(i).copied())
+            .unwrap_or(0)
+    };
+    let mut int = String::new();
+    for w in (0..=weight.max(0)).rev() {
+        int.push_str(&format!("{:04}", group(w)));
+    }
+    let int = int.trim_start_matches('0');
+    let mut frac = String::new();
+    let mut w = -1;
+    while frac.len() < dscale {
+        frac.push_str(&format!("{:04}", group(w)));
+        w -= 1;
+    }
+    frac.truncate(dscale);
+    let mut out = String::new();
+    if sign == 0x4000 {
+        out.push('-');
+    }
+    out.push_str(if int.is_empty() { "0" } else { int });
+    if dscale > 0 {
+        out.push('.');
+        out.push_str(&frac);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_print_like_postgres() {
+        assert_eq!(
+            pg_timestamp(1_704_110_400, 0, 1_000_000, false),
+            "2024-01-01 12:00:00"
+        );
+        assert_eq!(
+            pg_timestamp(1_704_110_400, 500_000, 1_000_000, true),
+            "2024-01-01 12:00:00.5+00"
+        );
+        assert_eq!(
+            pg_timestamp(1_704_110_400, 1_000, 1_000_000_000, false),
+            "2024-01-01 12:00:00.000001"
+        );
+        assert_eq!(split(-1, 1_000_000), (-1, 999_999));
+    }
+
+    #[test]
+    fn floats_print_like_postgres() {
+        assert_eq!(pg_float(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(pg_float(f64::NAN), "NaN");
+        assert_eq!(pg_float4(0.1), "0.1");
+        assert_eq!(pg_float(1e20), "1e+20");
+        assert_eq!(pg_float(-1.5e-5), "-1.5e-05");
+        assert_eq!(pg_float(123456789012345.0), "123456789012345");
+        assert_eq!(pg_float(0.0001), "0.0001");
+        assert_eq!(pg_float4(1234567.0), "1.234567e+06");
+        assert_eq!(pg_float4(100000.0), "100000");
+    }
+
+    #[test]
+    fn numeric_round_trips_through_binary() {
+        for text in [
+            "0",
+            "1",
+            "-12.3400",
+            "10000",
+            "0.0001",
+            "123456789.987654321",
+            "-0.5",
+            "99999999999999999999999999999999999999",
+        ] {
+            assert_eq!(
+                numeric_from_binary(&numeric_to_binary(text)).unwrap(),
+                text,
+                "{text}"
+            );
+        }
+        // 1.5 = one group before the point, one after: weight 0, digits [1, 5000].
+        assert_eq!(
+            numeric_to_binary("1.5"),
+            vec![0, 2, 0, 0, 0, 0, 0, 1, 0, 1, 0x13, 0x88]
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! Arrow values on the wire: the PostgreSQL type each column is announced as, each
+//! value in text or binary format, and Bind parameters back into Arrow scalars.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use pgwire::api::portal::Format;
+use pgwire::api::results::{FieldFormat, FieldInfo};
+use pgwire::api::Type;
+use pgwire::messages::data::DataRow;
+use wasmudf_engine::datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use wasmudf_engine::datafusion::arrow::compute::cast;
+use wasmudf_engine::datafusion::arrow::datatypes::{
+    DataType, Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Schema,
+    TimeUnit, TimestampMicrosecondType,
+};
+use wasmudf_engine::datafusion::arrow::record_batch::RecordBatch;
+use wasmudf_engine::datafusion::common::ScalarValue;
+use wasmudf_engine::datafusion::error::{DataFusionError, Result as DfResult};
+use wasmudf_engine::{numeric_from_binary, numeric_to_binary, pg_text};
+
+/// Days and microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_DAYS: i32 = 10_957;
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// The PostgreSQL type a column of `dt` is sent as.
+pub fn pg_type(dt: &DataType) -> Type {
+    match dt {
+        DataType::Boolean => Type::BOOL,
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
+        DataType::Int32 | DataType::UInt16 => Type::INT4,
+        DataType::Int64 | DataType::UInt32 => Type::INT8,
+        DataType::UInt64 | DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => Type::NUMERIC,
+        DataType::Float16 | DataType::Float32 => Type::FLOAT4,
+        DataType::Float64 => Type::FLOAT8,
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => Type::BYTEA,
+        DataType::Date32 | DataType::Date64 => Type::DATE,
+        DataType::Timestamp(_, None) => Type::TIMESTAMP,
+        DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
+        _ => Type::TEXT,
+    }
+}
+
+/// The Arrow type a parameter of PostgreSQL type `ty` arrives as.
+pub fn arrow_type(ty: &Type) -> Option<DataType> {
+    Some(match *ty {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DataType::Utf8,
+        Type::BYTEA => DataType::Binary,
+        Type::DATE => DataType::Date32,
+        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
+        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+        Type::NUMERIC => DataType::Decimal128(38, 10),
+        _ => return None,
+    })
+}
+
+/// RowDescription fields for `schema`, each in the format the client asked for.
+pub fn fields(schema: &Schema, format: &Format) -> Arc<Vec<FieldInfo>> {
+    Arc::new(
+        schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                FieldInfo::new(
+                    f.name().clone(),
+                    None,
+                    None,
+                    pg_type(f.data_type()),
+                    format.format_for(i),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Encodes every row of `batch` as DataRow messages in the fields' formats.
+pub fn encode_batch(batch: &RecordBatch, fields: &[FieldInfo]) -> DfResult<Vec<DataRow>> {
+    let columns: Vec<Vec<Option<Vec<u8>>>> = batch
+        .columns()
+        .iter()
+        .zip(fields)
+        .map(|(column, field)| match field.format() {
+            FieldFormat::Text => Ok(pg_text(column.as_ref())?
+                .into_iter()
+                .map(|v| v.map(String::into_bytes))
+                .collect()),
+            FieldFormat::Binary => binary_column(column, field.datatype()),
+        })
+        .collect::<DfResult<_>>()?;
+    let field_count = i16::try_from(fields.len())
+        .map_err(|_| DataFusionError::Execution("too many result columns".into()))?;
+    Ok((0..batch.num_rows())
+        .map(|row| {
+            let mut data = BytesMut::new();
+            for column in &columns {
+                match &column[row] {
+                    None => data.put_i32(-1),
+                    Some(bytes) => {
+                        data.put_i32(bytes.len() as i32);
+                        data.put_slice(bytes);
+                    }
+                }
+            }
+            DataRow::new(data, field_count)
+        })
+        .collect())
+}
+
+/// PostgreSQL's binary format of every value of `column`, sent as `ty`.
+fn binary_column(column: &ArrayRef, ty: &Type) -> DfResult<Vec<Option<Vec<u8>>>> {
+    let valid = |i: usize| column.is_valid(i);
+    let each = |f: &dyn Fn(usize) -> Vec<u8>| -> Vec<Option<Vec<u8>>> {
+        (0..column.len()).map(|i| valid(i).then(|| f(i))).collect()
+    };
+    Ok(match *ty {
+        Type::BOOL => {
+            let a = column.as_boolean();
+            each(&|i| vec![u8::from(a.value(i))])
+        }
+        Type::INT2 => {
+            let a = cast(column, &DataType::Int16)?;
+            let a = a.as_primitive::<Int16Type>();
+            each(&|i| a.value(i).to_be_bytes().to_vec())
+        }
+        Type::INT4 => {
+            let a = cast(column, &DataType::Int32)?;
+            let a = a.as_primitive::<Int32Type>();
+            each(&|i| a.value(i).to_be_bytes().to_vec())
+        }
+        Type::INT8 => {
+            let a = cast(column, &DataType::Int64)?;
+            let a = a.as_primitive::<Int64Type>();
+            each(&|i| a.value(i).to_be_bytes().to_vec())
+        }
+        Type::FLOAT4 => {
+            let a = cast(column, &DataType::Float32)?;
+            let a = a.as_primitive::<Float32Type>();
+            each(&|i| a.value(i).to_be_bytes().to_vec())
+        }
+        Type::FLOAT8 => {
+            let a = column.as_primitive::<Float64Type>();
+            each(&|i| a.value(i).to_be_bytes().to_vec())
+        }
+        Type::BYTEA => {
+            let a = cast(column, &DataType::LargeBinary)?;
+            let a = a.as_binary::<i64>();
+            each(&|i| a.value(i).to_vec())
+        }
+        Type::DATE => {
+            let a = cast(column, &DataType::Date32)?;
+            let a = a.as_primitive::<Date32Type>();
+            each(&|i| (a.value(i) - PG_EPOCH_DAYS).to_be_bytes().to_vec())
+        }
+        Type::TIMESTAMP | Type::TIMESTAMPTZ => {
+            let zone = match column.data_type() {
+                DataType::Timestamp(_, tz) => tz.clone(),
+                _ => None,
+            };
+            let a = cast(column, &DataType::Timestamp(TimeUnit::Microsecond, zone))?;
+            let a = a.as_primitive::<TimestampMicrosecondType>();
+            each(&|i| (a.value(i) - PG_EPOCH_MICROS).to_be_bytes().to_vec())
+        }
+        Type::NUMERIC => pg_text(column.as_ref())?
+            .into_iter()
+            .map(|v| v.map(|text| numeric_to_binary(&text)))
+            .collect(),
+        // TEXT, and every type sent as text: the binary format of text is its UTF-8.
+        _ => pg_text(column.as_ref())?
+            .into_iter()
+            .map(|v| v.map(String::into_bytes))
+            .collect(),
+    })
+}
+
+/// A Bind parameter as an Arrow scalar: decoded as the PostgreSQL type it was sent
+/// as, then cast to the type the statement expects there (if it determines one).
+pub fn decode_param(
+    raw: Option<&Bytes>,
+    format: FieldFormat,
+    sent_as: &Type,
+    expected: Option<&DataType>,
+) -> Result<ScalarValue, String> {
+    let arrow = expected.cloned().or_else(|| arrow_type(sent_as));
+    let Some(raw) = raw else {
+        return Ok(match &arrow {
+            Some(dt) => ScalarValue::try_from(dt).unwrap_or(ScalarValue::Null),
+            None => ScalarValue::Null,
+        });
+    };
+    let value = match format {
+        FieldFormat::Text => ScalarValue::Utf8(Some(
+            std::str::from_utf8(raw)
+                .map_err(|_| "parameter is not valid UTF-8".to_string())?
+                .to_string(),
+        )),
+        FieldFormat::Binary => binary_param(raw, sent_as)?,
+    };
+    match arrow {
+        Some(dt) if dt != value.data_type() => value
+            .cast_to(&dt)
+            .map_err(|e| format!("invalid input for type {}: {e}", sent_as.name())),
+        _ => Ok(value),
+    }
+}
+
+fn binary_param(raw: &[u8], ty: &Type) -> Result<ScalarValue, String> {
+    fn fixed<const N: usize>(raw: &[u8], ty: &Type) -> Result<[u8; N], String> {
+        raw.try_into()
+            .map_err(|_| format!("binary {} parameter must be {N} bytes", ty.name()))
+    }
+    Ok(match *ty {
+        Type::BOOL => ScalarValue::Boolean(Some(fixed::<1>(raw, ty)?[0] != 0)),
+        Type::INT2 => ScalarValue::Int16(Some(i16::from_be_bytes(fixed(raw, ty)?))),
+        Type::INT4 => ScalarValue::Int32(Some(i32::from_be_bytes(fixed(raw, ty)?))),
+        Type::INT8 => ScalarValue::Int64(Some(i64::from_be_bytes(fixed(raw, ty)?))),
+        Type::FLOAT4 => ScalarValue::Float32(Some(f32::from_be_bytes(fixed(raw, ty)?))),
+        Type::FLOAT8 => ScalarValue::Float64(Some(f64::from_be_bytes(fixed(raw, ty)?))),
+        Type::BYTEA => ScalarValue::Binary(Some(raw.to_vec())),
+        Type::DATE => {
+            ScalarValue::Date32(Some(i32::from_be_bytes(fixed(raw, ty)?) + PG_EPOCH_DAYS))
+        }
+        Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
+            Some(i64::from_be_bytes(fixed(raw, ty)?) + PG_EPOCH_MICROS),
+            None,
+        ),
+        Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
+            Some(i64::from_be_bytes(fixed(raw, ty)?) + PG_EPOCH_MICROS),
+            Some("+00:00".into()),
+        ),
+        Type::NUMERIC => ScalarValue::Utf8(Some(numeric_from_binary(raw)?)),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+            ScalarValue::Utf8(Some(
+                std::str::from_utf8(raw)
+                    .map_err(|_| "parameter is not valid UTF-8".to_string())?
+                    .to_string(),
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "parameters of type {} are not supported",
+                ty.name()
+            ))
+        }
+    })
+}

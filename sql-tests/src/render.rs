@@ -1,0 +1,106 @@
+//! What both targets share: errors with their SQLSTATE, column type letters, cells.
+
+use sqllogictest::DefaultColumnType;
+use wasmudf_engine::datafusion::arrow::datatypes::DataType;
+use wasmudf_engine::datafusion::error::DataFusionError;
+
+/// A failed statement: its SQLSTATE (matched by `statement error (XXXXX)`) and message
+/// (matched by `statement error <regex>`).
+#[derive(Debug, Clone)]
+pub struct SqlError {
+    /// The SQLSTATE, when the error came from the database.
+    pub sqlstate: Option<String>,
+    /// The message as a client sees it.
+    pub message: String,
+}
+
+impl SqlError {
+    /// An error the database reported.
+    pub fn new(sqlstate: &str, message: String) -> Self {
+        SqlError {
+            sqlstate: Some(sqlstate.to_string()),
+            message,
+        }
+    }
+
+    /// An engine error, with the SQLSTATE and message the server would send.
+    pub fn from_df(e: &DataFusionError) -> Self {
+        let message = match wasmudf_engine::find_udf_error(e) {
+            Some(udf) => udf.to_string(),
+            None => e.find_root().to_string(),
+        };
+        SqlError::new(wasmudf_engine::sqlstate(e), message)
+    }
+
+    /// A failure of the runner itself (connection, restart), not of a statement.
+    pub fn runner(message: impl Into<String>) -> Self {
+        SqlError {
+            sqlstate: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.sqlstate {
+            Some(code) => write!(f, "{} (SQLSTATE {code})", self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for SqlError {}
+
+/// The column letter for an Arrow type: `I` integer, `R` float or numeric, `T` text,
+/// `?` anything else. Matches [`pg_column_type`] for the type the server sends.
+pub fn column_type(dt: &DataType) -> DefaultColumnType {
+    match dt {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32 => DefaultColumnType::Integer,
+        DataType::UInt64
+        | DataType::Float16
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Decimal128(_, _)
+        | DataType::Decimal256(_, _) => DefaultColumnType::FloatingPoint,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DefaultColumnType::Text,
+        _ => DefaultColumnType::Any,
+    }
+}
+
+/// The column letter for a PostgreSQL type (see [`column_type`]).
+pub fn pg_column_type(ty: &tokio_postgres::types::Type) -> DefaultColumnType {
+    use tokio_postgres::types::Type;
+    match *ty {
+        Type::INT2 | Type::INT4 | Type::INT8 => DefaultColumnType::Integer,
+        Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC => DefaultColumnType::FloatingPoint,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DefaultColumnType::Text,
+        _ => DefaultColumnType::Any,
+    }
+}
+
+/// A cell as sqllogictest writes it: `NULL`, `(empty)` for the empty string.
+pub fn cell(value: Option<&str>) -> String {
+    match value {
+        None => "NULL".into(),
+        Some("") => "(empty)".into(),
+        Some(v) => v.into(),
+    }
+}
+
+/// The row count a command tag reports (`INSERT 0 3`, `SELECT 3`), else 0.
+pub fn command_count(tag: &str) -> u64 {
+    let mut words = tag.split_whitespace();
+    match words.next() {
+        Some("INSERT" | "UPDATE" | "DELETE" | "SELECT" | "COPY" | "MERGE") => {
+            words.next_back().and_then(|n| n.parse().ok()).unwrap_or(0)
+        }
+        _ => 0,
+    }
+}

@@ -1,0 +1,198 @@
+//! The pgwire target: tokio-postgres over the extended protocol (Parse, Describe, Bind,
+//! Execute), results decoded from the binary format and printed as psql prints them.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
+use tokio::sync::Mutex;
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::{Client, NoTls};
+use wasmudf_engine::datafusion::arrow::array::{
+    ArrayRef, Date32Array, Float32Array, Float64Array, TimestampMicrosecondArray,
+};
+use wasmudf_engine::{numeric_from_binary, pg_text};
+
+use crate::render::{cell, pg_column_type, SqlError};
+
+/// Where connections go; a restart moves it (new port) and bumps the generation so
+/// every connection reconnects before its next statement.
+pub struct Endpoint {
+    state: Mutex<(String, u64)>,
+}
+
+impl Endpoint {
+    /// An endpoint at a `postgres://` URL.
+    pub fn new(url: String) -> Arc<Self> {
+        Arc::new(Endpoint {
+            state: Mutex::new((url, 0)),
+        })
+    }
+
+    /// Points every connection at `url` from its next statement on.
+    pub async fn moved(&self, url: String) {
+        let mut state = self.state.lock().await;
+        state.0 = url;
+        state.1 += 1;
+    }
+
+    /// A new connection (connected on first use).
+    pub fn connect(self: &Arc<Self>) -> Conn {
+        Conn {
+            endpoint: self.clone(),
+            client: None,
+        }
+    }
+}
+
+/// One connection of the pgwire target.
+pub struct Conn {
+    endpoint: Arc<Endpoint>,
+    client: Option<(u64, Client)>,
+}
+
+impl Conn {
+    async fn client(&mut self) -> Result<&Client, SqlError> {
+        let (url, generation) = self.endpoint.state.lock().await.clone();
+        if self.client.as_ref().map(|(g, _)| *g) != Some(generation) {
+            let (client, connection) = tokio_postgres::connect(&url, NoTls)
+                .await
+                .map_err(|e| SqlError::runner(format!("cannot connect to {url}: {e}")))?;
+            tokio::spawn(async move {
+                // Ends when the client is dropped or the server goes away.
+                let _ = connection.await;
+            });
+            self.client = Some((generation, client));
+        }
+        match &self.client {
+            Some((_, client)) => Ok(client),
+            None => Err(SqlError::runner("not connected")),
+        }
+    }
+}
+
+fn sql_error(e: tokio_postgres::Error) -> SqlError {
+    match e.as_db_error() {
+        Some(db) => SqlError::new(db.code().code(), db.message().to_string()),
+        None => SqlError::runner(e.to_string()),
+    }
+}
+
+#[async_trait]
+impl AsyncDB for Conn {
+    type Error = SqlError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlError> {
+        let client = self.client().await?;
+        let statement = client.prepare(sql).await.map_err(sql_error)?;
+        if statement.columns().is_empty() {
+            let count = client.execute(&statement, &[]).await.map_err(sql_error)?;
+            return Ok(DBOutput::StatementComplete(count));
+        }
+        let types = statement
+            .columns()
+            .iter()
+            .map(|c| pg_column_type(c.type_()))
+            .collect();
+        let rows = client
+            .query(&statement, &[])
+            .await
+            .map_err(sql_error)?
+            .iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| {
+                        row.try_get::<_, PgCell>(i)
+                            .map(|c| cell(c.0.as_deref()))
+                            .map_err(|e| SqlError::runner(format!("column {i}: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(DBOutput::Rows { types, rows })
+    }
+
+    async fn shutdown(&mut self) {
+        self.client = None;
+    }
+
+    fn engine_name(&self) -> &str {
+        "server"
+    }
+
+    async fn sleep(dur: std::time::Duration) {
+        tokio::time::sleep(dur).await
+    }
+
+    fn error_sql_state(err: &SqlError) -> Option<String> {
+        err.sqlstate.clone()
+    }
+}
+
+/// A result value decoded from PostgreSQL's binary format into the text psql prints.
+struct PgCell(Option<String>);
+
+/// Days and microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_DAYS: i32 = 10_957;
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+type DecodeError = Box<dyn std::error::Error + Sync + Send>;
+
+fn fixed<const N: usize>(raw: &[u8]) -> Result<[u8; N], DecodeError> {
+    raw.try_into()
+        .map_err(|_| format!("expected {N} bytes, got {}", raw.len()).into())
+}
+
+/// Text of a one-value Arrow array, through the same renderer the in-process target uses.
+fn via_arrow(array: ArrayRef) -> Result<String, DecodeError> {
+    Ok(pg_text(array.as_ref())?.pop().flatten().unwrap_or_default())
+}
+
+impl<'a> FromSql<'a> for PgCell {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, DecodeError> {
+        let text = match *ty {
+            Type::BOOL => if fixed::<1>(raw)?[0] != 0 { "t" } else { "f" }.to_string(),
+            Type::INT2 => i16::from_be_bytes(fixed(raw)?).to_string(),
+            Type::INT4 => i32::from_be_bytes(fixed(raw)?).to_string(),
+            Type::INT8 => i64::from_be_bytes(fixed(raw)?).to_string(),
+            Type::FLOAT4 => via_arrow(Arc::new(Float32Array::from(vec![f32::from_be_bytes(
+                fixed(raw)?,
+            )])))?,
+            Type::FLOAT8 => via_arrow(Arc::new(Float64Array::from(vec![f64::from_be_bytes(
+                fixed(raw)?,
+            )])))?,
+            Type::NUMERIC => numeric_from_binary(raw)?,
+            Type::BYTEA => {
+                let mut s = String::from("\\x");
+                for b in raw {
+                    s.push_str(&format!("{b:02x}"));
+                }
+                s
+            }
+            Type::DATE => via_arrow(Arc::new(Date32Array::from(vec![
+                i32::from_be_bytes(fixed(raw)?) + PG_EPOCH_DAYS,
+            ])))?,
+            Type::TIMESTAMP => via_arrow(Arc::new(TimestampMicrosecondArray::from(vec![
+                i64::from_be_bytes(fixed(raw)?) + PG_EPOCH_MICROS,
+            ])))?,
+            Type::TIMESTAMPTZ => via_arrow(Arc::new(
+                TimestampMicrosecondArray::from(vec![
+                    i64::from_be_bytes(fixed(raw)?) + PG_EPOCH_MICROS,
+                ])
+                .with_timezone("+00:00"),
+            ))?,
+            // Text types, and every other type the server sends as text.
+            _ => std::str::from_utf8(raw)?.to_string(),
+        };
+        Ok(PgCell(Some(text)))
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Self, DecodeError> {
+        Ok(PgCell(None))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
