@@ -16,12 +16,13 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{DdlStatement, DmlStatement, Expr, LogicalPlan, ScalarUDF, WriteOp};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::parser::{DFParser, ResetStatement, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{ObjectType, Statement as SqlStatement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use futures::StreamExt;
 use parking_lot::{Mutex, RwLock};
 
+use crate::cache::CacheOutcome;
 use crate::catalog::{Catalog, FunctionRecord};
 use crate::error::{Error, Result};
 use crate::query::CancelHandle;
@@ -102,6 +103,24 @@ pub(crate) struct DbInner {
     /// The original UDFs of the replaceable built-ins, restored when the Wasm
     /// function that replaced one is dropped.
     pub replaced_builtins: HashMap<String, ScalarUDF>,
+    /// How each module loaded in this process got its machine code (shown in
+    /// `wasm.modules.artifact`): from the artifact cache, compiled, or recompiled
+    /// because the cached artifact failed verification.
+    pub artifacts: Mutex<HashMap<String, CacheOutcome>>,
+}
+
+impl DbInner {
+    /// Loads a component through the engine's artifact cache, remembering the outcome.
+    pub(crate) fn load_component(&self, bytes: &[u8]) -> Result<Module> {
+        let (module, outcome) = self.engine.load_component_traced(bytes)?;
+        // The first load in this process is the one that produced the machine code;
+        // later ones reuse the in-memory module.
+        self.artifacts
+            .lock()
+            .entry(module.hash())
+            .or_insert(outcome);
+        Ok(module)
+    }
 }
 
 /// Built-ins a Wasm function may replace. DataFusion ships `gcd`, and `gcd` is also the
@@ -188,6 +207,7 @@ impl Database {
                 ddl: Mutex::new(()),
                 builtins,
                 replaced_builtins,
+                artifacts: Mutex::new(HashMap::new()),
             }),
         };
         system::install(&db)?;
@@ -426,6 +446,19 @@ impl Session {
                 DfStatement::Statement(s) => s.as_ref(),
                 DfStatement::CreateExternalTable(_) => {
                     return tables::create_by_statement(self, statement, "CREATE TABLE").await
+                }
+                DfStatement::Reset(ResetStatement::Variable(name))
+                    if name.to_string().to_lowercase().starts_with("wasm.") =>
+                {
+                    // DataFusion's RESET only knows its own namespaces.
+                    let key = name.to_string().to_lowercase();
+                    self.ctx
+                        .state_ref()
+                        .write()
+                        .config_mut()
+                        .options_mut()
+                        .set(&key, "default")?;
+                    return Ok(command("RESET"));
                 }
                 DfStatement::Reset(_) => return self.run_on_session(statement, "RESET").await,
                 DfStatement::CopyTo(_) => return Err(Error::InsufficientPrivilege(

@@ -174,7 +174,7 @@ pub(crate) fn load_module(db: &Database, spec: &str) -> Result<(Vec<u8>, Module)
         &db.inner.catalog,
         db.inner.engine.config().max_module_size,
     )?;
-    let module = db.inner.engine.load_component(&bytes).map_err(definition)?;
+    let module = db.inner.load_component(&bytes).map_err(definition)?;
     Ok((bytes, module))
 }
 
@@ -196,7 +196,7 @@ pub(crate) fn install(
     }
     for (record, bytes) in &records {
         if !registry.modules.contains_key(&record.module) {
-            let module = db.inner.engine.load_component(bytes)?;
+            let module = db.inner.load_component(bytes)?;
             registry.modules.insert(record.module.clone(), module);
         }
     }
@@ -394,7 +394,7 @@ pub(crate) fn module_for(
         .catalog
         .module(hash)?
         .ok_or_else(|| Error::Catalog(format!("module {hash} is missing from the catalog")))?;
-    let module = db.inner.engine.load_component(&bytes)?;
+    let module = db.inner.load_component(&bytes)?;
     if module.hash() != hash {
         return Err(Error::Catalog(format!(
             "stored module {hash} does not match its hash"

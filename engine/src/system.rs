@@ -24,6 +24,7 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::{collect, ExecutionPlan};
 
+use crate::cache::CacheOutcome;
 use crate::catalog::{now, FunctionRecord, StoredLimits};
 use crate::database::{default_catalog, Database, DbInner, CATALOG_NAME, DEFAULT_SCHEMA};
 use crate::ddl::{install as install_functions, load_module, volatility_word};
@@ -188,6 +189,7 @@ fn modules_schema() -> SchemaRef {
         Field::new("size", DataType::UInt64, false),
         Field::new("functions", DataType::UInt64, false),
         Field::new("exports", DataType::Utf8, false),
+        Field::new("artifact", DataType::Utf8, true),
     ]))
 }
 
@@ -198,7 +200,14 @@ fn modules_batch(db: &Database) -> DfResult<RecordBatch> {
     let mut sizes = Vec::new();
     let mut counts = Vec::new();
     let mut exports = Vec::new();
+    let mut artifacts = Vec::new();
+    let outcomes = db.inner.artifacts.lock().clone();
     for (hash, size) in stored {
+        artifacts.push(outcomes.get(&hash).map(|o| match o {
+            CacheOutcome::Loaded => "cached",
+            CacheOutcome::Compiled => "compiled",
+            CacheOutcome::Rejected => "recompiled",
+        }));
         let using: Vec<&FunctionRecord> = rs.iter().filter(|r| r.module == hash).collect();
         counts.push(using.len() as u64);
         let mut names: Vec<&str> = using.iter().map(|r| r.export.as_str()).collect();
@@ -215,6 +224,7 @@ fn modules_batch(db: &Database) -> DfResult<RecordBatch> {
             Arc::new(UInt64Array::from(sizes)),
             Arc::new(UInt64Array::from(counts)),
             Arc::new(StringArray::from(exports)),
+            Arc::new(StringArray::from(artifacts)),
         ],
     )?)
 }

@@ -30,6 +30,9 @@ pub struct ServeArgs {
     /// Wasm stack size for every UDF call (e.g. 1MB).
     #[arg(long, env = "WASMUDF_STACK")]
     pub stack: Option<String>,
+    /// Largest module CREATE FUNCTION accepts (file or inline), e.g. 64MB.
+    #[arg(long, env = "WASMUDF_MAX_MODULE_SIZE", default_value = "64MB")]
+    pub max_module_size: String,
     /// Partitions DataFusion plans queries with (default: number of cores).
     #[arg(long, env = "WASMUDF_TARGET_PARTITIONS")]
     pub target_partitions: Option<usize>,

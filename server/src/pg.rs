@@ -55,6 +55,8 @@ impl ServerState {
         config.modules_dir = Some(modules_dir);
         config.engine = EngineConfig {
             defaults,
+            max_module_size: parse_bytes(&args.max_module_size).map_err(|e| e.to_string())?
+                as usize,
             ..EngineConfig::default()
         };
         config.target_partitions = args.target_partitions;

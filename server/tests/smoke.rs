@@ -290,3 +290,38 @@ async fn extended_protocol_binds_parameters_and_limits_rows() {
         2
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_size_limit_comes_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let modules = dir.path().join("modules");
+    wasmudf_sql_tests::write_modules_dir(&modules).expect("modules");
+    let args: Vec<String> = ["--no-examples", "--max-module-size", "1KB", "--modules-dir"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([modules.display().to_string()])
+        .collect();
+    let process = ServerProcess::start(
+        env!("CARGO_BIN_EXE_wasmudf").as_ref(),
+        &dir.path().join("data"),
+        &args,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (client, conn) = tokio_postgres::connect(&process.url(), NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let err = client
+        .simple_query(
+            "CREATE FUNCTION add_one(bigint) RETURNS bigint LANGUAGE wasm AS 'examples/math.wasm'",
+        )
+        .await
+        .expect_err("too large");
+    let db = err.as_db_error().expect("db error");
+    assert_eq!(db.code().code(), "42P13", "{}", db.message());
+    assert!(
+        db.message().contains("above the limit of 1024 bytes"),
+        "{}",
+        db.message()
+    );
+}

@@ -138,3 +138,150 @@ async fn table_ddl_errors_and_schemas() {
     assert_eq!(ok(&s, "BEGIN").await, "BEGIN");
     assert_eq!(ok(&s, "COMMIT").await, "COMMIT");
 }
+
+/// `(artifact)` of every module in `wasm.modules`, sorted and joined.
+async fn artifacts(s: &wasmudf_engine::Session) -> String {
+    scalar(
+        s,
+        "SELECT string_agg(artifact, ',' ORDER BY artifact) FROM wasm.modules",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_reuses_compiled_artifacts_and_recompiles_corrupt_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // 100 functions over two modules.
+    let calls: Vec<String> = (0..100).map(|i| format!("f{i}(1)")).collect();
+    let all = format!("SELECT {}", calls.join(" + "));
+    {
+        let db = open_db(&data).await;
+        let s = db.session("alice");
+        for i in 0..100 {
+            let (module, export) = if i % 2 == 0 {
+                ("math.wasm", "add_one")
+            } else {
+                ("types.wasm", "echo_i64")
+            };
+            ok(&s, &format!("CREATE FUNCTION f{i}(bigint) RETURNS bigint LANGUAGE wasm AS '{module}', '{export}'")).await;
+        }
+        assert_eq!(scalar(&s, &all).await, "150");
+        assert_eq!(artifacts(&s).await, "compiled,compiled");
+    }
+    let artifact_files = || {
+        std::fs::read_dir(data.join("artifacts"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e != "key"))
+            .collect::<Vec<_>>()
+    };
+    let before: Vec<(std::path::PathBuf, Vec<u8>)> = artifact_files()
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    assert_eq!(before.len(), 2, "{before:?}");
+    {
+        let db = open_db(&data).await;
+        let s = db.session("alice");
+        assert_eq!(scalar(&s, &all).await, "150");
+        assert_eq!(artifacts(&s).await, "cached,cached");
+    }
+    // Nothing was rewritten by a restart that reused the artifacts.
+    for (path, bytes) in &before {
+        assert_eq!(&std::fs::read(path).unwrap(), bytes, "{}", path.display());
+    }
+    // Flip a byte in the middle of each artifact: both are rejected and recompiled,
+    // never run, and the functions work.
+    for (path, bytes) in &before {
+        let mut corrupt = bytes.clone();
+        let mid = corrupt.len() / 2;
+        corrupt[mid] ^= 0x55;
+        std::fs::write(path, corrupt).unwrap();
+    }
+    {
+        let db = open_db(&data).await;
+        let s = db.session("alice");
+        assert_eq!(artifacts(&s).await, "recompiled,recompiled");
+        assert_eq!(scalar(&s, &all).await, "150");
+    }
+    for (path, bytes) in &before {
+        assert_eq!(
+            &std::fs::read(path).unwrap(),
+            bytes,
+            "a recompiled artifact replaces the corrupt one: {}",
+            path.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_and_json_external_tables_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let json = dir.path().join("rows.json");
+    std::fs::write(&json, "{\"a\": 1, \"s\": \"x\"}\n{\"a\": 5, \"s\": null}\n").unwrap();
+    let parquet = dir.path().join("copy.parquet");
+    {
+        let db = open_db(&data).await;
+        let s = db.session("alice");
+        ok(
+            &s,
+            "CREATE TABLE src AS SELECT value AS v FROM generate_series(1, 10)",
+        )
+        .await;
+        // A Parquet file the engine wrote, used as someone else's data file.
+        let written = walk(&data.join("tables"))
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .expect("a parquet file under tables/");
+        std::fs::copy(&written, &parquet).unwrap();
+        ok(
+            &s,
+            &format!(
+                "CREATE EXTERNAL TABLE p STORED AS PARQUET LOCATION '{}'",
+                parquet.display()
+            ),
+        )
+        .await;
+        ok(
+            &s,
+            &format!(
+                "CREATE EXTERNAL TABLE j (a BIGINT, s TEXT) STORED AS JSON LOCATION '{}'",
+                json.display()
+            ),
+        )
+        .await;
+        ok(
+            &s,
+            "CREATE FUNCTION add_one(bigint) RETURNS bigint LANGUAGE wasm AS 'math.wasm'",
+        )
+        .await;
+    }
+    let db = open_db(&data).await;
+    let s = db.session("alice");
+    let total: i64 = scalar(&s, "SELECT sum(add_one(v)) FROM p")
+        .await
+        .parse()
+        .unwrap();
+    let rows_in_copy: i64 = scalar(&s, "SELECT count(*) FROM p").await.parse().unwrap();
+    assert!(rows_in_copy >= 1, "{rows_in_copy}");
+    assert!(total > rows_in_copy, "{total}");
+    assert_eq!(
+        scalar(&s, "SELECT sum(add_one(a)) FROM j WHERE s IS NULL").await,
+        "6"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
