@@ -25,9 +25,11 @@ use parking_lot::{Mutex, RwLock};
 use crate::cache::CacheOutcome;
 use crate::catalog::{Catalog, FunctionRecord};
 use crate::error::{Error, Result};
-use crate::query::CancelHandle;
+use crate::exec::Executor;
+use crate::query::{CancelHandle, CancelReason};
 use crate::runtime::{Engine, EngineConfig, Module};
 use crate::settings::WasmSettings;
+use crate::timeout::{self, TimeoutStatement};
 use crate::{ddl, system, tables};
 
 /// Name of the catalog (database) every schema lives in.
@@ -107,6 +109,8 @@ pub(crate) struct DbInner {
     /// `wasm.modules.artifact`): from the artifact cache, compiled, or recompiled
     /// because the cached artifact failed verification.
     pub artifacts: Mutex<HashMap<String, CacheOutcome>>,
+    /// Where query plans execute (apart from the caller's runtime).
+    pub executor: Executor,
 }
 
 impl DbInner {
@@ -178,6 +182,9 @@ impl Database {
             .extensions
             .insert(WasmSettings::new(engine_cfg.defaults, engine_cfg.ceilings));
         let template = SessionContext::new_with_config(session_config);
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let executor = Executor::new(threads)
+            .map_err(|e| Error::Io(format!("query executor threads: {e}")))?;
 
         let state = template.state();
         let mut builtins: HashSet<String> = state.scalar_functions().keys().cloned().collect();
@@ -208,6 +215,7 @@ impl Database {
                 builtins,
                 replaced_builtins,
                 artifacts: Mutex::new(HashMap::new()),
+                executor,
             }),
         };
         system::install(&db)?;
@@ -235,6 +243,7 @@ impl Database {
             synced: AtomicU64::new(u64::MAX),
             registered: Mutex::new(HashSet::new()),
             running: Mutex::new(None),
+            statement_timeout: Mutex::new(None),
         }
     }
 
@@ -297,16 +306,33 @@ pub struct Session {
     synced: AtomicU64,
     registered: Mutex<HashSet<String>>,
     running: Mutex<Option<CancelHandle>>,
+    /// `SET statement_timeout`: each statement is canceled after this long.
+    statement_timeout: Mutex<Option<std::time::Duration>>,
 }
 
 /// Cancels the query in progress when dropped (the statement future or its result
 /// stream was dropped: client gone, statement abandoned), so no guest call outlives it.
-struct CancelOnDrop(CancelHandle);
+struct CancelOnDrop {
+    handle: CancelHandle,
+    /// The `statement_timeout` timer, stopped with the statement.
+    timer: Option<tokio::task::AbortHandle>,
+    /// The execution on the executor, stopped with the statement.
+    producer: Option<tokio::task::AbortHandle>,
+}
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        self.0.cancel();
+        for task in [&self.timer, &self.producer].into_iter().flatten() {
+            task.abort();
+        }
+        self.handle.cancel();
     }
+}
+
+/// The error a canceled statement ends with, whatever the interrupted code returned.
+fn canceled_error(handle: &CancelHandle) -> DataFusionError {
+    let reason = handle.reason().unwrap_or(CancelReason::UserRequest);
+    Error::QueryCanceled(reason).into()
 }
 
 impl Session {
@@ -381,6 +407,22 @@ impl Session {
         params: Vec<ScalarValue>,
     ) -> DfResult<Output> {
         self.sync_functions();
+        if let Some(setting) = timeout::recognize(&statement.0) {
+            if !params.is_empty() {
+                return Err(Error::Protocol("SET and SHOW take no parameters".into()).into());
+            }
+            return match setting? {
+                TimeoutStatement::Set(value) => {
+                    *self.statement_timeout.lock() = value;
+                    Ok(command(if matches!(statement.0, DfStatement::Reset(_)) {
+                        "RESET"
+                    } else {
+                        "SET"
+                    }))
+                }
+                TimeoutStatement::Show => timeout::show_output(*self.statement_timeout.lock()),
+            };
+        }
         let out = if returns_plan(&statement.0) {
             self.run_query(statement.0, params).await
         } else if !params.is_empty() {
@@ -400,6 +442,12 @@ impl Session {
     /// What `statement` takes and returns, planned against the current catalog but
     /// not run (the extended protocol's Describe).
     pub async fn describe(&self, statement: &Statement) -> DfResult<Description> {
+        if let Some(setting) = timeout::recognize(&statement.0) {
+            return Ok(Description {
+                parameters: Vec::new(),
+                columns: matches!(setting?, TimeoutStatement::Show).then(timeout::schema),
+            });
+        }
         if !returns_plan(&statement.0) {
             return Ok(Description {
                 parameters: Vec::new(),
@@ -550,19 +598,61 @@ impl Session {
         );
         let handle = query.cancel_handle();
         *self.running.lock() = Some(handle.clone());
-        let guard = CancelOnDrop(handle);
-        let df = query.session().execute_logical_plan(plan).await?;
+        let timer = (*self.statement_timeout.lock()).map(|limit| {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(limit).await;
+                handle.cancel_for(CancelReason::StatementTimeout);
+            })
+            .abort_handle()
+        });
+        let mut guard = CancelOnDrop {
+            handle: handle.clone(),
+            timer,
+            producer: None,
+        };
+        let canceled = |e: DataFusionError| {
+            if handle.is_canceled() {
+                canceled_error(&handle)
+            } else {
+                e
+            }
+        };
+        let df = query
+            .session()
+            .execute_logical_plan(plan)
+            .await
+            .map_err(canceled)?;
+        let task_ctx = Arc::new(df.task_ctx());
+        let physical = df.create_physical_plan().await.map_err(canceled)?;
+        let schema = physical.schema();
+        let (batches, producer) = self.db.inner.executor.execute(physical, task_ctx)?;
+        guard.producer = Some(producer);
+        // Each batch races the cancel signal: a canceled query ends with 57014 at once,
+        // whatever the executor is busy with.
+        let stream =
+            futures::stream::unfold((Some(batches), guard), |(batches, guard)| async move {
+                let mut batches = batches?;
+                let handle = guard.handle.clone();
+                tokio::select! {
+                    biased;
+                    _ = handle.canceled() => {
+                        Some((Err(canceled_error(&handle)), (None, guard)))
+                    }
+                    next = batches.recv() => match next {
+                        None => None,
+                        Some(Err(_)) if handle.is_canceled() => {
+                            Some((Err(canceled_error(&handle)), (None, guard)))
+                        }
+                        Some(item) => Some((item, (Some(batches), guard))),
+                    },
+                }
+            });
         if insert {
-            let batches = df.collect().await?;
-            drop(guard);
+            let batches: Vec<_> = stream.collect().await;
+            let batches = batches.into_iter().collect::<DfResult<Vec<_>>>()?;
             return Ok(command(format!("INSERT 0 {}", count_rows(&batches))));
         }
-        let stream = df.execute_stream().await?;
-        let schema = stream.schema();
-        let stream = stream.map(move |batch| {
-            let _keep = &guard;
-            batch
-        });
         Ok(Output::Rows(Box::pin(RecordBatchStreamAdapter::new(
             schema, stream,
         ))))

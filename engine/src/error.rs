@@ -70,6 +70,9 @@ pub enum Error {
         /// SQL name of the function.
         function: String,
     },
+    /// The statement was canceled (CancelRequest or `statement_timeout`).
+    #[error("canceling statement due to {0}")]
+    QueryCanceled(crate::query::CancelReason),
     /// The guest trapped (unreachable, out-of-bounds access, panic, ...).
     #[error("function {function}: {trap}")]
     Trap {
@@ -161,7 +164,7 @@ impl Error {
             Error::InvalidLimit(_) => "22023",
             Error::FuelExhausted { .. } | Error::StackOverflow { .. } => "54000",
             Error::MemoryLimit { .. } => "53200",
-            Error::Timeout { .. } | Error::Canceled { .. } => "57014",
+            Error::Timeout { .. } | Error::Canceled { .. } | Error::QueryCanceled(_) => "57014",
             Error::Trap { .. } | Error::Guest { .. } => "38000",
             Error::InvalidOutput { .. } => "39000",
             Error::Runtime(_) => "XX000",

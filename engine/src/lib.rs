@@ -36,6 +36,7 @@ mod convert;
 mod database;
 mod ddl;
 mod error;
+mod exec;
 mod instance;
 mod limits;
 mod pgtext;
@@ -46,6 +47,7 @@ mod signature;
 mod source;
 mod system;
 mod tables;
+mod timeout;
 mod udf;
 
 pub use cache::CacheOutcome;
@@ -56,7 +58,7 @@ pub use database::{
 pub use error::{find_udf_error, sqlstate, Error, Result};
 pub use limits::{parse_bytes, parse_duration, LimitOverrides, Limits};
 pub use pgtext::{numeric_from_binary, numeric_to_binary, pg_text};
-pub use query::{CancelHandle, Query};
+pub use query::{CancelHandle, CancelReason, Query};
 pub use runtime::{Engine, EngineConfig, Module, UdfOptions};
 pub use signature::{sql_type_name, FunctionKind, FunctionSignature, NullHandling};
 

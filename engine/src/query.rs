@@ -6,7 +6,7 @@
 //! UDF; a [`Query`] carries it in a config extension that every call can read.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
@@ -56,18 +56,80 @@ impl ConfigExtension for QueryScope {
 
 /// Cancels a running query from another task or thread.
 #[derive(Clone, Debug)]
-pub struct CancelHandle(Arc<AtomicBool>);
+pub struct CancelHandle {
+    flag: Arc<AtomicBool>,
+    reason: Arc<AtomicU8>,
+    /// Wakes the task streaming the query's results, so a query busy outside Wasm
+    /// (a long scan or sort) stops too.
+    wake: Arc<tokio::sync::Notify>,
+}
+
+/// Why a query was canceled; each reads as PostgreSQL words it (SQLSTATE 57014).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelReason {
+    /// A client's CancelRequest (psql's Ctrl-C) or [`CancelHandle::cancel`].
+    UserRequest,
+    /// The session's `statement_timeout` elapsed.
+    StatementTimeout,
+}
+
+impl std::fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CancelReason::UserRequest => "user request",
+            CancelReason::StatementTimeout => "statement timeout",
+        })
+    }
+}
 
 impl CancelHandle {
+    fn new(flag: Arc<AtomicBool>) -> Self {
+        CancelHandle {
+            flag,
+            reason: Arc::new(AtomicU8::new(0)),
+            wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
     /// Stops the query: a Wasm call in progress traps within one epoch tick with
     /// [`crate::Error::Canceled`], and no further call starts.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.cancel_for(CancelReason::UserRequest);
+    }
+
+    /// As [`CancelHandle::cancel`], recording why (the first reason wins).
+    pub fn cancel_for(&self, reason: CancelReason) {
+        let code = match reason {
+            CancelReason::UserRequest => 1,
+            CancelReason::StatementTimeout => 2,
+        };
+        let _ = self
+            .reason
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+        self.flag.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Resolves once the query is canceled.
+    pub(crate) async fn canceled(&self) {
+        while !self.is_canceled() {
+            self.wake.notified().await;
+        }
     }
 
     /// Whether [`CancelHandle::cancel`] was called.
     pub fn is_canceled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Why the query was canceled, if it was.
+    pub fn reason(&self) -> Option<CancelReason> {
+        match self.reason.load(Ordering::Acquire) {
+            0 if self.is_canceled() => Some(CancelReason::UserRequest),
+            0 => None,
+            2 => Some(CancelReason::StatementTimeout),
+            _ => Some(CancelReason::UserRequest),
+        }
     }
 }
 
@@ -95,7 +157,7 @@ impl Engine {
             });
         Query {
             ctx: SessionContext::new_with_state(state),
-            cancel: CancelHandle(cancel),
+            cancel: CancelHandle::new(cancel),
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::instance::GuestInstance;
 use crate::limits::{LimitOverrides, Limits};
 use crate::query::QueryScope;
-use crate::runtime::{volatility_rank, ModuleInner, UdfOptions};
+use crate::runtime::{ModuleInner, UdfOptions};
 use crate::settings::WasmSettings;
 use crate::signature::{sql_type_name, FunctionSignature, NullHandling};
 
@@ -47,7 +47,6 @@ pub(crate) struct Overload {
     pub(crate) params: Vec<DataType>,
     pub(crate) returns: DataType,
     pub(crate) null_handling: NullHandling,
-    pub(crate) volatility: Volatility,
     pub(crate) overrides: LimitOverrides,
     display: String,
     module: ModuleRef,
@@ -94,7 +93,6 @@ impl Overload {
             params: sig.params.clone(),
             returns: sig.returns.clone(),
             null_handling: options.null_handling.unwrap_or(sig.null_handling),
-            volatility: options.volatility.unwrap_or(sig.volatility),
             overrides: options.limits,
             display: format!("{name}({})", params.join(", ")),
             pool: InstancePool::new(idle),
@@ -200,16 +198,17 @@ fn cost(from: &DataType, to: &DataType) -> Option<u32> {
 impl WasmScalarUdf {
     /// A SQL function over `overloads` (at least one, all named `name`).
     pub(crate) fn new(name: &str, overloads: Vec<Arc<Overload>>) -> Self {
-        // The planner knows one volatility per name: take the least stable overload's.
-        let volatility = overloads
-            .iter()
-            .map(|o| o.volatility)
-            .max_by_key(|v| volatility_rank(*v))
-            .unwrap_or(Volatility::Volatile);
+        // VOLATILE to DataFusion's planner, whatever the SQL declaration (which the
+        // catalog, information_schema and overload checks keep): the optimizer folds
+        // immutable *and* stable calls with literal arguments at plan time, outside the
+        // executor and before cancellation is possible, and retries a failing fold in
+        // every pass, so a runaway `f(1)` would block planning for several timeouts.
+        // Guest code runs only when the plan executes. The cost: no constant folding and
+        // no common-subexpression elimination of Wasm calls.
         WasmScalarUdf {
             id: NEXT_UDF.fetch_add(1, Ordering::Relaxed),
             name: name.to_string(),
-            signature: Signature::user_defined(volatility),
+            signature: Signature::user_defined(Volatility::Volatile),
             overloads,
         }
     }

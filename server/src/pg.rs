@@ -1,17 +1,23 @@
 //! The PostgreSQL wire protocol over the engine: one session per connection.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use datafusion::error::DataFusionError;
-use futures::{stream, StreamExt};
+use futures::{stream, Sink, StreamExt};
 use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::Format;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{QueryResponse, Response, Tag};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use wasmudf_engine::datafusion;
 use wasmudf_engine::{
     parse_bytes, parse_duration, Database, DatabaseConfig, EngineConfig, Limits, Output, Session,
@@ -21,9 +27,11 @@ use crate::config::ServeArgs;
 use crate::encode;
 use crate::extended::Parser;
 
-/// What every connection shares: the database.
+/// What every connection shares: the database, and the sessions a CancelRequest can
+/// reach by the (process id, secret key) pair their connection was given.
 pub struct ServerState {
     db: Database,
+    cancel_keys: Mutex<HashMap<(i32, Bytes), Weak<Session>>>,
 }
 
 impl ServerState {
@@ -75,7 +83,10 @@ impl ServerState {
                 .map_err(|e| format!("demo table: {e}"))?;
             tracing::info!("registered the example functions and the demo table `cities`");
         }
-        Ok(ServerState { db })
+        Ok(ServerState {
+            db,
+            cancel_keys: Mutex::new(HashMap::new()),
+        })
     }
 }
 
@@ -105,6 +116,7 @@ const DEMO_TABLE: &str =
 /// One client connection and its own session.
 pub struct Connection {
     handler: Arc<QueryHandler>,
+    canceller: Arc<Canceller>,
 }
 
 impl Connection {
@@ -115,8 +127,13 @@ impl Connection {
                 session: session.clone(),
             }),
             session,
+            state: state.clone(),
+            cancel_key: Mutex::new(None),
         });
-        Connection { handler }
+        Connection {
+            handler,
+            canceller: Arc::new(Canceller { state }),
+        }
     }
 }
 
@@ -132,15 +149,76 @@ impl PgWireServerHandlers for Connection {
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
         self.handler.clone()
     }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.canceller.clone()
+    }
 }
 
 /// Runs one connection's statements, in both query protocols.
 pub struct QueryHandler {
     pub(crate) session: Arc<Session>,
     pub(crate) parser: Arc<Parser>,
+    state: Arc<ServerState>,
+    /// This connection's key in [`ServerState::cancel_keys`], once started up.
+    cancel_key: Mutex<Option<(i32, Bytes)>>,
 }
 
-impl NoopStartupHandler for QueryHandler {}
+#[async_trait]
+impl NoopStartupHandler for QueryHandler {
+    async fn post_startup<C>(
+        &self,
+        client: &mut C,
+        _message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (pid, secret) = client.pid_and_secret_key();
+        let key = (pid, secret.to_bytes());
+        lock(&self.state.cancel_keys).insert(key.clone(), Arc::downgrade(&self.session));
+        *lock(&self.cancel_key) = Some(key);
+        Ok(())
+    }
+}
+
+impl Drop for QueryHandler {
+    fn drop(&mut self) {
+        if let Some(key) = lock(&self.cancel_key).take() {
+            lock(&self.state.cancel_keys).remove(&key);
+        }
+    }
+}
+
+/// Answers CancelRequests (psql's Ctrl-C): the statement running on the connection
+/// with that key stops with 57014, a Wasm call in it within one epoch tick.
+pub struct Canceller {
+    state: Arc<ServerState>,
+}
+
+#[async_trait]
+impl CancelHandler for Canceller {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let key = (request.pid, request.secret_key.to_bytes());
+        let session = lock(&self.state.cancel_keys)
+            .get(&key)
+            .and_then(Weak::upgrade);
+        match session {
+            Some(session) => {
+                tracing::info!(pid = request.pid, "cancel request");
+                session.cancel_current();
+            }
+            None => tracing::info!(pid = request.pid, "cancel request for no known connection"),
+        }
+    }
+}
+
+/// Locks a mutex, going on if a panicking thread poisoned it (the maps stay valid).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 #[async_trait]
 impl SimpleQueryHandler for QueryHandler {

@@ -325,3 +325,114 @@ async fn module_size_limit_comes_from_the_command_line() {
         db.message()
     );
 }
+
+/// A server whose modules directory also holds `hostile/` (spin, membomb, ...).
+fn start_with_hostile(dir: &tempfile::TempDir) -> ServerProcess {
+    let modules = dir.path().join("modules");
+    wasmudf_sql_tests::write_modules_dir(&modules).expect("modules");
+    let args = vec!["--modules-dir".to_string(), modules.display().to_string()];
+    ServerProcess::start(
+        env!("CARGO_BIN_EXE_wasmudf").as_ref(),
+        &dir.path().join("data"),
+        &args,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+const CREATE_SPIN: &str = "CREATE FUNCTION spin(bigint) RETURNS bigint LANGUAGE wasm \
+    SET wasm.fuel = '1000000000000000' SET wasm.timeout = '60s' AS 'hostile/spin.wasm'";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_stops_a_guest_and_the_connection_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let process = start_with_hostile(&dir);
+    let (client, conn) = tokio_postgres::connect(&process.url(), NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client.simple_query(CREATE_SPIN).await.expect("create spin");
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let sent = std::time::Instant::now();
+        token.cancel_query(NoTls).await.expect("cancel request");
+        sent
+    });
+    let err = client
+        .query("SELECT spin($1)", &[&1i64])
+        .await
+        .expect_err("canceled");
+    let ended = std::time::Instant::now();
+    let sent = canceller.await.expect("canceller");
+    let db = err.as_db_error().expect("db error");
+    assert_eq!(db.code().code(), "57014", "{}", db.message());
+    assert!(
+        db.message()
+            .contains("canceling statement due to user request"),
+        "{}",
+        db.message()
+    );
+    // A generous bound for a loaded CI machine: the latency itself is one epoch tick.
+    assert!(
+        ended.duration_since(sent) < Duration::from_secs(2),
+        "cancel took {:?}",
+        ended.duration_since(sent)
+    );
+    // The same connection runs the next statement; a cancel with nothing running
+    // changes nothing.
+    client
+        .cancel_token()
+        .cancel_query(NoTls)
+        .await
+        .expect("idle cancel");
+    let row = client.query_one("SELECT 40 + 2", &[]).await.expect("alive");
+    assert_eq!(row.get::<_, i64>(0), 42);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_ctrl_c_cancels_the_running_statement() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let process = start_with_hostile(&dir);
+    let port = process.port().to_string();
+    let psql = |sql: &str| {
+        let mut cmd = tokio::process::Command::new("psql");
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "wasmudf",
+            "-X",
+            "-c",
+            sql,
+        ])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let created = psql(CREATE_SPIN).output().await.expect("psql is installed");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let child = psql("SELECT spin(1)").spawn().expect("psql");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let pid = child.id().expect("psql pid").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("psql exits after Ctrl-C")
+        .expect("psql output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("canceling statement due to user request"),
+        "psql said: {stderr}"
+    );
+}

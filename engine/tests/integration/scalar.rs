@@ -456,9 +456,9 @@ async fn works_in_every_query_context() {
 }
 
 #[tokio::test]
-async fn literal_arguments_broadcast_and_fold() {
+async fn literal_arguments_broadcast_and_never_run_at_planning() {
     let engine = engine();
-    let ctx = session(&engine, 1, &["math"]);
+    let ctx = session(&engine, 1, &["math", "spin"]);
     assert_eq!(
         value(
             &engine,
@@ -468,14 +468,19 @@ async fn literal_arguments_broadcast_and_fold() {
         .await,
         "40"
     );
-    // Immutable with literal arguments: folded into a constant at planning time.
+    // Literal arguments are not folded into a constant while planning: guest code
+    // runs only in the executing plan, under its query's limits and cancellation.
     let plan = table(
         &engine,
         &ctx,
         "EXPLAIN SELECT gcd(12, 18) FROM generate_series(1, 3)",
     )
     .await;
-    assert!(plan.contains("Int64(6)"), "{plan}");
+    assert!(plan.contains("gcd(Int64(12), Int64(18))"), "{plan}");
+    assert!(!plan.contains("Int64(6)"), "{plan}");
+    // A call that would never return plans at once.
+    let plan = table(&engine, &ctx, "EXPLAIN SELECT spin(1)").await;
+    assert!(plan.contains("spin(Int64(1))"), "{plan}");
 }
 
 #[tokio::test]
