@@ -11,6 +11,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef, UInt64Type};
 use datafusion::catalog::CatalogProvider;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{DdlStatement, DmlStatement, Expr, LogicalPlan, ScalarUDF, WriteOp};
@@ -19,11 +20,13 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, ResetStatement, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{ObjectType, Statement as SqlStatement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 use futures::StreamExt;
 use parking_lot::{Mutex, RwLock};
 
 use crate::cache::CacheOutcome;
 use crate::catalog::{Catalog, FunctionRecord};
+use crate::copy::{self, CopyFormat, CopyIn, CopyRequest};
 use crate::error::{Error, Result};
 use crate::exec::Executor;
 use crate::query::{CancelHandle, CancelReason};
@@ -264,12 +267,23 @@ impl Database {
 }
 
 /// What a statement produced.
+#[non_exhaustive]
 pub enum Output {
     /// A result set (SELECT, SHOW, EXPLAIN, ...), streamed batch by batch.
     Rows(SendableRecordBatchStream),
     /// A command's completion tag as PostgreSQL spells it: `CREATE FUNCTION`,
     /// `INSERT 0 3`, `SELECT 5` (for CREATE TABLE AS), `SET`.
     Command(String),
+    /// `COPY ... FROM STDIN`: the client now sends the data, which goes to
+    /// [`Session::copy_in`].
+    CopyIn(CopyIn),
+    /// `COPY ... TO STDOUT`: rows for the client, rendered by [`copy_lines`].
+    CopyOut {
+        /// The data format the statement asked for.
+        format: CopyFormat,
+        /// The rows.
+        rows: SendableRecordBatchStream,
+    },
 }
 
 impl std::fmt::Debug for Output {
@@ -277,6 +291,8 @@ impl std::fmt::Debug for Output {
         match self {
             Output::Rows(s) => write!(f, "Rows({:?})", s.schema()),
             Output::Command(t) => write!(f, "Command({t})"),
+            Output::CopyIn(c) => write!(f, "CopyIn({})", c.table),
+            Output::CopyOut { format, .. } => write!(f, "CopyOut({format:?})"),
         }
     }
 }
@@ -338,8 +354,41 @@ fn canceled_error(handle: &CancelHandle) -> DataFusionError {
 impl Session {
     /// Splits `sql` into statements (PostgreSQL dialect).
     pub fn parse(&self, sql: &str) -> DfResult<Vec<Statement>> {
-        let statements = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})?;
-        Ok(statements.into_iter().map(Statement).collect())
+        match DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}) {
+            Ok(statements) => Ok(statements.into_iter().map(Statement).collect()),
+            // DataFusion's parser reads only its own `COPY ... TO 'file'`; PostgreSQL's
+            // `COPY t FROM STDIN` / `COPY ... TO STDOUT` come from sqlparser's.
+            Err(e) => match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+                Ok(statements)
+                    if statements
+                        .iter()
+                        .any(|s| matches!(s, SqlStatement::Copy { .. })) =>
+                {
+                    Ok(statements
+                        .into_iter()
+                        .map(|s| Statement(DfStatement::Statement(Box::new(s))))
+                        .collect())
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// Appends the data a client sent for a `COPY ... FROM STDIN` (in its text or CSV
+    /// format) to the table, all or nothing; returns the rows added.
+    pub async fn copy_in(&self, copy: &CopyIn, data: &[u8]) -> DfResult<u64> {
+        let batch = copy::parse(copy, data)?;
+        let rows = batch.num_rows() as u64;
+        if rows == 0 {
+            return Ok(0);
+        }
+        let written = self
+            .ctx
+            .read_batch(batch)?
+            .write_table(&copy.table, DataFrameWriteOptions::new())
+            .await?;
+        let counted = count_rows(&written);
+        Ok(if counted > 0 { counted } else { rows })
     }
 
     /// Parses and runs every statement of `sql`, stopping at the first error.
@@ -532,6 +581,30 @@ impl Session {
                 object_type: ObjectType::Schema,
                 ..
             } => Ok(command(tables::drop_schemas(self, sql)?)),
+            SqlStatement::Copy {
+                source,
+                to,
+                target,
+                options,
+                legacy_options,
+                ..
+            } => match copy::request(source, *to, target, options, legacy_options)? {
+                CopyRequest::In {
+                    table,
+                    columns,
+                    format,
+                } => Ok(Output::CopyIn(self.copy_target(&table, &columns, format).await?)),
+                CopyRequest::Out { query, format } => {
+                    let mut statements = self.parse(&query)?;
+                    let query = statements
+                        .pop()
+                        .ok_or_else(|| Error::Syntax("COPY needs a query".into()))?;
+                    match self.run_query(query.0, Vec::new()).await? {
+                        Output::Rows(rows) => Ok(Output::CopyOut { format, rows }),
+                        _ => Err(Error::Syntax("COPY (...) TO needs a query that returns rows".into()).into()),
+                    }
+                }
+            },
             SqlStatement::Set(_) => self.run_on_session(statement, "SET").await,
             SqlStatement::StartTransaction { .. } => Ok(command("BEGIN")),
             SqlStatement::Commit { .. } => Ok(command("COMMIT")),
@@ -542,6 +615,41 @@ impl Session {
             .into()),
             _ => self.run_query(statement, Vec::new()).await,
         }
+    }
+
+    /// The table (and columns) a `COPY ... FROM STDIN` fills.
+    async fn copy_target(
+        &self,
+        table: &str,
+        columns: &[String],
+        format: CopyFormat,
+    ) -> DfResult<CopyIn> {
+        let provider = self.ctx.table_provider(table).await.map_err(|_| {
+            DataFusionError::from(Error::UndefinedRelation(format!(
+                "relation \"{table}\" does not exist"
+            )))
+        })?;
+        let table_schema = provider.schema();
+        let columns = if columns.is_empty() {
+            (0..table_schema.fields().len()).collect()
+        } else {
+            columns
+                .iter()
+                .map(|c| {
+                    table_schema.index_of(c).map_err(|_| {
+                        DataFusionError::from(Error::UndefinedColumn(format!(
+                            "column \"{c}\" of relation \"{table}\" does not exist"
+                        )))
+                    })
+                })
+                .collect::<DfResult<Vec<_>>>()?
+        };
+        Ok(CopyIn {
+            table: table.to_string(),
+            table_schema,
+            columns,
+            format,
+        })
     }
 
     /// Statements that change this session's own settings run on its context, not on
@@ -680,6 +788,7 @@ fn returns_plan(statement: &DfStatement) -> bool {
                 | SqlStatement::Commit { .. }
                 | SqlStatement::Rollback { .. }
                 | SqlStatement::CreateDatabase { .. }
+                | SqlStatement::Copy { .. }
         ),
         _ => false,
     }

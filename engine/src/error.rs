@@ -148,6 +148,12 @@ pub enum Error {
     /// Malformed SQL.
     #[error("{0}")]
     Syntax(String),
+    /// Input data that does not parse as its column's type (22P02).
+    #[error("{0}")]
+    InvalidText(String),
+    /// A column that the table does not have (42703).
+    #[error("{0}")]
+    UndefinedColumn(String),
     /// A client sent parameters or placeholders the statement cannot take (08P01).
     #[error("{0}")]
     Protocol(String),
@@ -179,6 +185,8 @@ impl Error {
             Error::UndefinedRelation(_) => "42P01",
             Error::Syntax(_) => "42601",
             Error::Protocol(_) => "08P01",
+            Error::InvalidText(_) => "22P02",
+            Error::UndefinedColumn(_) => "42703",
             Error::DataFusion(e) => sqlstate(e),
             Error::UndefinedSchema(_) => "3F000",
             Error::DuplicateSchema(_) => "42P06",

@@ -33,6 +33,7 @@ mod abi;
 mod cache;
 mod catalog;
 mod convert;
+mod copy;
 mod database;
 mod ddl;
 mod error;
@@ -51,6 +52,7 @@ mod timeout;
 mod udf;
 
 pub use cache::CacheOutcome;
+pub use copy::{copy_header, copy_lines, CopyFormat, CopyIn};
 pub use database::{
     collect, Database, DatabaseConfig, Description, Output, Session, Statement, CATALOG_NAME,
     DEFAULT_SCHEMA, REPLACEABLE_BUILTINS,

@@ -225,6 +225,12 @@ impl ExtendedQueryHandler for QueryHandler {
             .await;
         // Rows stream to the client as they are computed; pgwire's portal applies the
         // Execute row limit and keeps the rest for the next Execute.
-        Ok(respond(output, &portal.result_column_format, false).await)
+        Ok(respond(
+            output,
+            &portal.result_column_format,
+            false,
+            &self.pending_copy,
+        )
+        .await)
     }
 }

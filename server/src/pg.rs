@@ -5,22 +5,26 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use datafusion::error::DataFusionError;
-use futures::{stream, Sink, StreamExt};
+use futures::{stream, Sink, SinkExt, StreamExt};
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::cancel::CancelHandler;
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::Format;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use wasmudf_engine::datafusion;
+use wasmudf_engine::datafusion::execution::SendableRecordBatchStream;
 use wasmudf_engine::{
-    parse_bytes, parse_duration, Database, DatabaseConfig, EngineConfig, Limits, Output, Session,
+    copy_header, copy_lines, parse_bytes, parse_duration, CopyFormat, CopyIn, Database,
+    DatabaseConfig, EngineConfig, Limits, Output, Session,
 };
 
 use crate::config::ServeArgs;
@@ -129,6 +133,7 @@ impl Connection {
             session,
             state: state.clone(),
             cancel_key: Mutex::new(None),
+            pending_copy: Mutex::new(None),
         });
         Connection {
             handler,
@@ -153,6 +158,10 @@ impl PgWireServerHandlers for Connection {
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         self.canceller.clone()
     }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.handler.clone()
+    }
 }
 
 /// Runs one connection's statements, in both query protocols.
@@ -162,6 +171,14 @@ pub struct QueryHandler {
     state: Arc<ServerState>,
     /// This connection's key in [`ServerState::cancel_keys`], once started up.
     cancel_key: Mutex<Option<(i32, Bytes)>>,
+    /// The COPY FROM STDIN in progress: its target and the data received so far.
+    pub(crate) pending_copy: Mutex<Option<PendingCopy>>,
+}
+
+/// A COPY FROM STDIN between its CopyInResponse and the client's CopyDone.
+pub(crate) struct PendingCopy {
+    copy: CopyIn,
+    data: BytesMut,
 }
 
 #[async_trait]
@@ -239,6 +256,7 @@ impl SimpleQueryHandler for QueryHandler {
                 self.session.run(statement).await,
                 &Format::UnifiedText,
                 true,
+                &self.pending_copy,
             )
             .await;
             let failed = matches!(response, Response::Error(_));
@@ -257,6 +275,7 @@ pub(crate) async fn respond(
     output: Result<Output, DataFusionError>,
     format: &Format,
     collect: bool,
+    pending: &Mutex<Option<PendingCopy>>,
 ) -> Response {
     let stream = match output {
         Err(e) => {
@@ -271,6 +290,20 @@ pub(crate) async fn respond(
             }
         }
         Ok(Output::Rows(stream)) => stream,
+        Ok(Output::CopyIn(copy)) => {
+            let columns = copy.columns();
+            *lock(pending) = Some(PendingCopy {
+                copy,
+                data: BytesMut::new(),
+            });
+            return Response::CopyIn(CopyResponse::new(0, columns, stream::empty()));
+        }
+        Ok(Output::CopyOut { format, rows }) => return copy_out(format, rows),
+        Ok(other) => {
+            return error_response(&DataFusionError::NotImplemented(format!(
+                "the server cannot send {other:?}"
+            )))
+        }
     };
     let fields = encode::fields(&stream.schema(), format);
     if collect {
@@ -302,6 +335,103 @@ pub(crate) async fn respond(
         }
     });
     Response::Query(QueryResponse::new(fields, rows))
+}
+
+#[async_trait]
+impl CopyHandler for QueryHandler {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match lock(&self.pending_copy).as_mut() {
+            Some(pending) => {
+                pending.data.extend_from_slice(&copy_data.data);
+                Ok(())
+            }
+            None => Err(protocol_error(
+                "CopyData without a COPY FROM STDIN in progress",
+            )),
+        }
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let pending = lock(&self.pending_copy).take();
+        let Some(pending) = pending else {
+            return Err(protocol_error(
+                "CopyDone without a COPY FROM STDIN in progress",
+            ));
+        };
+        match self.session.copy_in(&pending.copy, &pending.data).await {
+            Ok(rows) => {
+                let tag = Tag::new("COPY").with_rows(rows as usize);
+                client
+                    .send(PgWireBackendMessage::CommandComplete(tag.into()))
+                    .await?;
+                Ok(())
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "COPY failed");
+                Err(user_error(&e))
+            }
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        lock(&self.pending_copy).take();
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".into(),
+            "57014".into(),
+            format!("COPY from stdin failed: {}", fail.message),
+        )))
+    }
+}
+
+fn protocol_error(message: &str) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        "08P01".into(),
+        message.into(),
+    )))
+}
+
+/// COPY ... TO STDOUT: one CopyData message per row (the header, if asked for, rides
+/// with the first so the row count stays right).
+fn copy_out(format: CopyFormat, rows: SendableRecordBatchStream) -> Response {
+    let schema = rows.schema();
+    let columns = schema.fields().len();
+    let mut header = format.header.then(|| copy_header(&schema, &format));
+    let data = rows.flat_map(move |batch| {
+        let lines = batch.and_then(|b| copy_lines(&b, &format));
+        match lines {
+            Ok(lines) => {
+                let messages: Vec<PgWireResult<CopyData>> = lines
+                    .into_iter()
+                    .map(|line| {
+                        let line = match header.take() {
+                            Some(h) => h + &line,
+                            None => line,
+                        };
+                        Ok(CopyData::new(Bytes::from(line)))
+                    })
+                    .collect();
+                stream::iter(messages).left_stream()
+            }
+            Err(e) => stream::once(async move { Err(user_error(&e)) }).right_stream(),
+        }
+    });
+    Response::CopyOut(CopyResponse::new(0, columns, data))
 }
 
 /// The ErrorResponse fields for an engine error: its SQLSTATE, and the guest's own

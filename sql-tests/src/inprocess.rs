@@ -147,6 +147,12 @@ impl AsyncDB for Conn {
                 }
                 Ok(DBOutput::Rows { types, rows })
             }
+            // COPY exchanges data with a client; sqllogictest records have no data
+            // channel (the server's smoke tests drive COPY through tokio-postgres and psql).
+            _ => Err(SqlError::new(
+                "0A000",
+                "COPY FROM STDIN / TO STDOUT needs a client data channel; not available in sqllogictest records".into(),
+            )),
         }
     }
 

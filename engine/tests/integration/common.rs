@@ -102,6 +102,15 @@ pub async fn exec(session: &wasmudf_engine::Session, sql: &str) -> Result<String
                 pretty_format_batches(&batches)?.to_string()
             }
             wasmudf_engine::Output::Command(tag) => tag,
+            wasmudf_engine::Output::CopyOut { format, rows } => {
+                let batches = wasmudf_engine::collect(rows).await?;
+                let mut text = String::new();
+                for b in &batches {
+                    text.extend(wasmudf_engine::copy_lines(b, &format)?);
+                }
+                text
+            }
+            other => format!("{other:?}"),
         };
     }
     Ok(last)

@@ -1,0 +1,488 @@
+//! `COPY t [(cols)] FROM STDIN` and `COPY {t | (query)} TO STDOUT`, in PostgreSQL's text
+//! and CSV formats: the options, parsing incoming data into Arrow, and rendering rows.
+//!
+//! The wire exchange is the server's; the engine reads the statement, turns the client's
+//! bytes into a batch appended to the table, and renders result rows as COPY lines.
+
+use datafusion::arrow::array::{new_null_array, ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::compute::{cast_with_options, CastOptions};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::sql::sqlparser::ast::{
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget,
+};
+
+use crate::error::Error;
+use crate::pgtext::pg_text;
+
+/// The data format of a COPY, as its options chose it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyFormat {
+    /// CSV (`FORMAT csv`) rather than PostgreSQL's text format.
+    pub csv: bool,
+    /// Field separator: tab for text, comma for CSV.
+    pub delimiter: char,
+    /// The string that stands for NULL: `\N` for text, the empty string for CSV.
+    pub null: String,
+    /// CSV only: the first line names the columns (skipped on input, written on output).
+    pub header: bool,
+    /// CSV quote character.
+    pub quote: char,
+    /// CSV escape character inside quotes (defaults to the quote).
+    pub escape: char,
+}
+
+impl CopyFormat {
+    fn text() -> Self {
+        CopyFormat {
+            csv: false,
+            delimiter: '\t',
+            null: "\\N".into(),
+            header: false,
+            quote: '"',
+            escape: '"',
+        }
+    }
+
+    fn csv() -> Self {
+        CopyFormat {
+            csv: true,
+            delimiter: ',',
+            null: String::new(),
+            ..CopyFormat::text()
+        }
+    }
+}
+
+/// What a COPY statement asks for.
+pub(crate) enum CopyRequest {
+    /// Rows from the client into a table.
+    In {
+        table: String,
+        columns: Vec<String>,
+        format: CopyFormat,
+    },
+    /// Rows of a table or query to the client.
+    Out { query: String, format: CopyFormat },
+}
+
+/// Reads a `COPY` statement: STDIN/STDOUT only (server files are refused).
+pub(crate) fn request(
+    source: &CopySource,
+    to: bool,
+    target: &CopyTarget,
+    options: &[CopyOption],
+    legacy: &[CopyLegacyOption],
+) -> Result<CopyRequest, Error> {
+    match (to, target) {
+        (false, CopyTarget::Stdin) | (true, CopyTarget::Stdout) => {}
+        _ => {
+            return Err(Error::InsufficientPrivilege(
+                "COPY to or from a server file or program is not allowed; use COPY ... FROM STDIN / TO STDOUT (psql: \\copy)".into(),
+            ))
+        }
+    }
+    let format = format_of(options, legacy)?;
+    Ok(match (to, source) {
+        (
+            false,
+            CopySource::Table {
+                table_name,
+                columns,
+            },
+        ) => CopyRequest::In {
+            table: table_name.to_string(),
+            columns: columns.iter().map(|c| c.value.clone()).collect(),
+            format,
+        },
+        (false, CopySource::Query(_)) => {
+            return Err(Error::Syntax("COPY FROM needs a table, not a query".into()))
+        }
+        (
+            true,
+            CopySource::Table {
+                table_name,
+                columns,
+            },
+        ) => {
+            let list = if columns.is_empty() {
+                "*".to_string()
+            } else {
+                columns
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            CopyRequest::Out {
+                query: format!("SELECT {list} FROM {table_name}"),
+                format,
+            }
+        }
+        (true, CopySource::Query(q)) => CopyRequest::Out {
+            query: q.to_string(),
+            format,
+        },
+    })
+}
+
+fn format_of(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<CopyFormat, Error> {
+    let unsupported =
+        |what: &str| Error::NotSupported(format!("COPY option {what} is not supported"));
+    let csv = options
+        .iter()
+        .any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("csv")))
+        || legacy.iter().any(|o| matches!(o, CopyLegacyOption::Csv(_)));
+    let mut format = if csv {
+        CopyFormat::csv()
+    } else {
+        CopyFormat::text()
+    };
+    let mut escape = None;
+    for option in options {
+        match option {
+            CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
+                "csv" | "text" => {}
+                other => return Err(unsupported(&format!("FORMAT {other}"))),
+            },
+            CopyOption::Delimiter(c) => format.delimiter = *c,
+            CopyOption::Null(s) => format.null = s.clone(),
+            CopyOption::Header(h) => format.header = *h,
+            CopyOption::Quote(c) => format.quote = *c,
+            CopyOption::Escape(c) => escape = Some(*c),
+            CopyOption::Encoding(e)
+                if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+            other => return Err(unsupported(&other.to_string())),
+        }
+    }
+    for option in legacy {
+        match option {
+            CopyLegacyOption::Csv(csv_options) => {
+                for o in csv_options {
+                    match o {
+                        CopyLegacyCsvOption::Header => format.header = true,
+                        CopyLegacyCsvOption::Quote(c) => format.quote = *c,
+                        CopyLegacyCsvOption::Escape(c) => escape = Some(*c),
+                        other => return Err(unsupported(&other.to_string())),
+                    }
+                }
+            }
+            CopyLegacyOption::Delimiter(c) => format.delimiter = *c,
+            CopyLegacyOption::Null(s) => format.null = s.clone(),
+            CopyLegacyOption::Header => format.header = true,
+            other => return Err(unsupported(&other.to_string())),
+        }
+    }
+    format.escape = escape.unwrap_or(format.quote);
+    if format.header && !format.csv {
+        return Err(Error::NotSupported(
+            "COPY HEADER is available only in CSV mode".into(),
+        ));
+    }
+    Ok(format)
+}
+
+/// A COPY FROM STDIN waiting for the client's data: [`crate::Session::copy_in`].
+#[derive(Debug, Clone)]
+pub struct CopyIn {
+    pub(crate) table: String,
+    /// The table's columns.
+    pub(crate) table_schema: SchemaRef,
+    /// The columns the data holds, as indices into the table's, in data order.
+    pub(crate) columns: Vec<usize>,
+    pub(crate) format: CopyFormat,
+}
+
+impl CopyIn {
+    /// How many columns each line holds.
+    pub fn columns(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// The data format.
+    pub fn format(&self) -> &CopyFormat {
+        &self.format
+    }
+}
+
+fn bad_data(line: usize, message: impl std::fmt::Display) -> DataFusionError {
+    Error::InvalidText(format!("COPY data, line {line}: {message}")).into()
+}
+
+/// Parses the client's bytes into one batch of the target columns.
+pub(crate) fn parse(copy: &CopyIn, data: &[u8]) -> DfResult<RecordBatch> {
+    let text = std::str::from_utf8(data).map_err(|e| bad_data(0, format!("not UTF-8 ({e})")))?;
+    let rows = if copy.format.csv {
+        parse_csv(text, &copy.format)?
+    } else {
+        parse_text(text, &copy.format)?
+    };
+    let rows = if copy.format.header && !rows.is_empty() {
+        &rows[1..]
+    } else {
+        &rows[..]
+    };
+    let n = copy.columns();
+    for (i, row) in rows.iter().enumerate() {
+        if row.len() != n {
+            return Err(bad_data(
+                i + 1 + usize::from(copy.format.header),
+                format!("{} columns, the table takes {n}", row.len()),
+            ));
+        }
+    }
+    let options = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    // Columns the data leaves out are NULL, as PostgreSQL fills in (absent defaults).
+    let columns = copy
+        .table_schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(
+            |(t, field)| match copy.columns.iter().position(|&c| c == t) {
+                Some(c) => {
+                    let strings: StringArray = rows.iter().map(|r| r[c].as_deref()).collect();
+                    cast_with_options(&strings, field.data_type(), &options)
+                        .map_err(|e| bad_data(0, format!("column {}: {e}", field.name())))
+                }
+                None => Ok(new_null_array(field.data_type(), rows.len())),
+            },
+        )
+        .collect::<DfResult<Vec<ArrayRef>>>()?;
+    Ok(RecordBatch::try_new(copy.table_schema.clone(), columns)?)
+}
+
+type Row = Vec<Option<String>>;
+
+/// PostgreSQL's text format: one row per line, fields split by the delimiter, `\N`
+/// for NULL, backslash escapes; a line `\.` ends the data.
+fn parse_text(text: &str, format: &CopyFormat) -> DfResult<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (i, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line == "\\." {
+            break;
+        }
+        if line.is_empty() && i + 1 == text.split('\n').count() {
+            break;
+        }
+        let mut row = Vec::new();
+        for raw in line.split(format.delimiter) {
+            if raw == format.null {
+                row.push(None);
+                continue;
+            }
+            let mut out = String::with_capacity(raw.len());
+            let mut chars = raw.chars();
+            while let Some(c) = chars.next() {
+                if c != '\\' {
+                    out.push(c);
+                    continue;
+                }
+                match chars.next() {
+                    Some('n') => out.push('\n'),
+                    Some('t') => out.push('\t'),
+                    Some('r') => out.push('\r'),
+                    Some('b') => out.push('\u{8}'),
+                    Some('f') => out.push('\u{c}'),
+                    Some('v') => out.push('\u{b}'),
+                    Some(other) => out.push(other),
+                    None => return Err(bad_data(i + 1, "line ends in a lone backslash")),
+                }
+            }
+            row.push(Some(out));
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// CSV as PostgreSQL reads it: quoted fields may hold delimiters, quotes (doubled or
+/// escaped) and newlines; an unquoted field equal to the NULL string is NULL, a quoted
+/// one never is.
+fn parse_csv(text: &str, format: &CopyFormat) -> DfResult<Vec<Row>> {
+    let mut rows = Vec::new();
+    let mut row: Row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut in_quotes = false;
+    let mut line = 1;
+    let mut chars = text.chars().peekable();
+    let mut at_line_start = true;
+    let finish = |field: &mut String, quoted: &mut bool, row: &mut Row| {
+        let value = std::mem::take(field);
+        row.push(if !*quoted && value == format.null {
+            None
+        } else {
+            Some(value)
+        });
+        *quoted = false;
+    };
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            // An escaped quote (a doubled quote by default) is a literal quote; a
+            // lone quote closes the field.
+            if c == format.escape && chars.peek() == Some(&format.quote) {
+                chars.next();
+                field.push(format.quote);
+            } else if c == format.quote {
+                in_quotes = false;
+            } else {
+                if c == '\n' {
+                    line += 1;
+                }
+                field.push(c);
+            }
+            continue;
+        }
+        if at_line_start && c == '\\' && chars.peek() == Some(&'.') {
+            break;
+        }
+        at_line_start = false;
+        match c {
+            c if c == format.quote => {
+                in_quotes = true;
+                quoted = true;
+            }
+            c if c == format.delimiter => finish(&mut field, &mut quoted, &mut row),
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' => {
+                finish(&mut field, &mut quoted, &mut row);
+                rows.push(std::mem::take(&mut row));
+                line += 1;
+                at_line_start = true;
+            }
+            c => field.push(c),
+        }
+    }
+    if in_quotes {
+        return Err(bad_data(line, "unterminated CSV quoted field"));
+    }
+    if !at_line_start || !field.is_empty() || quoted || !row.is_empty() {
+        finish(&mut field, &mut quoted, &mut row);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Renders every row of `batch` as one COPY line (with its newline).
+pub fn copy_lines(batch: &RecordBatch, format: &CopyFormat) -> DfResult<Vec<String>> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| pg_text(c.as_ref()))
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok((0..batch.num_rows())
+        .map(|r| {
+            let fields: Vec<String> = columns
+                .iter()
+                .map(|c| match &c[r] {
+                    None => format.null.clone(),
+                    Some(v) => escape(v, format),
+                })
+                .collect();
+            let mut line = fields.join(&format.delimiter.to_string());
+            line.push('\n');
+            line
+        })
+        .collect())
+}
+
+/// The header line of a CSV COPY TO with HEADER.
+pub fn copy_header(schema: &Schema, format: &CopyFormat) -> String {
+    let names: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| escape(f.name(), format))
+        .collect();
+    format!("{}\n", names.join(&format.delimiter.to_string()))
+}
+
+fn escape(value: &str, format: &CopyFormat) -> String {
+    if format.csv {
+        let needs_quotes = value.is_empty() && format.null.is_empty()
+            || value == format.null
+            || value.contains(format.delimiter)
+            || value.contains(format.quote)
+            || value.contains('\n')
+            || value.contains('\r');
+        if !needs_quotes {
+            return value.to_string();
+        }
+        let mut out = String::with_capacity(value.len() + 2);
+        out.push(format.quote);
+        for c in value.chars() {
+            if c == format.quote || c == format.escape {
+                out.push(format.escape);
+            }
+            out.push(c);
+        }
+        out.push(format.quote);
+        out
+    } else {
+        let mut out = String::with_capacity(value.len());
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c == format.delimiter => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_nulls_and_newlines() {
+        let f = CopyFormat::csv();
+        let rows = parse_csv("1,,\"\"\n2,\"a,\"\"b\"\"\nc\",x\n", &f).unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                vec![Some("1".into()), None, Some("".into())],
+                vec![
+                    Some("2".into()),
+                    Some("a,\"b\"\nc".into()),
+                    Some("x".into())
+                ],
+            ]
+        );
+        assert!(parse_csv("1,\"open\n", &f).is_err());
+    }
+
+    #[test]
+    fn text_escapes_and_end_marker() {
+        let f = CopyFormat::text();
+        let rows = parse_text("1\t\\N\ta\\tb\n2\tx\\\\y\t\n\\.\nignored\n", &f).unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                vec![Some("1".into()), None, Some("a\tb".into())],
+                vec![Some("2".into()), Some("x\\y".into()), Some("".into())],
+            ]
+        );
+    }
+
+    #[test]
+    fn output_round_trips() {
+        let f = CopyFormat::csv();
+        assert_eq!(escape("a,b", &f), "\"a,b\"");
+        assert_eq!(escape("", &f), "\"\"");
+        assert_eq!(escape("say \"hi\"", &f), "\"say \"\"hi\"\"\"");
+        let t = CopyFormat::text();
+        assert_eq!(escape("a\tb\\", &t), "a\\tb\\\\");
+    }
+}
