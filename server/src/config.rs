@@ -36,6 +36,13 @@ pub struct ServeArgs {
     /// Partitions DataFusion plans queries with (default: number of cores).
     #[arg(long, env = "WASMUDF_TARGET_PARTITIONS")]
     pub target_partitions: Option<usize>,
+    /// Most client connections at once; more are refused with 53300.
+    #[arg(long, env = "WASMUDF_MAX_CONNECTIONS", default_value_t = 100)]
+    pub max_connections: usize,
+    /// On SIGINT/SIGTERM: how long running statements may take to finish (e.g. 30s)
+    /// before they are canceled.
+    #[arg(long, env = "WASMUDF_SHUTDOWN_TIMEOUT", default_value = "30s")]
+    pub shutdown_timeout: String,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `wasmudf_engine=debug`.
     #[arg(long, env = "WASMUDF_LOG", default_value = "info")]
     pub log_level: String,

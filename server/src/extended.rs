@@ -19,7 +19,7 @@ use wasmudf_engine::datafusion::arrow::datatypes::DataType;
 use wasmudf_engine::{Description, Session, Statement};
 
 use crate::encode::{arrow_type, decode_param, fields, pg_type};
-use crate::pg::{respond, user_error, QueryHandler};
+use crate::pg::{respond, user_error, QueryHandler, RunningStatement};
 
 /// A parsed and described statement, as stored for Bind.
 #[derive(Clone, Debug)]
@@ -219,6 +219,7 @@ impl ExtendedQueryHandler for QueryHandler {
             })?;
             params.push(value);
         }
+        let running = RunningStatement::start(&self.state);
         let output = self
             .session
             .run_with_params(prepared.statement.clone(), params)
@@ -230,6 +231,7 @@ impl ExtendedQueryHandler for QueryHandler {
             &portal.result_column_format,
             false,
             &self.pending_copy,
+            Some(running),
         )
         .await)
     }

@@ -6,9 +6,11 @@ mod extended;
 mod pg;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::ServeArgs;
@@ -74,19 +76,25 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let _ = ctrl_c.await;
     };
     tokio::pin!(shutdown);
+    let shutdown_timeout = wasmudf_engine::parse_duration(&args.shutdown_timeout)
+        .map_err(|e| format!("--shutdown-timeout: {e}"))?;
+    let slots = Arc::new(Semaphore::new(args.max_connections));
     loop {
         tokio::select! {
-            _ = &mut shutdown => {
-                tracing::info!("shutting down");
-                return Ok(());
-            }
+            _ = &mut shutdown => break,
             accepted = listener.accept() => {
                 let (socket, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => { tracing::warn!("accept failed: {e}"); continue; }
                 };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, max = args.max_connections, "connection refused: too many clients");
+                    tokio::spawn(refuse(socket));
+                    continue;
+                };
                 let handlers = Arc::new(pg::Connection::new(state.clone()));
                 tokio::spawn(async move {
+                    let _slot = slot;
                     tracing::info!(%peer, "connection opened");
                     if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
                         tracing::info!(%peer, "connection ended with error: {e}");
@@ -97,4 +105,46 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             }
         }
     }
+    // Stop accepting (the listener closes here), let running statements finish, cancel
+    // what is left at the deadline. The catalog commits every DDL durably, so there is
+    // nothing to flush but the database's own close.
+    drop(listener);
+    let running = state.running_statements();
+    tracing::info!(running, "shutting down: waiting for running statements");
+    let deadline = tokio::time::Instant::now() + shutdown_timeout;
+    while state.running_statements() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if state.running_statements() > 0 {
+        tracing::warn!(
+            running = state.running_statements(),
+            "shutdown timeout: canceling the statements still running"
+        );
+        state.cancel_all();
+        let grace = tokio::time::Instant::now() + Duration::from_secs(2);
+        while state.running_statements() > 0 && tokio::time::Instant::now() < grace {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Tells a client over the connection limit why, as PostgreSQL does (FATAL 53300).
+async fn refuse(mut socket: tokio::net::TcpStream) {
+    use pgwire::messages::Message;
+    use tokio::io::AsyncWriteExt;
+    let info = pgwire::error::ErrorInfo::new(
+        "FATAL".into(),
+        "53300".into(),
+        "sorry, too many clients already".into(),
+    );
+    let mut buf = bytes::BytesMut::new();
+    if pgwire::messages::response::ErrorResponse::from(info)
+        .encode(&mut buf)
+        .is_ok()
+    {
+        let _ = socket.write_all(&buf).await;
+    }
+    let _ = socket.shutdown().await;
 }

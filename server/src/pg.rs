@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
@@ -36,6 +37,42 @@ use crate::extended::Parser;
 pub struct ServerState {
     db: Database,
     cancel_keys: Mutex<HashMap<(i32, Bytes), Weak<Session>>>,
+    /// Statements executing now (a graceful shutdown waits for them).
+    running: AtomicUsize,
+}
+
+impl ServerState {
+    /// Statements executing now.
+    pub fn running_statements(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Cancels every statement in progress (a shutdown past its timeout).
+    pub fn cancel_all(&self) {
+        let sessions: Vec<Arc<Session>> = lock(&self.cancel_keys)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for session in sessions {
+            session.cancel_current();
+        }
+    }
+}
+
+/// Counts a statement as running until dropped.
+pub(crate) struct RunningStatement(Arc<ServerState>);
+
+impl RunningStatement {
+    pub(crate) fn start(state: &Arc<ServerState>) -> Self {
+        state.running.fetch_add(1, Ordering::AcqRel);
+        RunningStatement(state.clone())
+    }
+}
+
+impl Drop for RunningStatement {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl ServerState {
@@ -90,6 +127,7 @@ impl ServerState {
         Ok(ServerState {
             db,
             cancel_keys: Mutex::new(HashMap::new()),
+            running: AtomicUsize::new(0),
         })
     }
 }
@@ -168,7 +206,7 @@ impl PgWireServerHandlers for Connection {
 pub struct QueryHandler {
     pub(crate) session: Arc<Session>,
     pub(crate) parser: Arc<Parser>,
-    state: Arc<ServerState>,
+    pub(crate) state: Arc<ServerState>,
     /// This connection's key in [`ServerState::cancel_keys`], once started up.
     cancel_key: Mutex<Option<(i32, Bytes)>>,
     /// The COPY FROM STDIN in progress: its target and the data received so far.
@@ -248,6 +286,7 @@ impl SimpleQueryHandler for QueryHandler {
             Ok(s) => s,
             Err(e) => return Ok(vec![error_response(&e)]),
         };
+        let _running = RunningStatement::start(&self.state);
         let mut responses = Vec::new();
         for statement in statements {
             // Each statement finishes before the next starts (its rows are collected):
@@ -257,6 +296,7 @@ impl SimpleQueryHandler for QueryHandler {
                 &Format::UnifiedText,
                 true,
                 &self.pending_copy,
+                None,
             )
             .await;
             let failed = matches!(response, Response::Error(_));
@@ -276,6 +316,7 @@ pub(crate) async fn respond(
     format: &Format,
     collect: bool,
     pending: &Mutex<Option<PendingCopy>>,
+    running: Option<RunningStatement>,
 ) -> Response {
     let stream = match output {
         Err(e) => {
@@ -325,6 +366,7 @@ pub(crate) async fn respond(
     }
     let row_fields = fields.clone();
     let rows = stream.flat_map(move |batch| {
+        let _running = &running;
         let encoded = batch.and_then(|b| encode::encode_batch(&b, &row_fields));
         match encoded {
             Ok(rows) => stream::iter(rows.into_iter().map(Ok)).left_stream(),

@@ -585,3 +585,96 @@ async fn copy_loads_and_exports_csv_and_text() {
     );
     assert_eq!(String::from_utf8_lossy(&exported.stdout).trim(), "KJ");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit_refuses_with_53300() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args: Vec<String> = ["--no-examples", "--max-connections", "1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let process = ServerProcess::start(
+        env!("CARGO_BIN_EXE_wasmudf").as_ref(),
+        &dir.path().join("data"),
+        &args,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let url = process.url();
+    let connect = || tokio_postgres::connect(&url, NoTls);
+    let (first, conn) = connect().await.expect("first connection");
+    let first_task = tokio::spawn(conn);
+    let err = connect().await.err().expect("second connection refused");
+    let db = err.as_db_error().expect("db error");
+    assert_eq!(db.code().code(), "53300");
+    assert_eq!(db.message(), "sorry, too many clients already");
+    // The slot frees when the first client leaves.
+    drop(first);
+    let _ = first_task.await;
+    let mut connected = None;
+    for _ in 0..50 {
+        if let Ok((client, conn)) = connect().await {
+            tokio::spawn(conn);
+            connected = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let client = connected.expect("a connection after the first left");
+    assert_eq!(query(&client, "SELECT 1").await, vec![row(&["1"])]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_running_statements_finish_then_cancels_at_the_deadline() {
+    for (shutdown_timeout, function_timeout, expected) in [
+        // The statement ends by itself (its own 1.5 s limit) before the 30 s deadline.
+        ("30s", "1500ms", "timed out (wasm.timeout = 1500ms)"),
+        // The deadline comes first: the server cancels the statement.
+        ("500ms", "60s", "canceling statement due to user request"),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let modules = dir.path().join("modules");
+        wasmudf_sql_tests::write_modules_dir(&modules).expect("modules");
+        let args = vec![
+            "--no-examples".to_string(),
+            "--modules-dir".to_string(),
+            modules.display().to_string(),
+            "--shutdown-timeout".to_string(),
+            shutdown_timeout.to_string(),
+        ];
+        let mut process = ServerProcess::start(
+            env!("CARGO_BIN_EXE_wasmudf").as_ref(),
+            &dir.path().join("data"),
+            &args,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (client, conn) = tokio_postgres::connect(&process.url(), NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        client
+            .simple_query(&format!(
+                "CREATE FUNCTION spin(bigint) RETURNS bigint LANGUAGE wasm \
+                 SET wasm.fuel = '1000000000000000' SET wasm.timeout = '{function_timeout}' \
+                 AS 'hostile/spin.wasm'"
+            ))
+            .await
+            .expect("create");
+        let running = tokio::spawn(async move { client.simple_query("SELECT spin(1)").await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let status =
+            tokio::task::spawn_blocking(move || process.terminate(Duration::from_secs(20)))
+                .await
+                .expect("join")
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert!(status.success(), "{status:?}");
+        let err = running
+            .await
+            .expect("join")
+            .expect_err("the statement fails by itself or is canceled");
+        let db = err
+            .as_db_error()
+            .unwrap_or_else(|| panic!("the client got an answer, not a dropped connection: {err}"));
+        assert_eq!(db.code().code(), "57014", "{}", db.message());
+        assert!(db.message().contains(expected), "{}", db.message());
+    }
+}

@@ -63,6 +63,24 @@ impl ServerProcess {
         Ok(())
     }
 
+    /// Sends SIGTERM and waits up to `wait` for the process to exit; its exit status,
+    /// or an error if it was still running (it is then killed).
+    pub fn terminate(&mut self, wait: Duration) -> Result<std::process::ExitStatus, String> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Err(format!("still running {wait:?} after SIGTERM"))
+    }
+
     fn stop(&mut self, kill: bool) {
         if !kill {
             let _ = Command::new("kill")
