@@ -4,6 +4,17 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+/// How clients prove who they are.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// Every client that can reach the listen address is let in (the default, for a
+    /// loopback-only development server).
+    Trust,
+    /// SCRAM-SHA-256 against the password of role `wasmudf` (`--password`).
+    #[value(name = "scram-sha-256")]
+    ScramSha256,
+}
+
 /// `wasmudf serve` options; each also reads a `WASMUDF_*` environment variable.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -36,6 +47,13 @@ pub struct ServeArgs {
     /// Partitions DataFusion plans queries with (default: number of cores).
     #[arg(long, env = "WASMUDF_TARGET_PARTITIONS")]
     pub target_partitions: Option<usize>,
+    /// Client authentication: `trust` or `scram-sha-256`.
+    #[arg(long, env = "WASMUDF_AUTH", value_enum, default_value = "trust")]
+    pub auth: AuthMethod,
+    /// The password of role `wasmudf` (required with `--auth scram-sha-256`); prefer
+    /// the environment variable, which `ps` does not show.
+    #[arg(long, env = "WASMUDF_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
     /// Most client connections at once; more are refused with 53300.
     #[arg(long, env = "WASMUDF_MAX_CONNECTIONS", default_value_t = 100)]
     pub max_connections: usize,

@@ -10,13 +10,18 @@ use bytes::{Bytes, BytesMut};
 use datafusion::error::DataFusionError;
 use futures::{stream, Sink, SinkExt, StreamExt};
 use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::sasl::scram::{gen_salted_password, ScramAuth};
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::{
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+};
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::Format;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers};
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
@@ -28,7 +33,7 @@ use wasmudf_engine::{
     DatabaseConfig, EngineConfig, Limits, Output, Session,
 };
 
-use crate::config::ServeArgs;
+use crate::config::{AuthMethod, ServeArgs};
 use crate::encode;
 use crate::extended::Parser;
 
@@ -36,6 +41,8 @@ use crate::extended::Parser;
 /// reach by the (process id, secret key) pair their connection was given.
 pub struct ServerState {
     db: Database,
+    /// SCRAM authentication, when configured (else trust).
+    scram: Option<Arc<SASLAuthStartupHandler<DefaultServerParameterProvider>>>,
     cancel_keys: Mutex<HashMap<(i32, Bytes), Weak<Session>>>,
     /// Statements executing now (a graceful shutdown waits for them).
     running: AtomicUsize,
@@ -124,8 +131,18 @@ impl ServerState {
                 .map_err(|e| format!("demo table: {e}"))?;
             tracing::info!("registered the example functions and the demo table `cities`");
         }
+        let scram = match (args.auth, &args.password) {
+            (AuthMethod::Trust, _) => None,
+            (AuthMethod::ScramSha256, Some(password)) => Some(Arc::new(scram_handler(password)?)),
+            (AuthMethod::ScramSha256, None) => {
+                return Err(
+                    "--auth scram-sha-256 needs a password (--password or WASMUDF_PASSWORD)".into(),
+                )
+            }
+        };
         Ok(ServerState {
             db,
+            scram,
             cancel_keys: Mutex::new(HashMap::new()),
             running: AtomicUsize::new(0),
         })
@@ -189,7 +206,7 @@ impl PgWireServerHandlers for Connection {
         self.handler.clone()
     }
 
-    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.handler.clone()
     }
 
@@ -219,24 +236,74 @@ pub(crate) struct PendingCopy {
     data: BytesMut,
 }
 
+/// Trust authentication: pgwire's no-op startup (parameters, keys, ReadyForQuery).
+struct Trust;
+
+impl NoopStartupHandler for Trust {}
+
 #[async_trait]
-impl NoopStartupHandler for QueryHandler {
-    async fn post_startup<C>(
+impl StartupHandler for QueryHandler {
+    async fn on_startup<C>(
         &self,
         client: &mut C,
-        _message: PgWireFrontendMessage,
+        message: PgWireFrontendMessage,
     ) -> PgWireResult<()>
     where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (pid, secret) = client.pid_and_secret_key();
-        let key = (pid, secret.to_bytes());
-        lock(&self.state.cancel_keys).insert(key.clone(), Arc::downgrade(&self.session));
-        *lock(&self.cancel_key) = Some(key);
+        match &self.state.scram {
+            Some(scram) => scram.on_startup(client, message).await?,
+            None => Trust.on_startup(client, message).await?,
+        }
+        // Logged in: make the session reachable by CancelRequests with this key.
+        if matches!(client.state(), PgWireConnectionState::ReadyForQuery)
+            && lock(&self.cancel_key).is_none()
+        {
+            let (pid, secret) = client.pid_and_secret_key();
+            let key = (pid, secret.to_bytes());
+            lock(&self.state.cancel_keys).insert(key.clone(), Arc::downgrade(&self.session));
+            *lock(&self.cancel_key) = Some(key);
+        }
         Ok(())
     }
+}
+
+/// The password of role `wasmudf`, salted once at startup for SCRAM.
+#[derive(Debug)]
+struct AdminPassword {
+    salt: Vec<u8>,
+    salted: Vec<u8>,
+}
+
+#[async_trait]
+impl AuthSource for AdminPassword {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        match login.user() {
+            Some(ADMIN_ROLE) => Ok(Password::new(Some(self.salt.clone()), self.salted.clone())),
+            other => Err(PgWireError::InvalidPassword(
+                other.unwrap_or("").to_string(),
+            )),
+        }
+    }
+}
+
+/// SCRAM iterations: PostgreSQL's default.
+const SCRAM_ITERATIONS: usize = 4096;
+
+fn scram_handler(
+    password: &str,
+) -> Result<SASLAuthStartupHandler<DefaultServerParameterProvider>, String> {
+    let mut salt = vec![0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| format!("random salt: {e}"))?;
+    let salted = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
+    let mut scram = ScramAuth::new(Arc::new(AdminPassword { salt, salted }));
+    scram.set_iterations(SCRAM_ITERATIONS);
+    Ok(
+        SASLAuthStartupHandler::new(Arc::new(DefaultServerParameterProvider::default()))
+            .with_scram(scram),
+    )
 }
 
 impl Drop for QueryHandler {

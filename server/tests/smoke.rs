@@ -678,3 +678,77 @@ async fn sigterm_lets_running_statements_finish_then_cancels_at_the_deadline() {
         assert!(db.message().contains(expected), "{}", db.message());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_authentication_accepts_the_password_and_refuses_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args: Vec<String> = [
+        "--no-examples",
+        "--auth",
+        "scram-sha-256",
+        "--password",
+        "s3cret pass",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let process = ServerProcess::start(
+        env!("CARGO_BIN_EXE_wasmudf").as_ref(),
+        &dir.path().join("data"),
+        &args,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let base = process.url();
+    let (client, conn) = tokio_postgres::connect(&format!("{base} password='s3cret pass'"), NoTls)
+        .await
+        .expect("right password");
+    tokio::spawn(conn);
+    assert_eq!(query(&client, "SELECT 1").await, vec![row(&["1"])]);
+    for url in [
+        format!("{base} password=wrong"),
+        format!(
+            "host=127.0.0.1 port={} user=mallory password='s3cret pass'",
+            process.port()
+        ),
+    ] {
+        let err = tokio_postgres::connect(&url, NoTls)
+            .await
+            .err()
+            .expect("refused");
+        let db = err.as_db_error().unwrap_or_else(|| panic!("{err}"));
+        assert_eq!(db.code().code(), "28P01", "{}", db.message());
+    }
+    // psql with PGPASSWORD.
+    let output = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &process.port().to_string(),
+            "-U",
+            "wasmudf",
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            "SELECT 6 * 7",
+        ])
+        .env("PGPASSWORD", "s3cret pass")
+        .output()
+        .expect("psql is installed");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "42");
+    // And the server refuses to start with SCRAM but no password.
+    let err = ServerProcess::start(
+        env!("CARGO_BIN_EXE_wasmudf").as_ref(),
+        &dir.path().join("data2"),
+        &["--auth".to_string(), "scram-sha-256".to_string()],
+    )
+    .err()
+    .expect("no password, no start");
+    assert!(err.contains("needs a password"), "{err}");
+}
