@@ -54,6 +54,13 @@ pub struct ServeArgs {
     /// the environment variable, which `ps` does not show.
     #[arg(long, env = "WASMUDF_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// TLS certificate chain (PEM); with `--tls-key`, clients may connect with SSL
+    /// (`sslmode=require`).
+    #[arg(long, env = "WASMUDF_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for `--tls-cert`.
+    #[arg(long, env = "WASMUDF_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Most client connections at once; more are refused with 53300.
     #[arg(long, env = "WASMUDF_MAX_CONNECTIONS", default_value_t = 100)]
     pub max_connections: usize,

@@ -52,6 +52,13 @@ async fn main() {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    // Everything that can be wrong with the configuration fails before the banner.
+    let shutdown_timeout = wasmudf_engine::parse_duration(&args.shutdown_timeout)
+        .map_err(|e| format!("--shutdown-timeout: {e}"))?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
     let state = Arc::new(pg::ServerState::start(&args).await?);
     let listener = TcpListener::bind(&args.listen)
         .await
@@ -76,8 +83,6 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let _ = ctrl_c.await;
     };
     tokio::pin!(shutdown);
-    let shutdown_timeout = wasmudf_engine::parse_duration(&args.shutdown_timeout)
-        .map_err(|e| format!("--shutdown-timeout: {e}"))?;
     let slots = Arc::new(Semaphore::new(args.max_connections));
     loop {
         tokio::select! {
@@ -93,10 +98,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                     continue;
                 };
                 let handlers = Arc::new(pg::Connection::new(state.clone()));
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
                     tracing::info!(%peer, "connection opened");
-                    if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                    if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                         tracing::info!(%peer, "connection ended with error: {e}");
                     } else {
                         tracing::info!(%peer, "connection closed");
@@ -128,6 +134,32 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     tracing::info!("shut down");
     Ok(())
+}
+
+/// The TLS acceptor for `--tls-cert` / `--tls-key` (PEM files).
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<pgwire::tokio::TlsAcceptor, String> {
+    use pgwire::tokio::tokio_rustls::rustls::pki_types::pem::PemObject;
+    use pgwire::tokio::tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use pgwire::tokio::tokio_rustls::rustls::ServerConfig;
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "--tls-cert {}: no certificate in it",
+            cert.display()
+        ));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+    let config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| format!("TLS certificate and key: {e}"))?;
+    Ok(pgwire::tokio::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Tells a client over the connection limit why, as PostgreSQL does (FATAL 53300).

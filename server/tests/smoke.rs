@@ -752,3 +752,79 @@ async fn scram_authentication_accepts_the_password_and_refuses_others() {
     .expect("no password, no start");
     assert!(err.contains("needs a password"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_connections_with_psql() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("server.crt");
+    let key = dir.path().join("server.key");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let args = vec![
+        "--no-examples".to_string(),
+        "--tls-cert".to_string(),
+        cert.display().to_string(),
+        "--tls-key".to_string(),
+        key.display().to_string(),
+    ];
+    let process = ServerProcess::start(
+        env!("CARGO_BIN_EXE_wasmudf").as_ref(),
+        &dir.path().join("data"),
+        &args,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user=wasmudf sslmode=require",
+        process.port()
+    );
+    let output = std::process::Command::new("psql")
+        .args([
+            conninfo.as_str(),
+            "-X",
+            "-c",
+            "\\conninfo",
+            "-c",
+            "SELECT 6 * 7",
+        ])
+        .output()
+        .expect("psql is installed");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("SSL connection"), "{stdout}");
+    assert!(stdout.contains("42"), "{stdout}");
+    // A bad key file stops the server at startup with a clear message.
+    std::fs::write(&key, "not a key").expect("write");
+    let err = ServerProcess::start(
+        env!("CARGO_BIN_EXE_wasmudf").as_ref(),
+        &dir.path().join("data2"),
+        &args,
+    )
+    .err()
+    .expect("bad key, no start");
+    assert!(err.contains("--tls-key"), "{err}");
+}
