@@ -1,5 +1,6 @@
 //! Command-line and environment configuration.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -15,9 +16,14 @@ pub enum AuthMethod {
     ScramSha256,
 }
 
-/// `wasmudf serve` options; each also reads a `WASMUDF_*` environment variable.
+/// `wasmudf serve` options; each also reads a `WASMUDF_*` environment variable and a
+/// key of the `--config` file. Precedence: flag, environment, file, default.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
+    /// A TOML file of settings named like the flags (`listen = "0.0.0.0:5433"`,
+    /// `max-connections = 50`, `tls-cert = "server.crt"`).
+    #[arg(long, env = "WASMUDF_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address and port to listen on.
     #[arg(long, env = "WASMUDF_LISTEN", default_value = "127.0.0.1:5433")]
     pub listen: String,
@@ -38,6 +44,15 @@ pub struct ServeArgs {
     /// Default wall-clock deadline per UDF call (e.g. 10s).
     #[arg(long, env = "WASMUDF_TIMEOUT")]
     pub timeout: Option<String>,
+    /// Ceiling on fuel per call: no function or session may set more.
+    #[arg(long, env = "WASMUDF_MAX_FUEL")]
+    pub max_fuel: Option<u64>,
+    /// Ceiling on memory per instance (e.g. 4GB).
+    #[arg(long, env = "WASMUDF_MAX_MEMORY")]
+    pub max_memory: Option<String>,
+    /// Ceiling on the deadline per call (e.g. 5min).
+    #[arg(long, env = "WASMUDF_MAX_TIMEOUT")]
+    pub max_timeout: Option<String>,
     /// Wasm stack size for every UDF call (e.g. 1MB).
     #[arg(long, env = "WASMUDF_STACK")]
     pub stack: Option<String>,
@@ -74,4 +89,70 @@ pub struct ServeArgs {
     /// Do not register the bundled example functions and demo table.
     #[arg(long, env = "WASMUDF_NO_EXAMPLES")]
     pub no_examples: bool,
+}
+
+/// Expands a `serve --config file.toml` command line: each setting of the file becomes
+/// its flag, placed before the user's own flags (which therefore win), unless its
+/// environment variable is set (which also wins).
+pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let Some(serve_at) = args.iter().position(|a| a == "serve") else {
+        return Ok(args);
+    };
+    let mut path: Option<PathBuf> = std::env::var_os("WASMUDF_CONFIG").map(PathBuf::from);
+    let mut iter = args[serve_at + 1..].iter();
+    while let Some(a) = iter.next() {
+        let a = a.to_string_lossy();
+        if a == "--config" {
+            path = iter.next().map(PathBuf::from);
+        } else if let Some(p) = a.strip_prefix("--config=") {
+            path = Some(PathBuf::from(p));
+        }
+    }
+    let Some(path) = path else {
+        return Ok(args);
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("config file {}: {e}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+    let known: Vec<String> = ServeArgs::augment_args(clap::Command::new("serve"))
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect();
+    let mut injected = Vec::new();
+    for (key, value) in table {
+        let flag = key.replace('_', "-");
+        if flag == "config" || !known.contains(&flag) {
+            return Err(format!(
+                "config file {}: unknown setting \"{key}\" (settings are named like the flags of `wasmudf serve --help`)",
+                path.display()
+            ));
+        }
+        let env = format!("WASMUDF_{}", flag.replace('-', "_").to_uppercase());
+        if std::env::var_os(&env).is_some() {
+            continue;
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(true) => {
+                injected.push(OsString::from(format!("--{flag}")));
+                continue;
+            }
+            toml::Value::Boolean(false) => continue,
+            other => {
+                return Err(format!(
+                    "config file {}: setting \"{key}\" must be a string, number or boolean, not {}",
+                    path.display(),
+                    other.type_str()
+                ))
+            }
+        };
+        injected.push(OsString::from(format!("--{flag}={value}")));
+    }
+    let mut out = args[..=serve_at].to_vec();
+    out.extend(injected);
+    out.extend_from_slice(&args[serve_at + 1..]);
+    Ok(out)
 }

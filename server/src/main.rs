@@ -19,7 +19,9 @@ use crate::config::ServeArgs;
 #[command(
     name = "wasmudf",
     version,
-    about = "SQL server with sandboxed WebAssembly UDFs"
+    about = "SQL server with sandboxed WebAssembly UDFs",
+    // Settings from --config come first; a flag given again on the command line wins.
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,7 +36,14 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    let args = match config::with_config_file(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("wasmudf: {e}");
+            std::process::exit(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     match cli.command {
         Command::Serve(args) => {
             tracing_subscriber::fmt()

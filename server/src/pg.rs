@@ -97,6 +97,23 @@ impl ServerState {
         if let Some(s) = &args.stack {
             defaults.stack = parse_bytes(s).map_err(|e| e.to_string())? as usize;
         }
+        let mut ceilings = Limits::default_ceilings();
+        if let Some(f) = args.max_fuel {
+            ceilings.fuel = f;
+        }
+        if let Some(m) = &args.max_memory {
+            ceilings.memory = parse_bytes(m).map_err(|e| format!("--max-memory: {e}"))?;
+        }
+        if let Some(t) = &args.max_timeout {
+            ceilings.timeout = parse_duration(t).map_err(|e| format!("--max-timeout: {e}"))?;
+        }
+        ceilings.stack = ceilings.stack.max(defaults.stack);
+        if defaults.fuel > ceilings.fuel
+            || defaults.memory > ceilings.memory
+            || defaults.timeout > ceilings.timeout
+        {
+            return Err("a limit default is above its ceiling (--fuel/--memory/--timeout against --max-fuel/--max-memory/--max-timeout)".into());
+        }
         let first_start = !args.data_dir.join("catalog.redb").exists();
         let modules_dir = args
             .modules_dir
@@ -111,6 +128,7 @@ impl ServerState {
         config.modules_dir = Some(modules_dir);
         config.engine = EngineConfig {
             defaults,
+            ceilings,
             max_module_size: parse_bytes(&args.max_module_size).map_err(|e| e.to_string())?
                 as usize,
             ..EngineConfig::default()

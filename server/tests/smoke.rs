@@ -828,3 +828,97 @@ async fn tls_connections_with_psql() {
     .expect("bad key, no start");
     assert!(err.contains("--tls-key"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_settings_apply_and_flags_win() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("wasmudf.toml");
+    // listen is overridden by the runner's own --listen 127.0.0.1:0 (flags win).
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:9\"\nmax-connections = 1\nno_examples = true\nstatement-timeout-is-not-a-setting = 1\n",
+    )
+    .expect("write");
+    let args = vec!["--config".to_string(), config.display().to_string()];
+    let err = ServerProcess::start(
+        env!("CARGO_BIN_EXE_wasmudf").as_ref(),
+        &dir.path().join("data"),
+        &args,
+    )
+    .err()
+    .expect("unknown setting");
+    assert!(
+        err.contains("unknown setting \"statement-timeout-is-not-a-setting\""),
+        "{err}"
+    );
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:9\"\nmax-connections = 1\nno_examples = true\n",
+    )
+    .expect("write");
+    let process = ServerProcess::start(
+        env!("CARGO_BIN_EXE_wasmudf").as_ref(),
+        &dir.path().join("data"),
+        &args,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (client, conn) = tokio_postgres::connect(&process.url(), NoTls)
+        .await
+        .expect("first connection");
+    tokio::spawn(conn);
+    let err = tokio_postgres::connect(&process.url(), NoTls)
+        .await
+        .err()
+        .expect("max-connections = 1 from the file");
+    assert_eq!(err.as_db_error().expect("db error").code().code(), "53300");
+    // no_examples = true: the example functions were not registered.
+    let err = client
+        .simple_query("SELECT add_one(1)")
+        .await
+        .expect_err("no examples");
+    assert_eq!(err.as_db_error().expect("db error").code().code(), "42883");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_ceilings_come_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let binary: &std::path::Path = env!("CARGO_BIN_EXE_wasmudf").as_ref();
+    let args = |extra: &[&str]| -> Vec<String> {
+        ["--no-examples"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let err = ServerProcess::start(
+        binary,
+        &dir.path().join("bad"),
+        &args(&["--memory", "1GB", "--max-memory", "64MB"]),
+    )
+    .err()
+    .expect("default above ceiling");
+    assert!(err.contains("above its ceiling"), "{err}");
+    let process = ServerProcess::start(
+        binary,
+        &dir.path().join("data"),
+        &args(&["--max-memory", "64MB", "--memory", "32MB"]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (client, conn) = tokio_postgres::connect(&process.url(), NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let err = client
+        .simple_query("SET wasm.memory = '128MB'")
+        .await
+        .expect_err("above the ceiling");
+    assert_eq!(err.as_db_error().expect("db error").code().code(), "22023");
+    client
+        .simple_query("SET wasm.memory = '48MB'")
+        .await
+        .expect("under the ceiling");
+    assert_eq!(
+        query(&client, "SHOW wasm.memory").await,
+        vec![row(&["wasm.memory", "48MB"])]
+    );
+}
