@@ -31,9 +31,11 @@ use crate::error::{Error, Result};
 use crate::exec::Executor;
 use crate::query::{CancelHandle, CancelReason};
 use crate::runtime::{Engine, EngineConfig, Module};
+use crate::session_info;
 use crate::settings::WasmSettings;
 use crate::timeout::{self, TimeoutStatement};
 use crate::{ddl, system, tables};
+use datafusion::common::config::ExtensionOptions;
 
 /// Name of the catalog (database) every schema lives in.
 pub const CATALOG_NAME: &str = "wasmudf";
@@ -54,6 +56,10 @@ pub struct DatabaseConfig {
     pub engine: EngineConfig,
     /// Partitions per query (`None`: one per core).
     pub target_partitions: Option<usize>,
+    /// Roles allowed to create and drop functions, load modules and define external
+    /// tables (which read server files); others get 42501. `None`: no checks (every
+    /// session is trusted, as in an embedded use of the library).
+    pub admin_roles: Option<Vec<String>>,
 }
 
 impl DatabaseConfig {
@@ -64,6 +70,7 @@ impl DatabaseConfig {
             modules_dir: None,
             engine: EngineConfig::default(),
             target_partitions: None,
+            admin_roles: None,
         }
     }
 }
@@ -114,9 +121,24 @@ pub(crate) struct DbInner {
     pub artifacts: Mutex<HashMap<String, CacheOutcome>>,
     /// Where query plans execute (apart from the caller's runtime).
     pub executor: Executor,
+    /// [`DatabaseConfig::admin_roles`].
+    pub admin_roles: Option<Vec<String>>,
 }
 
 impl DbInner {
+    /// Refuses `action` to a role that is not an administrator (42501).
+    pub(crate) fn require_admin(&self, user: &str, action: &str) -> Result<()> {
+        match &self.admin_roles {
+            Some(admins) if !admins.iter().any(|a| a == user) => {
+                Err(Error::InsufficientPrivilege(format!(
+                    "permission denied: role \"{user}\" may not {action} (administrators: {})",
+                    admins.join(", ")
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Loads a component through the engine's artifact cache, remembering the outcome.
     pub(crate) fn load_component(&self, bytes: &[u8]) -> Result<Module> {
         let (module, outcome) = self.engine.load_component_traced(bytes)?;
@@ -185,6 +207,10 @@ impl Database {
             .extensions
             .insert(WasmSettings::new(engine_cfg.defaults, engine_cfg.ceilings));
         let template = SessionContext::new_with_config(session_config);
+        // Registered before the built-in list is taken, so no Wasm function takes them.
+        for f in session_info::functions("") {
+            template.register_udf(f.as_ref().clone());
+        }
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let executor = Executor::new(threads)
             .map_err(|e| Error::Io(format!("query executor threads: {e}")))?;
@@ -219,6 +245,7 @@ impl Database {
                 replaced_builtins,
                 artifacts: Mutex::new(HashMap::new()),
                 executor,
+                admin_roles: config.admin_roles.clone(),
             }),
         };
         system::install(&db)?;
@@ -239,9 +266,13 @@ impl Database {
         {
             settings.user = user.to_string();
         }
+        let ctx = SessionContext::new_with_state(state);
+        for f in session_info::functions(user) {
+            ctx.register_udf(f.as_ref().clone());
+        }
         Session {
             db: self.clone(),
-            ctx: SessionContext::new_with_state(state),
+            ctx,
             user: user.to_string(),
             synced: AtomicU64::new(u64::MAX),
             registered: Mutex::new(HashSet::new()),
@@ -472,6 +503,26 @@ impl Session {
                 TimeoutStatement::Show => timeout::show_output(*self.statement_timeout.lock()),
             };
         }
+        if let Some(name) = timeout::shown_wasm_setting(&statement.0) {
+            // PostgreSQL's SHOW: one column named after the setting (DataFusion's has
+            // name and value).
+            let entries = self
+                .ctx
+                .state()
+                .config_options()
+                .extensions
+                .get::<WasmSettings>()
+                .map(|w| w.entries())
+                .unwrap_or_default();
+            let value = entries
+                .into_iter()
+                .find(|e| e.key == name)
+                .and_then(|e| e.value)
+                .ok_or_else(|| {
+                    Error::InvalidLimit(format!("unrecognized configuration parameter \"{name}\""))
+                })?;
+            return timeout::setting_output(&name, value);
+        }
         let out = if returns_plan(&statement.0) {
             self.run_query(statement.0, params).await
         } else if !params.is_empty() {
@@ -491,6 +542,12 @@ impl Session {
     /// What `statement` takes and returns, planned against the current catalog but
     /// not run (the extended protocol's Describe).
     pub async fn describe(&self, statement: &Statement) -> DfResult<Description> {
+        if let Some(name) = timeout::shown_wasm_setting(&statement.0) {
+            return Ok(Description {
+                parameters: Vec::new(),
+                columns: Some(timeout::setting_schema(&name)),
+            });
+        }
         if let Some(setting) = timeout::recognize(&statement.0) {
             return Ok(Description {
                 parameters: Vec::new(),
@@ -542,7 +599,11 @@ impl Session {
             match &statement {
                 DfStatement::Statement(s) => s.as_ref(),
                 DfStatement::CreateExternalTable(_) => {
-                    return tables::create_by_statement(self, statement, "CREATE TABLE").await
+                    self.db.inner.require_admin(
+                        &self.user,
+                        "define external tables (they read server files)",
+                    )?;
+                    return tables::create_by_statement(self, statement, "CREATE TABLE").await;
                 }
                 DfStatement::Reset(ResetStatement::Variable(name))
                     if name.to_string().to_lowercase().starts_with("wasm.") =>
@@ -566,8 +627,14 @@ impl Session {
                 DfStatement::Explain(_) => return self.run_query(statement, Vec::new()).await,
             };
         match sql {
-            SqlStatement::CreateFunction(cf) => Ok(command(ddl::create_function(self, cf)?)),
-            SqlStatement::DropFunction(df) => Ok(command(ddl::drop_function(self, df)?)),
+            SqlStatement::CreateFunction(cf) => {
+                self.db.inner.require_admin(&self.user, "create functions")?;
+                Ok(command(ddl::create_function(self, cf)?))
+            }
+            SqlStatement::DropFunction(df) => {
+                self.db.inner.require_admin(&self.user, "drop functions")?;
+                Ok(command(ddl::drop_function(self, df)?))
+            }
             SqlStatement::CreateTable(_) => tables::create_table(self, statement).await,
             SqlStatement::CreateView(_) => {
                 tables::create_by_statement(self, statement, "CREATE VIEW").await

@@ -43,6 +43,7 @@ mod limits;
 mod pgtext;
 mod query;
 mod runtime;
+mod session_info;
 mod settings;
 mod signature;
 mod source;
@@ -62,6 +63,7 @@ pub use limits::{parse_bytes, parse_duration, LimitOverrides, Limits};
 pub use pgtext::{numeric_from_binary, numeric_to_binary, pg_text};
 pub use query::{CancelHandle, CancelReason, Query};
 pub use runtime::{Engine, EngineConfig, Module, UdfOptions};
+pub use session_info::SERVER_VERSION;
 pub use signature::{sql_type_name, FunctionKind, FunctionSignature, NullHandling};
 
 /// The WIT contract every component implements, for tools that embed it.

@@ -96,7 +96,7 @@ impl ExtensionOptions for WasmSettings {
             ),
             entry(
                 "timeout",
-                format!("{}ms", limits.timeout.as_millis()),
+                crate::timeout::show(Some(limits.timeout)),
                 "Wall-clock deadline per UDF call",
             ),
             entry(

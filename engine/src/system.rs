@@ -436,6 +436,7 @@ impl TableFunctionImpl for WasmLoad {
             .get::<WasmSettings>()
             .map(|s| s.user.clone())
             .unwrap_or_default();
+        db.inner.require_admin(&user, "load modules")?;
         let (bytes, module) = load_module(&db, &spec)?;
         let mut records = Vec::new();
         for f in module.functions() {

@@ -88,21 +88,50 @@ pub(crate) fn show(value: Option<Duration>) -> String {
     }
 }
 
+/// The one-column result of `SHOW <name>`, as PostgreSQL returns it.
+pub(crate) fn setting_schema(name: &str) -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))
+}
+
+/// `SHOW <name>` as rows: one column named after the setting, one row.
+pub(crate) fn setting_output(name: &str, value: String) -> DfResult<Output> {
+    let schema = setting_schema(name);
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(vec![value]))],
+    )?;
+    Ok(Output::Rows(Box::pin(RecordBatchStreamAdapter::new(
+        schema,
+        futures::stream::iter([Ok(batch)]),
+    ))))
+}
+
 /// The one-column result of `SHOW statement_timeout`.
 pub(crate) fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new(NAME, DataType::Utf8, false)]))
+    setting_schema(NAME)
 }
 
 /// `SHOW statement_timeout` as rows.
 pub(crate) fn show_output(value: Option<Duration>) -> DfResult<Output> {
-    let batch = RecordBatch::try_new(
-        schema(),
-        vec![Arc::new(StringArray::from(vec![show(value)]))],
-    )?;
-    Ok(Output::Rows(Box::pin(RecordBatchStreamAdapter::new(
-        schema(),
-        futures::stream::iter([Ok(batch)]),
-    ))))
+    setting_output(NAME, show(value))
+}
+
+/// The `wasm.*` setting a `SHOW` names, if it does (`SHOW wasm.fuel`).
+pub(crate) fn shown_wasm_setting(statement: &DfStatement) -> Option<String> {
+    match statement {
+        DfStatement::Statement(s) => match s.as_ref() {
+            SqlStatement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(".");
+                name.starts_with("wasm.").then_some(name)
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -62,9 +62,10 @@ pub struct ServeArgs {
     /// Partitions DataFusion plans queries with (default: number of cores).
     #[arg(long, env = "WASMUDF_TARGET_PARTITIONS")]
     pub target_partitions: Option<usize>,
-    /// Client authentication: `trust` or `scram-sha-256`.
-    #[arg(long, env = "WASMUDF_AUTH", value_enum, default_value = "trust")]
-    pub auth: AuthMethod,
+    /// Client authentication: `trust` or `scram-sha-256` (default: SCRAM when a
+    /// password is set, else trust, which only a loopback listen address allows).
+    #[arg(long, env = "WASMUDF_AUTH", value_enum)]
+    pub auth: Option<AuthMethod>,
     /// The password of role `wasmudf` (required with `--auth scram-sha-256`); prefer
     /// the environment variable, which `ps` does not show.
     #[arg(long, env = "WASMUDF_PASSWORD", hide_env_values = true)]
@@ -155,4 +156,15 @@ pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
     out.extend(injected);
     out.extend_from_slice(&args[serve_at + 1..]);
     Ok(out)
+}
+
+impl ServeArgs {
+    /// The authentication in effect: as given, else SCRAM with a password, else trust.
+    pub fn auth_method(&self) -> AuthMethod {
+        self.auth.unwrap_or(if self.password.is_some() {
+            AuthMethod::ScramSha256
+        } else {
+            AuthMethod::Trust
+        })
+    }
 }

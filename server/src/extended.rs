@@ -16,10 +16,10 @@ use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use wasmudf_engine::datafusion::arrow::datatypes::DataType;
-use wasmudf_engine::{Description, Session, Statement};
+use wasmudf_engine::{Description, Statement};
 
 use crate::encode::{arrow_type, decode_param, fields, pg_type};
-use crate::pg::{respond, user_error, QueryHandler, RunningStatement};
+use crate::pg::{respond, user_error, ConnectionSession, QueryHandler, RunningStatement};
 
 /// A parsed and described statement, as stored for Bind.
 #[derive(Clone, Debug)]
@@ -69,7 +69,7 @@ impl Prepared {
 
 /// Parses and describes statements for one connection's session.
 pub struct Parser {
-    pub session: Arc<Session>,
+    pub session: Arc<ConnectionSession>,
 }
 
 #[async_trait]
@@ -85,7 +85,8 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let mut statements = self.session.parse(sql).map_err(|e| user_error(&e))?;
+        let session = self.session.get()?;
+        let mut statements = session.parse(sql).map_err(|e| user_error(&e))?;
         if statements.len() > 1 {
             return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
                 "ERROR".into(),
@@ -96,8 +97,7 @@ impl QueryParser for Parser {
         let Some(statement) = statements.pop() else {
             return Ok(None);
         };
-        let description = self
-            .session
+        let description = session
             .describe(&statement)
             .await
             .map_err(|e| user_error(&e))?;
@@ -222,6 +222,7 @@ impl ExtendedQueryHandler for QueryHandler {
         let running = RunningStatement::start(&self.state);
         let output = self
             .session
+            .get()?
             .run_with_params(prepared.statement.clone(), params)
             .await;
         // Rows stream to the client as they are computed; pgwire's portal applies the

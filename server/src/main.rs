@@ -73,6 +73,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if args.auth_method() == config::AuthMethod::Trust && !addr.ip().is_loopback() {
+        return Err(format!(
+            "refusing to listen on {addr} without authentication: set a password \
+             (WASMUDF_PASSWORD, SCRAM-SHA-256) or listen on a loopback address"
+        ));
+    }
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "wasmudf listening");
     println!(
         "wasmudf listening on {addr} — connect with: psql -h {} -p {} -U wasmudf",

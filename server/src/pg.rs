@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -21,7 +21,9 @@ use pgwire::api::portal::Format;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, METADATA_USER,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
@@ -134,6 +136,8 @@ impl ServerState {
             ..EngineConfig::default()
         };
         config.target_partitions = args.target_partitions;
+        // Only the administrator role defines functions and reads server files.
+        config.admin_roles = Some(vec![ADMIN_ROLE.to_string()]);
         let db = Database::open(config).await.map_err(|e| e.to_string())?;
         if first_start && !args.no_examples {
             let admin = db.session(ADMIN_ROLE);
@@ -149,7 +153,7 @@ impl ServerState {
                 .map_err(|e| format!("demo table: {e}"))?;
             tracing::info!("registered the example functions and the demo table `cities`");
         }
-        let scram = match (args.auth, &args.password) {
+        let scram = match (args.auth_method(), &args.password) {
             (AuthMethod::Trust, _) => None,
             (AuthMethod::ScramSha256, Some(password)) => Some(Arc::new(scram_handler(password)?)),
             (AuthMethod::ScramSha256, None) => {
@@ -198,7 +202,7 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(state: Arc<ServerState>) -> Self {
-        let session = Arc::new(state.db.session(ADMIN_ROLE));
+        let session = Arc::new(ConnectionSession::default());
         let handler = Arc::new(QueryHandler {
             parser: Arc::new(Parser {
                 session: session.clone(),
@@ -212,6 +216,19 @@ impl Connection {
             handler,
             canceller: Arc::new(Canceller { state }),
         }
+    }
+}
+
+/// A connection's session, opened once the client has logged in (as its role).
+#[derive(Default)]
+pub struct ConnectionSession(OnceLock<Arc<Session>>);
+
+impl ConnectionSession {
+    /// The session; an error before login (which the protocol does not allow).
+    pub fn get(&self) -> PgWireResult<&Arc<Session>> {
+        self.0
+            .get()
+            .ok_or_else(|| protocol_error("no session before login"))
     }
 }
 
@@ -239,7 +256,7 @@ impl PgWireServerHandlers for Connection {
 
 /// Runs one connection's statements, in both query protocols.
 pub struct QueryHandler {
-    pub(crate) session: Arc<Session>,
+    pub(crate) session: Arc<ConnectionSession>,
     pub(crate) parser: Arc<Parser>,
     pub(crate) state: Arc<ServerState>,
     /// This connection's key in [`ServerState::cancel_keys`], once started up.
@@ -275,14 +292,25 @@ impl StartupHandler for QueryHandler {
             Some(scram) => scram.on_startup(client, message).await?,
             None => Trust.on_startup(client, message).await?,
         }
-        // Logged in: make the session reachable by CancelRequests with this key.
+        // Logged in: open the session as the login role, reachable by CancelRequests
+        // with this connection's key.
         if matches!(client.state(), PgWireConnectionState::ReadyForQuery)
             && lock(&self.cancel_key).is_none()
         {
+            let user = client
+                .metadata()
+                .get(METADATA_USER)
+                .cloned()
+                .unwrap_or_else(|| ADMIN_ROLE.to_string());
+            let session = Arc::new(self.state.db.session(&user));
             let (pid, secret) = client.pid_and_secret_key();
             let key = (pid, secret.to_bytes());
-            lock(&self.state.cancel_keys).insert(key.clone(), Arc::downgrade(&self.session));
+            lock(&self.state.cancel_keys).insert(key.clone(), Arc::downgrade(&session));
             *lock(&self.cancel_key) = Some(key);
+            if self.session.0.set(session).is_err() {
+                return Err(protocol_error("session opened twice"));
+            }
+            tracing::info!(user, "logged in");
         }
         Ok(())
     }
@@ -367,7 +395,8 @@ impl SimpleQueryHandler for QueryHandler {
         C: ClientInfo + ClientPortalStore + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
     {
-        let statements = match self.session.parse(sql) {
+        let session = self.session.get()?;
+        let statements = match session.parse(sql) {
             Ok(s) => s,
             Err(e) => return Ok(vec![error_response(&e)]),
         };
@@ -377,7 +406,7 @@ impl SimpleQueryHandler for QueryHandler {
             // Each statement finishes before the next starts (its rows are collected):
             // a failure stops the rest, as in PostgreSQL.
             let response = respond(
-                self.session.run(statement).await,
+                session.run(statement).await,
                 &Format::UnifiedText,
                 true,
                 &self.pending_copy,
@@ -495,7 +524,12 @@ impl CopyHandler for QueryHandler {
                 "CopyDone without a COPY FROM STDIN in progress",
             ));
         };
-        match self.session.copy_in(&pending.copy, &pending.data).await {
+        match self
+            .session
+            .get()?
+            .copy_in(&pending.copy, &pending.data)
+            .await
+        {
             Ok(rows) => {
                 let tag = Tag::new("COPY").with_rows(rows as usize);
                 client

@@ -919,6 +919,68 @@ async fn limit_ceilings_come_from_the_command_line() {
         .expect("under the ceiling");
     assert_eq!(
         query(&client, "SHOW wasm.memory").await,
-        vec![row(&["wasm.memory", "48MB"])]
+        vec![row(&["48MB"])]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_the_loopback_rule() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let binary: &std::path::Path = env!("CARGO_BIN_EXE_wasmudf").as_ref();
+    // Trust on a non-loopback address is refused; with a password it is SCRAM.
+    let open = ["--listen", "0.0.0.0:0", "--no-examples"].map(String::from);
+    let err = ServerProcess::start(binary, &dir.path().join("open"), &open)
+        .err()
+        .expect("no authentication on 0.0.0.0");
+    assert!(err.contains("refusing to listen on 0.0.0.0"), "{err}");
+    let mut with_password = open.to_vec();
+    with_password.extend(["--password".to_string(), "pw".to_string()]);
+    let process = ServerProcess::start(binary, &dir.path().join("scram"), &with_password)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = tokio_postgres::connect(&process.url(), NoTls)
+        .await
+        .err()
+        .expect("a password is required");
+    // The server asked for a password the client does not have.
+    assert!(format!("{err:?}").contains("password missing"), "{err:?}");
+    let (client, conn) = tokio_postgres::connect(&format!("{} password=pw", process.url()), NoTls)
+        .await
+        .expect("with the password");
+    tokio::spawn(conn);
+    assert_eq!(
+        query(&client, "SELECT current_user").await,
+        vec![row(&["wasmudf"])]
+    );
+    drop(process);
+    // On loopback with trust, other roles log in but may not define functions.
+    let server = Server::start("roles");
+    let (alice, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={} user=alice", server.port),
+        NoTls,
+    )
+    .await
+    .expect("alice logs in");
+    tokio::spawn(conn);
+    assert_eq!(
+        query(&alice, "SELECT add_one(41), current_user").await,
+        vec![row(&["42", "alice"])]
+    );
+    for sql in [
+        "CREATE FUNCTION mine(bigint) RETURNS bigint LANGUAGE wasm AS 'examples/math.wasm', 'add_one'",
+        "DROP FUNCTION add_one",
+        "SELECT * FROM wasm_load('examples/math.wasm')",
+    ] {
+        let err = alice.simple_query(sql).await.expect_err(sql);
+        let db = err.as_db_error().expect("db error");
+        assert_eq!(db.code().code(), "42501", "{sql}: {}", db.message());
+        assert!(db.message().contains("role \"alice\""), "{}", db.message());
+    }
+    assert_eq!(
+        query(
+            &alice,
+            "CREATE TABLE notes AS SELECT 1 AS n; SELECT n FROM notes"
+        )
+        .await,
+        vec![row(&["1"])]
     );
 }

@@ -299,9 +299,10 @@ async fn limits_per_function_and_per_session() {
     )
     .await;
     assert_eq!(ok(&s, "SET wasm.fuel = '2000000'").await, "SET");
-    assert_eq!(scalar(&s, "SHOW wasm.fuel").await, "wasm.fuel");
+    // PostgreSQL's SHOW: one column named after the setting.
+    assert_eq!(scalar(&s, "SHOW wasm.fuel").await, "2000000");
     let shown = ok(&s, "SHOW wasm.fuel").await;
-    assert!(shown.contains("2000000"), "{shown}");
+    assert!(shown.contains("| wasm.fuel |"), "{shown}");
     fails_with(&s, "SELECT spin2(1)", "54000", "wasm.fuel = 2000000").await;
     // ... but not to other sessions.
     let other = db.session("bob");
@@ -391,4 +392,38 @@ async fn or_replace_leaves_running_queries_on_the_old_version() {
         datafusion::arrow::util::display::array_value_to_string(batches[0].column(0), 0).unwrap();
     assert_eq!(old, (2_000_000u64 * 2_000_001 / 2 + 2_000_000).to_string());
     assert_eq!(scalar(&s, "SELECT f(41)").await, "41");
+}
+
+#[tokio::test]
+async fn only_administrators_define_functions_and_read_server_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = wasmudf_engine::DatabaseConfig::new(dir.path());
+    config.modules_dir = Some(wasmudf_udfs::DIR.into());
+    config.admin_roles = Some(vec!["admin".into()]);
+    let db = wasmudf_engine::Database::open(config).await.unwrap();
+    let admin = db.session("admin");
+    let alice = db.session("alice");
+    ok(
+        &admin,
+        "CREATE FUNCTION add_one(bigint) RETURNS bigint LANGUAGE wasm AS 'math.wasm'",
+    )
+    .await;
+    let csv = dir.path().join("x.csv");
+    std::fs::write(&csv, "a\n1\n").unwrap();
+    for sql in [
+        "CREATE FUNCTION gcd(bigint, bigint) RETURNS bigint LANGUAGE wasm AS 'math.wasm'"
+            .to_string(),
+        "DROP FUNCTION add_one".to_string(),
+        "SELECT * FROM wasm_load('math.wasm')".to_string(),
+        format!(
+            "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '{}'",
+            csv.display()
+        ),
+    ] {
+        fails_with(&alice, &sql, "42501", "role \"alice\" may not").await;
+    }
+    // Everyone may call functions and keep their own tables.
+    ok(&alice, "CREATE TABLE mine AS SELECT add_one(1) AS v").await;
+    assert_eq!(scalar(&alice, "SELECT v FROM mine").await, "2");
+    ok(&admin, "DROP FUNCTION add_one").await;
 }
