@@ -29,7 +29,7 @@ use crate::catalog::{Catalog, FunctionRecord};
 use crate::copy::{self, CopyFormat, CopyIn, CopyRequest};
 use crate::error::{Error, Result};
 use crate::exec::Executor;
-use crate::query::{CancelHandle, CancelReason};
+use crate::query::{CancelHandle, CancelReason, Query};
 use crate::runtime::{Engine, EngineConfig, Module};
 use crate::session_info;
 use crate::settings::WasmSettings;
@@ -764,6 +764,19 @@ impl Session {
             }
             _ => {}
         }
+        self.execute_in(query, plan).await
+    }
+
+    /// Runs a plan built by the engine itself (the fill of CREATE TABLE AS) like a
+    /// query: on the executor, cancelable, under `statement_timeout`.
+    pub(crate) async fn execute_plan(&self, plan: LogicalPlan) -> DfResult<Output> {
+        let query = self.db.inner.engine.query(&self.ctx);
+        self.execute_in(query, plan).await
+    }
+
+    /// Executes `plan` in `query`'s scope on the database's executor: rows stream
+    /// back (an INSERT is drained to its tag), each batch racing cancellation.
+    async fn execute_in(&self, query: Query, plan: LogicalPlan) -> DfResult<Output> {
         let insert = matches!(
             &plan,
             LogicalPlan::Dml(DmlStatement {

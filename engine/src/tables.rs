@@ -12,21 +12,22 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::catalog::default_table_source::provider_as_source;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::common::TableReference;
-use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, TableType};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, LogicalPlanBuilder, TableType};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, ObjectNamePart, ObjectType, Statement};
 
 use crate::catalog::{now, relation_key, RelationKind, RelationRecord, SchemaRecord};
 use crate::database::{
-    command, count_rows, default_catalog, Database, Output, Session, CATALOG_NAME, DEFAULT_SCHEMA,
+    command, default_catalog, Database, Output, Session, CATALOG_NAME, DEFAULT_SCHEMA,
 };
 use crate::ddl::normalize;
 use crate::error::{Error, Result};
@@ -126,12 +127,33 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
     provider.register_table(table.clone(), managed_table(db, &dir, arrow_schema)?)?;
     let mut tag = "CREATE TABLE".to_string();
     if is_query {
-        let qualified = format!("{}.{}", quote(&schema), quote(&table));
-        let written = DataFrame::new(state, cmt.input.as_ref().clone())
-            .write_table(&qualified, DataFrameWriteOptions::new())
-            .await;
+        // The fill runs like any query: on the executor, cancelable, under
+        // statement_timeout (its Wasm calls may be long).
+        let written = async {
+            let target = provider.table(&table).await?.ok_or_else(|| {
+                Error::Catalog(format!(
+                    "table {schema}.{table} vanished while being created"
+                ))
+            })?;
+            let fill = LogicalPlanBuilder::insert_into(
+                cmt.input.as_ref().clone(),
+                TableReference::partial(schema.as_str(), table.as_str()),
+                provider_as_source(target),
+                InsertOp::Append,
+            )?
+            .build()?;
+            session.execute_plan(fill).await
+        }
+        .await;
         match written {
-            Ok(batches) => tag = format!("SELECT {}", count_rows(&batches)),
+            Ok(Output::Command(inserted)) => {
+                let rows = inserted.rsplit(' ').next().unwrap_or("0");
+                tag = format!("SELECT {rows}");
+            }
+            Ok(other) => {
+                undo();
+                return Err(Error::Catalog(format!("unexpected fill result {other:?}")).into());
+            }
             Err(e) => {
                 // CREATE TABLE AS is one statement: a failed fill leaves no table.
                 undo();
@@ -518,10 +540,6 @@ fn object_name(name: &ObjectName) -> Result<(String, String)> {
         [c, s, t] if c == CATALOG_NAME => Ok((s.clone(), t.clone())),
         _ => Err(Error::NotSupported(format!("name {name}"))),
     }
-}
-
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
 /// A file-name-safe rendering of an identifier (the random suffix keeps it unique).
