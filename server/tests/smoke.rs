@@ -379,14 +379,37 @@ async fn cancel_request_stops_a_guest_and_the_connection_goes_on() {
         ended.duration_since(sent)
     );
     // The same connection runs the next statement; a cancel with nothing running
-    // changes nothing.
-    client
-        .cancel_token()
-        .cancel_query(NoTls)
-        .await
-        .expect("idle cancel");
+    // changes nothing. (Sent and awaited until the server has handled it: a cancel
+    // still in flight when the next statement starts would rightly cancel that one.)
+    cancel_and_wait(&client, process.port()).await;
     let row = client.query_one("SELECT 40 + 2", &[]).await.expect("alive");
     assert_eq!(row.get::<_, i64>(0), 42);
+}
+
+/// Sends a CancelRequest for `client`'s connection and waits until the server has
+/// handled it and closed the request's connection, as libpq's `PQcancel` does
+/// (tokio-postgres returns as soon as the request is written).
+async fn cancel_and_wait(client: &tokio_postgres::Client, port: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // tokio-postgres encodes the request (with the connection's secret key) into an
+    // in-memory pipe; the bytes are then sent over a real socket.
+    let (ours, mut theirs) = tokio::io::duplex(64);
+    client
+        .cancel_token()
+        .cancel_query_raw(ours, NoTls)
+        .await
+        .expect("encode cancel request");
+    let mut request = Vec::new();
+    theirs.read_to_end(&mut request).await.expect("read request");
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect for cancel");
+    socket.write_all(&request).await.expect("send cancel");
+    let mut rest = Vec::new();
+    socket
+        .read_to_end(&mut rest)
+        .await
+        .expect("server closes the cancel connection");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
