@@ -6,8 +6,8 @@ use quote::{format_ident, quote};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{
-    parse_macro_input, FnArg, GenericArgument, ItemFn, LitStr, PathArguments, ReturnType, Token,
-    Type,
+    parse_macro_input, Fields, FnArg, GenericArgument, ItemFn, ItemStruct, LitStr, PathArguments,
+    ReturnType, Token, Type,
 };
 
 #[derive(Default)]
@@ -105,14 +105,14 @@ fn describe_module(
         #vis mod #ident {
             use super::*;
 
-            pub const FUNCTION: ::wasmudf::ScalarFunction = ::wasmudf::ScalarFunction {
+            pub const FUNCTION: ::wasmudf::Function = ::wasmudf::Function::Scalar(::wasmudf::ScalarFunction {
                 name: #name,
                 params: || ::std::vec![#(<#params as ::wasmudf::SqlType>::data_type()),*],
                 returns: || #returns,
                 volatility: #vol,
                 null_handling: #nulls,
                 call: __call,
-            };
+            });
 
             #call
         }
@@ -313,4 +313,107 @@ pub fn batch(attr: TokenStream, item: TokenStream) -> TokenStream {
     let strict = options.null_handling.as_deref() != Some("called_on_null");
     let returns = quote!(<#returns as ::wasmudf::SqlType>::data_type());
     describe_module(&func, &options, &params, returns, strict, call).into()
+}
+
+/// `GeoMean` -> `geo_mean`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Exports a per-group state struct (which implements `wasmudf::Aggregate`) as an
+/// aggregate SQL function. Its named fields are the intermediate state columns.
+///
+/// Listed in `export!` by its snake-case name (`GeoMean` -> `geo_mean`), which is also
+/// its SQL name unless `name = "..."` says otherwise. Option: `volatility`.
+#[proc_macro_attribute]
+pub fn aggregate(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item = parse_macro_input!(item as ItemStruct);
+    let options = match parse_options(attr, false) {
+        Ok(o) => o,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    let Fields::Named(fields) = &item.fields else {
+        return syn::Error::new_spanned(
+            &item.ident,
+            "an aggregate's state is a struct with named fields (each a state column)",
+        )
+        .to_compile_error()
+        .into();
+    };
+    if fields.named.is_empty() {
+        return syn::Error::new_spanned(&item.ident, "an aggregate needs at least one state field")
+            .to_compile_error()
+            .into();
+    }
+    let ident = &item.ident;
+    let vis = &item.vis;
+    let module = format_ident!("{}", snake_case(&ident.to_string()));
+    let name = options.name.clone().unwrap_or_else(|| module.to_string());
+    let vol = volatility(&options);
+    let names: Vec<_> = fields
+        .named
+        .iter()
+        .filter_map(|f| f.ident.clone())
+        .collect();
+    let types: Vec<_> = fields.named.iter().map(|f| f.ty.clone()).collect();
+    let indices: Vec<usize> = (0..names.len()).collect();
+    let count = names.len();
+    quote! {
+        #item
+
+        impl ::wasmudf::AggregateState for #ident {
+            fn state_types() -> ::std::vec::Vec<::wasmudf::DataType> {
+                ::std::vec![#(<#types as ::wasmudf::SqlType>::data_type()),*]
+            }
+
+            fn write_state(
+                groups: &[Self],
+            ) -> ::core::result::Result<::std::vec::Vec<::wasmudf::Column>, ::wasmudf::UdfError> {
+                ::core::result::Result::Ok(::std::vec![
+                    #(::wasmudf::state_column(groups, |g: &Self| &g.#names)?),*
+                ])
+            }
+
+            fn read_state(
+                columns: &[::wasmudf::Column],
+                rows: usize,
+            ) -> ::core::result::Result<::std::vec::Vec<Self>, ::wasmudf::UdfError> {
+                if columns.len() != #count {
+                    return ::core::result::Result::Err(::wasmudf::error("wrong number of state columns"));
+                }
+                #(
+                    let mut #names = <#types as ::wasmudf::StateValue>::read_column(&columns[#indices], rows)?.into_iter();
+                )*
+                let mut out = ::std::vec::Vec::with_capacity(rows);
+                for _ in 0..rows {
+                    out.push(#ident {
+                        #(#names: #names.next().ok_or_else(|| ::wasmudf::error("short state column"))?,)*
+                    });
+                }
+                ::core::result::Result::Ok(out)
+            }
+        }
+
+        #[doc(hidden)]
+        #[allow(non_snake_case, unused_imports, clippy::all)]
+        #vis mod #module {
+            use super::*;
+
+            pub const FUNCTION: ::wasmudf::Function = ::wasmudf::Function::Aggregate(
+                ::wasmudf::AggregateFunction::per_group::<super::#ident>(#name, #vol),
+            );
+        }
+    }
+    .into()
 }

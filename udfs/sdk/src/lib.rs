@@ -22,6 +22,10 @@
 //!   in `Option` (null) and/or `Result<_, E: Display>` (an error fails the query with
 //!   your message and the row).
 //! - Whole-batch functions: [`batch`] with [`Column::reader`] and [`Output`].
+//! - Aggregates: a per-group state struct with [`aggregate`] and [`Aggregate`]; the SDK
+//!   runs it over every group of a batch in one call. [`GroupsAggregate`] is the
+//!   batch-level interface underneath, for full control.
+mod aggregate;
 mod column;
 mod types;
 
@@ -29,19 +33,25 @@ mod types;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../engine/wit",
-        world: "scalar-udfs",
+        world: "udfs",
         pub_export_macro: true,
         export_macro_name: "__export_wasmudf_world",
         default_bindings_module: "wasmudf::bindings",
     });
 }
 
+#[doc(hidden)]
+pub use aggregate::state_column;
+pub use aggregate::{
+    Aggregate, AggregateArg, AggregateArgs, AggregateFunction, AggregateState, Emit, Emitted,
+    GroupsAggregate, PerGroup, StateValue,
+};
 pub use column::{Output, OutputBuilder, Reader};
 pub use types::{
     ArgType, Date32, Decimal, IntoOutput, ReturnType, SqlType, TimestampMicros, TimestampNanos,
     TimestampTzMicros, TimestampTzNanos,
 };
-pub use wasmudf_macros::{batch, scalar};
+pub use wasmudf_macros::{aggregate, batch, scalar};
 
 /// A column as it arrives from the host (Arrow layout).
 pub type Column = bindings::wasmudf::udf::types::Column;
@@ -77,37 +87,148 @@ pub struct ScalarFunction {
     pub call: fn(usize, &[Column]) -> Result<Column, UdfError>,
 }
 
+/// One exported function of either kind, as listed by [`export!`]: the macros make
+/// these as `<name>::FUNCTION`; a [`GroupsAggregate`] is exported by writing one:
+///
+/// ```ignore
+/// mod my_sum {
+///     use super::*;
+///     pub const FUNCTION: Function = Function::Aggregate(AggregateFunction {
+///         name: "my_sum",
+///         params: || vec![i64::data_type()],
+///         returns: i64::data_type,
+///         state: || vec![i64::data_type()],
+///         strict: || true,
+///         retract: false,
+///         volatility: Volatility::Immutable,
+///         new: || Box::new(MySum::default()),
+///     });
+/// }
+/// wasmudf::export!(my_sum);
+/// ```
+pub enum Function {
+    /// A scalar function (`#[scalar]`, `#[batch]`).
+    Scalar(ScalarFunction),
+    /// An aggregate (`#[aggregate]`, or a [`GroupsAggregate`]).
+    Aggregate(AggregateFunction),
+}
+
 #[doc(hidden)]
-pub fn describe(functions: &[&ScalarFunction]) -> Vec<FunctionSignature> {
+pub fn describe(functions: &[&Function]) -> Vec<FunctionSignature> {
     functions
         .iter()
-        .map(|f| FunctionSignature {
-            name: f.name.into(),
-            kind: FunctionKind::Scalar,
-            params: (f.params)(),
-            returns: (f.returns)(),
-            volatility: f.volatility,
-            null_handling: f.null_handling,
+        .map(|f| match f {
+            Function::Scalar(f) => FunctionSignature {
+                name: f.name.into(),
+                kind: FunctionKind::Scalar,
+                params: (f.params)(),
+                returns: (f.returns)(),
+                volatility: f.volatility,
+                null_handling: f.null_handling,
+            },
+            Function::Aggregate(f) => FunctionSignature {
+                name: f.name.into(),
+                kind: FunctionKind::Aggregate,
+                params: (f.params)(),
+                returns: (f.returns)(),
+                volatility: f.volatility,
+                null_handling: if (f.strict)() {
+                    NullHandling::Strict
+                } else {
+                    NullHandling::CalledOnNull
+                },
+            },
         })
         .collect()
 }
 
 #[doc(hidden)]
 pub fn dispatch(
-    functions: &[&ScalarFunction],
+    functions: &[&Function],
     function: u32,
     rows: u32,
     args: Vec<Column>,
 ) -> Result<Column, UdfError> {
-    let f = functions
-        .get(function as usize)
-        .ok_or_else(|| error(format!("no function number {function}")))?;
-    // Each generated `call` checks its own arity.
-    (f.call)(rows as usize, &args)
+    match functions.get(function as usize) {
+        // Each generated `call` checks its own arity.
+        Some(Function::Scalar(f)) => (f.call)(rows as usize, &args),
+        _ => Err(error(format!("no scalar function number {function}"))),
+    }
 }
 
-/// Exports the listed functions (each marked `#[scalar]` or `#[batch]`) as this
-/// component's UDFs. Use once per crate.
+/// The function table is a `const` of the exporting crate (see [`export!`]).
+type Table = &'static [&'static Function];
+
+fn aggregate_of(functions: Table, function: u32) -> Result<&'static AggregateFunction, UdfError> {
+    match functions.get(function as usize) {
+        Some(Function::Aggregate(f)) => Ok(f),
+        _ => Err(error(format!("no aggregate function number {function}"))),
+    }
+}
+
+#[doc(hidden)]
+pub fn aggregate_info(
+    functions: Table,
+    function: u32,
+) -> Result<bindings::exports::wasmudf::udf::aggregate::AggregateInfo, UdfError> {
+    let f = aggregate_of(functions, function)?;
+    Ok(bindings::exports::wasmudf::udf::aggregate::AggregateInfo {
+        state: (f.state)(),
+        retract: f.retract,
+    })
+}
+
+/// The guest side of one `groups` resource (used by [`export!`]).
+#[doc(hidden)]
+pub struct Groups(std::cell::RefCell<Box<dyn GroupsAggregate>>);
+
+impl Groups {
+    pub fn new(functions: Table, function: u32) -> Self {
+        match aggregate_of(functions, function) {
+            Ok(f) => Groups(std::cell::RefCell::new((f.new)())),
+            // The host only constructs aggregates it was told about.
+            Err(e) => panic!("{}", e.message),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut dyn GroupsAggregate) -> T) -> T {
+        f(self.0.borrow_mut().as_mut())
+    }
+
+    pub fn update(&self, args: Vec<Column>, groups: Vec<u32>, total: u32) -> Result<(), UdfError> {
+        self.with(|a| a.update(&args, &groups, total as usize))
+    }
+
+    pub fn retract(&self, args: Vec<Column>, groups: Vec<u32>, total: u32) -> Result<(), UdfError> {
+        self.with(|a| a.retract(&args, &groups, total as usize))
+    }
+
+    pub fn merge(&self, states: Vec<Column>, groups: Vec<u32>, total: u32) -> Result<(), UdfError> {
+        self.with(|a| a.merge(&states, &groups, total as usize))
+    }
+
+    pub fn state(&self, emit: EmitTo) -> Result<Vec<Column>, UdfError> {
+        self.with(|a| a.state(emit_of(emit)))
+    }
+
+    pub fn evaluate(&self, emit: EmitTo) -> Result<Column, UdfError> {
+        self.with(|a| a.evaluate(emit_of(emit)))
+    }
+}
+
+fn emit_of(emit: EmitTo) -> Emit {
+    match emit {
+        EmitTo::All => Emit::All,
+        EmitTo::First(n) => Emit::First(n as usize),
+        EmitTo::PeekAll => Emit::PeekAll,
+    }
+}
+
+#[doc(hidden)]
+pub use bindings::exports::wasmudf::udf::aggregate::{AggregateInfo, EmitTo};
+
+/// Exports the listed functions (each marked `#[scalar]`, `#[batch]` or, on a state
+/// struct, `#[aggregate]`) as this component's UDFs. Use once per crate.
 #[macro_export]
 macro_rules! export {
     ($($f:ident),+ $(,)?) => {
@@ -115,7 +236,7 @@ macro_rules! export {
         struct __WasmudfComponent;
 
         #[doc(hidden)]
-        const __WASMUDF_FUNCTIONS: &[&$crate::ScalarFunction] = &[$(&$f::FUNCTION),+];
+        const __WASMUDF_FUNCTIONS: &[&$crate::Function] = &[$(&$f::FUNCTION),+];
 
         impl $crate::bindings::exports::wasmudf::udf::guest::Guest for __WasmudfComponent {
             fn describe() -> ::std::vec::Vec<$crate::FunctionSignature> {
@@ -130,6 +251,60 @@ macro_rules! export {
                 args: ::std::vec::Vec<$crate::Column>,
             ) -> ::core::result::Result<$crate::Column, $crate::UdfError> {
                 $crate::dispatch(__WASMUDF_FUNCTIONS, function, rows, args)
+            }
+        }
+
+        #[doc(hidden)]
+        struct __WasmudfGroups($crate::Groups);
+
+        impl $crate::bindings::exports::wasmudf::udf::aggregate::Guest for __WasmudfComponent {
+            type Groups = __WasmudfGroups;
+            fn info(
+                function: u32,
+            ) -> ::core::result::Result<$crate::AggregateInfo, $crate::UdfError> {
+                $crate::aggregate_info(__WASMUDF_FUNCTIONS, function)
+            }
+        }
+
+        impl $crate::bindings::exports::wasmudf::udf::aggregate::GuestGroups for __WasmudfGroups {
+            fn new(function: u32) -> Self {
+                __WasmudfGroups($crate::Groups::new(__WASMUDF_FUNCTIONS, function))
+            }
+            fn update(
+                &self,
+                args: ::std::vec::Vec<$crate::Column>,
+                group_indices: ::std::vec::Vec<u32>,
+                total_groups: u32,
+            ) -> ::core::result::Result<(), $crate::UdfError> {
+                self.0.update(args, group_indices, total_groups)
+            }
+            fn retract(
+                &self,
+                args: ::std::vec::Vec<$crate::Column>,
+                group_indices: ::std::vec::Vec<u32>,
+                total_groups: u32,
+            ) -> ::core::result::Result<(), $crate::UdfError> {
+                self.0.retract(args, group_indices, total_groups)
+            }
+            fn merge(
+                &self,
+                states: ::std::vec::Vec<$crate::Column>,
+                group_indices: ::std::vec::Vec<u32>,
+                total_groups: u32,
+            ) -> ::core::result::Result<(), $crate::UdfError> {
+                self.0.merge(states, group_indices, total_groups)
+            }
+            fn state(
+                &self,
+                emit: $crate::EmitTo,
+            ) -> ::core::result::Result<::std::vec::Vec<$crate::Column>, $crate::UdfError> {
+                self.0.state(emit)
+            }
+            fn evaluate(
+                &self,
+                emit: $crate::EmitTo,
+            ) -> ::core::result::Result<$crate::Column, $crate::UdfError> {
+                self.0.evaluate(emit)
             }
         }
 
