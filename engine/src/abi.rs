@@ -185,8 +185,29 @@ pub(crate) struct GuestError {
     pub row: Option<u32>,
 }
 
+/// WIT `aggregate-info`.
+#[derive(ComponentType, Lift, Debug)]
+#[component(record)]
+pub(crate) struct AggregateInfo {
+    pub state: Vec<WitType>,
+    pub retract: bool,
+}
+
+/// WIT `emit-to`.
+#[derive(ComponentType, Lower, Clone, Copy, Debug, PartialEq, Eq)]
+#[component(variant)]
+pub(crate) enum EmitTo {
+    #[component(name = "all")]
+    All,
+    #[component(name = "first")]
+    First(u32),
+    #[component(name = "peek-all")]
+    PeekAll,
+}
+
 /// Fully qualified export names of the 0.1.0 contract.
 pub(crate) const GUEST_INTERFACE: &str = "wasmudf:udf/guest@0.1.0";
 pub(crate) const SCALAR_INTERFACE: &str = "wasmudf:udf/scalar@0.1.0";
+pub(crate) const AGGREGATE_INTERFACE: &str = "wasmudf:udf/aggregate@0.1.0";
 /// The contract's type-only interface, which components import (any 0.x version).
 pub(crate) const TYPES_INTERFACE_PREFIX: &str = "wasmudf:udf/types@";

@@ -14,7 +14,9 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::logical_expr::{DdlStatement, DmlStatement, Expr, LogicalPlan, ScalarUDF, WriteOp};
+use datafusion::logical_expr::{
+    AggregateUDF, DdlStatement, DmlStatement, Expr, LogicalPlan, ScalarUDF, WriteOp,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, ResetStatement, Statement as DfStatement};
@@ -165,6 +167,13 @@ impl DbInner {
     }
 }
 
+/// A Wasm function as DataFusion sees it: all overloads of one name, of one kind.
+#[derive(Clone)]
+pub(crate) enum SqlFunction {
+    Scalar(Arc<ScalarUDF>),
+    Aggregate(Arc<AggregateUDF>),
+}
+
 /// The live Wasm functions, mirrored from the catalog.
 #[derive(Default)]
 pub(crate) struct Registry {
@@ -172,8 +181,8 @@ pub(crate) struct Registry {
     pub version: u64,
     /// Every overload, by catalog key.
     pub records: BTreeMap<String, FunctionRecord>,
-    /// One DataFusion UDF per SQL name.
-    pub udfs: HashMap<String, Arc<ScalarUDF>>,
+    /// One DataFusion function per SQL name.
+    pub udfs: HashMap<String, SqlFunction>,
     /// Loaded modules by hash.
     pub modules: HashMap<String, Module>,
 }
@@ -337,11 +346,24 @@ pub async fn collect(
 
 /// One parsed statement, ready to [`Session::run`].
 #[derive(Debug, Clone)]
-pub struct Statement(pub(crate) DfStatement);
+pub struct Statement {
+    pub(crate) sql: DfStatement,
+    /// Written `DROP AGGREGATE` (parsed as `DROP FUNCTION`, which sqlparser knows).
+    pub(crate) drop_aggregate: bool,
+}
+
+impl Statement {
+    fn new(sql: DfStatement) -> Self {
+        Statement {
+            sql,
+            drop_aggregate: false,
+        }
+    }
+}
 
 impl std::fmt::Display for Statement {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        self.sql.fmt(f)
     }
 }
 
@@ -385,8 +407,19 @@ fn canceled_error(handle: &CancelHandle) -> DataFusionError {
 impl Session {
     /// Splits `sql` into statements (PostgreSQL dialect).
     pub fn parse(&self, sql: &str) -> DfResult<Vec<Statement>> {
+        let (sql, drop_aggregates) = ddl::rewrite_drop_aggregate(sql);
+        let mut statements = self.parse_rewritten(&sql)?;
+        for i in drop_aggregates {
+            if let Some(s) = statements.get_mut(i) {
+                s.drop_aggregate = true;
+            }
+        }
+        Ok(statements)
+    }
+
+    fn parse_rewritten(&self, sql: &str) -> DfResult<Vec<Statement>> {
         match DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}) {
-            Ok(statements) => Ok(statements.into_iter().map(Statement).collect()),
+            Ok(statements) => Ok(statements.into_iter().map(Statement::new).collect()),
             // DataFusion's parser reads only its own `COPY ... TO 'file'`; PostgreSQL's
             // `COPY t FROM STDIN` / `COPY ... TO STDOUT` come from sqlparser's.
             Err(e) => match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
@@ -397,7 +430,7 @@ impl Session {
                 {
                     Ok(statements
                         .into_iter()
-                        .map(|s| Statement(DfStatement::Statement(Box::new(s))))
+                        .map(|s| Statement::new(DfStatement::Statement(Box::new(s))))
                         .collect())
                 }
                 _ => Err(e),
@@ -457,18 +490,29 @@ impl Session {
             return;
         }
         let mut registered = self.registered.lock();
+        let restore_scalar = |name: &str| match self.db.inner.replaced_builtins.get(name) {
+            Some(builtin) => self.ctx.register_udf(builtin.clone()),
+            None => self.ctx.deregister_udf(name),
+        };
         for name in registered.iter() {
             if !registry.udfs.contains_key(name) {
-                match self.db.inner.replaced_builtins.get(name) {
-                    Some(builtin) => self.ctx.register_udf(builtin.clone()),
-                    None => {
-                        self.ctx.deregister_udf(name);
-                    }
-                }
+                self.ctx.deregister_udaf(name);
+                restore_scalar(name);
             }
         }
-        for udf in registry.udfs.values() {
-            self.ctx.register_udf(udf.as_ref().clone());
+        // A name may have changed kind (dropped, then created as the other kind).
+        for (name, f) in &registry.udfs {
+            match f {
+                SqlFunction::Scalar(udf) => {
+                    self.ctx.deregister_udaf(name);
+                    self.ctx.register_udf(udf.as_ref().clone());
+                }
+                SqlFunction::Aggregate(udaf) => {
+                    restore_scalar(name);
+                    self.ctx.deregister_udf(name);
+                    self.ctx.register_udaf(udaf.as_ref().clone());
+                }
+            }
         }
         *registered = registry.udfs.keys().cloned().collect();
         self.synced.store(registry.version, Ordering::Release);
@@ -487,14 +531,14 @@ impl Session {
         params: Vec<ScalarValue>,
     ) -> DfResult<Output> {
         self.sync_functions();
-        if let Some(setting) = timeout::recognize(&statement.0) {
+        if let Some(setting) = timeout::recognize(&statement.sql) {
             if !params.is_empty() {
                 return Err(Error::Protocol("SET and SHOW take no parameters".into()).into());
             }
             return match setting? {
                 TimeoutStatement::Set(value) => {
                     *self.statement_timeout.lock() = value;
-                    Ok(command(if matches!(statement.0, DfStatement::Reset(_)) {
+                    Ok(command(if matches!(statement.sql, DfStatement::Reset(_)) {
                         "RESET"
                     } else {
                         "SET"
@@ -503,7 +547,7 @@ impl Session {
                 TimeoutStatement::Show => timeout::show_output(*self.statement_timeout.lock()),
             };
         }
-        if let Some(name) = timeout::shown_wasm_setting(&statement.0) {
+        if let Some(name) = timeout::shown_wasm_setting(&statement.sql) {
             // PostgreSQL's SHOW: one column named after the setting (DataFusion's has
             // name and value).
             let entries = self
@@ -523,8 +567,8 @@ impl Session {
                 })?;
             return timeout::setting_output(&name, value);
         }
-        let out = if returns_plan(&statement.0) {
-            self.run_query(statement.0, params).await
+        let out = if returns_plan(&statement.sql) {
+            self.run_query(statement.sql, params).await
         } else if !params.is_empty() {
             Err(Error::Protocol(format!(
                 "{} parameters given to a statement that takes none",
@@ -532,7 +576,7 @@ impl Session {
             ))
             .into())
         } else {
-            self.dispatch(statement.0).await
+            self.dispatch(statement.sql, statement.drop_aggregate).await
         };
         // DDL changes functions: make them visible to this session's next statement.
         self.sync_functions();
@@ -542,19 +586,19 @@ impl Session {
     /// What `statement` takes and returns, planned against the current catalog but
     /// not run (the extended protocol's Describe).
     pub async fn describe(&self, statement: &Statement) -> DfResult<Description> {
-        if let Some(name) = timeout::shown_wasm_setting(&statement.0) {
+        if let Some(name) = timeout::shown_wasm_setting(&statement.sql) {
             return Ok(Description {
                 parameters: Vec::new(),
                 columns: Some(timeout::setting_schema(&name)),
             });
         }
-        if let Some(setting) = timeout::recognize(&statement.0) {
+        if let Some(setting) = timeout::recognize(&statement.sql) {
             return Ok(Description {
                 parameters: Vec::new(),
                 columns: matches!(setting?, TimeoutStatement::Show).then(timeout::schema),
             });
         }
-        if !returns_plan(&statement.0) {
+        if !returns_plan(&statement.sql) {
             return Ok(Description {
                 parameters: Vec::new(),
                 columns: None,
@@ -564,7 +608,7 @@ impl Session {
         let plan = self
             .ctx
             .state()
-            .statement_to_plan(statement.0.clone())
+            .statement_to_plan(statement.sql.clone())
             .await?;
         let mut types = plan.get_parameter_types()?;
         for (id, hint) in placeholder_hints(&plan)? {
@@ -594,7 +638,7 @@ impl Session {
         })
     }
 
-    async fn dispatch(&self, statement: DfStatement) -> DfResult<Output> {
+    async fn dispatch(&self, statement: DfStatement, drop_aggregate: bool) -> DfResult<Output> {
         let sql =
             match &statement {
                 DfStatement::Statement(s) => s.as_ref(),
@@ -633,7 +677,7 @@ impl Session {
             }
             SqlStatement::DropFunction(df) => {
                 self.db.inner.require_admin(&self.user, "drop functions")?;
-                Ok(command(ddl::drop_function(self, df)?))
+                Ok(command(ddl::drop_function(self, df, drop_aggregate)?))
             }
             SqlStatement::CreateTable(_) => tables::create_table(self, statement).await,
             SqlStatement::CreateView(_) => {
@@ -666,7 +710,7 @@ impl Session {
                     let query = statements
                         .pop()
                         .ok_or_else(|| Error::Syntax("COPY needs a query".into()))?;
-                    match self.run_query(query.0, Vec::new()).await? {
+                    match self.run_query(query.sql, Vec::new()).await? {
                         Output::Rows(rows) => Ok(Output::CopyOut { format, rows }),
                         _ => Err(Error::Syntax("COPY (...) TO needs a query that returns rows".into()).into()),
                     }

@@ -7,15 +7,16 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
-use datafusion::logical_expr::{ExprSchemable, ScalarUDF, Volatility};
+use datafusion::logical_expr::{AggregateUDF, ExprSchemable, ScalarUDF, Volatility};
 use datafusion::sql::sqlparser::ast::{
     ArgMode, CreateFunction, CreateFunctionBody, DataType as SqlType, DropFunction, Expr,
     FunctionBehavior, FunctionCalledOnNull, FunctionDefinitionSetParam, FunctionReturnType,
     FunctionSetValue, Ident, ObjectName, ObjectNamePart, Value,
 };
 
+use crate::aggregate::WasmAggregateUdf;
 use crate::catalog::{now, overload_key, FunctionRecord, StoredLimits};
-use crate::database::{Database, Registry, Session, DEFAULT_SCHEMA};
+use crate::database::{Database, Registry, Session, SqlFunction, DEFAULT_SCHEMA};
 use crate::error::{Error, Result};
 use crate::limits::LimitOverrides;
 use crate::runtime::{Module, UdfOptions};
@@ -140,15 +141,15 @@ pub(crate) fn create_function(session: &Session, cf: &CreateFunction) -> Result<
         volatility,
         null_handling,
     };
-    // Checks kind, volatility and limits before anything is stored.
-    module.overload(&export, &options)?;
+    // Checks volatility and limits before anything is stored.
+    module.overload(&export, &options, sig.kind)?;
 
     let record = FunctionRecord {
         name: name.clone(),
         schema: DEFAULT_SCHEMA.into(),
         arg_types: sig.params.iter().map(sql_type_name).collect(),
         returns: sql_type_name(&sig.returns),
-        kind: "scalar".into(),
+        kind: kind_word(sig.kind).into(),
         module: module.hash(),
         export,
         volatility: volatility_word(volatility.unwrap_or(sig.volatility)).into(),
@@ -215,6 +216,29 @@ pub(crate) fn install(
         next.insert(record.key(), record.clone());
     }
     let names: Vec<String> = records.iter().map(|(r, _)| r.name.clone()).collect();
+    for (record, _) in &records {
+        // DataFusion resolves a name to one kind of function.
+        if let Some(other) = next
+            .values()
+            .find(|r| r.name == record.name && r.kind != record.kind)
+        {
+            return Err(Error::DuplicateFunction(format!(
+                "function {} already exists as {} ({}); {} cannot share its name",
+                record.name,
+                if other.kind == "aggregate" {
+                    "an aggregate"
+                } else {
+                    "a scalar function"
+                },
+                other.key(),
+                if record.kind == "aggregate" {
+                    "an aggregate"
+                } else {
+                    "a scalar function"
+                },
+            )));
+        }
+    }
     let built = build_udfs(db, &mut registry, &next, &names)?;
 
     let change = db.inner.catalog.change()?;
@@ -230,8 +254,18 @@ pub(crate) fn install(
     Ok(())
 }
 
-/// `DROP FUNCTION [IF EXISTS] name[(types)], ...`.
-pub(crate) fn drop_function(session: &Session, df: &DropFunction) -> Result<String> {
+/// `DROP FUNCTION|AGGREGATE [IF EXISTS] name[(types)], ...` (`aggregate_only` for
+/// DROP AGGREGATE, which refuses to drop a scalar function).
+pub(crate) fn drop_function(
+    session: &Session,
+    df: &DropFunction,
+    aggregate_only: bool,
+) -> Result<String> {
+    let tag = if aggregate_only {
+        "DROP AGGREGATE"
+    } else {
+        "DROP FUNCTION"
+    };
     let db = &session.db;
     let _ddl = db.inner.ddl.lock();
     let mut registry = db.inner.functions.write();
@@ -246,8 +280,13 @@ pub(crate) fn drop_function(session: &Session, df: &DropFunction) -> Result<Stri
         let overloads: Vec<&FunctionRecord> = registry
             .records
             .values()
-            .filter(|r| r.name == name)
+            .filter(|r| r.name == name && (!aggregate_only || r.kind == "aggregate"))
             .collect();
+        let what = if aggregate_only {
+            "aggregate"
+        } else {
+            "function"
+        };
         let key = match &desc.args {
             Some(args) => {
                 let mut types = Vec::new();
@@ -255,13 +294,19 @@ pub(crate) fn drop_function(session: &Session, df: &DropFunction) -> Result<Stri
                     types.push(sql_type_name(&arrow_type(session, &arg.data_type)?));
                 }
                 let key = overload_key(&name, &types);
-                if !registry.records.contains_key(&key) {
-                    if df.if_exists {
-                        continue;
+                match registry.records.get(&key) {
+                    Some(r) if aggregate_only && r.kind != "aggregate" => {
+                        return Err(Error::WrongObjectType(format!(
+                            "function {key} is not an aggregate; use DROP FUNCTION"
+                        )))
                     }
-                    return Err(Error::UndefinedFunction(format!(
-                        "function {key} does not exist"
-                    )));
+                    Some(_) => {}
+                    None if df.if_exists => continue,
+                    None => {
+                        return Err(Error::UndefinedFunction(format!(
+                            "{what} {key} does not exist"
+                        )))
+                    }
                 }
                 key
             }
@@ -269,7 +314,7 @@ pub(crate) fn drop_function(session: &Session, df: &DropFunction) -> Result<Stri
                 [] if df.if_exists => continue,
                 [] => {
                     return Err(Error::UndefinedFunction(format!(
-                        "function {name} does not exist"
+                        "{what} {name} does not exist"
                     )))
                 }
                 [one] => one.key(),
@@ -285,7 +330,7 @@ pub(crate) fn drop_function(session: &Session, df: &DropFunction) -> Result<Stri
         doomed.push((name, key));
     }
     if doomed.is_empty() {
-        return Ok("DROP FUNCTION".into());
+        return Ok(tag.into());
     }
     let mut next = registry.records.clone();
     for (_, key) in &doomed {
@@ -304,7 +349,7 @@ pub(crate) fn drop_function(session: &Session, df: &DropFunction) -> Result<Stri
     }
     registry.records = next;
     apply(&mut registry, built);
-    Ok("DROP FUNCTION".into())
+    Ok(tag.into())
 }
 
 /// Rebuilds every function of the catalog at startup. A function whose module
@@ -339,13 +384,13 @@ pub(crate) fn restore_functions(db: &Database) -> Result<()> {
     Ok(())
 }
 
-/// The UDF for each of `names` as `records` define it (`None`: no overload left).
+/// The function for each of `names` as `records` define it (`None`: no overload left).
 fn build_udfs(
     db: &Database,
     registry: &mut Registry,
     records: &std::collections::BTreeMap<String, FunctionRecord>,
     names: &[String],
-) -> Result<Vec<(String, Option<Arc<ScalarUDF>>)>> {
+) -> Result<Vec<(String, Option<SqlFunction>)>> {
     let mut out = Vec::new();
     for name in names {
         if out.iter().any(|(n, _)| n == name) {
@@ -353,24 +398,33 @@ fn build_udfs(
         }
         let mut mine: Vec<&FunctionRecord> = records.values().filter(|r| &r.name == name).collect();
         mine.sort_by_key(|r| r.seq);
+        let kind = match mine.first().map(|r| r.kind.as_str()) {
+            Some("aggregate") => FunctionKind::Aggregate,
+            _ => FunctionKind::Scalar,
+        };
         let mut overloads = Vec::new();
         for record in mine {
             let module = module_for(db, &mut registry.modules, &record.module)?;
-            overloads.push(Arc::new(
-                module.overload(&record.export, &options_of(record)?)?,
-            ));
+            overloads.push(Arc::new(module.overload(
+                &record.export,
+                &options_of(record)?,
+                kind,
+            )?));
         }
-        let udf = (!overloads.is_empty()).then(|| {
-            Arc::new(ScalarUDF::new_from_impl(WasmScalarUdf::new(
-                name, overloads,
-            )))
+        let udf = (!overloads.is_empty()).then(|| match kind {
+            FunctionKind::Scalar => SqlFunction::Scalar(Arc::new(ScalarUDF::new_from_impl(
+                WasmScalarUdf::new(name, overloads),
+            ))),
+            FunctionKind::Aggregate => SqlFunction::Aggregate(Arc::new(
+                AggregateUDF::new_from_impl(WasmAggregateUdf::new(name, overloads)),
+            )),
         });
         out.push((name.clone(), udf));
     }
     Ok(out)
 }
 
-fn apply(registry: &mut Registry, built: Vec<(String, Option<Arc<ScalarUDF>>)>) {
+fn apply(registry: &mut Registry, built: Vec<(String, Option<SqlFunction>)>) {
     for (name, udf) in built {
         match udf {
             Some(u) => registry.udfs.insert(name, u),
@@ -426,6 +480,14 @@ fn options_of(record: &FunctionRecord) -> Result<UdfOptions> {
             NullHandling::CalledOnNull
         }),
     })
+}
+
+/// The catalog's word for a function kind.
+pub(crate) fn kind_word(kind: FunctionKind) -> &'static str {
+    match kind {
+        FunctionKind::Scalar => "scalar",
+        FunctionKind::Aggregate => "aggregate",
+    }
 }
 
 pub(crate) fn volatility_word(v: Volatility) -> &'static str {
@@ -565,11 +627,6 @@ fn check_signature(
     returns: &DataType,
 ) -> Result<()> {
     let export = &sig.name;
-    if sig.kind != FunctionKind::Scalar {
-        return Err(Error::InvalidDefinition(format!(
-            "function {export} is an aggregate in its component; CREATE FUNCTION {name} declares a scalar function"
-        )));
-    }
     if args.len() != sig.params.len() {
         return Err(Error::InvalidDefinition(format!(
             "function {export} takes {} argument(s) in its component ({sig}), but {name} is declared with {}",
@@ -595,4 +652,52 @@ fn check_signature(
         )));
     }
     Ok(())
+}
+
+/// Rewrites each `DROP AGGREGATE` (which sqlparser cannot parse) to `DROP FUNCTION`,
+/// returning the SQL to parse and the indices of the statements that were rewritten.
+/// Text without `DROP AGGREGATE` is returned as it is.
+pub(crate) fn rewrite_drop_aggregate(sql: &str) -> (std::borrow::Cow<'_, str>, Vec<usize>) {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+    let Ok(mut tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+        // The parser will report the error.
+        return (sql.into(), Vec::new());
+    };
+    let keyword = |t: &Token, k: Keyword| matches!(t, Token::Word(w) if w.keyword == k && w.quote_style.is_none());
+    let mut statement = 0;
+    let mut rewritten = Vec::new();
+    // Index of the previous significant token, and whether it began a statement.
+    let mut previous: Option<(usize, bool)> = None;
+    let mut at_start = true;
+    for i in 0..tokens.len() {
+        match &tokens[i] {
+            Token::Whitespace(_) => continue,
+            Token::SemiColon => {
+                // Empty statements (`;;`) produce nothing.
+                if !at_start {
+                    statement += 1;
+                }
+                at_start = true;
+                previous = None;
+                continue;
+            }
+            _ => {}
+        }
+        if let Some((p, true)) = previous {
+            if keyword(&tokens[p], Keyword::DROP) && keyword(&tokens[i], Keyword::AGGREGATE) {
+                tokens[i] = Token::make_keyword("FUNCTION");
+                rewritten.push(statement);
+            }
+        }
+        previous = Some((i, at_start));
+        at_start = false;
+    }
+    if rewritten.is_empty() {
+        return (sql.into(), rewritten);
+    }
+    let text: String = tokens.iter().map(ToString::to_string).collect();
+    (text.into(), rewritten)
 }

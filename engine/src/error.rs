@@ -124,6 +124,10 @@ pub enum Error {
     /// outside the modules directory).
     #[error("{0}")]
     InsufficientPrivilege(String),
+    /// The object is of another kind than the statement says (DROP AGGREGATE of a
+    /// scalar function).
+    #[error("{0}")]
+    WrongObjectType(String),
     /// A form of a statement wasmudf does not support.
     #[error("{0}")]
     NotSupported(String),
@@ -181,6 +185,7 @@ impl Error {
             Error::InvalidDefinition(_) => "42P13",
             Error::InsufficientPrivilege(_) => "42501",
             Error::NotSupported(_) => "0A000",
+            Error::WrongObjectType(_) => "42809",
             Error::DuplicateRelation(_) => "42P07",
             Error::UndefinedRelation(_) => "42P01",
             Error::Syntax(_) => "42601",

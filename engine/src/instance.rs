@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, TypedFunc};
+use wasmtime::component::{
+    ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower, TypedFunc,
+};
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 
 use crate::abi::{ColumnOut, ColumnRef, GuestError, WitSignature};
@@ -14,6 +16,8 @@ use crate::limits::Limits;
 /// Per-store state: the limits of the current call and what stopped it, if anything.
 pub(crate) struct StoreState {
     memory_limit: u64,
+    /// Linear memory the guest holds now (what an aggregate's states cost).
+    memory_used: u64,
     memory_requested: Option<u64>,
     deadline: Instant,
     cancel: Option<Arc<AtomicBool>>,
@@ -44,6 +48,7 @@ impl ResourceLimiter for StoreState {
             self.memory_requested = Some(desired as u64);
             return Err(MemoryLimitHit.into());
         }
+        self.memory_used = self.memory_used.max(desired as u64);
         Ok(true)
     }
 
@@ -67,7 +72,8 @@ type CallFn<'a> = TypedFunc<(u32, u32, &'a [ColumnRef<'a>]), (Result<ColumnOut, 
 pub(crate) struct GuestInstance {
     store: Store<StoreState>,
     instance: Instance,
-    call: ComponentExportIndex,
+    /// `scalar.call`, if the component has scalar functions.
+    call: Option<ComponentExportIndex>,
     metered: bool,
 }
 
@@ -76,7 +82,7 @@ impl GuestInstance {
     pub(crate) fn new(
         engine: &wasmtime::Engine,
         pre: &InstancePre<StoreState>,
-        call: ComponentExportIndex,
+        call: Option<ComponentExportIndex>,
         limits: &Limits,
         metered: bool,
         function: &str,
@@ -85,6 +91,7 @@ impl GuestInstance {
             engine,
             StoreState {
                 memory_limit: limits.memory,
+                memory_used: 0,
                 memory_requested: None,
                 deadline: Instant::now() + limits.timeout,
                 cancel: None,
@@ -161,11 +168,62 @@ impl GuestInstance {
     }
 
     fn call_fn<'a>(&mut self) -> Result<CallFn<'a>, Error> {
+        let call = self.call.ok_or_else(|| {
+            Error::InvalidComponent("the component does not export `scalar.call`".into())
+        })?;
         self.instance
-            .get_typed_func(&mut self.store, self.call)
+            .get_typed_func(&mut self.store, call)
             .map_err(|e| {
                 Error::InvalidComponent(format!("`call` does not match the contract: {e:#}"))
             })
+    }
+
+    /// Checks that export `export` (named `what` in errors) has type `P -> R`.
+    pub(crate) fn check_type<P, R>(
+        &mut self,
+        export: ComponentExportIndex,
+        what: &str,
+    ) -> Result<(), Error>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        self.instance
+            .get_typed_func::<P, R>(&mut self.store, export)
+            .map(drop)
+            .map_err(|e| {
+                Error::InvalidComponent(format!("`{what}` does not match the contract: {e:#}"))
+            })
+    }
+
+    /// Calls export `export` of type `P -> R` under `limits`, with errors naming
+    /// `function`. Any error poisons the instance, as for [`GuestInstance::call`].
+    pub(crate) fn invoke<P, R>(
+        &mut self,
+        export: ComponentExportIndex,
+        params: P,
+        limits: &Limits,
+        cancel: Option<&Arc<AtomicBool>>,
+        function: &str,
+    ) -> Result<R, Error>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        self.prepare(limits, cancel)?;
+        let func = self
+            .instance
+            .get_typed_func::<P, R>(&mut self.store, export)
+            .map_err(|e| {
+                Error::InvalidComponent(format!("an export does not match the contract: {e:#}"))
+            })?;
+        func.call(&mut self.store, params)
+            .map_err(|e| classify(e, &self.store, limits, function))
+    }
+
+    /// Bytes of linear memory the guest holds.
+    pub(crate) fn memory_used(&self) -> u64 {
+        self.store.data().memory_used
     }
 
     /// Runs one batch through function number `index`.

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod abi;
+mod aggregate;
 mod cache;
 mod catalog;
 mod convert;
@@ -64,7 +65,7 @@ pub use pgtext::{numeric_from_binary, numeric_to_binary, pg_text};
 pub use query::{CancelHandle, CancelReason, Query};
 pub use runtime::{Engine, EngineConfig, Module, UdfOptions};
 pub use session_info::SERVER_VERSION;
-pub use signature::{sql_type_name, FunctionKind, FunctionSignature, NullHandling};
+pub use signature::{sql_type_name, AggregateShape, FunctionKind, FunctionSignature, NullHandling};
 
 /// The WIT contract every component implements, for tools that embed it.
 pub const WIT_CONTRACT: &str = include_str!("../wit/udf.wit");

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::Duration;
 
-use datafusion::logical_expr::{ScalarUDF, Volatility};
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, Volatility};
 use datafusion::prelude::SessionContext;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
@@ -15,7 +15,8 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 use wasmtime::{Config, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
-use crate::abi::{GUEST_INTERFACE, SCALAR_INTERFACE, TYPES_INTERFACE_PREFIX};
+use crate::abi::{AGGREGATE_INTERFACE, GUEST_INTERFACE, SCALAR_INTERFACE, TYPES_INTERFACE_PREFIX};
+use crate::aggregate::{AggregateExports, WasmAggregateUdf};
 use crate::cache::{ArtifactCache, CacheOutcome};
 use crate::error::{Error, Result};
 use crate::instance::{GuestInstance, StoreState};
@@ -255,27 +256,41 @@ impl Engine {
                 imports: imports.iter().map(|(n, _)| n.to_string()).collect(),
             });
         }
-        let export = |iface: &str, func: &str| -> Result<ComponentExportIndex> {
-            let missing = || {
-                let exports: Vec<String> = component
-                    .component_type()
-                    .exports(&inner.wasmtime)
-                    .map(|(n, _)| n.to_string())
-                    .collect();
-                Error::InvalidComponent(format!(
-                    "it does not export `{func}` of {iface} (exports: {}); build it with the wasmudf SDK",
-                    if exports.is_empty() { "none".into() } else { exports.join(", ") }
-                ))
-            };
-            let i = component
-                .get_export_index(None, iface)
-                .ok_or_else(missing)?;
-            component
-                .get_export_index(Some(&i), func)
-                .ok_or_else(missing)
+        let exports = || {
+            let names: Vec<String> = component
+                .component_type()
+                .exports(&inner.wasmtime)
+                .map(|(n, _)| n.to_string())
+                .collect();
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
         };
-        let describe_idx = export(GUEST_INTERFACE, "describe")?;
-        let call_idx = export(SCALAR_INTERFACE, "call")?;
+        // `Ok(None)`: the component does not export that interface at all.
+        let lookup = |iface: &str, func: &str| -> Result<Option<ComponentExportIndex>> {
+            let Some(i) = component.get_export_index(None, iface) else {
+                return Ok(None);
+            };
+            match component.get_export_index(Some(&i), func) {
+                Some(f) => Ok(Some(f)),
+                None => Err(Error::InvalidComponent(format!(
+                    "its {iface} does not export `{func}` (exports: {}); build it with the wasmudf SDK",
+                    exports()
+                ))),
+            }
+        };
+        let required = |iface: &str, func: &str, what: &str| -> Result<ComponentExportIndex> {
+            lookup(iface, func)?.ok_or_else(|| {
+                Error::InvalidComponent(format!(
+                    "it does not export {iface}, which {what} need (exports: {}); build it with the wasmudf SDK",
+                    exports()
+                ))
+            })
+        };
+        let describe_idx = required(GUEST_INTERFACE, "describe", "all components")?;
+        let call_idx = lookup(SCALAR_INTERFACE, "call")?;
         let pre = inner
             .linker
             .instantiate_pre(&component)
@@ -290,7 +305,6 @@ impl Engine {
             metered,
             "describe",
         )?;
-        instance.check_call_type()?;
         let raw = instance.describe(describe_idx, &limits)?;
         let mut functions = Vec::with_capacity(raw.len());
         for w in raw {
@@ -311,21 +325,51 @@ impl Engine {
                 "the component describes no functions".into(),
             ));
         }
+        if functions.iter().any(|f| f.kind == FunctionKind::Scalar) {
+            required(SCALAR_INTERFACE, "call", "scalar functions")?;
+            instance.check_call_type()?;
+        }
+        let mut aggregate = None;
+        if functions.iter().any(|f| f.kind == FunctionKind::Aggregate) {
+            let need = |func: &str| required(AGGREGATE_INTERFACE, func, "aggregate functions");
+            let exports = AggregateExports {
+                info: need("info")?,
+                new: need("[constructor]groups")?,
+                update: need("[method]groups.update")?,
+                retract: need("[method]groups.retract")?,
+                merge: need("[method]groups.merge")?,
+                state: need("[method]groups.state")?,
+                evaluate: need("[method]groups.evaluate")?,
+            };
+            exports.check_types(&mut instance)?;
+            for (index, f) in functions.iter_mut().enumerate() {
+                if f.kind == FunctionKind::Aggregate {
+                    f.aggregate = Some(exports.info(&mut instance, index, &f.name, &limits)?);
+                }
+            }
+            aggregate = Some(exports);
+        }
         Ok(ModuleInner {
             hash,
             pre,
             call: call_idx,
+            aggregate,
             functions,
             engine: self.clone(),
         })
     }
 
-    /// Registers every scalar function of `module` in `ctx` under its own name, with
-    /// the engine's default limits and the component's declared volatility and nulls.
+    /// Registers every function of `module` in `ctx` under its own name, with the
+    /// engine's default limits and the component's declared volatility and nulls.
     pub fn register(&self, ctx: &SessionContext, module: &Module) -> Result<()> {
         for f in module.functions() {
-            if f.kind == FunctionKind::Scalar {
-                ctx.register_udf(module.scalar_udf(&f.name, &UdfOptions::default())?);
+            match f.kind {
+                FunctionKind::Scalar => {
+                    ctx.register_udf(module.scalar_udf(&f.name, &UdfOptions::default())?)
+                }
+                FunctionKind::Aggregate => {
+                    ctx.register_udaf(module.aggregate_udf(&f.name, &UdfOptions::default())?)
+                }
             }
         }
         Ok(())
@@ -369,7 +413,9 @@ pub struct Module {
 pub(crate) struct ModuleInner {
     hash: [u8; 32],
     pub(crate) pre: InstancePre<StoreState>,
-    pub(crate) call: ComponentExportIndex,
+    pub(crate) call: Option<ComponentExportIndex>,
+    /// The `aggregate` interface, if the component describes aggregates.
+    pub(crate) aggregate: Option<AggregateExports>,
     pub(crate) functions: Vec<FunctionSignature>,
     pub(crate) engine: Engine,
 }
@@ -431,8 +477,13 @@ impl Module {
     }
 
     /// One overload of a SQL function: function `export` of this component with
-    /// `options`, checked (scalar kind, volatility, limits under the ceilings).
-    pub(crate) fn overload(&self, export: &str, options: &UdfOptions) -> Result<Overload> {
+    /// `options`, checked (kind, volatility, limits under the ceilings).
+    pub(crate) fn overload(
+        &self,
+        export: &str,
+        options: &UdfOptions,
+        kind: FunctionKind,
+    ) -> Result<Overload> {
         let index = self
             .inner
             .functions
@@ -440,9 +491,11 @@ impl Module {
             .position(|f| f.name == export)
             .ok_or_else(|| Error::NoSuchFunction(export.to_string()))?;
         let sig = &self.inner.functions[index];
-        if sig.kind != FunctionKind::Scalar {
+        if sig.kind != kind {
             return Err(Error::InvalidDescription(format!(
-                "function {export} is an aggregate, not a scalar function"
+                "function {export} is {}, not {}",
+                kind_name(sig.kind),
+                kind_name(kind)
             )));
         }
         if let Some(v) = options.volatility {
@@ -464,11 +517,30 @@ impl Module {
 
     /// A DataFusion scalar UDF that runs function `export` of this component.
     pub fn scalar_udf(&self, export: &str, options: &UdfOptions) -> Result<ScalarUDF> {
-        let overload = self.overload(export, options)?;
+        let overload = self.overload(export, options, FunctionKind::Scalar)?;
         Ok(ScalarUDF::new_from_impl(WasmScalarUdf::new(
             &overload.name.clone(),
             vec![Arc::new(overload)],
         )))
+    }
+
+    /// A DataFusion aggregate UDF that runs aggregate `export` of this component:
+    /// grouped (one guest call per batch for all groups), plain, DISTINCT, FILTER and
+    /// window forms.
+    pub fn aggregate_udf(&self, export: &str, options: &UdfOptions) -> Result<AggregateUDF> {
+        let overload = self.overload(export, options, FunctionKind::Aggregate)?;
+        Ok(AggregateUDF::new_from_impl(WasmAggregateUdf::new(
+            &overload.name.clone(),
+            vec![Arc::new(overload)],
+        )))
+    }
+}
+
+/// "a scalar function" or "an aggregate", for messages.
+pub(crate) fn kind_name(kind: FunctionKind) -> &'static str {
+    match kind {
+        FunctionKind::Scalar => "a scalar function",
+        FunctionKind::Aggregate => "an aggregate",
     }
 }
 

@@ -44,8 +44,21 @@ pub struct FunctionSignature {
     pub returns: DataType,
     /// Volatility the component declares.
     pub volatility: Volatility,
-    /// Null handling the component declares.
+    /// Null handling the component declares. For an aggregate, strict means rows
+    /// with a null in any argument are skipped (the host drops them before the guest
+    /// sees the batch).
     pub null_handling: NullHandling,
+    /// For an aggregate: its intermediate state and whether it can retract rows.
+    pub aggregate: Option<AggregateShape>,
+}
+
+/// What the host knows of an aggregate beyond its signature.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AggregateShape {
+    /// Types of the intermediate state columns (one value per group in each).
+    pub state: Vec<DataType>,
+    /// Whether the aggregate can remove rows (needed by sliding window frames).
+    pub retract: bool,
 }
 
 impl fmt::Display for FunctionSignature {
@@ -170,6 +183,7 @@ impl TryFrom<WitSignature> for FunctionSignature {
                 WitNullHandling::CalledOnNull => NullHandling::CalledOnNull,
             },
             name: w.name,
+            aggregate: None,
         })
     }
 }

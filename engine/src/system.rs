@@ -27,10 +27,10 @@ use datafusion::physical_plan::{collect, ExecutionPlan};
 use crate::cache::CacheOutcome;
 use crate::catalog::{now, FunctionRecord, StoredLimits};
 use crate::database::{default_catalog, Database, DbInner, CATALOG_NAME, DEFAULT_SCHEMA};
-use crate::ddl::{install as install_functions, load_module, volatility_word};
+use crate::ddl::{install as install_functions, kind_word, load_module, volatility_word};
 use crate::error::Error;
 use crate::settings::WasmSettings;
-use crate::signature::{sql_type_name, FunctionKind, NullHandling};
+use crate::signature::{sql_type_name, NullHandling};
 
 /// Registers the system schemas and table functions in the database's template.
 pub(crate) fn install(db: &Database) -> crate::Result<()> {
@@ -440,9 +440,6 @@ impl TableFunctionImpl for WasmLoad {
         let (bytes, module) = load_module(&db, &spec)?;
         let mut records = Vec::new();
         for f in module.functions() {
-            if f.kind != FunctionKind::Scalar {
-                continue;
-            }
             if db.inner.is_protected_builtin(&f.name) {
                 return Err(Error::DuplicateFunction(format!(
                     "function {} is a built-in function and cannot be redefined",
@@ -456,7 +453,7 @@ impl TableFunctionImpl for WasmLoad {
                     schema: DEFAULT_SCHEMA.into(),
                     arg_types: f.params.iter().map(sql_type_name).collect(),
                     returns: sql_type_name(&f.returns),
-                    kind: "scalar".into(),
+                    kind: kind_word(f.kind).into(),
                     module: module.hash(),
                     export: f.name.clone(),
                     volatility: volatility_word(f.volatility).into(),

@@ -34,27 +34,39 @@ pub(crate) struct WasmScalarUdf {
     /// Identity for `Eq`/`Hash`: two registrations are the same function only if they
     /// are the same registration.
     id: u64,
-    name: String,
     signature: Signature,
-    overloads: Vec<Arc<Overload>>,
+    overloads: OverloadSet,
+}
+
+/// The overloads of one SQL function name (scalar or aggregate), and how a call's
+/// argument types choose one.
+#[derive(Debug)]
+pub(crate) struct OverloadSet {
+    pub(crate) name: String,
+    pub(crate) overloads: Vec<Arc<Overload>>,
+}
+
+/// A fresh registration identity.
+pub(crate) fn next_udf_id() -> u64 {
+    NEXT_UDF.fetch_add(1, Ordering::Relaxed)
 }
 
 /// One overload: a component function with its SQL-level options.
 #[derive(Debug)]
 pub(crate) struct Overload {
     pub(crate) name: String,
-    index: u32,
+    pub(crate) index: u32,
     pub(crate) params: Vec<DataType>,
     pub(crate) returns: DataType,
     pub(crate) null_handling: NullHandling,
     pub(crate) overrides: LimitOverrides,
     display: String,
-    module: ModuleRef,
+    pub(crate) module: ModuleRef,
     pool: InstancePool,
 }
 
 /// `ModuleInner` holds wasmtime types without `Debug`.
-struct ModuleRef(Arc<ModuleInner>);
+pub(crate) struct ModuleRef(pub(crate) Arc<ModuleInner>);
 
 impl std::fmt::Debug for ModuleRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,7 +114,7 @@ impl Overload {
 
     /// The limits of one call: the function's own overrides over the session's
     /// settings over the server defaults, never above the ceilings.
-    fn limits(&self, session: Option<&WasmSettings>) -> Result<Limits, Error> {
+    pub(crate) fn limits(&self, session: Option<&WasmSettings>) -> Result<Limits, Error> {
         let config = &self.module.0.engine.inner.config;
         let base = session.map_or(config.defaults, WasmSettings::effective);
         base.with_overrides(&self.overrides, &config.ceilings)
@@ -206,13 +218,17 @@ impl WasmScalarUdf {
         // Guest code runs only when the plan executes. The cost: no constant folding and
         // no common-subexpression elimination of Wasm calls.
         WasmScalarUdf {
-            id: NEXT_UDF.fetch_add(1, Ordering::Relaxed),
-            name: name.to_string(),
+            id: next_udf_id(),
             signature: Signature::user_defined(Volatility::Volatile),
-            overloads,
+            overloads: OverloadSet {
+                name: name.to_string(),
+                overloads,
+            },
         }
     }
+}
 
+impl OverloadSet {
     fn candidates(&self) -> String {
         let all: Vec<&str> = self.overloads.iter().map(|o| o.display.as_str()).collect();
         all.join(", ")
@@ -220,7 +236,7 @@ impl WasmScalarUdf {
 
     /// Chooses the overload for `arg_types`: the one with the cheapest conversions
     /// (an exact match costs nothing); a tie is ambiguous.
-    fn resolve(&self, arg_types: &[DataType]) -> DfResult<&Arc<Overload>> {
+    pub(crate) fn resolve(&self, arg_types: &[DataType]) -> DfResult<&Arc<Overload>> {
         let mut best: Option<(u32, &Arc<Overload>)> = None;
         let mut tie = false;
         for o in &self.overloads {
@@ -264,7 +280,7 @@ impl WasmScalarUdf {
     }
 
     /// The overload planned for these (already coerced) argument types.
-    fn planned(&self, arg_types: &[DataType]) -> DfResult<&Arc<Overload>> {
+    pub(crate) fn planned(&self, arg_types: &[DataType]) -> DfResult<&Arc<Overload>> {
         match self.overloads.iter().find(|o| o.params == arg_types) {
             Some(o) => Ok(o),
             None => self.resolve(arg_types),
@@ -285,6 +301,7 @@ pub(crate) fn placeholder_hint(
     let wasm = udf.inner().downcast_ref::<WasmScalarUdf>()?;
     let mut types = wasm
         .overloads
+        .overloads
         .iter()
         .filter(|o| o.params.len() == arity)
         .map(|o| &o.params[position]);
@@ -294,7 +311,7 @@ pub(crate) fn placeholder_hint(
 
 impl ScalarUDFImpl for WasmScalarUdf {
     fn name(&self) -> &str {
-        &self.name
+        &self.overloads.name
     }
 
     fn signature(&self) -> &Signature {
@@ -302,11 +319,11 @@ impl ScalarUDFImpl for WasmScalarUdf {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
-        Ok(self.planned(arg_types)?.returns.clone())
+        Ok(self.overloads.planned(arg_types)?.returns.clone())
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
-        Ok(self.resolve(arg_types)?.params.clone())
+        Ok(self.overloads.resolve(arg_types)?.params.clone())
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
@@ -315,7 +332,7 @@ impl ScalarUDFImpl for WasmScalarUdf {
             .iter()
             .map(|f| f.data_type().clone())
             .collect();
-        let overload = self.planned(&arg_types)?;
+        let overload = self.overloads.planned(&arg_types)?;
         let scope = args.config_options.extensions.get::<QueryScope>();
         let limits = overload.limits(args.config_options.extensions.get::<WasmSettings>())?;
         let all_scalar = !args.args.is_empty()

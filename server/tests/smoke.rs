@@ -88,6 +88,16 @@ async fn example_functions_answer_the_first_query() {
         query(&client, "SELECT name, round(haversine(lat, lon, 48.8566, 2.3522)) FROM cities WHERE name = 'London'").await,
         vec![row(&["London", "344"])]
     );
+    // The example aggregates are registered too, and answer over the wire.
+    assert_eq!(
+        query(
+            &client,
+            "SELECT round(geo_mean(CAST(population AS DOUBLE))), median_wasm(lat) > 40, \
+             arg_max(name, CAST(population AS DOUBLE)) FROM cities"
+        )
+        .await,
+        vec![row(&["6491185", "t", "Tokyo"])]
+    );
     // PostgreSQL's text for booleans, bytea and floats.
     let mut expected = row(&["t", "\\x6162", "0.5"]);
     expected.push(None);
@@ -400,7 +410,10 @@ async fn cancel_and_wait(client: &tokio_postgres::Client, port: u16) {
         .await
         .expect("encode cancel request");
     let mut request = Vec::new();
-    theirs.read_to_end(&mut request).await.expect("read request");
+    theirs
+        .read_to_end(&mut request)
+        .await
+        .expect("read request");
     let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect for cancel");

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod aggregate;
 mod crash;
 mod ddl;
 mod persistence;
