@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, UInt64Array};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result as DfResult;
@@ -119,10 +119,17 @@ impl GroupsAccumulator for NativeSumGroups {
     }
     fn convert_to_state(
         &self,
-        _: &[ArrayRef],
-        _: Option<&BooleanArray>,
+        values: &[ArrayRef],
+        filter: Option<&BooleanArray>,
     ) -> DfResult<Vec<ArrayRef>> {
-        unimplemented!("supports_convert_to_state is false")
+        let x = values[0].as_any().downcast_ref::<Int64Array>().unwrap();
+        let kept = |i: usize| filter.is_none_or(|f| f.is_valid(i) && f.value(i));
+        let sums =
+            Int64Array::from_iter_values(
+                (0..x.len()).map(|i| if kept(i) { x.value(i) } else { 0 }),
+            );
+        let counts = UInt64Array::from_iter_values((0..x.len()).map(|i| kept(i) as u64));
+        Ok(vec![Arc::new(sums), Arc::new(counts)])
     }
 }
 

@@ -23,6 +23,7 @@ use datafusion::logical_expr::utils::{format_state_name, AggregateOrderSensitivi
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, EmitTo as DfEmitTo, GroupsAccumulator, Signature, Volatility,
 };
+use parking_lot::Mutex;
 use wasmtime::component::{ComponentExportIndex, ResourceAny};
 
 use crate::abi::{AggregateInfo, ColumnOut, ColumnRef, EmitTo, GuestError, WitType};
@@ -272,7 +273,10 @@ impl AggregateUDFImpl for WasmAggregateUdf {
         args: AccumulatorArgs,
     ) -> DfResult<Box<dyn GroupsAccumulator>> {
         let overload = self.overload_for(args.expr_fields)?;
-        Ok(Box::new(Grouped(RowFeeder::new(self.groups(overload)?))))
+        Ok(Box::new(Grouped {
+            feeder: RowFeeder::new(self.groups(overload)?),
+            converter: Mutex::new(None),
+        }))
     }
 
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
@@ -326,6 +330,21 @@ impl std::fmt::Debug for GuestGroups {
 
 impl GuestGroups {
     fn new(overload: Arc<Overload>, binding: &Binding) -> Result<Self, Error> {
+        let limits = overload.limits(binding.settings.as_ref())?;
+        let cancel = binding.cancel().cloned();
+        Self::with_limits(overload, limits, cancel)
+    }
+
+    /// Another, empty set of groups of the same aggregate, in its own instance.
+    fn sibling(&self) -> Result<Self, Error> {
+        Self::with_limits(self.overload.clone(), self.limits, self.cancel.clone())
+    }
+
+    fn with_limits(
+        overload: Arc<Overload>,
+        limits: Limits,
+        cancel: Option<Arc<AtomicBool>>,
+    ) -> Result<Self, Error> {
         let module = &overload.module.0;
         let exports = module.aggregate.ok_or_else(|| {
             Error::Runtime(format!(
@@ -333,8 +352,6 @@ impl GuestGroups {
                 overload.name
             ))
         })?;
-        let limits = overload.limits(binding.settings.as_ref())?;
-        let cancel = binding.cancel().cloned();
         check_canceled(cancel.as_ref(), &overload.name)?;
         let mut instance = module.instantiate(&limits, &overload.name)?;
         let (handle,) = instance.invoke::<(u32,), (ResourceAny,)>(
@@ -598,7 +615,12 @@ fn kept_rows(
 
 /// GROUP BY: every group of a partition in one guest resource.
 #[derive(Debug)]
-struct Grouped(RowFeeder);
+struct Grouped {
+    feeder: RowFeeder,
+    /// Turns rows straight into states when DataFusion skips partial aggregation
+    /// (high-cardinality keys); its own instance, made at the first such batch.
+    converter: Mutex<Option<RowFeeder>>,
+}
 
 impl GroupsAccumulator for Grouped {
     fn update_batch(
@@ -608,7 +630,7 @@ impl GroupsAccumulator for Grouped {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> DfResult<()> {
-        self.0.feed(
+        self.feeder.feed(
             RowsOp::Update,
             values,
             group_indices.len(),
@@ -624,7 +646,7 @@ impl GroupsAccumulator for Grouped {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> DfResult<()> {
-        self.0.feed(
+        self.feeder.feed(
             RowsOp::Merge,
             values,
             group_indices.len(),
@@ -634,29 +656,39 @@ impl GroupsAccumulator for Grouped {
         )
     }
 
+    /// Each row becomes the state of a group of its own (a group whose row FILTER or
+    /// strictness drops stays empty): one update and one state call per batch.
     fn convert_to_state(
         &self,
-        _values: &[ArrayRef],
-        _opt_filter: Option<&BooleanArray>,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
     ) -> DfResult<Vec<ArrayRef>> {
-        // Never called: `supports_convert_to_state` stays false, so DataFusion keeps
-        // partial aggregation instead of turning rows straight into states.
-        Err(datafusion::error::DataFusionError::NotImplemented(format!(
-            "{}: convert_to_state",
-            self.0.groups.name()
-        )))
+        let mut converter = self.converter.lock();
+        let converter = match &mut *converter {
+            Some(c) => c,
+            empty => empty.insert(RowFeeder::new(self.feeder.groups.sibling()?)),
+        };
+        let rows = values.first().map_or(0, |v| v.len());
+        converter.feed(RowsOp::Update, values, rows, |i| i, opt_filter, rows)?;
+        converter.groups.ensure_groups(rows)?;
+        Ok(converter.groups.state(DfEmitTo::All, false)?)
     }
 
     fn evaluate(&mut self, emit_to: DfEmitTo) -> DfResult<ArrayRef> {
-        Ok(self.0.groups.evaluate(emit_to, false)?)
+        Ok(self.feeder.groups.evaluate(emit_to, false)?)
     }
 
     fn state(&mut self, emit_to: DfEmitTo) -> DfResult<Vec<ArrayRef>> {
-        Ok(self.0.groups.state(emit_to, false)?)
+        Ok(self.feeder.groups.state(emit_to, false)?)
     }
 
     fn size(&self) -> usize {
-        self.0.groups.size()
+        self.feeder.groups.size()
+            + self
+                .converter
+                .lock()
+                .as_ref()
+                .map_or(0, |c| c.groups.size())
     }
 }
 

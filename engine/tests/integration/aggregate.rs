@@ -1,11 +1,14 @@
 //! Wasm aggregates: results equal DataFusion's built-ins across plan shapes and
 //! partition counts; hostile aggregates get their own errors.
 
-use datafusion::prelude::SessionContext;
-use wasmudf_engine::Engine;
+use std::time::{Duration, Instant};
+
+use datafusion::prelude::{SessionConfig, SessionContext};
+use wasmudf_engine::{Engine, EngineConfig, Error};
 
 use crate::common::{
-    engine, fails_with, ok, open_db, run, scalar, session, squash, table, udf_error, value,
+    as_udf_error, engine, fails_with, load, ok, open_db, run, scalar, session, squash, table,
+    udf_error, value,
 };
 
 /// `t(g, x, w, s)`: 100k rows in 10 groups, with every 7th `x` null.
@@ -477,4 +480,85 @@ async fn create_drop_aggregate_and_restart() {
     )
     .await;
     assert_eq!(scalar(&s, "SELECT total(1)").await, "2");
+}
+
+// Multi-threaded: the guest blocks its worker thread, and the cancel comes from another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_an_aggregate_inside_its_guest() {
+    let engine = Engine::new(EngineConfig {
+        fuel_metering: false,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let ctx = session(&engine, 1, &["bad_aggregates"]);
+    let query = engine.query(&ctx);
+    let handle = query.cancel_handle();
+    let df = query
+        .sql("SELECT spin_update(value) FROM generate_series(1, 10)")
+        .await
+        .unwrap();
+    let task = tokio::spawn(async move { df.collect().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let canceled_at = Instant::now();
+    handle.cancel();
+    // The aggregate is bound to this query: the guest call itself stops.
+    let err = task.await.unwrap().unwrap_err();
+    let latency = canceled_at.elapsed();
+    assert!(
+        matches!(as_udf_error(&err), Error::Canceled { function } if function == "spin_update"),
+        "{err}"
+    );
+    assert!(
+        latency < Duration::from_millis(500),
+        "cancel took {latency:?}"
+    );
+}
+
+/// DataFusion skips partial aggregation for high-cardinality keys and turns rows
+/// straight into states (`convert_to_state`); forced here from the first batch.
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_become_states_when_partial_aggregation_is_skipped() {
+    let engine = engine();
+    let mut config = SessionConfig::new()
+        .with_target_partitions(4)
+        .with_batch_size(8192);
+    let execution = &mut config.options_mut().execution;
+    execution.skip_partial_aggregation_probe_rows_threshold = 1;
+    execution.skip_partial_aggregation_probe_ratio_threshold = 0.0;
+    let ctx = SessionContext::new_with_config(config);
+    engine.register(&ctx, &load(&engine, "stats")).unwrap();
+    data(&engine, &ctx).await;
+    let sql = "SELECT x % 5000 AS k, wasm_sum(x) AS a, wasm_sum_batch(x) AS b, sum(x) AS c, \
+               wasm_sum(x) FILTER (WHERE g = 3) AS fa, sum(x) FILTER (WHERE g = 3) AS fc, \
+               median_wasm(CAST(x AS DOUBLE)) AS m, median(CAST(x AS DOUBLE)) AS mc \
+               FROM t GROUP BY x % 5000";
+    assert_eq!(
+        mismatches(
+            &engine,
+            &ctx,
+            sql,
+            "a = c AND b = c AND (fa IS NOT DISTINCT FROM fc) AND m = mc"
+        )
+        .await,
+        "0"
+    );
+    assert_eq!(
+        value(&engine, &ctx, &format!("SELECT count(*) FROM ({sql})")).await,
+        "5001"
+    );
+    // The plan really converted rows to states.
+    let plan = table(
+        &engine,
+        &ctx,
+        "EXPLAIN ANALYZE SELECT x % 5000, wasm_sum(x) FROM t GROUP BY x % 5000",
+    )
+    .await;
+    let skipped = plan
+        .split("skipped_aggregation_rows=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no skip metric in {plan}"));
+    assert!(
+        skipped.starts_with(|c: char| ('1'..='9').contains(&c)),
+        "no row was converted: {plan}"
+    );
 }

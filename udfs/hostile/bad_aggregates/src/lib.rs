@@ -4,7 +4,8 @@
 //! - `trap_in_merge(bigint)`: traps when partial states are merged (multi-partition
 //!   plans only);
 //! - `lying_state(bigint)`: returns state columns one row longer than asked for;
-//! - `state_hog(bigint)`: every row grows its group's state by 256 KiB, without bound.
+//! - `state_hog(bigint)`: every row grows its group's state by 256 KiB, without bound;
+//! - `spin_update(bigint)`: never returns from `update` (deadlines and cancellation).
 
 use wasmudf::{
     aggregate, error, Aggregate, AggregateFunction, Buffer, Column, Emit, Function,
@@ -54,6 +55,31 @@ impl Aggregate for StateHog {
 
     fn finish(&self) -> i64 {
         self.blob.len() as i64
+    }
+}
+
+#[aggregate]
+#[derive(Default)]
+struct SpinUpdate {
+    n: i64,
+}
+
+impl Aggregate for SpinUpdate {
+    type Args<'a> = (i64,);
+    type Output = i64;
+
+    fn update(&mut self, _: (i64,)) {
+        loop {
+            self.n = std::hint::black_box(self.n.wrapping_add(1));
+        }
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.n += other.n;
+    }
+
+    fn finish(&self) -> i64 {
+        self.n
     }
 }
 
@@ -118,4 +144,4 @@ mod lying_state {
     });
 }
 
-wasmudf::export!(trap_in_merge, state_hog, lying_state);
+wasmudf::export!(trap_in_merge, state_hog, spin_update, lying_state);
