@@ -2,8 +2,11 @@
 //! whole batches of rows and groups, and the batch-level [`GroupsAggregate`] for
 //! authors who want full control.
 
+use std::cell::RefCell;
+
+use crate::bindings::exports::wasmudf::udf::aggregate::{AggregateInfo, EmitTo};
 use crate::types::{ArgType, IntoOutput, ReturnType};
-use crate::{error, Column, DataType, Output, Reader, SqlType, UdfError};
+use crate::{error, Column, DataType, Function, Output, Reader, SqlType, UdfError};
 
 /// Which groups the host asks `state` or `evaluate` for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -461,5 +464,72 @@ impl AggregateFunction {
             volatility,
             new: new_per_group::<A>,
         }
+    }
+}
+
+// ---- The glue `export!` generates calls into: the contract's `aggregate` interface. ----
+
+/// The function table is a `const` of the exporting crate (see [`export!`]).
+type Table = &'static [&'static Function];
+
+fn aggregate_of(functions: Table, function: u32) -> Result<&'static AggregateFunction, UdfError> {
+    match functions.get(function as usize) {
+        Some(Function::Aggregate(f)) => Ok(f),
+        _ => Err(error(format!("no aggregate function number {function}"))),
+    }
+}
+
+#[doc(hidden)]
+pub fn aggregate_info(functions: Table, function: u32) -> Result<AggregateInfo, UdfError> {
+    let f = aggregate_of(functions, function)?;
+    Ok(AggregateInfo {
+        state: (f.state)(),
+        retract: f.retract,
+    })
+}
+
+/// The guest side of one `groups` resource (used by [`export!`]).
+#[doc(hidden)]
+pub struct Groups(RefCell<Box<dyn GroupsAggregate>>);
+
+impl Groups {
+    pub fn new(functions: Table, function: u32) -> Self {
+        match aggregate_of(functions, function) {
+            Ok(f) => Groups(RefCell::new((f.new)())),
+            // The host only constructs aggregates it was told about.
+            Err(e) => panic!("{}", e.message),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut dyn GroupsAggregate) -> T) -> T {
+        f(self.0.borrow_mut().as_mut())
+    }
+
+    pub fn update(&self, args: Vec<Column>, groups: Vec<u32>, total: u32) -> Result<(), UdfError> {
+        self.with(|a| a.update(&args, &groups, total as usize))
+    }
+
+    pub fn retract(&self, args: Vec<Column>, groups: Vec<u32>, total: u32) -> Result<(), UdfError> {
+        self.with(|a| a.retract(&args, &groups, total as usize))
+    }
+
+    pub fn merge(&self, states: Vec<Column>, groups: Vec<u32>, total: u32) -> Result<(), UdfError> {
+        self.with(|a| a.merge(&states, &groups, total as usize))
+    }
+
+    pub fn state(&self, emit: EmitTo) -> Result<Vec<Column>, UdfError> {
+        self.with(|a| a.state(emit_of(emit)))
+    }
+
+    pub fn evaluate(&self, emit: EmitTo) -> Result<Column, UdfError> {
+        self.with(|a| a.evaluate(emit_of(emit)))
+    }
+}
+
+fn emit_of(emit: EmitTo) -> Emit {
+    match emit {
+        EmitTo::All => Emit::All,
+        EmitTo::First(n) => Emit::First(n as usize),
+        EmitTo::PeekAll => Emit::PeekAll,
     }
 }

@@ -41,7 +41,7 @@ pub mod bindings {
 }
 
 #[doc(hidden)]
-pub use aggregate::state_column;
+pub use aggregate::{aggregate_info, state_column, Groups};
 pub use aggregate::{
     Aggregate, AggregateArg, AggregateArgs, AggregateFunction, AggregateState, Emit, Emitted,
     GroupsAggregate, PerGroup, StateValue,
@@ -153,74 +153,6 @@ pub fn dispatch(
         // Each generated `call` checks its own arity.
         Some(Function::Scalar(f)) => (f.call)(rows as usize, &args),
         _ => Err(error(format!("no scalar function number {function}"))),
-    }
-}
-
-/// The function table is a `const` of the exporting crate (see [`export!`]).
-type Table = &'static [&'static Function];
-
-fn aggregate_of(functions: Table, function: u32) -> Result<&'static AggregateFunction, UdfError> {
-    match functions.get(function as usize) {
-        Some(Function::Aggregate(f)) => Ok(f),
-        _ => Err(error(format!("no aggregate function number {function}"))),
-    }
-}
-
-#[doc(hidden)]
-pub fn aggregate_info(
-    functions: Table,
-    function: u32,
-) -> Result<bindings::exports::wasmudf::udf::aggregate::AggregateInfo, UdfError> {
-    let f = aggregate_of(functions, function)?;
-    Ok(bindings::exports::wasmudf::udf::aggregate::AggregateInfo {
-        state: (f.state)(),
-        retract: f.retract,
-    })
-}
-
-/// The guest side of one `groups` resource (used by [`export!`]).
-#[doc(hidden)]
-pub struct Groups(std::cell::RefCell<Box<dyn GroupsAggregate>>);
-
-impl Groups {
-    pub fn new(functions: Table, function: u32) -> Self {
-        match aggregate_of(functions, function) {
-            Ok(f) => Groups(std::cell::RefCell::new((f.new)())),
-            // The host only constructs aggregates it was told about.
-            Err(e) => panic!("{}", e.message),
-        }
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut dyn GroupsAggregate) -> T) -> T {
-        f(self.0.borrow_mut().as_mut())
-    }
-
-    pub fn update(&self, args: Vec<Column>, groups: Vec<u32>, total: u32) -> Result<(), UdfError> {
-        self.with(|a| a.update(&args, &groups, total as usize))
-    }
-
-    pub fn retract(&self, args: Vec<Column>, groups: Vec<u32>, total: u32) -> Result<(), UdfError> {
-        self.with(|a| a.retract(&args, &groups, total as usize))
-    }
-
-    pub fn merge(&self, states: Vec<Column>, groups: Vec<u32>, total: u32) -> Result<(), UdfError> {
-        self.with(|a| a.merge(&states, &groups, total as usize))
-    }
-
-    pub fn state(&self, emit: EmitTo) -> Result<Vec<Column>, UdfError> {
-        self.with(|a| a.state(emit_of(emit)))
-    }
-
-    pub fn evaluate(&self, emit: EmitTo) -> Result<Column, UdfError> {
-        self.with(|a| a.evaluate(emit_of(emit)))
-    }
-}
-
-fn emit_of(emit: EmitTo) -> Emit {
-    match emit {
-        EmitTo::All => Emit::All,
-        EmitTo::First(n) => Emit::First(n as usize),
-        EmitTo::PeekAll => Emit::PeekAll,
     }
 }
 
