@@ -174,7 +174,22 @@ impl WasmAggregateUdf {
         self.binding.scope.as_ref().map(|s| s.id)
     }
 
-    fn overload_for(&self, fields: &[FieldRef]) -> DfResult<&Arc<Overload>> {
+    /// The overload an accumulator runs, refusing what the host cannot honour.
+    fn overload_for(&self, args: &AccumulatorArgs) -> DfResult<&Arc<Overload>> {
+        let overload = self.overload_of(args.expr_fields)?;
+        if !args.order_bys.is_empty() {
+            // Partial states merge in any order, so an order inside the call could not
+            // be kept; silently ignoring it would give wrong results.
+            return Err(Error::NotSupported(format!(
+                "ORDER BY inside a call of the Wasm aggregate {} is not supported",
+                overload.name
+            ))
+            .into());
+        }
+        Ok(overload)
+    }
+
+    fn overload_of(&self, fields: &[FieldRef]) -> DfResult<&Arc<Overload>> {
         let types: Vec<DataType> = fields.iter().map(|f| f.data_type().clone()).collect();
         self.overloads.planned(&types)
     }
@@ -219,7 +234,7 @@ impl AggregateUDFImpl for WasmAggregateUdf {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
-        let overload = self.overload_for(args.input_fields)?;
+        let overload = self.overload_of(args.input_fields)?;
         if args.is_distinct {
             let item = Field::new_list_field(overload.params[0].clone(), true);
             return Ok(vec![Arc::new(Field::new_list(
@@ -244,7 +259,7 @@ impl AggregateUDFImpl for WasmAggregateUdf {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
-        let overload = self.overload_for(args.expr_fields)?;
+        let overload = self.overload_for(&args)?;
         if args.is_distinct {
             if overload.params.len() != 1 {
                 return Err(Error::NotSupported(format!(
@@ -265,14 +280,15 @@ impl AggregateUDFImpl for WasmAggregateUdf {
     }
 
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
-        !args.is_distinct
+        // DISTINCT, and ORDER BY (refused), take the `accumulator` path.
+        !args.is_distinct && args.order_bys.is_empty()
     }
 
     fn create_groups_accumulator(
         &self,
         args: AccumulatorArgs,
     ) -> DfResult<Box<dyn GroupsAccumulator>> {
-        let overload = self.overload_for(args.expr_fields)?;
+        let overload = self.overload_for(&args)?;
         Ok(Box::new(Grouped {
             feeder: RowFeeder::new(self.groups(overload)?),
             converter: Mutex::new(None),
@@ -280,7 +296,7 @@ impl AggregateUDFImpl for WasmAggregateUdf {
     }
 
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
-        let overload = self.overload_for(args.expr_fields)?;
+        let overload = self.overload_for(&args)?;
         if args.is_distinct || !Self::shape(overload)?.retract {
             return Err(Error::NotSupported(format!(
                 "aggregate {} cannot run over a sliding window frame: {}; use a frame that starts at UNBOUNDED PRECEDING",
