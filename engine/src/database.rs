@@ -508,7 +508,7 @@ impl Session {
                     self.ctx.register_udf(udf.as_ref().clone());
                 }
                 SqlFunction::Aggregate(udaf) => {
-                    restore_scalar(name);
+                    // Also hides a replaceable built-in scalar of the same name.
                     self.ctx.deregister_udf(name);
                     self.ctx.register_udaf(udaf.as_ref().clone());
                 }

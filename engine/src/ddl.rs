@@ -19,7 +19,7 @@ use crate::catalog::{now, overload_key, FunctionRecord, StoredLimits};
 use crate::database::{Database, Registry, Session, SqlFunction, DEFAULT_SCHEMA};
 use crate::error::{Error, Result};
 use crate::limits::LimitOverrides;
-use crate::runtime::{Module, UdfOptions};
+use crate::runtime::{kind_name, Module, UdfOptions};
 use crate::settings::WasmSettings;
 use crate::signature::{sql_type_name, FunctionKind, FunctionSignature, NullHandling};
 use crate::source::read_module;
@@ -225,17 +225,9 @@ pub(crate) fn install(
             return Err(Error::DuplicateFunction(format!(
                 "function {} already exists as {} ({}); {} cannot share its name",
                 record.name,
-                if other.kind == "aggregate" {
-                    "an aggregate"
-                } else {
-                    "a scalar function"
-                },
+                kind_name(record_kind(other)),
                 other.key(),
-                if record.kind == "aggregate" {
-                    "an aggregate"
-                } else {
-                    "a scalar function"
-                },
+                kind_name(record_kind(record)),
             )));
         }
     }
@@ -280,7 +272,9 @@ pub(crate) fn drop_function(
         let overloads: Vec<&FunctionRecord> = registry
             .records
             .values()
-            .filter(|r| r.name == name && (!aggregate_only || r.kind == "aggregate"))
+            .filter(|r| {
+                r.name == name && (!aggregate_only || record_kind(r) == FunctionKind::Aggregate)
+            })
             .collect();
         let what = if aggregate_only {
             "aggregate"
@@ -295,7 +289,7 @@ pub(crate) fn drop_function(
                 }
                 let key = overload_key(&name, &types);
                 match registry.records.get(&key) {
-                    Some(r) if aggregate_only && r.kind != "aggregate" => {
+                    Some(r) if aggregate_only && record_kind(r) != FunctionKind::Aggregate => {
                         return Err(Error::WrongObjectType(format!(
                             "function {key} is not an aggregate; use DROP FUNCTION"
                         )))
@@ -398,10 +392,9 @@ fn build_udfs(
         }
         let mut mine: Vec<&FunctionRecord> = records.values().filter(|r| &r.name == name).collect();
         mine.sort_by_key(|r| r.seq);
-        let kind = match mine.first().map(|r| r.kind.as_str()) {
-            Some("aggregate") => FunctionKind::Aggregate,
-            _ => FunctionKind::Scalar,
-        };
+        let kind = mine
+            .first()
+            .map_or(FunctionKind::Scalar, |r| record_kind(r));
         let mut overloads = Vec::new();
         for record in mine {
             let module = module_for(db, &mut registry.modules, &record.module)?;
@@ -487,6 +480,15 @@ pub(crate) fn kind_word(kind: FunctionKind) -> &'static str {
     match kind {
         FunctionKind::Scalar => "scalar",
         FunctionKind::Aggregate => "aggregate",
+    }
+}
+
+/// The kind a catalog record stores (records from before aggregates say `scalar`).
+fn record_kind(record: &FunctionRecord) -> FunctionKind {
+    if record.kind == kind_word(FunctionKind::Aggregate) {
+        FunctionKind::Aggregate
+    } else {
+        FunctionKind::Scalar
     }
 }
 
