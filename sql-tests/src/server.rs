@@ -34,6 +34,11 @@ impl ServerProcess {
         self.port
     }
 
+    /// The server's process id (for reading its resource use from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A tokio-postgres connection string for it, as role `wasmudf`.
     pub fn url(&self) -> String {
         format!("host=127.0.0.1 port={} user=wasmudf", self.port)
