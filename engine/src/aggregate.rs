@@ -17,12 +17,16 @@ use datafusion::arrow::array::{new_empty_array, Array, ArrayRef, AsArray, Boolea
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{cast, filter};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::{format_state_name, AggregateOrderSensitivity};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, EmitTo as DfEmitTo, GroupsAccumulator, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo as DfEmitTo, Expr, GroupsAccumulator,
+    LogicalPlan, Signature, Volatility, WindowFunctionDefinition,
 };
+use datafusion::optimizer::AnalyzerRule;
 use parking_lot::Mutex;
 use wasmtime::component::{ComponentExportIndex, ResourceAny};
 
@@ -106,7 +110,7 @@ impl AggregateExports {
 }
 
 /// The query an aggregate runs for: DataFusion hands accumulators no configuration,
-/// so [`crate::Engine::query`] re-registers each Wasm aggregate bound to its scope
+/// so [`BindWasmAggregates`] binds each Wasm aggregate of a plan to the query's scope
 /// (for cancellation) and the session's `wasm.*` settings (for limits).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Binding {
@@ -117,6 +121,64 @@ pub(crate) struct Binding {
 impl Binding {
     fn cancel(&self) -> Option<&Arc<AtomicBool>> {
         self.scope.as_ref().and_then(|s| s.cancel.as_ref())
+    }
+}
+
+impl Binding {
+    fn of(config: &ConfigOptions) -> Self {
+        Binding {
+            scope: config.extensions.get::<QueryScope>().cloned(),
+            settings: config.extensions.get::<WasmSettings>().cloned(),
+        }
+    }
+}
+
+/// Analyzer rule that binds every Wasm aggregate of a plan to the query being
+/// planned: [`crate::Engine::query`] adds it to each query's state. It runs wherever
+/// that state plans, including the stored plans of views the query reads (which
+/// carry the functions as they were when the view was defined).
+#[derive(Debug)]
+pub(crate) struct BindWasmAggregates;
+
+impl AnalyzerRule for BindWasmAggregates {
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
+        let binding = Binding::of(config);
+        let bound = |f: &Arc<AggregateUDF>| {
+            f.inner()
+                .downcast_ref::<WasmAggregateUdf>()
+                .map(|w| Arc::new(AggregateUDF::new_from_impl(w.bind(binding.clone()))))
+        };
+        plan.transform_up_with_subqueries(|node| {
+            node.map_expressions(|e| {
+                e.transform_up(|e| {
+                    Ok(match e {
+                        Expr::AggregateFunction(mut a) => match bound(&a.func) {
+                            Some(f) => {
+                                a.func = f;
+                                Transformed::yes(Expr::AggregateFunction(a))
+                            }
+                            None => Transformed::no(Expr::AggregateFunction(a)),
+                        },
+                        Expr::WindowFunction(mut w) => match &w.fun {
+                            WindowFunctionDefinition::AggregateUDF(f) => match bound(f) {
+                                Some(f) => {
+                                    w.fun = WindowFunctionDefinition::AggregateUDF(f);
+                                    Transformed::yes(Expr::WindowFunction(w))
+                                }
+                                None => Transformed::no(Expr::WindowFunction(w)),
+                            },
+                            _ => Transformed::no(Expr::WindowFunction(w)),
+                        },
+                        other => Transformed::no(other),
+                    })
+                })
+            })
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "bind_wasm_aggregates"
     }
 }
 

@@ -12,13 +12,10 @@ use std::sync::Arc;
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::dataframe::DataFrame;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::AggregateUDF;
 use datafusion::prelude::SessionContext;
 
-use crate::aggregate::{Binding, WasmAggregateUdf};
+use crate::aggregate::BindWasmAggregates;
 use crate::runtime::Engine;
-use crate::settings::WasmSettings;
 
 static NEXT_QUERY: AtomicU64 = AtomicU64::new(1);
 
@@ -151,35 +148,17 @@ impl Engine {
     pub fn query(&self, ctx: &SessionContext) -> Query {
         let cancel = Arc::new(AtomicBool::new(false));
         let mut state = ctx.state();
-        let scope = QueryScope {
-            id: NEXT_QUERY.fetch_add(1, Ordering::Relaxed),
-            cancel: Some(cancel.clone()),
-        };
         state
             .config_mut()
             .options_mut()
             .extensions
-            .insert(scope.clone());
-        // Accumulators see no configuration: bind each Wasm aggregate to this query.
-        let binding = Binding {
-            scope: Some(scope),
-            settings: state
-                .config()
-                .options()
-                .extensions
-                .get::<WasmSettings>()
-                .cloned(),
-        };
-        let bound: Vec<AggregateUDF> = state
-            .aggregate_functions()
-            .values()
-            .filter_map(|f| f.inner().downcast_ref::<WasmAggregateUdf>())
-            .map(|f| AggregateUDF::new_from_impl(f.bind(binding.clone())))
-            .collect();
-        for f in bound {
-            // Replacing a registered function cannot fail.
-            let _ = state.register_udaf(Arc::new(f));
-        }
+            .insert(QueryScope {
+                id: NEXT_QUERY.fetch_add(1, Ordering::Relaxed),
+                cancel: Some(cancel.clone()),
+            });
+        // Accumulators see no configuration: bind each Wasm aggregate to this query
+        // when its plans (and those of the views it reads) are analyzed.
+        state.add_analyzer_rule(Arc::new(BindWasmAggregates));
         Query {
             ctx: SessionContext::new_with_state(state),
             cancel: CancelHandle::new(cancel),
