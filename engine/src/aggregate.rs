@@ -747,8 +747,8 @@ impl GroupsAccumulator for Grouped {
             empty => empty.insert(RowFeeder::new(self.feeder.groups.sibling()?)),
         };
         let rows = values.first().map_or(0, |v| v.len());
+        // `total = rows`: every row has its group even if FILTER drops the row.
         converter.feed(RowsOp::Update, values, rows, |i| i, opt_filter, rows)?;
-        converter.groups.ensure_groups(rows)?;
         Ok(converter.groups.state(DfEmitTo::All, false)?)
     }
 

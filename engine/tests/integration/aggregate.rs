@@ -1,14 +1,14 @@
 //! Wasm aggregates: results equal DataFusion's built-ins across plan shapes and
 //! partition counts; hostile aggregates get their own errors.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use datafusion::prelude::{SessionConfig, SessionContext};
 use wasmudf_engine::{Engine, EngineConfig, Error};
 
 use crate::common::{
-    as_udf_error, engine, fails_with, load, ok, open_db, run, scalar, session, squash, table,
-    udf_error, value,
+    as_udf_error, cancel_after, engine, fails_with, load, ok, open_db, run, scalar, session,
+    squash, table, udf_error, value,
 };
 
 /// `t(g, x, w, s)`: 100k rows in 10 groups, with every 7th `x` null.
@@ -491,19 +491,14 @@ async fn cancel_stops_an_aggregate_inside_its_guest() {
     })
     .unwrap();
     let ctx = session(&engine, 1, &["bad_aggregates"]);
-    let query = engine.query(&ctx);
-    let handle = query.cancel_handle();
-    let df = query
-        .sql("SELECT spin_update(value) FROM generate_series(1, 10)")
-        .await
-        .unwrap();
-    let task = tokio::spawn(async move { df.collect().await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let canceled_at = Instant::now();
-    handle.cancel();
     // The aggregate is bound to this query: the guest call itself stops.
-    let err = task.await.unwrap().unwrap_err();
-    let latency = canceled_at.elapsed();
+    let (err, latency) = cancel_after(
+        &engine,
+        &ctx,
+        "SELECT spin_update(value) FROM generate_series(1, 10)",
+        Duration::from_millis(300),
+    )
+    .await;
     assert!(
         matches!(as_udf_error(&err), Error::Canceled { function } if function == "spin_update"),
         "{err}"

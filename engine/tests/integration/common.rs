@@ -166,3 +166,30 @@ pub fn squash(s: &str) -> String {
     }
     out
 }
+
+/// Starts `sql` in a fresh query scope, cancels the query after `after` (from another
+/// task, while the guest blocks its worker thread), and returns the query's error
+/// and how long it took to end after the cancel.
+pub async fn cancel_after(
+    engine: &Engine,
+    ctx: &SessionContext,
+    sql: &str,
+    after: std::time::Duration,
+) -> (DataFusionError, std::time::Duration) {
+    let query = engine.query(ctx);
+    let handle = query.cancel_handle();
+    // A column argument: no constant folding at planning time.
+    let df = query
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let task = tokio::spawn(async move { df.collect().await });
+    tokio::time::sleep(after).await;
+    let canceled_at = std::time::Instant::now();
+    handle.cancel();
+    let err = task
+        .await
+        .expect("query task")
+        .expect_err("the query was canceled");
+    (err, canceled_at.elapsed())
+}

@@ -74,19 +74,13 @@ async fn cancel_stops_a_spinning_call() {
     })
     .unwrap();
     let ctx = session(&engine, 1, &["spin"]);
-    let query = engine.query(&ctx);
-    let handle = query.cancel_handle();
-    // A column argument: no constant folding at planning time.
-    let df = query
-        .sql("SELECT spin(value) FROM generate_series(1, 1)")
-        .await
-        .unwrap();
-    let task = tokio::spawn(async move { df.collect().await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let canceled_at = Instant::now();
-    handle.cancel();
-    let err = task.await.unwrap().unwrap_err();
-    let latency = canceled_at.elapsed();
+    let (err, latency) = cancel_after(
+        &engine,
+        &ctx,
+        "SELECT spin(value) FROM generate_series(1, 1)",
+        Duration::from_millis(300),
+    )
+    .await;
     assert!(
         matches!(as_udf_error(&err), Error::Canceled { function } if function == "spin"),
         "{err}"
