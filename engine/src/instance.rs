@@ -171,10 +171,23 @@ impl GuestInstance {
         let call = self.call.ok_or_else(|| {
             Error::InvalidComponent("the component does not export `scalar.call`".into())
         })?;
+        self.typed(call, "`call`")
+    }
+
+    /// Export `export` (named `what` in errors) as a function of type `P -> R`.
+    fn typed<P, R>(
+        &mut self,
+        export: ComponentExportIndex,
+        what: &str,
+    ) -> Result<TypedFunc<P, R>, Error>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
         self.instance
-            .get_typed_func(&mut self.store, call)
+            .get_typed_func::<P, R>(&mut self.store, export)
             .map_err(|e| {
-                Error::InvalidComponent(format!("`call` does not match the contract: {e:#}"))
+                Error::InvalidComponent(format!("{what} does not match the contract: {e:#}"))
             })
     }
 
@@ -188,12 +201,7 @@ impl GuestInstance {
         P: ComponentNamedList + Lower,
         R: ComponentNamedList + Lift,
     {
-        self.instance
-            .get_typed_func::<P, R>(&mut self.store, export)
-            .map(drop)
-            .map_err(|e| {
-                Error::InvalidComponent(format!("`{what}` does not match the contract: {e:#}"))
-            })
+        self.typed::<P, R>(export, &format!("`{what}`")).map(drop)
     }
 
     /// Calls export `export` of type `P -> R` under `limits`, with errors naming
@@ -211,12 +219,7 @@ impl GuestInstance {
         R: ComponentNamedList + Lift,
     {
         self.prepare(limits, cancel)?;
-        let func = self
-            .instance
-            .get_typed_func::<P, R>(&mut self.store, export)
-            .map_err(|e| {
-                Error::InvalidComponent(format!("an export does not match the contract: {e:#}"))
-            })?;
+        let func = self.typed::<P, R>(export, "an export")?;
         func.call(&mut self.store, params)
             .map_err(|e| classify(e, &self.store, limits, function))
     }
