@@ -1,7 +1,7 @@
 //! The SQL entry point: a data directory with its catalog, and sessions that run
 //! statements against it (DDL for Wasm functions and persistent tables included).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,10 +33,10 @@ use crate::error::{Error, Result};
 use crate::exec::Executor;
 use crate::query::{CancelHandle, CancelReason, Query};
 use crate::runtime::{Engine, EngineConfig, Module};
-use crate::session_info;
 use crate::settings::WasmSettings;
 use crate::timeout::{self, TimeoutStatement};
 use crate::{ddl, system, tables};
+use crate::{pg_catalog, session_info};
 use datafusion::common::config::ExtensionOptions;
 
 /// Name of the catalog (database) every schema lives in.
@@ -216,7 +216,10 @@ impl Database {
             .extensions
             .insert(WasmSettings::new(engine_cfg.defaults, engine_cfg.ceilings));
         let template = SessionContext::new_with_config(session_config);
-        // Registered before the built-in list is taken, so no Wasm function takes them.
+        // Registered before the built-in list is taken, so no Wasm function takes them;
+        // the session information functions last, as they replace the catalog's.
+        let admins = config.admin_roles.clone().unwrap_or_default();
+        let pg_catalog_db = pg_catalog::setup(&template, &admins)?;
         for f in session_info::functions("") {
             template.register_udf(f.as_ref().clone());
         }
@@ -257,6 +260,8 @@ impl Database {
                 admin_roles: config.admin_roles.clone(),
             }),
         };
+        // Set once: the catalog's functions read the database they belong to.
+        let _ = pg_catalog_db.set(Arc::downgrade(&db.inner));
         system::install(&db)?;
         // Functions first: restored views may call them.
         ddl::restore_functions(&db)?;
@@ -398,6 +403,39 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// `statements` with the tools' catalog queries (those that read `pg_catalog`) put
+/// through the PostgreSQL compatibility rewriter; every other statement as parsed.
+fn catalog_queries_rewritten(sql: &str, statements: VecDeque<DfStatement>) -> Vec<DfStatement> {
+    let reads_catalog =
+        |s: &DfStatement| matches!(s, DfStatement::Statement(s) if pg_catalog::reads_catalog(s));
+    if !statements.iter().any(reads_catalog) {
+        return statements.into();
+    }
+    // The whole text first: some known client queries are swapped as token runs.
+    if statements
+        .iter()
+        .all(|s| matches!(s, DfStatement::Statement(_)))
+    {
+        if let Some(rewritten) = pg_catalog::parse_catalog_query(sql) {
+            if rewritten.len() == statements.len() {
+                return rewritten
+                    .into_iter()
+                    .map(|s| DfStatement::Statement(Box::new(s)))
+                    .collect();
+            }
+        }
+    }
+    statements
+        .into_iter()
+        .map(|s| match s {
+            DfStatement::Statement(s) if pg_catalog::reads_catalog(&s) => {
+                DfStatement::Statement(Box::new(pg_catalog::rewrite_catalog_statement(*s)))
+            }
+            other => other,
+        })
+        .collect()
+}
+
 /// The error a canceled statement ends with, whatever the interrupted code returned.
 fn canceled_error(handle: &CancelHandle) -> DataFusionError {
     let reason = handle.reason().unwrap_or(CancelReason::UserRequest);
@@ -419,7 +457,10 @@ impl Session {
 
     fn parse_rewritten(&self, sql: &str) -> DfResult<Vec<Statement>> {
         match DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}) {
-            Ok(statements) => Ok(statements.into_iter().map(Statement::new).collect()),
+            Ok(statements) => Ok(catalog_queries_rewritten(sql, statements)
+                .into_iter()
+                .map(Statement::new)
+                .collect()),
             // DataFusion's parser reads only its own `COPY ... TO 'file'`; PostgreSQL's
             // `COPY t FROM STDIN` / `COPY ... TO STDOUT` come from sqlparser's.
             Err(e) => match Parser::parse_sql(&PostgreSqlDialect {}, sql) {

@@ -41,6 +41,7 @@ mod error;
 mod exec;
 mod instance;
 mod limits;
+mod pg_catalog;
 mod pgtext;
 mod query;
 mod runtime;

@@ -166,6 +166,110 @@ async fn psql_calls_a_wasm_function() {
     assert_eq!(stdout.trim(), "msaw|6");
 }
 
+/// psql's meta-commands read a live `pg_catalog`: Wasm functions (scalar and aggregate)
+/// in `\df`, tables in `\dt` / `\d`, changes visible at once; `\x`, `\timing` and
+/// `\set` + `:'var'` work as in PostgreSQL. Any error stops psql (ON_ERROR_STOP).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_meta_commands_read_a_live_catalog() {
+    let server = Server::start("meta");
+    let script = r#"
+CREATE TABLE notes (id INT, body TEXT, score DOUBLE PRECISION);
+CREATE FUNCTION my_gcd(bigint, bigint) RETURNS bigint LANGUAGE wasm AS 'examples/math.wasm', 'gcd';
+\l
+\dn
+\dt
+\d notes
+\d+ cities
+\df my_gcd
+\df+ my_gcd
+\df geo_mean
+\du
+DROP FUNCTION my_gcd(bigint, bigint);
+\df my_gcd
+\x on
+SELECT gcd(12, 18) AS g, reverse_text('ab') AS r;
+\x off
+\timing on
+SELECT 1 AS one;
+\timing off
+\set word wasm
+SELECT reverse_text(:'word') AS reversed;
+"#;
+    let mut child = tokio::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+            "-U",
+            "wasmudf",
+        ])
+        .args(["-X", "-v", "ON_ERROR_STOP=1"])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("psql is installed");
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(script.as_bytes()).await.expect("script");
+    }
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("psql finished")
+        .expect("psql output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "psql failed: {stderr}\n{stdout}");
+    let lines: Vec<String> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let has = |line: &str| {
+        assert!(
+            lines.iter().any(|l| l == line),
+            "psql printed no line {line:?}:\n{stdout}"
+        )
+    };
+    // \l, \dn, \dt
+    has("wasmudf | wasmudf | UTF-8 | en_US.UTF-8 | en_US.UTF-8 | | |");
+    has("public | wasmudf");
+    has("wasm | wasmudf");
+    has("public | cities | table | wasmudf");
+    has("public | notes | table | wasmudf");
+    // \d notes, \d+ cities
+    has(r#"Table "public.notes""#);
+    has("id | integer | | |");
+    has("body | text | | |");
+    has("score | double precision | | |");
+    has("population | bigint | | | | plain | | |");
+    // \df, \df+ (kind, types, language, source), an aggregate, \du
+    has("public | my_gcd | bigint | bigint, bigint | func");
+    has("public | my_gcd | bigint | bigint, bigint | func | immutable | safe | wasmudf | invoker | | wasm | gcd |");
+    has("public | geo_mean | double precision | double precision | agg");
+    has("wasmudf | Superuser |");
+    // DROP shows at once.
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("| my_gcd |")).count(),
+        2,
+        "my_gcd still listed after DROP:\n{stdout}"
+    );
+    has("(0 rows)");
+    // \x, \timing, \set
+    has("-[ RECORD 1 ]");
+    has("g | 6");
+    has("r | ba");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Time: ") && l.ends_with(" ms")),
+        "no timing line:\n{stdout}"
+    );
+    has("msaw");
+}
+
 #[tokio::test]
 async fn functions_and_tables_created_over_the_wire_survive_a_kill() {
     let mut server = Server::start("persist");
@@ -1111,19 +1215,158 @@ async fn garbage_oversized_and_idle_connections_do_not_hurt_the_server() {
     }
     let fresh = server.client().await;
     assert_eq!(query(&fresh, "SELECT add_one(1)").await, vec![row(&["2"])]);
-    let rss_kib = std::fs::read_to_string(format!("/proc/{}/status", server.process.pid()))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-        });
-    if let Some(rss) = rss_kib {
+    if let Some(rss) = resident_kib(server.process.pid()) {
         assert!(
             rss < 1 << 20,
             "server resident memory {rss} KiB after abuse"
         );
     }
+}
+
+/// The resident memory of process `pid` in KiB (Linux), if it can be read.
+fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The mixed statements each load-test connection runs, in turn.
+const LOAD_STATEMENTS: &[&str] = &[
+    "SELECT initials(name) AS i, reverse_text(name) AS r FROM cities ORDER BY name",
+    "SELECT round(geo_mean(CAST(population AS DOUBLE))) AS g, arg_max(name, lat) AS n FROM cities",
+    "SELECT count(*) FROM cities WHERE add_one(CAST(population AS BIGINT)) > 1000000",
+    "SELECT name, round(haversine(lat, lon, 48.8566, 2.3522)) AS km FROM cities ORDER BY km, name",
+];
+
+fn gcd(mut a: i64, mut b: i64) -> i64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.abs()
+}
+
+/// The issue's load test, bounded and on loopback: 32 connections run mixed Wasm UDF
+/// statements (simple and extended protocol, scalars and aggregates) with zero errors
+/// and the same answers as a lone client; afterwards the server's memory is back near
+/// where it stood after warm-up. Throughput and latency percentiles are printed (run
+/// with `--nocapture`; `WASMUDF_LOAD_ITERATIONS` scales it, `WASMUDF_LOAD_SERVER` runs
+/// another build of the server, e.g. target/release/wasmudf, for docs/benchmarks.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_32_connections_mixed_udf_queries() {
+    const CONNECTIONS: usize = 32;
+    let iterations: usize = std::env::var("WASMUDF_LOAD_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let binary = std::env::var("WASMUDF_LOAD_SERVER")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_wasmudf").to_string());
+    let process = ServerProcess::start(binary.as_ref(), &dir.path().join("data"), &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = process.url();
+    let connect = || async {
+        let (client, conn) = tokio_postgres::connect(&url, NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        client
+    };
+
+    // Warm-up on one connection: compiles nothing new later, and gives the answers
+    // every concurrent run must match.
+    let lone = connect().await;
+    let mut expected = Vec::new();
+    for sql in LOAD_STATEMENTS {
+        expected.push(query(&lone, sql).await);
+    }
+    let gcd_sql = "SELECT sum(gcd(value, $1)) FROM generate_series(1, 5000)";
+    let gcd_expected = |p: i64| (1..=5000).map(|v| gcd(v, p)).sum::<i64>();
+    let warm = lone.prepare(gcd_sql).await.expect("prepare");
+    let got: i64 = lone.query_one(&warm, &[&12i64]).await.expect("gcd").get(0);
+    assert_eq!(got, gcd_expected(12));
+    drop(lone);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = resident_kib(process.pid());
+
+    let expected = std::sync::Arc::new(expected);
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CONNECTIONS {
+        let client = connect().await;
+        let expected = expected.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = Vec::new();
+            let gcd = client.prepare(gcd_sql).await.expect("prepare");
+            for i in 0..iterations {
+                let p = (c * iterations + i) as i64 % 97 + 1;
+                let t = std::time::Instant::now();
+                match client.query_one(&gcd, &[&p]).await {
+                    Ok(r) if r.get::<_, i64>(0) == gcd_expected(p) => {}
+                    Ok(r) => errors.push(format!("gcd({p}) summed to {}", r.get::<_, i64>(0))),
+                    Err(e) => errors.push(format!("gcd({p}): {e}")),
+                }
+                latencies.push(t.elapsed());
+                let k = (c + i) % LOAD_STATEMENTS.len();
+                let t = std::time::Instant::now();
+                match client.simple_query(LOAD_STATEMENTS[k]).await {
+                    Ok(messages) => {
+                        let rows: Vec<Vec<Option<String>>> = messages
+                            .iter()
+                            .filter_map(|m| match m {
+                                SimpleQueryMessage::Row(r) => Some(
+                                    (0..r.len()).map(|j| r.get(j).map(str::to_string)).collect(),
+                                ),
+                                _ => None,
+                            })
+                            .collect();
+                        if rows != expected[k] {
+                            errors.push(format!("{}: {rows:?}", LOAD_STATEMENTS[k]));
+                        }
+                    }
+                    Err(e) => errors.push(format!("{}: {e}", LOAD_STATEMENTS[k])),
+                }
+                latencies.push(t.elapsed());
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = Vec::new();
+    for task in tasks {
+        let (l, e) = task.await.expect("load task");
+        latencies.extend(l);
+        errors.extend(e);
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        errors.is_empty(),
+        "{} errors under load: {errors:#?}",
+        errors.len()
+    );
+
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "load: {CONNECTIONS} connections x {iterations} iterations = {} statements in {:.2?}: \
+         {:.0} statements/s; latency p50 {:.2?} p95 {:.2?} p99 {:.2?} max {:.2?}",
+        latencies.len(),
+        elapsed,
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        at(0.50),
+        at(0.95),
+        at(0.99),
+        at(1.0),
+    );
+
+    // All connections closed: the server gives back what the load took.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if let (Some(before), Some(after)) = (before, resident_kib(process.pid())) {
+        println!("load: resident memory {before} KiB after warm-up, {after} KiB after the load");
+        assert!(
+            after <= before + 64 * 1024,
+            "server resident memory grew from {before} KiB to {after} KiB under load"
+        );
+    }
+    // And it still answers.
+    let client = connect().await;
+    assert_eq!(query(&client, "SELECT add_one(1)").await, vec![row(&["2"])]);
 }

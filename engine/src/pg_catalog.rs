@@ -1,0 +1,780 @@
+//! PostgreSQL's `pg_catalog`, so psql's `\d` family and drivers' introspection work.
+//!
+//! The tables and most functions come from `datafusion-pg-catalog` (`pg_class`,
+//! `pg_attribute`, `pg_namespace`, `pg_database` follow the live catalog; the others are
+//! a static export of PostgreSQL's). Its `pg_proc` lists only PostgreSQL's built-ins, so
+//! the one registered here adds every Wasm function live, with a `wasm` row in
+//! `pg_language`, and the functions psql's `\df` calls (`pg_get_function_result`, ...)
+//! answer for them. Catalog queries are rewritten into SQL DataFusion runs
+//! (`OPERATOR(pg_catalog.~)`, `COLLATE`, `'t'::regclass`, ...) by the crate's rewriter,
+//! applied only to statements that read `pg_catalog`: user queries are never changed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock, OnceLock, Weak};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, RecordBatch,
+    StringArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::catalog::{MemTable, SchemaProvider, Session as DfSession, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TableType,
+    Volatility,
+};
+use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions, visit_expressions_mut, visit_relations, Expr as SqlExpr, FunctionArguments,
+    ObjectName, SelectItem, SetExpr, Statement as SqlStatement, TableFactor, Value,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
+use datafusion_pg_catalog::pg_catalog::{
+    setup_pg_catalog, PgCatalogSchemaProvider, PgCatalogStaticTables, PG_CATALOG_TABLES,
+};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use std::ops::ControlFlow;
+
+use crate::catalog::FunctionRecord;
+use crate::database::{DbInner, CATALOG_NAME, DEFAULT_SCHEMA};
+use crate::error::Error;
+
+/// The OID of the `wasm` row in `pg_language` (above PostgreSQL's fixed OIDs, below the
+/// range the catalog hands out to tables).
+const WASM_LANGUAGE_OID: i32 = 13_000;
+/// Wasm functions get OIDs from here on (their creation sequence number added), far above
+/// the OIDs tables and schemas get, so the two never meet.
+const WASM_FUNCTION_OID_BASE: i32 = 1_000_000_000;
+/// `pg_authid.oid` of the bootstrap superuser, which owns everything.
+const OWNER_OID: i32 = 10;
+
+/// The database a catalog function or table reads, set once it exists (the functions
+/// are registered before it is built, so they count as built-ins).
+pub(crate) type DbHandle = Arc<OnceLock<Weak<DbInner>>>;
+
+fn database(handle: &DbHandle) -> DfResult<Arc<DbInner>> {
+    handle
+        .get()
+        .and_then(Weak::upgrade)
+        .ok_or_else(|| DataFusionError::Execution("the database is closed".into()))
+}
+
+/// Installs `pg_catalog` and its functions in the template every session is cloned from.
+pub(crate) fn setup(template: &SessionContext, admins: &[String]) -> crate::Result<DbHandle> {
+    let roles = Roles {
+        names: admins.to_vec(),
+    };
+    setup_pg_catalog(template, CATALOG_NAME, roles.clone())
+        .map_err(|e| Error::Io(e.to_string()))?;
+    let handle: DbHandle = Arc::new(OnceLock::new());
+    let statics = Arc::new(PgCatalogStaticTables::try_new()?);
+    let inner = Arc::new(PgCatalogSchemaProvider::try_new(
+        template.state().catalog_list().clone(),
+        statics.clone(),
+        roles,
+    )?);
+    let schema = LiveCatalog {
+        inner,
+        statics,
+        db: handle.clone(),
+    };
+    template
+        .catalog(CATALOG_NAME)
+        .ok_or_else(|| Error::Io(format!("catalog {CATALOG_NAME} is missing")))?
+        .register_schema("pg_catalog", Arc::new(schema))?;
+
+    let owner = admins.first().cloned().unwrap_or_else(|| "wasmudf".into());
+    template.register_udf(ScalarUDF::new_from_impl(UserById {
+        owner,
+        signature: Signature::any(1, Volatility::Stable),
+    }));
+    for (name, answer) in [
+        ("pg_get_function_result", FunctionText::Result),
+        ("pg_get_function_arguments", FunctionText::Arguments),
+        (
+            "pg_get_function_identity_arguments",
+            FunctionText::Arguments,
+        ),
+    ] {
+        template.register_udf(ScalarUDF::new_from_impl(FunctionInfo {
+            name,
+            answer,
+            db: handle.clone(),
+            signature: Signature::any(1, Volatility::Stable),
+        }));
+    }
+    template.register_udf(constant("pg_function_is_visible", 1, Answer::True));
+    template.register_udf(constant("pg_type_is_visible", 1, Answer::True));
+    template.register_udf(constant("pg_get_function_sqlbody", 1, Answer::NullText));
+    template.register_udf(constant("obj_description", 1, Answer::NullText));
+    template.register_udf(constant("obj_description", 2, Answer::NullText));
+    template.register_udf(constant("col_description", 2, Answer::NullText));
+    template.register_udf(constant("shobj_description", 2, Answer::NullText));
+    Ok(handle)
+}
+
+/// Whether `statement` reads the catalog (a `pg_catalog` table or function), and so is
+/// a tool's introspection query that the compatibility rewriter should see.
+pub(crate) fn reads_catalog(statement: &SqlStatement) -> bool {
+    let catalog_name = |name: &ObjectName| {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .filter_map(|p| p.as_ident().map(|i| i.value.to_ascii_lowercase()))
+            .collect();
+        match parts.as_slice() {
+            [schema, _] => schema == "pg_catalog",
+            [table] => PG_CATALOG_TABLES.contains(&table.as_str()),
+            _ => false,
+        }
+    };
+    let tables = visit_relations(statement, |name| {
+        if catalog_name(name) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    let functions = visit_expressions(statement, |expr| match expr {
+        SqlExpr::Function(f)
+            if f.name.0.len() == 2
+                && f.name.0[0]
+                    .as_ident()
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("pg_catalog")) =>
+        {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    });
+    tables.is_break() || functions.is_break()
+}
+
+static COMPATIBILITY: LazyLock<PostgresCompatibilityParser> =
+    LazyLock::new(PostgresCompatibilityParser::new);
+
+/// Parses a tool's catalog query with the compatibility rewriter (which also swaps a few
+/// known psql/pgcli queries DataFusion cannot plan for equivalents); `None` if it
+/// cannot.
+pub(crate) fn parse_catalog_query(sql: &str) -> Option<Vec<SqlStatement>> {
+    let statements = COMPATIBILITY.parse(sql).ok()?;
+    Some(
+        statements
+            .into_iter()
+            .map(array_subqueries_aggregated)
+            .collect(),
+    )
+}
+
+/// Rewrites one catalog statement (when the whole text could not go through
+/// [`parse_catalog_query`]).
+pub(crate) fn rewrite_catalog_statement(statement: SqlStatement) -> SqlStatement {
+    array_subqueries_aggregated(COMPATIBILITY.rewrite(statement))
+}
+
+/// `ARRAY(SELECT x FROM ...)`, which DataFusion lacks (psql's `\du` and `\d+` use it),
+/// as `(SELECT array_agg(x) FROM ...)`. A subquery over a set-returning function of an
+/// outer column (`unnest(tc.reloptions)`) cannot be planned at all; it becomes NULL,
+/// which is what it yields here anyway (no table has options).
+fn array_subqueries_aggregated(mut statement: SqlStatement) -> SqlStatement {
+    let _ = visit_expressions_mut(&mut statement, |expr| {
+        let SqlExpr::Function(f) = expr else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let is_array = f.name.0.len() == 1
+            && f.name.0[0]
+                .as_ident()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("array"));
+        let FunctionArguments::Subquery(query) = &f.args else {
+            return ControlFlow::Continue(());
+        };
+        if !is_array {
+            return ControlFlow::Continue(());
+        }
+        let mut query = query.clone();
+        let aggregated = match query.body.as_mut() {
+            SetExpr::Select(select)
+                if select.projection.len() == 1
+                    && !select.from.iter().any(|t| {
+                        matches!(t.relation, TableFactor::Table { args: Some(_), .. })
+                            || matches!(t.relation, TableFactor::Function { .. })
+                    }) =>
+            {
+                let item = match select.projection.remove(0) {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                    _ => return ControlFlow::Continue(()),
+                };
+                let order_by = query.order_by.take();
+                let mut call = match order_by {
+                    Some(o) => format!("array_agg({item} {o})"),
+                    None => format!("array_agg({item})"),
+                };
+                if select.from.is_empty() {
+                    call = format!("make_array({item})");
+                }
+                let Ok(call) = Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(&call)
+                    .and_then(|mut p| p.parse_expr())
+                else {
+                    return ControlFlow::Continue(());
+                };
+                select.projection.push(SelectItem::UnnamedExpr(call));
+                true
+            }
+            _ => false,
+        };
+        *expr = if aggregated {
+            SqlExpr::Subquery(query)
+        } else {
+            SqlExpr::Value(Value::Null.with_empty_span())
+        };
+        ControlFlow::Continue(())
+    });
+    statement
+}
+
+/// Roles for `pg_roles`: the administrators, as superusers.
+#[derive(Debug, Clone)]
+struct Roles {
+    names: Vec<String>,
+}
+
+#[async_trait]
+impl PgCatalogContextProvider for Roles {
+    async fn roles(&self) -> Vec<String> {
+        if self.names.is_empty() {
+            vec!["wasmudf".into()]
+        } else {
+            self.names.clone()
+        }
+    }
+
+    async fn role(&self, name: &str) -> Option<Role> {
+        Some(Role {
+            name: name.to_string(),
+            is_superuser: true,
+            can_login: true,
+            can_create_db: false,
+            can_create_role: false,
+            can_create_user: false,
+            can_replication: false,
+            grants: Vec::new(),
+            inherited_roles: Vec::new(),
+        })
+    }
+}
+
+/// The crate's `pg_catalog` with `pg_proc` and `pg_language` made live.
+#[derive(Debug)]
+struct LiveCatalog {
+    inner: Arc<PgCatalogSchemaProvider<Arc<dyn datafusion::catalog::CatalogProviderList>, Roles>>,
+    statics: Arc<PgCatalogStaticTables>,
+    db: DbHandle,
+}
+
+#[async_trait]
+impl SchemaProvider for LiveCatalog {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        match name.to_ascii_lowercase().as_str() {
+            "pg_proc" => Ok(Some(Arc::new(LiveTable::new(
+                self.statics.pg_proc.schema(),
+                self.statics.pg_proc.data(),
+                Extra::Functions {
+                    db: self.db.clone(),
+                    namespaces: self.inner.clone(),
+                },
+            )?))),
+            "pg_language" => Ok(Some(Arc::new(LiveTable::new(
+                self.statics.pg_language.schema(),
+                self.statics.pg_language.data(),
+                Extra::WasmLanguage,
+            )?))),
+            "pg_class" => {
+                let Some(inner) = self.inner.table(name).await? else {
+                    return Ok(None);
+                };
+                let text_list =
+                    DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+                Ok(Some(Arc::new(WithNullColumns::new(
+                    inner,
+                    vec![
+                        Field::new("reloptions", text_list.clone(), true),
+                        Field::new("relacl", text_list, true),
+                    ],
+                ))))
+            }
+            _ => self.inner.table(name).await,
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+/// Access-privilege columns: PostgreSQL `aclitem[]`, which psql passes to
+/// `array_to_string`; the static export stores them as text.
+const ACL_COLUMNS: &[&str] = &["proacl", "lanacl"];
+
+impl LiveTable {
+    /// `schema` and `statics` with every column nullable (so rows that fill only some
+    /// columns fit) and the ACL columns as (empty) text lists.
+    fn new(schema: SchemaRef, statics: &[RecordBatch], extra: Extra) -> DfResult<LiveTable> {
+        let acl = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let f = f.as_ref().clone().with_nullable(true);
+                if ACL_COLUMNS.contains(&f.name().as_str()) {
+                    f.with_data_type(acl.clone())
+                } else {
+                    f
+                }
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let statics = statics
+            .iter()
+            .map(|b| {
+                let columns = schema
+                    .fields()
+                    .iter()
+                    .zip(b.columns())
+                    .map(|(f, c)| {
+                        if ACL_COLUMNS.contains(&f.name().as_str()) {
+                            new_null_array(f.data_type(), c.len())
+                        } else {
+                            c.clone()
+                        }
+                    })
+                    .collect();
+                RecordBatch::try_new(schema.clone(), columns)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LiveTable {
+            schema,
+            statics,
+            extra,
+        })
+    }
+}
+
+/// What a live table adds to its static rows.
+#[derive(Debug)]
+enum Extra {
+    /// One `pg_proc` row per Wasm function.
+    Functions {
+        db: DbHandle,
+        namespaces: Arc<dyn SchemaProvider>,
+    },
+    /// The `wasm` row of `pg_language`.
+    WasmLanguage,
+}
+
+/// A static catalog table plus rows computed at each scan.
+#[derive(Debug)]
+struct LiveTable {
+    schema: SchemaRef,
+    statics: Vec<RecordBatch>,
+    extra: Extra,
+}
+
+#[async_trait]
+impl TableProvider for LiveTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let mut batches = self.statics.clone();
+        let columns = match &self.extra {
+            Extra::Functions { db, namespaces } => {
+                let namespace = namespace_oid(namespaces.as_ref(), state, DEFAULT_SCHEMA).await?;
+                function_rows(&*database(db)?, namespace)
+            }
+            Extra::WasmLanguage => language_row(),
+        };
+        batches.push(fill(&self.schema, columns)?);
+        MemTable::try_new(self.schema.clone(), vec![batches])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// A catalog table with columns the crate leaves out (`pg_class.reloptions`, which
+/// psql's `\d+` reads), always NULL here.
+#[derive(Debug)]
+struct WithNullColumns {
+    inner: Arc<dyn TableProvider>,
+    schema: SchemaRef,
+}
+
+impl WithNullColumns {
+    fn new(inner: Arc<dyn TableProvider>, extra: Vec<Field>) -> Self {
+        let inner_schema = inner.schema();
+        let mut fields: Vec<Field> = inner_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.extend(
+            extra
+                .into_iter()
+                .filter(|f| inner_schema.field_with_name(f.name()).is_err()),
+        );
+        WithNullColumns {
+            inner,
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for WithNullColumns {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let plan = self.inner.scan(state, None, &[], None).await?;
+        let mut batches = Vec::new();
+        for batch in collect(plan, state.task_ctx()).await? {
+            let mut columns = batch.columns().to_vec();
+            for f in self.schema.fields().iter().skip(columns.len()) {
+                columns.push(new_null_array(f.data_type(), batch.num_rows()));
+            }
+            batches.push(RecordBatch::try_new(self.schema.clone(), columns)?);
+        }
+        MemTable::try_new(self.schema.clone(), vec![batches])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// A batch of `schema` from named columns (cast to the column's type); others are null.
+fn fill(schema: &SchemaRef, columns: BTreeMap<&'static str, ArrayRef>) -> DfResult<RecordBatch> {
+    let rows = columns.values().next().map_or(0, |c| c.len());
+    let arrays = schema
+        .fields()
+        .iter()
+        .map(|f| match columns.get(f.name().as_str()) {
+            Some(c) => cast(c, f.data_type()).map_err(DataFusionError::from),
+            None => Ok(new_null_array(f.data_type(), rows)),
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+/// The OID `pg_namespace` gives schema `name`.
+async fn namespace_oid(
+    namespaces: &dyn SchemaProvider,
+    state: &dyn DfSession,
+    name: &str,
+) -> DfResult<i32> {
+    let table = namespaces
+        .table("pg_namespace")
+        .await?
+        .ok_or_else(|| DataFusionError::Internal("pg_namespace is missing".into()))?;
+    let plan = table.scan(state, None, &[], None).await?;
+    for batch in collect(plan, state.task_ctx()).await? {
+        let (Some(oids), Some(names)) =
+            (batch.column_by_name("oid"), batch.column_by_name("nspname"))
+        else {
+            continue;
+        };
+        let oids = cast(oids, &DataType::Int64)?;
+        let names = cast(names, &DataType::Utf8)?;
+        let (oids, names) = (oids.as_primitive::<Int64Type>(), names.as_string::<i32>());
+        for i in 0..batch.num_rows() {
+            if names.value(i) == name {
+                return i32::try_from(oids.value(i))
+                    .map_err(|_| DataFusionError::Internal("namespace OID out of range".into()));
+            }
+        }
+    }
+    Err(DataFusionError::Internal(format!(
+        "schema {name} is not in pg_namespace"
+    )))
+}
+
+/// Every Wasm function overload with its OID: `WASM_FUNCTION_OID_BASE` plus its creation
+/// sequence number (stable across restarts), the next free one if two records share it.
+fn function_oids(db: &DbInner) -> Vec<(i32, FunctionRecord)> {
+    let mut records: Vec<FunctionRecord> = db.functions.read().records.values().cloned().collect();
+    records.sort_by_key(|r| (r.seq, r.key()));
+    let mut next = WASM_FUNCTION_OID_BASE;
+    records
+        .into_iter()
+        .map(|r| {
+            let wanted = i32::try_from(r.seq)
+                .ok()
+                .and_then(|s| WASM_FUNCTION_OID_BASE.checked_add(s))
+                .unwrap_or(next);
+            let oid = wanted.max(next);
+            next = oid.saturating_add(1);
+            (oid, r)
+        })
+        .collect()
+}
+
+fn function_rows(db: &DbInner, namespace: i32) -> BTreeMap<&'static str, ArrayRef> {
+    let rows = function_oids(db);
+    let n = rows.len();
+    let text = |f: &dyn Fn(&FunctionRecord) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(_, r)| f(r)),
+        ))
+    };
+    let int = |v: i32| -> ArrayRef { Arc::new(Int32Array::from(vec![v; n])) };
+    let flag = |v: bool| -> ArrayRef { Arc::new(BooleanArray::from(vec![v; n])) };
+    let mut columns: BTreeMap<&'static str, ArrayRef> = BTreeMap::new();
+    columns.insert(
+        "oid",
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|(o, _)| *o))),
+    );
+    columns.insert("proname", text(&|r| r.name.clone()));
+    columns.insert("pronamespace", int(namespace));
+    columns.insert("proowner", int(OWNER_OID));
+    columns.insert("prolang", int(WASM_LANGUAGE_OID));
+    columns.insert("procost", Arc::new(Int32Array::from(vec![1; n])));
+    columns.insert("prorows", Arc::new(Int32Array::from(vec![0; n])));
+    columns.insert("provariadic", int(0));
+    columns.insert("prosupport", text(&|_| "-".into()));
+    columns.insert(
+        "prokind",
+        text(&|r| if r.kind == "aggregate" { "a" } else { "f" }.into()),
+    );
+    columns.insert("prosecdef", flag(false));
+    columns.insert("proleakproof", flag(false));
+    columns.insert("proisstrict", {
+        Arc::new(BooleanArray::from_iter(
+            rows.iter().map(|(_, r)| Some(r.strict)),
+        ))
+    });
+    columns.insert("proretset", flag(false));
+    columns.insert(
+        "provolatile",
+        text(&|r| r.volatility.chars().next().unwrap_or('v').to_string()),
+    );
+    columns.insert("proparallel", text(&|_| "s".into()));
+    columns.insert(
+        "pronargs",
+        Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|(_, r)| r.arg_types.len() as i32),
+        )),
+    );
+    columns.insert("pronargdefaults", int(0));
+    columns.insert("prosrc", text(&|r| r.export.clone()));
+    columns.insert("probin", text(&|r| r.module.clone()));
+    columns
+}
+
+fn language_row() -> BTreeMap<&'static str, ArrayRef> {
+    let mut columns: BTreeMap<&'static str, ArrayRef> = BTreeMap::new();
+    columns.insert("oid", Arc::new(Int32Array::from(vec![WASM_LANGUAGE_OID])));
+    columns.insert("lanname", Arc::new(StringArray::from(vec!["wasm"])));
+    columns.insert("lanowner", Arc::new(Int32Array::from(vec![OWNER_OID])));
+    columns.insert("lanispl", Arc::new(BooleanArray::from(vec![true])));
+    columns.insert("lanpltrusted", Arc::new(BooleanArray::from(vec![false])));
+    columns
+}
+
+/// The OIDs of a function's argument as 64-bit integers (clients pass `oid`, int4 or
+/// int8).
+fn oids_of(arg: &ColumnarValue, rows: usize) -> DfResult<Int64Array> {
+    let array = arg.to_array(rows)?;
+    Ok(cast(&array, &DataType::Int64)?
+        .as_primitive::<Int64Type>()
+        .clone())
+}
+
+/// What `pg_get_function_*` answers.
+#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
+enum FunctionText {
+    Result,
+    Arguments,
+}
+
+/// `pg_get_function_result(oid)` / `pg_get_function_arguments(oid)`: the types of a
+/// Wasm function, NULL for any other OID (as PostgreSQL answers an unknown one).
+#[derive(Debug)]
+struct FunctionInfo {
+    name: &'static str,
+    answer: FunctionText,
+    db: DbHandle,
+    signature: Signature,
+}
+
+impl PartialEq for FunctionInfo {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for FunctionInfo {}
+impl std::hash::Hash for FunctionInfo {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl ScalarUDFImpl for FunctionInfo {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let oids = oids_of(&args.args[0], args.number_rows)?;
+        let db = database(&self.db)?;
+        let known: BTreeMap<i64, FunctionRecord> = function_oids(&db)
+            .into_iter()
+            .map(|(o, r)| (i64::from(o), r))
+            .collect();
+        let text = oids.iter().map(|oid| {
+            let r = known.get(&oid?)?;
+            Some(match self.answer {
+                FunctionText::Result => r.returns.clone(),
+                FunctionText::Arguments => r.arg_types.join(", "),
+            })
+        });
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from_iter(text))))
+    }
+}
+
+/// `pg_get_userbyid(oid)`: every object here is owned by the administrator role.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct UserById {
+    owner: String,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for UserById {
+    fn name(&self) -> &str {
+        "pg_get_userbyid"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let oids = oids_of(&args.args[0], args.number_rows)?;
+        let names = oids.iter().map(|o| o.map(|_| self.owner.as_str()));
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from_iter(
+            names,
+        ))))
+    }
+}
+
+/// A fixed answer for catalog functions with nothing to report here.
+#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
+enum Answer {
+    /// Every function is visible (there is one schema of functions).
+    True,
+    /// No comments or SQL bodies are stored.
+    NullText,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Constant {
+    name: &'static str,
+    answer: Answer,
+    signature: Signature,
+}
+
+fn constant(name: &'static str, args: usize, answer: Answer) -> ScalarUDF {
+    ScalarUDF::new_from_impl(Constant {
+        name,
+        answer,
+        signature: Signature::any(args, Volatility::Stable),
+    })
+}
+
+impl ScalarUDFImpl for Constant {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(match self.answer {
+            Answer::True => DataType::Boolean,
+            Answer::NullText => DataType::Utf8,
+        })
+    }
+
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(match self.answer {
+            Answer::True => ScalarValue::Boolean(Some(true)),
+            Answer::NullText => ScalarValue::Utf8(None),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn reads(sql: &str) -> bool {
+        let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).expect("parses");
+        reads_catalog(&statements[0])
+    }
+
+    #[test]
+    fn only_catalog_queries_are_rewritten() {
+        assert!(reads("SELECT * FROM pg_catalog.pg_class"));
+        assert!(reads("SELECT relname FROM pg_class"));
+        assert!(reads("SELECT pg_catalog.version()"));
+        assert!(reads(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_namespace)"
+        ));
+        assert!(!reads("SELECT * FROM t WHERE a = 1"));
+        assert!(!reads("SELECT gcd(a, b) FROM public.pg_things"));
+    }
+}
