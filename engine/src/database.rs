@@ -671,8 +671,19 @@ impl Session {
             }
             parameters[index - 1] = ty;
         }
-        let columns = (!matches!(plan, LogicalPlan::Dml(_)))
-            .then(|| Arc::new(plan.schema().as_arrow().clone()));
+        // The columns are those of the plan as it will run: type coercion and the
+        // optimizer can change a column's type (an Int32 CASE that runs as Int64), and a
+        // client decodes binary rows by what Describe announced.
+        let columns = if matches!(plan, LogicalPlan::Dml(_)) {
+            None
+        } else {
+            let state = self.ctx.state();
+            let schema = match state.optimize(&plan) {
+                Ok(optimized) => optimized.schema().as_arrow().clone(),
+                Err(_) => plan.schema().as_arrow().clone(),
+            };
+            Some(Arc::new(schema))
+        };
         Ok(Description {
             parameters,
             columns,

@@ -26,9 +26,11 @@ use datafusion::error::Result as DfResult;
 /// assert_eq!(pg_text(&f).unwrap(), vec![Some("Infinity".to_string()), Some("0.1".to_string())]);
 /// ```
 pub fn pg_text(array: &dyn Array) -> DfResult<Vec<Option<String>>> {
+    // Logical nulls: a Null-typed column (`SELECT NULL`) has no validity buffer.
+    let nulls = array.logical_nulls();
     let render = |f: &dyn Fn(usize) -> String| -> Vec<Option<String>> {
         (0..array.len())
-            .map(|i| (!array.is_null(i)).then(|| f(i)))
+            .map(|i| nulls.as_ref().is_none_or(|n| n.is_valid(i)).then(|| f(i)))
             .collect()
     };
     Ok(match array.data_type() {

@@ -118,7 +118,9 @@ pub fn encode_batch(batch: &RecordBatch, fields: &[FieldInfo]) -> DfResult<Vec<D
 
 /// PostgreSQL's binary format of every value of `column`, sent as `ty`.
 fn binary_column(column: &ArrayRef, ty: &Type) -> DfResult<Vec<Option<Vec<u8>>>> {
-    let valid = |i: usize| column.is_valid(i);
+    // Logical nulls: a Null-typed column (`SELECT NULL`) has no validity buffer.
+    let nulls = column.logical_nulls();
+    let valid = |i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
     let each = |f: &dyn Fn(usize) -> Vec<u8>| -> Vec<Option<Vec<u8>>> {
         (0..column.len()).map(|i| valid(i).then(|| f(i))).collect()
     };

@@ -69,7 +69,10 @@ pub fn column_type(dt: &DataType) -> DefaultColumnType {
         | DataType::Float64
         | DataType::Decimal128(_, _)
         | DataType::Decimal256(_, _) => DefaultColumnType::FloatingPoint,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DefaultColumnType::Text,
+        // A Null-typed column goes over the wire as text, like PostgreSQL's unknown.
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
+            DefaultColumnType::Text
+        }
         _ => DefaultColumnType::Any,
     }
 }
