@@ -1,29 +1,43 @@
 //! Every sqllogictest file in `sql-tests/slt/` on both targets: in-process (the engine)
-//! and over pgwire (this package's `wasmudf` binary). One test per file and target:
+//! and over pgwire (this package's `wasmudf` binary), and DataFusion's upstream files in
+//! `sql-tests/conformance/` over pgwire. One test per file and target:
 //! `cargo test --test slt -- ddl` runs the DDL suite on both.
 
 use std::path::Path;
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use wasmudf_sql_tests::{run_file, slt_files, Target};
+use wasmudf_sql_tests::{is_upstream, run_file, slt_files, Target};
 
 fn main() {
     let args = Arguments::from_args();
     let pattern = concat!(env!("CARGO_MANIFEST_DIR"), "/../sql-tests/slt/**/*.slt");
-    let files = slt_files(pattern).expect("slt files");
+    let mut files = slt_files(pattern).expect("slt files");
     assert!(!files.is_empty(), "no .slt files under {pattern}");
+    let upstream = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../sql-tests/conformance/**/*.slt"
+    );
+    files.extend(slt_files(upstream).expect("conformance files"));
     let targets = [
         Target::InProcess,
         Target::Server(env!("CARGO_BIN_EXE_wasmudf").into()),
     ];
     let mut trials = Vec::new();
     for file in files {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql-tests");
         let name = file
-            .strip_prefix(Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql-tests/slt"))
+            .strip_prefix(root.join("slt"))
+            .or_else(|_| file.strip_prefix(&root))
             .unwrap_or(&file)
             .display()
             .to_string();
-        for target in &targets {
+        // Upstream files exist to show the wire layer keeps DataFusion's semantics.
+        let targets = if is_upstream(&file) {
+            &targets[1..]
+        } else {
+            &targets[..]
+        };
+        for target in targets {
             let file = file.clone();
             let target = target.clone();
             trials.push(Trial::test(

@@ -31,9 +31,10 @@ mod inprocess;
 mod render;
 mod runner;
 mod server;
+mod upstream;
 mod wire;
 
-pub use runner::{run_file, slt_files, Target};
+pub use runner::{is_upstream, run_file, slt_files, Target};
 pub use server::ServerProcess;
 
 /// Lays out a modules directory the way the suites expect: `examples/<name>.wasm` for

@@ -7,7 +7,7 @@ use sqllogictest::{AsyncDB, DefaultColumnType, MakeConnection, Record, Runner};
 
 use crate::inprocess::InProcess;
 use crate::server::ServerProcess;
-use crate::wire::Endpoint;
+use crate::wire::{Conventions, Endpoint};
 
 /// Where a file's statements run.
 #[derive(Debug, Clone)]
@@ -29,6 +29,25 @@ impl Target {
             Target::Server(_) | Target::Url(_) => "server",
         }
     }
+}
+
+/// DataFusion's `df_value_validator`: a row is its cells joined by one space, and only
+/// trailing whitespace is ignored (a cell of spaces counts).
+fn datafusion_validator(
+    _normalizer: sqllogictest::Normalizer,
+    actual: &[Vec<String>],
+    expected: &[String],
+) -> bool {
+    actual.len() == expected.len()
+        && actual
+            .iter()
+            .zip(expected)
+            .all(|(row, line)| row.join(" ").trim_end() == line.trim_end())
+}
+
+/// Whether `path` is one of DataFusion's upstream files (under a `conformance` directory).
+pub fn is_upstream(path: &Path) -> bool {
+    path.components().any(|c| c.as_os_str() == "conformance")
 }
 
 /// Every `.slt` file matching `pattern` (a glob), sorted.
@@ -63,6 +82,14 @@ pub async fn run_file(path: &Path, target: &Target) -> Result<(), String> {
         sqllogictest::parse_with_name::<DefaultColumnType>(&script, path.display().to_string())
             .map_err(|e| format!("{}: {e}", path.display()))?;
 
+    // Upstream DataFusion files keep DataFusion's conventions and run over the wire only
+    // (they exist to show the wire layer does not change SQL semantics).
+    let conventions = if is_upstream(path) {
+        Conventions::DataFusion
+    } else {
+        Conventions::Psql
+    };
+
     let scratch = tempfile::Builder::new()
         .prefix("wasmudf-slt-")
         .tempdir()
@@ -72,6 +99,10 @@ pub async fn run_file(path: &Path, target: &Target) -> Result<(), String> {
     crate::write_modules_dir(&modules_dir).map_err(|e| format!("modules directory: {e}"))?;
 
     match target {
+        Target::InProcess if conventions == Conventions::DataFusion => Err(format!(
+            "{}: an upstream conformance file runs over pgwire only",
+            path.display()
+        )),
         Target::InProcess => {
             let db = InProcess::open(data_dir, modules_dir).await?;
             let connect_db = db.clone();
@@ -79,7 +110,7 @@ pub async fn run_file(path: &Path, target: &Target) -> Result<(), String> {
                 let db = connect_db.clone();
                 async move { Ok(db.connect().await) }
             });
-            drive(runner, records, target, || {
+            drive(runner, records, target, conventions, || {
                 let db = db.clone();
                 async move { db.restart().await }
             })
@@ -95,14 +126,14 @@ pub async fn run_file(path: &Path, target: &Target) -> Result<(), String> {
             ];
             let server = ServerProcess::start(binary, &data_dir, &args)?;
             let log = server.log_path();
-            let endpoint = Endpoint::new(server.url());
+            let endpoint = Endpoint::new(server.url(), conventions);
             let server = std::sync::Arc::new(tokio::sync::Mutex::new(server));
             let connect = endpoint.clone();
             let runner = Runner::new(move || {
                 let endpoint = connect.clone();
                 async move { Ok(endpoint.connect()) }
             });
-            let result = drive(runner, records, target, || {
+            let result = drive(runner, records, target, conventions, || {
                 let server = server.clone();
                 let endpoint = endpoint.clone();
                 async move {
@@ -125,12 +156,12 @@ pub async fn run_file(path: &Path, target: &Target) -> Result<(), String> {
             })
         }
         Target::Url(url) => {
-            let endpoint = Endpoint::new(url.clone());
+            let endpoint = Endpoint::new(url.clone(), conventions);
             let runner = Runner::new(move || {
                 let endpoint = endpoint.clone();
                 async move { Ok(endpoint.connect()) }
             });
-            drive(runner, records, target, || async {
+            drive(runner, records, target, conventions, || async {
                 Err("`restart` needs a server the runner started (run without --url)".to_string())
             })
             .await
@@ -143,6 +174,7 @@ async fn drive<D, M, R, F>(
     mut runner: Runner<D, M>,
     records: Vec<Record<DefaultColumnType>>,
     target: &Target,
+    conventions: Conventions,
     mut restart: R,
 ) -> Result<(), String>
 where
@@ -160,7 +192,15 @@ where
             base64::engine::general_purpose::STANDARD.encode(bytes),
         );
     }
-    runner.with_column_validator(sqllogictest::strict_column_validator);
+    match conventions {
+        Conventions::Psql => runner.with_column_validator(sqllogictest::strict_column_validator),
+        // DataFusion's column letters (B, D, P, ?) have no PostgreSQL counterpart: the
+        // values are compared, not the letters.
+        Conventions::DataFusion => {
+            runner.with_column_validator(sqllogictest::default_column_validator);
+            runner.with_validator(datafusion_validator);
+        }
+    }
     for record in records {
         if let Record::Subtest { loc, name } = &record {
             if name == RESTART {

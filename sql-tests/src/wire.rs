@@ -14,18 +14,31 @@ use wasmudf_engine::datafusion::arrow::array::{
 use wasmudf_engine::{numeric_from_binary, pg_text};
 
 use crate::render::{cell, pg_column_type, SqlError};
+use crate::upstream::{expand_row, DfCell};
 
 /// Where connections go; a restart moves it (new port) and bumps the generation so
 /// every connection reconnects before its next statement.
 pub struct Endpoint {
     state: Mutex<(String, u64)>,
+    conventions: Conventions,
+}
+
+/// How results and errors are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conventions {
+    /// As psql prints them (the project's own suites).
+    Psql,
+    /// As DataFusion's runner prints them (upstream files in the conformance suite):
+    /// see [`crate::upstream`].
+    DataFusion,
 }
 
 impl Endpoint {
     /// An endpoint at a `postgres://` URL.
-    pub fn new(url: String) -> Arc<Self> {
+    pub fn new(url: String, conventions: Conventions) -> Arc<Self> {
         Arc::new(Endpoint {
             state: Mutex::new((url, 0)),
+            conventions,
         })
     }
 
@@ -84,6 +97,42 @@ impl AsyncDB for Conn {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlError> {
+        match self.endpoint.conventions {
+            Conventions::Psql => self.run_psql(sql).await,
+            Conventions::DataFusion => self.run_upstream(sql).await.map_err(|e| match e.sqlstate {
+                // DataFusion's runner prints its errors with this prefix, and upstream
+                // files match on it.
+                // Without the SQLSTATE suffix: upstream multi-line expectations match the
+                // whole message.
+                Some(_) => SqlError {
+                    message: format!("DataFusion error: {}", e.message),
+                    sqlstate: None,
+                },
+                None => e,
+            }),
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        self.client = None;
+    }
+
+    fn engine_name(&self) -> &str {
+        "server"
+    }
+
+    async fn sleep(dur: std::time::Duration) {
+        tokio::time::sleep(dur).await
+    }
+
+    fn error_sql_state(err: &SqlError) -> Option<String> {
+        err.sqlstate.clone()
+    }
+}
+
+impl Conn {
+    /// A statement with psql's rendering.
+    async fn run_psql(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlError> {
         let client = self.client().await?;
         let statement = client.prepare(sql).await.map_err(sql_error)?;
         if statement.columns().is_empty() {
@@ -113,20 +162,44 @@ impl AsyncDB for Conn {
         Ok(DBOutput::Rows { types, rows })
     }
 
-    async fn shutdown(&mut self) {
-        self.client = None;
-    }
-
-    fn engine_name(&self) -> &str {
-        "server"
-    }
-
-    async fn sleep(dur: std::time::Duration) {
-        tokio::time::sleep(dur).await
-    }
-
-    fn error_sql_state(err: &SqlError) -> Option<String> {
-        err.sqlstate.clone()
+    /// A statement with DataFusion's rendering: a DML count comes back as a one-cell row
+    /// (DataFusion answers INSERT with a `count` column), a multi-line last cell as extra
+    /// rows.
+    async fn run_upstream(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlError> {
+        let client = self.client().await?;
+        let statement = client.prepare(sql).await.map_err(sql_error)?;
+        if statement.columns().is_empty() {
+            let count = client.execute(&statement, &[]).await.map_err(sql_error)?;
+            let first = sql.split_whitespace().next().unwrap_or("");
+            let dml = ["insert", "update", "delete"]
+                .iter()
+                .any(|k| first.eq_ignore_ascii_case(k));
+            return Ok(if dml {
+                DBOutput::Rows {
+                    types: vec![DefaultColumnType::Integer],
+                    rows: vec![vec![count.to_string()]],
+                }
+            } else {
+                DBOutput::StatementComplete(count)
+            });
+        }
+        let types = statement
+            .columns()
+            .iter()
+            .map(|c| pg_column_type(c.type_()))
+            .collect();
+        let mut rows = Vec::new();
+        for row in client.query(&statement, &[]).await.map_err(sql_error)? {
+            let cells = (0..row.len())
+                .map(|i| {
+                    row.try_get::<_, DfCell>(i)
+                        .map(|c| c.0)
+                        .map_err(|e| SqlError::runner(format!("column {i}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.extend(expand_row(cells));
+        }
+        Ok(DBOutput::Rows { types, rows })
     }
 }
 
