@@ -158,6 +158,9 @@ pub enum Error {
     /// A column that the table does not have (42703).
     #[error("{0}")]
     UndefinedColumn(String),
+    /// Two columns of one table with the same name (42701).
+    #[error("{0}")]
+    DuplicateColumn(String),
     /// A client sent parameters or placeholders the statement cannot take (08P01).
     #[error("{0}")]
     Protocol(String),
@@ -192,6 +195,7 @@ impl Error {
             Error::Protocol(_) => "08P01",
             Error::InvalidText(_) => "22P02",
             Error::UndefinedColumn(_) => "42703",
+            Error::DuplicateColumn(_) => "42701",
             Error::DataFusion(e) => sqlstate(e),
             Error::UndefinedSchema(_) => "3F000",
             Error::DuplicateSchema(_) => "42P06",

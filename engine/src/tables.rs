@@ -14,6 +14,7 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::catalog::default_table_source::provider_as_source;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
+use datafusion::common::config::{ParquetColumnOptions, TableParquetOptions};
 use datafusion::common::TableReference;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -82,9 +83,32 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
     if !cmt.column_defaults.is_empty() {
         return Err(Error::NotSupported("column DEFAULT values are not supported".into()).into());
     }
+    if cmt.if_not_exists && cmt.or_replace {
+        return Err(
+            Error::Syntax("CREATE OR REPLACE TABLE cannot also say IF NOT EXISTS".into()).into(),
+        );
+    }
     let (schema, table) = split(&cmt.name)?;
     check_writable_schema(&schema)?;
+    let arrow_schema: SchemaRef = Arc::new(cmt.input.schema().as_arrow().clone());
+    // Checked before OR REPLACE drops the old table: a table whose columns share a name
+    // could never be read back.
+    let mut names = HashSet::new();
+    if let Some(dup) = arrow_schema
+        .fields()
+        .iter()
+        .find(|f| !names.insert(f.name().as_str()))
+    {
+        return Err(Error::DuplicateColumn(format!(
+            "column \"{}\" specified more than once",
+            dup.name()
+        ))
+        .into());
+    }
     let provider = schema_provider(session, &schema)?;
+    // OR REPLACE swaps the old relation out only once the new table is filled and
+    // committed: the query filling it may read the old one, and a failure keeps it.
+    let mut replaced = None;
     if provider.table_exist(&table) {
         if cmt.if_not_exists {
             return Ok(command("CREATE TABLE"));
@@ -95,9 +119,17 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
             ))
             .into());
         }
-        drop_one(session, &schema, &table, None)?;
+        let key = relation_key(&schema, &table);
+        replaced = Some(
+            session
+                .db
+                .inner
+                .catalog
+                .relations()?
+                .into_iter()
+                .find(|r| r.key() == key),
+        );
     }
-    let arrow_schema: SchemaRef = Arc::new(cmt.input.schema().as_arrow().clone());
     let is_query =
         !matches!(cmt.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
 
@@ -118,13 +150,27 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
     // unreferenced directory (removed at the next start), never a half-filled table.
     let path = db.inner.data_dir.join(&dir);
     std::fs::create_dir_all(&path).map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
+    // The old relation leaves the schema while the new one fills (the fill's plan holds
+    // its own reference to it), and comes back if anything fails.
+    let old_provider = match replaced {
+        Some(_) => provider.deregister_table(&table)?,
+        None => None,
+    };
     let undo = || {
         let _ = provider.deregister_table(&table);
+        if let Some(old) = &old_provider {
+            let _ = provider.register_table(table.clone(), old.clone());
+        }
         if let Err(e) = std::fs::remove_dir_all(&path) {
             tracing::warn!("could not remove {dir} (removed at next start): {e}");
         }
     };
-    provider.register_table(table.clone(), managed_table(db, &dir, arrow_schema)?)?;
+    let registered = managed_table(db, &dir, arrow_schema)
+        .and_then(|t| Ok(provider.register_table(table.clone(), t)?));
+    if let Err(e) = registered {
+        undo();
+        return Err(e.into());
+    }
     let mut tag = "CREATE TABLE".to_string();
     if is_query {
         // The fill runs like any query: on the executor, cancelable, under
@@ -161,6 +207,7 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
             }
         }
     }
+    // One catalog write puts the new record in place of the old one.
     let committed = (|| {
         let _ddl = db.inner.ddl.lock();
         let change = db.inner.catalog.change()?;
@@ -170,6 +217,15 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
     if let Err(e) = committed {
         undo();
         return Err(e.into());
+    }
+    if let Some(Some(RelationRecord {
+        kind: RelationKind::Managed { dir: old_dir, .. },
+        ..
+    })) = &replaced
+    {
+        if let Err(e) = std::fs::remove_dir_all(db.inner.data_dir.join(old_dir)) {
+            tracing::warn!("could not remove {old_dir} (removed at next start): {e}");
+        }
     }
     Ok(command(tag))
 }
@@ -497,8 +553,24 @@ fn managed_table(db: &Database, dir: &str, schema: SchemaRef) -> Result<Arc<dyn 
     std::fs::create_dir_all(&path).map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
     let url = ListingTableUrl::parse(format!("{}/", path.display()))
         .map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    // No min/max statistics for float columns: Parquet leaves NaN out of them, and
+    // DataFusion takes them as exact bounds, so a column holding NaN and +Infinity read
+    // back as all +Infinity (min = max = Infinity made it a constant) and a range filter
+    // could prune a row group holding a matching NaN (apache/datafusion#24804).
+    let mut parquet = TableParquetOptions::default();
+    for field in schema.fields() {
+        if field.data_type().is_floating() {
+            parquet.column_specific_options.insert(
+                field.name().clone(),
+                ParquetColumnOptions {
+                    statistics_enabled: Some("none".into()),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default().with_options(parquet)))
+        .with_file_extension(".parquet");
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);

@@ -285,3 +285,56 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `CREATE OR REPLACE TABLE` swaps tables only once the new one is filled and
+/// committed: it may read the table it replaces, a failure keeps the old table and its
+/// files, and a success leaves exactly one directory for the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_or_replace_table_keeps_the_old_table_until_the_new_one_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let table_dirs = || -> Vec<String> {
+        std::fs::read_dir(data.join("tables/public"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|d| d.starts_with("rep-"))
+            .collect()
+    };
+    {
+        let db = open_db(&data).await;
+        let s = db.session("alice");
+        ok(
+            &s,
+            "CREATE TABLE rep AS SELECT * FROM (VALUES (1), (2), (3)) v(n)",
+        )
+        .await;
+        ok(
+            &s,
+            "CREATE OR REPLACE TABLE rep AS SELECT n * 10 AS n FROM rep WHERE n > 1",
+        )
+        .await;
+        assert_eq!(scalar(&s, "SELECT sum(n) FROM rep").await, "50");
+        assert_eq!(table_dirs().len(), 1, "{:?}", table_dirs());
+        // Refused before anything is touched, and a failing fill changes nothing.
+        fails_with(
+            &s,
+            "CREATE OR REPLACE TABLE rep AS SELECT x.n, y.n FROM rep x JOIN rep y ON x.n = y.n",
+            "42701",
+            "specified more than once",
+        )
+        .await;
+        fails_with(
+            &s,
+            "CREATE OR REPLACE TABLE rep AS SELECT CAST(n / (n - 20) AS BIGINT) AS n FROM rep",
+            "22012",
+            "",
+        )
+        .await;
+        assert_eq!(scalar(&s, "SELECT sum(n) FROM rep").await, "50");
+        assert_eq!(table_dirs().len(), 1, "{:?}", table_dirs());
+    }
+    let db = open_db(&data).await;
+    let s = db.session("alice");
+    assert_eq!(scalar(&s, "SELECT sum(n) FROM rep").await, "50");
+    assert_eq!(table_dirs().len(), 1, "{:?}", table_dirs());
+}
