@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::{
     DataType, Float16Type, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::arrow::util::display::{ArrayFormatter, DurationFormat, FormatOptions};
 use datafusion::error::Result as DfResult;
 
 /// Renders every value of `array` as PostgreSQL would print it (`None` for NULL).
@@ -83,7 +83,11 @@ pub fn pg_text(array: &dyn Array) -> DfResult<Vec<Option<String>>> {
             })
         }
         dt => {
-            let options = FormatOptions::default();
+            // A NULL inside a list or struct prints as NULL (a top-level NULL is sent as
+            // SQL NULL), and durations the way PostgreSQL prints intervals.
+            let options = FormatOptions::default()
+                .with_null("NULL")
+                .with_duration_format(DurationFormat::Pretty);
             let formatter = ArrayFormatter::try_new(array, &options)?;
             let binary = matches!(
                 dt,

@@ -34,7 +34,7 @@ mod server;
 mod upstream;
 mod wire;
 
-pub use runner::{is_upstream, run_file, slt_files, Target};
+pub use runner::{is_upstream, run_file, run_file_keep_going, slt_files, Target};
 pub use server::ServerProcess;
 
 /// Lays out a modules directory the way the suites expect: `examples/<name>.wasm` for

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use wasmudf_sql_tests::{run_file, slt_files, Target};
+use wasmudf_sql_tests::{run_file, run_file_keep_going, slt_files, Target};
 
 /// Runs sqllogictest files against wasmudf.
 #[derive(Parser)]
@@ -30,6 +30,9 @@ struct Cli {
     /// (default: the `wasmudf` next to this program, e.g. target/debug/wasmudf).
     #[arg(long)]
     server: Option<PathBuf>,
+    /// Go on after a failing record and report every failure of a file.
+    #[arg(long)]
+    keep_going: bool,
 }
 
 #[tokio::main]
@@ -64,7 +67,12 @@ async fn main() -> ExitCode {
     }
     let mut failed = 0;
     for file in &files {
-        match run_file(file, &target).await {
+        let result = if cli.keep_going {
+            run_file_keep_going(file, &target).await
+        } else {
+            run_file(file, &target).await
+        };
+        match result {
             Ok(()) => println!("ok      {}", file.display()),
             Err(e) => {
                 failed += 1;

@@ -67,13 +67,22 @@ pub fn column_type(dt: &DataType) -> DefaultColumnType {
         | DataType::Float16
         | DataType::Float32
         | DataType::Float64
+        | DataType::Decimal32(_, _)
+        | DataType::Decimal64(_, _)
         | DataType::Decimal128(_, _)
         | DataType::Decimal256(_, _) => DefaultColumnType::FloatingPoint,
-        // A Null-typed column goes over the wire as text, like PostgreSQL's unknown.
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
-            DefaultColumnType::Text
-        }
-        _ => DefaultColumnType::Any,
+        // Types the server sends as their own PostgreSQL type.
+        DataType::Boolean
+        | DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_)
+        | DataType::Date32
+        | DataType::Date64
+        | DataType::Timestamp(_, _) => DefaultColumnType::Any,
+        // Everything else goes over the wire as text (lists, structs, intervals,
+        // durations; a Null-typed column like PostgreSQL's unknown).
+        _ => DefaultColumnType::Text,
     }
 }
 

@@ -64,9 +64,19 @@ pub fn slt_files(pattern: &str) -> Result<Vec<PathBuf>, String> {
 /// subtest record with this name (one line for one line: locations stay right).
 const RESTART: &str = "__wasmudf_restart__";
 
-/// Runs every record of `path` against `target`; the error names file, line,
-/// statement, and expected vs actual.
+/// Runs every record of `path` against `target`, stopping at the first failure; the
+/// error names file, line, statement, and expected vs actual.
 pub async fn run_file(path: &Path, target: &Target) -> Result<(), String> {
+    run(path, target, false).await
+}
+
+/// Like [`run_file`], but goes on after a failing record and reports every failure
+/// (later records may fail only because an earlier one did).
+pub async fn run_file_keep_going(path: &Path, target: &Target) -> Result<(), String> {
+    run(path, target, true).await
+}
+
+async fn run(path: &Path, target: &Target, keep_going: bool) -> Result<(), String> {
     let script = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let script: String = script
         .lines()
@@ -110,7 +120,7 @@ pub async fn run_file(path: &Path, target: &Target) -> Result<(), String> {
                 let db = connect_db.clone();
                 async move { Ok(db.connect().await) }
             });
-            drive(runner, records, target, conventions, || {
+            drive(runner, records, target, conventions, keep_going, || {
                 let db = db.clone();
                 async move { db.restart().await }
             })
@@ -133,7 +143,7 @@ pub async fn run_file(path: &Path, target: &Target) -> Result<(), String> {
                 let endpoint = connect.clone();
                 async move { Ok(endpoint.connect()) }
             });
-            let result = drive(runner, records, target, conventions, || {
+            let result = drive(runner, records, target, conventions, keep_going, || {
                 let server = server.clone();
                 let endpoint = endpoint.clone();
                 async move {
@@ -161,7 +171,7 @@ pub async fn run_file(path: &Path, target: &Target) -> Result<(), String> {
                 let endpoint = endpoint.clone();
                 async move { Ok(endpoint.connect()) }
             });
-            drive(runner, records, target, conventions, || async {
+            drive(runner, records, target, conventions, keep_going, || async {
                 Err("`restart` needs a server the runner started (run without --url)".to_string())
             })
             .await
@@ -175,6 +185,7 @@ async fn drive<D, M, R, F>(
     records: Vec<Record<DefaultColumnType>>,
     target: &Target,
     conventions: Conventions,
+    keep_going: bool,
     mut restart: R,
 ) -> Result<(), String>
 where
@@ -201,6 +212,7 @@ where
             runner.with_validator(datafusion_validator);
         }
     }
+    let mut failures = Vec::new();
     for record in records {
         if let Record::Subtest { loc, name } = &record {
             if name == RESTART {
@@ -209,10 +221,16 @@ where
             }
         }
         if let Err(e) = runner.run_async(record).await {
-            runner.shutdown_async().await;
-            return Err(format!("{}", e.display(false)));
+            failures.push(format!("{}", e.display(false)));
+            if !keep_going {
+                break;
+            }
         }
     }
     runner.shutdown_async().await;
-    Ok(())
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n\n"))
+    }
 }
