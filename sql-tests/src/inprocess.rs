@@ -8,9 +8,11 @@ use async_trait::async_trait;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 use tokio::sync::Mutex;
 use wasmudf_engine::datafusion::error::DataFusionError;
-use wasmudf_engine::{collect, pg_text, Database, DatabaseConfig, Output, Session};
+use wasmudf_engine::{
+    collect, copy_header, copy_lines, pg_text, Database, DatabaseConfig, Output, Session,
+};
 
-use crate::render::{column_type, command_count, SqlError};
+use crate::render::{column_type, command_count, copy_rows, split_copy_in, SqlError};
 
 /// One database for a file's connections; [`InProcess::restart`] closes it and opens
 /// the data directory again.
@@ -105,6 +107,10 @@ impl AsyncDB for Conn {
         let Some(session) = slot.as_ref() else {
             return Err(SqlError::runner("no session"));
         };
+        let (sql, copy_data) = match split_copy_in(sql) {
+            Some((statement, data)) => (statement, Some(data)),
+            None => (sql, None),
+        };
         let mut statements = session.parse(sql).map_err(|e| SqlError::from_df(&e))?;
         // Same rule as the extended protocol, so both targets accept the same files.
         if statements.len() != 1 {
@@ -147,12 +153,34 @@ impl AsyncDB for Conn {
                 }
                 Ok(DBOutput::Rows { types, rows })
             }
-            // COPY exchanges data with a client; sqllogictest records have no data
-            // channel (the server's smoke tests drive COPY through tokio-postgres and psql).
-            _ => Err(SqlError::new(
-                "0A000",
-                "COPY FROM STDIN / TO STDOUT needs a client data channel; not available in sqllogictest records".into(),
-            )),
+            // The record's own lines after the statement are the data (up to `\.`).
+            Output::CopyIn(copy) => {
+                let data = copy_data.unwrap_or_default();
+                let rows = session
+                    .copy_in(&copy, data.as_bytes())
+                    .await
+                    .map_err(|e| SqlError::from_df(&e))?;
+                Ok(DBOutput::StatementComplete(rows))
+            }
+            // What a client would receive, one row per line.
+            Output::CopyOut { format, rows } => {
+                let schema = rows.schema();
+                let batches = collect(rows).await.map_err(|e| SqlError::from_df(&e))?;
+                let mut text = String::new();
+                if format.header {
+                    text.push_str(&copy_header(&schema, &format));
+                }
+                for batch in &batches {
+                    for line in copy_lines(batch, &format).map_err(|e| SqlError::from_df(&e))? {
+                        text.push_str(&line);
+                    }
+                }
+                Ok(DBOutput::Rows {
+                    types: vec![DefaultColumnType::Text],
+                    rows: copy_rows(&text),
+                })
+            }
+            other => Err(SqlError::runner(format!("unexpected output {other:?}"))),
         }
     }
 

@@ -116,3 +116,40 @@ pub fn command_count(tag: &str) -> u64 {
         _ => 0,
     }
 }
+
+/// A `COPY ... FROM STDIN` record split into its statement and its data: the lines after
+/// the statement up to a line `\.`, as in a psql script or a pg_dump file.
+pub fn split_copy_in(sql: &str) -> Option<(&str, String)> {
+    let (statement, rest) = sql.split_once('\n').unwrap_or((sql, ""));
+    let words: Vec<String> = statement
+        .split_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let from_stdin = words.first().is_some_and(|w| w == "COPY")
+        && words.windows(2).any(|w| w[0] == "FROM" && w[1] == "STDIN");
+    if !from_stdin {
+        return None;
+    }
+    let mut data = String::new();
+    for line in rest.lines().take_while(|l| *l != "\\.") {
+        data.push_str(line);
+        data.push('\n');
+    }
+    Some((statement, data))
+}
+
+/// Whether `sql` is a `COPY ... TO STDOUT`, whose output a `query` record compares line
+/// by line (one text column).
+pub fn is_copy_to_stdout(sql: &str) -> bool {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect();
+    words.first().is_some_and(|w| w == "COPY")
+        && words.windows(2).any(|w| w[0] == "TO" && w[1] == "STDOUT")
+}
+
+/// The rows of a COPY TO's output: one text cell per line.
+pub fn copy_rows(output: &str) -> Vec<Vec<String>> {
+    output.lines().map(|line| vec![cell(Some(line))]).collect()
+}

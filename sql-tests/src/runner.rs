@@ -195,6 +195,11 @@ where
     F: std::future::Future<Output = Result<(), String>>,
 {
     runner.add_label(target.label());
+    // Data files suites read (sql-tests/fixtures).
+    runner.set_var(
+        "FIXTURES".to_string(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures").to_string(),
+    );
     // `base64:$B64_MATH` and friends: every example module inline, for CREATE FUNCTION
     // tests that must not depend on the server's files.
     for (name, bytes) in wasmudf_udfs::EXAMPLES {

@@ -13,8 +13,9 @@ use wasmudf_engine::datafusion::arrow::array::{
 };
 use wasmudf_engine::{numeric_from_binary, pg_text};
 
-use crate::render::{cell, pg_column_type, SqlError};
+use crate::render::{cell, copy_rows, is_copy_to_stdout, pg_column_type, split_copy_in, SqlError};
 use crate::upstream::{expand_row, DfCell};
+use futures::{SinkExt, StreamExt};
 
 /// Where connections go; a restart moves it (new port) and bumps the generation so
 /// every connection reconnects before its next statement.
@@ -134,6 +135,31 @@ impl Conn {
     /// A statement with psql's rendering.
     async fn run_psql(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlError> {
         let client = self.client().await?;
+        // COPY's data travels in CopyData messages, as psql's \copy sends and receives it.
+        if let Some((statement, data)) = split_copy_in(sql) {
+            let sink = client
+                .copy_in::<_, std::io::Cursor<Vec<u8>>>(statement)
+                .await
+                .map_err(sql_error)?;
+            futures::pin_mut!(sink);
+            sink.send(std::io::Cursor::new(data.into_bytes()))
+                .await
+                .map_err(sql_error)?;
+            let rows = sink.finish().await.map_err(sql_error)?;
+            return Ok(DBOutput::StatementComplete(rows));
+        }
+        if is_copy_to_stdout(sql) {
+            let stream = client.copy_out(sql).await.map_err(sql_error)?;
+            futures::pin_mut!(stream);
+            let mut text = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                text.extend_from_slice(&chunk.map_err(sql_error)?);
+            }
+            return Ok(DBOutput::Rows {
+                types: vec![DefaultColumnType::Text],
+                rows: copy_rows(&String::from_utf8_lossy(&text)),
+            });
+        }
         let statement = client.prepare(sql).await.map_err(sql_error)?;
         if statement.columns().is_empty() {
             let count = client.execute(&statement, &[]).await.map_err(sql_error)?;
