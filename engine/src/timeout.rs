@@ -65,6 +65,16 @@ fn parse_value(values: &[Expr]) -> Result<Option<Duration>, Error> {
     if text.eq_ignore_ascii_case("default") {
         return Ok(None);
     }
+    // 0 (in any unit) turns the timeout off, as in PostgreSQL; durations elsewhere
+    // must be positive, so it is taken here.
+    let digits: &str = text
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap_or("");
+    if !digits.is_empty() && digits.bytes().all(|b| b == b'0') {
+        return Ok(None);
+    }
     let limit = parse_duration(&text).map_err(|_| {
         Error::InvalidLimit(format!(
             "invalid value for parameter \"statement_timeout\": \"{text}\" (examples: 500, '2s', '1min', 0 for none)"

@@ -500,6 +500,67 @@ async fn cancel_request_stops_a_guest_and_the_connection_goes_on() {
     assert_eq!(row.get::<_, i64>(0), 42);
 }
 
+/// How long a CancelRequest and `statement_timeout` take to stop a guest stuck in a loop,
+/// measured over the wire (issue target: 100 ms). Printed for docs/benchmarks.md (run
+/// with `--nocapture`); asserted only against a bound a loaded CI machine keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_statement_timeout_latency() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let process = start_with_hostile(&dir);
+    let (client, conn) = tokio_postgres::connect(&process.url(), NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client.simple_query(CREATE_SPIN).await.expect("create spin");
+    let spin = client.prepare("SELECT spin($1)").await.expect("prepare");
+    let mut cancels = Vec::new();
+    for _ in 0..10 {
+        let token = client.cancel_token();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let sent = std::time::Instant::now();
+            token.cancel_query(NoTls).await.expect("cancel request");
+            sent
+        });
+        let err = client.query(&spin, &[&1i64]).await.expect_err("canceled");
+        let ended = std::time::Instant::now();
+        let sent = canceller.await.expect("canceller");
+        assert_eq!(err.as_db_error().expect("db error").code().code(), "57014");
+        cancels.push(ended.duration_since(sent));
+    }
+    client
+        .batch_execute("SET statement_timeout = '100ms'")
+        .await
+        .expect("set timeout");
+    let mut overshoots = Vec::new();
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let err = client.query(&spin, &[&1i64]).await.expect_err("timed out");
+        let took = started.elapsed();
+        assert_eq!(err.as_db_error().expect("db error").code().code(), "57014");
+        overshoots.push(took.saturating_sub(Duration::from_millis(100)));
+    }
+    cancels.sort();
+    overshoots.sort();
+    println!(
+        "cancel latency (request sent -> error received), 10 runs: min {:.1?} median {:.1?} max {:.1?}",
+        cancels[0], cancels[5], cancels[9]
+    );
+    println!(
+        "statement_timeout 100ms overshoot, 10 runs: min {:.1?} median {:.1?} max {:.1?}",
+        overshoots[0], overshoots[5], overshoots[9]
+    );
+    assert!(cancels[9] < Duration::from_secs(2), "{cancels:?}");
+    assert!(overshoots[9] < Duration::from_secs(2), "{overshoots:?}");
+    // The connection is still usable.
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .expect("reset timeout");
+    let row = client.query_one("SELECT 40 + 2", &[]).await.expect("alive");
+    assert_eq!(row.get::<_, i64>(0), 42);
+}
+
 /// Sends a CancelRequest for `client`'s connection and waits until the server has
 /// handled it and closed the request's connection, as libpq's `PQcancel` does
 /// (tokio-postgres returns as soon as the request is written).
