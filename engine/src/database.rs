@@ -35,8 +35,8 @@ use crate::query::{CancelHandle, CancelReason, Query};
 use crate::runtime::{Engine, EngineConfig, Module};
 use crate::settings::WasmSettings;
 use crate::timeout::{self, TimeoutStatement};
+use crate::{column_names, pg_catalog, session_info};
 use crate::{ddl, system, tables};
-use crate::{pg_catalog, session_info};
 use datafusion::common::config::ExtensionOptions;
 
 /// Name of the catalog (database) every schema lives in.
@@ -355,11 +355,14 @@ pub struct Statement {
     pub(crate) sql: DfStatement,
     /// Written `DROP AGGREGATE` (parsed as `DROP FUNCTION`, which sqlparser knows).
     pub(crate) drop_aggregate: bool,
+    /// The result's column names as PostgreSQL gives them, when the text tells them.
+    pub(crate) column_names: Option<Vec<String>>,
 }
 
 impl Statement {
     fn new(sql: DfStatement) -> Self {
         Statement {
+            column_names: column_names::pg_column_names(&sql),
             sql,
             drop_aggregate: false,
         }
@@ -401,6 +404,26 @@ impl Drop for CancelOnDrop {
         }
         self.handle.cancel();
     }
+}
+
+/// `out` with its columns named as PostgreSQL names them (see [`column_names`]).
+fn with_pg_names(out: Output, names: Option<&[String]>) -> Output {
+    let Output::Rows(stream) = out else {
+        return out;
+    };
+    let Some(schema) = names.and_then(|n| column_names::renamed(&stream.schema(), n)) else {
+        return Output::Rows(stream);
+    };
+    let batches_schema = schema.clone();
+    let batches = stream.map(move |batch| {
+        batch.and_then(|b| {
+            Ok(datafusion::arrow::record_batch::RecordBatch::try_new(
+                batches_schema.clone(),
+                b.columns().to_vec(),
+            )?)
+        })
+    });
+    Output::Rows(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
 }
 
 /// `statements` with the tools' catalog queries (those that read `pg_catalog`) put
@@ -609,7 +632,10 @@ impl Session {
             return timeout::setting_output(&name, value);
         }
         let out = if returns_plan(&statement.sql) {
-            self.run_query(statement.sql, params).await
+            let names = statement.column_names;
+            self.run_query(statement.sql, params)
+                .await
+                .map(|out| with_pg_names(out, names.as_deref()))
         } else if !params.is_empty() {
             Err(Error::Protocol(format!(
                 "{} parameters given to a statement that takes none",
@@ -678,11 +704,17 @@ impl Session {
             None
         } else {
             let state = self.ctx.state();
-            let schema = match state.optimize(&plan) {
+            let schema = Arc::new(match state.optimize(&plan) {
                 Ok(optimized) => optimized.schema().as_arrow().clone(),
                 Err(_) => plan.schema().as_arrow().clone(),
-            };
-            Some(Arc::new(schema))
+            });
+            Some(
+                statement
+                    .column_names
+                    .as_deref()
+                    .and_then(|names| column_names::renamed(&schema, names))
+                    .unwrap_or(schema),
+            )
         };
         Ok(Description {
             parameters,

@@ -33,6 +33,7 @@ mod abi;
 mod aggregate;
 mod cache;
 mod catalog;
+mod column_names;
 mod convert;
 mod copy;
 mod database;

@@ -270,6 +270,41 @@ SELECT reverse_text(:'word') AS reversed;
     has("msaw");
 }
 
+/// Result columns are named as PostgreSQL names them, in RowDescription for both
+/// protocols: a function call by the function, an expression `?column?`, a cast of a
+/// literal by its type, aliases as written (repeats allowed, as in PostgreSQL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_columns_are_named_as_postgresql_names_them() {
+    let server = Server::start("names");
+    let client = server.client().await;
+    let sql = "SELECT gcd(12, 18), 1 + 1, CAST('7' AS INT), CAST(population AS TEXT), \
+               name AS \"City\", count(*) OVER () FROM cities LIMIT 1";
+    let expected = ["gcd", "?column?", "int4", "population", "City", "count"];
+    let prepared = client.prepare(sql).await.expect("prepare");
+    let described: Vec<&str> = prepared.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(described, expected);
+    let rows = client.query(&prepared, &[]).await.expect("query");
+    assert_eq!(rows[0].get::<_, i64>("gcd"), 6);
+    let messages = client.simple_query(sql).await.expect("simple query");
+    let simple: Vec<String> = messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some(r.columns().iter().map(|c| c.name().to_string()).collect())
+            }
+            _ => None,
+        })
+        .expect("a row");
+    assert_eq!(simple, expected);
+    // Two unaliased calls of one function: both `gcd`, as in PostgreSQL.
+    let twice = client
+        .prepare("SELECT gcd(4, 6), gcd(9, 6)")
+        .await
+        .expect("prepare");
+    let names: Vec<&str> = twice.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["gcd", "gcd"]);
+}
+
 #[tokio::test]
 async fn functions_and_tables_created_over_the_wire_survive_a_kill() {
     let mut server = Server::start("persist");
