@@ -109,6 +109,16 @@ pub(crate) fn setup(template: &SessionContext, admins: &[String]) -> crate::Resu
             signature: Signature::any(1, Volatility::Stable),
         }));
     }
+    template.register_udf(ScalarUDF::new_from_impl(SizePretty {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
+    template.register_udf(ScalarUDF::new_from_impl(DatabaseSize {
+        db: handle.clone(),
+        signature: Signature::any(1, Volatility::Volatile),
+    }));
+    template.register_udf(constant("pg_table_size", 1, Answer::NullBigint));
+    template.register_udf(constant("pg_indexes_size", 1, Answer::NullBigint));
+    template.register_udf(constant("pg_operator_is_visible", 1, Answer::True));
     template.register_udf(constant("pg_function_is_visible", 1, Answer::True));
     template.register_udf(constant("pg_type_is_visible", 1, Answer::True));
     template.register_udf(constant("pg_get_function_sqlbody", 1, Answer::NullText));
@@ -284,88 +294,39 @@ impl SchemaProvider for LiveCatalog {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        match name.to_ascii_lowercase().as_str() {
-            "pg_proc" => Ok(Some(Arc::new(LiveTable::new(
+        let name = name.to_ascii_lowercase();
+        let table: Arc<dyn TableProvider> = match name.as_str() {
+            "pg_proc" => Arc::new(LiveTable::new(
                 self.statics.pg_proc.schema(),
                 self.statics.pg_proc.data(),
                 Extra::Functions {
                     db: self.db.clone(),
                     namespaces: self.inner.clone(),
                 },
-            )?))),
-            "pg_language" => Ok(Some(Arc::new(LiveTable::new(
+            )?),
+            "pg_language" => Arc::new(LiveTable::new(
                 self.statics.pg_language.schema(),
                 self.statics.pg_language.data(),
                 Extra::WasmLanguage,
-            )?))),
-            "pg_class" => {
-                let Some(inner) = self.inner.table(name).await? else {
-                    return Ok(None);
-                };
-                let text_list =
-                    DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
-                Ok(Some(Arc::new(WithNullColumns::new(
-                    inner,
-                    vec![
-                        Field::new("reloptions", text_list.clone(), true),
-                        Field::new("relacl", text_list, true),
-                    ],
-                ))))
-            }
-            _ => self.inner.table(name).await,
-        }
+            )?),
+            _ => match self.inner.table(&name).await? {
+                Some(t) => t,
+                None => return Ok(None),
+            },
+        };
+        // Columns psql reads that the crate leaves out: `pg_class.reloptions` (`\d+`).
+        let missing = match name.as_str() {
+            "pg_class" => vec![
+                Field::new("reloptions", text_list(), true),
+                Field::new("relacl", text_list(), true),
+            ],
+            _ => Vec::new(),
+        };
+        Ok(Some(Arc::new(Adjusted::new(table, missing))))
     }
 
     fn table_exist(&self, name: &str) -> bool {
         self.inner.table_exist(name)
-    }
-}
-
-/// Access-privilege columns: PostgreSQL `aclitem[]`, which psql passes to
-/// `array_to_string`; the static export stores them as text.
-const ACL_COLUMNS: &[&str] = &["proacl", "lanacl"];
-
-impl LiveTable {
-    /// `schema` and `statics` with every column nullable (so rows that fill only some
-    /// columns fit) and the ACL columns as (empty) text lists.
-    fn new(schema: SchemaRef, statics: &[RecordBatch], extra: Extra) -> DfResult<LiveTable> {
-        let acl = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
-        let fields: Vec<Field> = schema
-            .fields()
-            .iter()
-            .map(|f| {
-                let f = f.as_ref().clone().with_nullable(true);
-                if ACL_COLUMNS.contains(&f.name().as_str()) {
-                    f.with_data_type(acl.clone())
-                } else {
-                    f
-                }
-            })
-            .collect();
-        let schema = Arc::new(Schema::new(fields));
-        let statics = statics
-            .iter()
-            .map(|b| {
-                let columns = schema
-                    .fields()
-                    .iter()
-                    .zip(b.columns())
-                    .map(|(f, c)| {
-                        if ACL_COLUMNS.contains(&f.name().as_str()) {
-                            new_null_array(f.data_type(), c.len())
-                        } else {
-                            c.clone()
-                        }
-                    })
-                    .collect();
-                RecordBatch::try_new(schema.clone(), columns)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(LiveTable {
-            schema,
-            statics,
-            extra,
-        })
     }
 }
 
@@ -387,6 +348,29 @@ struct LiveTable {
     schema: SchemaRef,
     statics: Vec<RecordBatch>,
     extra: Extra,
+}
+
+impl LiveTable {
+    /// `schema` and `statics` with every column nullable, so rows that fill only some
+    /// columns fit.
+    fn new(schema: SchemaRef, statics: &[RecordBatch], extra: Extra) -> DfResult<LiveTable> {
+        let schema = Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<Field>>(),
+        ));
+        let statics = statics
+            .iter()
+            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LiveTable {
+            schema,
+            statics,
+            extra,
+        })
+    }
 }
 
 #[async_trait]
@@ -421,28 +405,48 @@ impl TableProvider for LiveTable {
     }
 }
 
-/// A catalog table with columns the crate leaves out (`pg_class.reloptions`, which
-/// psql's `\d+` reads), always NULL here.
+/// PostgreSQL's `aclitem[]`, as psql passes it to `array_to_string`.
+fn text_list() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
+}
+
+/// Whether `field` is an access-privilege column the static export stores as text.
+fn is_text_acl(field: &Field) -> bool {
+    field.name().ends_with("acl") && field.data_type() == &DataType::Utf8
+}
+
+/// A catalog table as psql reads it: access-privilege columns (`relacl`, `nspacl`,
+/// `proacl`, ...) as text lists, which are NULL here (there are no grants), and columns
+/// the crate leaves out added as NULL.
 #[derive(Debug)]
-struct WithNullColumns {
+struct Adjusted {
     inner: Arc<dyn TableProvider>,
     schema: SchemaRef,
 }
 
-impl WithNullColumns {
-    fn new(inner: Arc<dyn TableProvider>, extra: Vec<Field>) -> Self {
+impl Adjusted {
+    fn new(inner: Arc<dyn TableProvider>, missing: Vec<Field>) -> Self {
         let inner_schema = inner.schema();
         let mut fields: Vec<Field> = inner_schema
             .fields()
             .iter()
-            .map(|f| f.as_ref().clone())
+            .map(|f| {
+                if is_text_acl(f) {
+                    f.as_ref()
+                        .clone()
+                        .with_data_type(text_list())
+                        .with_nullable(true)
+                } else {
+                    f.as_ref().clone()
+                }
+            })
             .collect();
         fields.extend(
-            extra
+            missing
                 .into_iter()
                 .filter(|f| inner_schema.field_with_name(f.name()).is_err()),
         );
-        WithNullColumns {
+        Adjusted {
             inner,
             schema: Arc::new(Schema::new(fields)),
         }
@@ -450,7 +454,7 @@ impl WithNullColumns {
 }
 
 #[async_trait]
-impl TableProvider for WithNullColumns {
+impl TableProvider for Adjusted {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -469,10 +473,17 @@ impl TableProvider for WithNullColumns {
         let plan = self.inner.scan(state, None, &[], None).await?;
         let mut batches = Vec::new();
         for batch in collect(plan, state.task_ctx()).await? {
-            let mut columns = batch.columns().to_vec();
-            for f in self.schema.fields().iter().skip(columns.len()) {
-                columns.push(new_null_array(f.data_type(), batch.num_rows()));
-            }
+            let rows = batch.num_rows();
+            let columns = self
+                .schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| match batch.columns().get(i) {
+                    Some(c) if c.data_type() == f.data_type() => c.clone(),
+                    _ => new_null_array(f.data_type(), rows),
+                })
+                .collect();
             batches.push(RecordBatch::try_new(self.schema.clone(), columns)?);
         }
         MemTable::try_new(self.schema.clone(), vec![batches])?
@@ -714,6 +725,8 @@ enum Answer {
     True,
     /// No comments or SQL bodies are stored.
     NullText,
+    /// A size not tracked per relation (`pg_table_size`): unknown.
+    NullBigint,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -744,6 +757,7 @@ impl ScalarUDFImpl for Constant {
         Ok(match self.answer {
             Answer::True => DataType::Boolean,
             Answer::NullText => DataType::Utf8,
+            Answer::NullBigint => DataType::Int64,
         })
     }
 
@@ -751,7 +765,120 @@ impl ScalarUDFImpl for Constant {
         Ok(ColumnarValue::Scalar(match self.answer {
             Answer::True => ScalarValue::Boolean(Some(true)),
             Answer::NullText => ScalarValue::Utf8(None),
+            Answer::NullBigint => ScalarValue::Int64(None),
         }))
+    }
+}
+
+/// `pg_size_pretty(bigint)`: PostgreSQL's rendering of a byte count (`8192 bytes`,
+/// `16 kB`, `3 MB`, ...: below 10 units stays in the smaller unit, halves round away
+/// from zero).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SizePretty {
+    signature: Signature,
+}
+
+pub(crate) fn size_pretty(size: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    const LIMIT2: i64 = LIMIT * 2 - 1;
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    if size.abs() < LIMIT {
+        return format!("{size} bytes");
+    }
+    // One extra bit for rounding.
+    let mut size = size >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if size.abs() < LIMIT2 || unit == "TB" {
+            return format!("{} {unit}", half_rounded(size));
+        }
+        size >>= 10;
+    }
+    unreachable!("the loop returns at TB")
+}
+
+impl ScalarUDFImpl for SizePretty {
+    fn name(&self) -> &str {
+        "pg_size_pretty"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let sizes = oids_of(&args.args[0], args.number_rows)?;
+        let text = sizes.iter().map(|s| s.map(size_pretty));
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from_iter(text))))
+    }
+}
+
+/// `pg_database_size(name)`: the bytes under the data directory (there is one
+/// database).
+#[derive(Debug)]
+struct DatabaseSize {
+    db: DbHandle,
+    signature: Signature,
+}
+
+impl PartialEq for DatabaseSize {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for DatabaseSize {}
+impl std::hash::Hash for DatabaseSize {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "pg_database_size".hash(state)
+    }
+}
+
+fn directory_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => directory_bytes(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+impl ScalarUDFImpl for DatabaseSize {
+    fn name(&self) -> &str {
+        "pg_database_size"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let names = cast(&args.args[0].to_array(args.number_rows)?, &DataType::Utf8)?;
+        let names = names.as_string::<i32>();
+        let db = database(&self.db)?;
+        let mut total = None;
+        let sizes = names.iter().map(|name| {
+            let name = name?;
+            (name == CATALOG_NAME).then(|| {
+                *total.get_or_insert_with(|| {
+                    i64::try_from(directory_bytes(&db.data_dir)).unwrap_or(i64::MAX)
+                })
+            })
+        });
+        Ok(ColumnarValue::Array(Arc::new(Int64Array::from_iter(
+            sizes.collect::<Vec<_>>(),
+        ))))
     }
 }
 
@@ -764,6 +891,17 @@ mod tests {
     fn reads(sql: &str) -> bool {
         let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).expect("parses");
         reads_catalog(&statements[0])
+    }
+
+    #[test]
+    fn sizes_print_as_postgresql_prints_them() {
+        assert_eq!(size_pretty(0), "0 bytes");
+        assert_eq!(size_pretty(10239), "10239 bytes");
+        assert_eq!(size_pretty(10240), "10 kB");
+        assert_eq!(size_pretty(1_000_000), "977 kB");
+        assert_eq!(size_pretty(123_456_789), "118 MB");
+        assert_eq!(size_pretty(-123_456_789), "-118 MB");
+        assert_eq!(size_pretty(50 << 40), "50 TB");
     }
 
     #[test]

@@ -176,8 +176,11 @@ async fn psql_meta_commands_read_a_live_catalog() {
 CREATE TABLE notes (id INT, body TEXT, score DOUBLE PRECISION);
 CREATE FUNCTION my_gcd(bigint, bigint) RETURNS bigint LANGUAGE wasm AS 'examples/math.wasm', 'gcd';
 \l
+\l+
 \dn
+\dn+
 \dt
+\dt+
 \d notes
 \d+ cities
 \df my_gcd
@@ -239,6 +242,16 @@ SELECT reverse_text(:'word') AS reversed;
     has("wasm | wasmudf");
     has("public | cities | table | wasmudf");
     has("public | notes | table | wasmudf");
+    // \dt+, \dn+, \l+ (the database's size is its data directory's)
+    has("public | notes | table | wasmudf | permanent | | |");
+    has("public | wasmudf | |");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("wasmudf | wasmudf | UTF-8")
+                && (l.contains(" kB | pg_default") || l.contains(" MB | pg_default"))),
+        "no database size in \\l+:\n{stdout}"
+    );
     // \d notes, \d+ cities
     has(r#"Table "public.notes""#);
     has("id | integer | | |");
