@@ -794,7 +794,10 @@ impl Session {
                     let query = statements
                         .pop()
                         .ok_or_else(|| Error::Syntax("COPY needs a query".into()))?;
-                    match self.run_query(query.sql, Vec::new()).await? {
+                    // The header names the columns as a query's result would.
+                    let names = query.column_names;
+                    let output = self.run_query(query.sql, Vec::new()).await?;
+                    match with_pg_names(output, names.as_deref()) {
                         Output::Rows(rows) => Ok(Output::CopyOut { format, rows }),
                         _ => Err(Error::Syntax("COPY (...) TO needs a query that returns rows".into()).into()),
                     }

@@ -572,27 +572,28 @@ fn protocol_error(message: &str) -> PgWireError {
 fn copy_out(format: CopyFormat, rows: SendableRecordBatchStream) -> Response {
     let schema = rows.schema();
     let columns = schema.fields().len();
-    let mut header = format.header.then(|| copy_header(&schema, &format));
+    // The header comes first even when the query returns no rows, as in PostgreSQL.
+    let header = format
+        .header
+        .then(|| Ok(CopyData::new(Bytes::from(copy_header(&schema, &format)))));
     let data = rows.flat_map(move |batch| {
         let lines = batch.and_then(|b| copy_lines(&b, &format));
         match lines {
             Ok(lines) => {
                 let messages: Vec<PgWireResult<CopyData>> = lines
                     .into_iter()
-                    .map(|line| {
-                        let line = match header.take() {
-                            Some(h) => h + &line,
-                            None => line,
-                        };
-                        Ok(CopyData::new(Bytes::from(line)))
-                    })
+                    .map(|line| Ok(CopyData::new(Bytes::from(line))))
                     .collect();
                 stream::iter(messages).left_stream()
             }
             Err(e) => stream::once(async move { Err(user_error(&e)) }).right_stream(),
         }
     });
-    Response::CopyOut(CopyResponse::new(0, columns, data))
+    Response::CopyOut(CopyResponse::new(
+        0,
+        columns,
+        stream::iter(header).chain(data),
+    ))
 }
 
 /// The ErrorResponse fields for an engine error: its SQLSTATE, and the guest's own
