@@ -504,18 +504,26 @@ fn start_with_hostile(dir: &tempfile::TempDir) -> ServerProcess {
 const CREATE_SPIN: &str = "CREATE FUNCTION spin(bigint) RETURNS bigint LANGUAGE wasm \
     SET wasm.fuel = '1000000000000000' SET wasm.timeout = '60s' AS 'hostile/spin.wasm'";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_request_stops_a_guest_and_the_connection_goes_on() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let process = start_with_hostile(&dir);
+/// A server with the hostile components and a connection on which `spin` exists.
+async fn spin_connection(dir: &tempfile::TempDir) -> (ServerProcess, tokio_postgres::Client) {
+    let process = start_with_hostile(dir);
     let (client, conn) = tokio_postgres::connect(&process.url(), NoTls)
         .await
         .expect("connect");
     tokio::spawn(conn);
     client.simple_query(CREATE_SPIN).await.expect("create spin");
+    (process, client)
+}
+
+/// Runs `spin` and sends a CancelRequest `after` it started; the error and how long
+/// it took from the request to the error.
+async fn cancel_spin(
+    client: &tokio_postgres::Client,
+    after: Duration,
+) -> (tokio_postgres::Error, Duration) {
     let token = client.cancel_token();
     let canceller = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(after).await;
         let sent = std::time::Instant::now();
         token.cancel_query(NoTls).await.expect("cancel request");
         sent
@@ -526,6 +534,14 @@ async fn cancel_request_stops_a_guest_and_the_connection_goes_on() {
         .expect_err("canceled");
     let ended = std::time::Instant::now();
     let sent = canceller.await.expect("canceller");
+    (err, ended.duration_since(sent))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_stops_a_guest_and_the_connection_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (process, client) = spin_connection(&dir).await;
+    let (err, latency) = cancel_spin(&client, Duration::from_millis(300)).await;
     let db = err.as_db_error().expect("db error");
     assert_eq!(db.code().code(), "57014", "{}", db.message());
     assert!(
@@ -535,11 +551,7 @@ async fn cancel_request_stops_a_guest_and_the_connection_goes_on() {
         db.message()
     );
     // A generous bound for a loaded CI machine: the latency itself is one epoch tick.
-    assert!(
-        ended.duration_since(sent) < Duration::from_secs(2),
-        "cancel took {:?}",
-        ended.duration_since(sent)
-    );
+    assert!(latency < Duration::from_secs(2), "cancel took {latency:?}");
     // The same connection runs the next statement; a cancel with nothing running
     // changes nothing. (Sent and awaited until the server has handled it: a cancel
     // still in flight when the next statement starts would rightly cancel that one.)
@@ -554,27 +566,13 @@ async fn cancel_request_stops_a_guest_and_the_connection_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_and_statement_timeout_latency() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let process = start_with_hostile(&dir);
-    let (client, conn) = tokio_postgres::connect(&process.url(), NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    client.simple_query(CREATE_SPIN).await.expect("create spin");
+    let (_process, client) = spin_connection(&dir).await;
     let spin = client.prepare("SELECT spin($1)").await.expect("prepare");
     let mut cancels = Vec::new();
     for _ in 0..10 {
-        let token = client.cancel_token();
-        let canceller = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            let sent = std::time::Instant::now();
-            token.cancel_query(NoTls).await.expect("cancel request");
-            sent
-        });
-        let err = client.query(&spin, &[&1i64]).await.expect_err("canceled");
-        let ended = std::time::Instant::now();
-        let sent = canceller.await.expect("canceller");
+        let (err, latency) = cancel_spin(&client, Duration::from_millis(150)).await;
         assert_eq!(err.as_db_error().expect("db error").code().code(), "57014");
-        cancels.push(ended.duration_since(sent));
+        cancels.push(latency);
     }
     client
         .batch_execute("SET statement_timeout = '100ms'")
