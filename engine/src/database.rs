@@ -414,13 +414,16 @@ fn with_pg_names(out: Output, names: Option<&[String]>) -> Output {
     let Some(schema) = names.and_then(|n| column_names::renamed(&stream.schema(), n)) else {
         return Output::Rows(stream);
     };
-    let batches_schema = schema.clone();
+    // Each batch keeps its own fields (nullability included) under the new names, so
+    // renaming can never reject a batch DataFusion produced.
+    let names = names.map(<[String]>::to_vec).unwrap_or_default();
     let batches = stream.map(move |batch| {
-        batch.and_then(|b| {
-            Ok(datafusion::arrow::record_batch::RecordBatch::try_new(
-                batches_schema.clone(),
+        batch.and_then(|b| match column_names::renamed(&b.schema(), &names) {
+            Some(renamed) => Ok(datafusion::arrow::record_batch::RecordBatch::try_new(
+                renamed,
                 b.columns().to_vec(),
-            )?)
+            )?),
+            None => Ok(b),
         })
     });
     Output::Rows(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
@@ -441,9 +444,19 @@ fn catalog_queries_rewritten(sql: &str, statements: VecDeque<DfStatement>) -> Ve
     {
         if let Some(rewritten) = pg_catalog::parse_catalog_query(sql) {
             if rewritten.len() == statements.len() {
-                return rewritten
+                // Only the catalog statements take the rewritten form: the crate's rules
+                // (a correlated subquery in a projection becomes NULL, ...) are for tools'
+                // queries, never for the user's own statements beside them.
+                return statements
                     .into_iter()
-                    .map(|s| DfStatement::Statement(Box::new(s)))
+                    .zip(rewritten)
+                    .map(|(original, rewritten)| {
+                        if reads_catalog(&original) {
+                            DfStatement::Statement(Box::new(rewritten))
+                        } else {
+                            original
+                        }
+                    })
                     .collect();
             }
         }
@@ -697,15 +710,21 @@ impl Session {
             }
             parameters[index - 1] = ty;
         }
-        // The columns are those of the plan as it will run: type coercion and the
-        // optimizer can change a column's type (an Int32 CASE that runs as Int64), and a
-        // client decodes binary rows by what Describe announced.
+        // The columns are those of the plan as it will run: the analyzer's type coercion
+        // can change a column's type (an Int32 CASE that runs as Int64), and a client
+        // decodes binary rows by what Describe announced. (Only the analyzer: the
+        // optimizer would fold constant calls, running Wasm functions outside any
+        // statement's cancel and timeout.)
         let columns = if matches!(plan, LogicalPlan::Dml(_)) {
             None
         } else {
             let state = self.ctx.state();
-            let schema = Arc::new(match state.optimize(&plan) {
-                Ok(optimized) => optimized.schema().as_arrow().clone(),
+            let analyzed =
+                state
+                    .analyzer()
+                    .execute_and_check(plan.clone(), state.config_options(), |_, _| {});
+            let schema = Arc::new(match analyzed {
+                Ok(analyzed) => analyzed.schema().as_arrow().clone(),
                 Err(_) => plan.schema().as_arrow().clone(),
             });
             Some(

@@ -30,7 +30,8 @@ use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions, visit_expressions_mut, visit_relations, Expr as SqlExpr, FunctionArguments,
-    ObjectName, SelectItem, SetExpr, Statement as SqlStatement, TableFactor, Value,
+    GroupByExpr, ObjectName, Query, SelectItem, SetExpr, Statement as SqlStatement, TableFactor,
+    Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -187,10 +188,17 @@ pub(crate) fn rewrite_catalog_statement(statement: SqlStatement) -> SqlStatement
     array_subqueries_aggregated(COMPATIBILITY.rewrite(statement))
 }
 
-/// `ARRAY(SELECT x FROM ...)`, which DataFusion lacks (psql's `\du` and `\d+` use it),
-/// as `(SELECT array_agg(x) FROM ...)`. A subquery over a set-returning function of an
-/// outer column (`unnest(tc.reloptions)`) cannot be planned at all; it becomes NULL,
-/// which is what it yields here anyway (no table has options).
+/// `ARRAY(SELECT x FROM ...)`, which DataFusion lacks (psql's `\\du` and `\\d+` use it),
+/// as an `array_agg` subquery:
+/// - a plain one-column SELECT (possibly correlated, as psql's are) aggregates in place:
+///   `(SELECT array_agg(x ORDER BY ...) FROM ...)`;
+/// - any other shape (DISTINCT, GROUP BY, LIMIT, UNION, ...) is aggregated over it as a
+///   derived table, which keeps its rows but not their order;
+/// - a subquery over a set-returning function of an outer column (`unnest(tc.reloptions)`)
+///   cannot be planned at all and becomes NULL, which is what it yields here anyway (no
+///   table has options).
+///
+/// Over no rows the result is NULL where PostgreSQL gives an empty array.
 fn array_subqueries_aggregated(mut statement: SqlStatement) -> SqlStatement {
     let _ = visit_expressions_mut(&mut statement, |expr| {
         let SqlExpr::Function(f) = expr else {
@@ -206,46 +214,61 @@ fn array_subqueries_aggregated(mut statement: SqlStatement) -> SqlStatement {
         if !is_array {
             return ControlFlow::Continue(());
         }
-        let mut query = query.clone();
-        let aggregated = match query.body.as_mut() {
-            SetExpr::Select(select)
-                if select.projection.len() == 1
-                    && !select.from.iter().any(|t| {
-                        matches!(t.relation, TableFactor::Table { args: Some(_), .. })
-                            || matches!(t.relation, TableFactor::Function { .. })
-                    }) =>
-            {
-                let item = match select.projection.remove(0) {
-                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-                    _ => return ControlFlow::Continue(()),
-                };
-                let order_by = query.order_by.take();
-                let mut call = match order_by {
-                    Some(o) => format!("array_agg({item} {o})"),
-                    None => format!("array_agg({item})"),
-                };
-                if select.from.is_empty() {
-                    call = format!("make_array({item})");
-                }
-                let Ok(call) = Parser::new(&PostgreSqlDialect {})
-                    .try_with_sql(&call)
-                    .and_then(|mut p| p.parse_expr())
-                else {
-                    return ControlFlow::Continue(());
-                };
-                select.projection.push(SelectItem::UnnamedExpr(call));
-                true
-            }
-            _ => false,
-        };
-        *expr = if aggregated {
-            SqlExpr::Subquery(query)
-        } else {
-            SqlExpr::Value(Value::Null.with_empty_span())
-        };
+        if let Some(replacement) = array_subquery(query) {
+            *expr = replacement;
+        }
         ControlFlow::Continue(())
     });
     statement
+}
+
+/// The replacement of `ARRAY(query)` (see [`array_subqueries_aggregated`]).
+fn array_subquery(query: &Query) -> Option<SqlExpr> {
+    let parse = |sql: String| {
+        Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_expr())
+            .ok()
+    };
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return parse(format!(
+            "(SELECT array_agg(array_item.c) FROM ({query}) AS array_item(c))"
+        ));
+    };
+    if select.from.iter().any(|t| {
+        matches!(t.relation, TableFactor::Table { args: Some(_), .. })
+            || matches!(t.relation, TableFactor::Function { .. })
+    }) {
+        return Some(SqlExpr::Value(Value::Null.with_empty_span()));
+    }
+    let plain = select.projection.len() == 1
+        && select.distinct.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
+        && select.having.is_none()
+        && query.limit_clause.is_none()
+        && query.fetch.is_none();
+    let item = match select.projection.first() {
+        Some(SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) if plain => e,
+        _ => {
+            return parse(format!(
+                "(SELECT array_agg(array_item.c) FROM ({query}) AS array_item(c))"
+            ))
+        }
+    };
+    let call = if select.from.is_empty() {
+        format!("make_array({item})")
+    } else {
+        match &query.order_by {
+            Some(o) => format!("array_agg({item} {o})"),
+            None => format!("array_agg({item})"),
+        }
+    };
+    let mut aggregated = query.clone();
+    aggregated.order_by = None;
+    if let SetExpr::Select(select) = aggregated.body.as_mut() {
+        select.projection = vec![SelectItem::UnnamedExpr(parse(call)?)];
+    }
+    Some(SqlExpr::Subquery(Box::new(aggregated)))
 }
 
 /// Roles for `pg_roles`: the administrators, as superusers.
@@ -782,18 +805,18 @@ pub(crate) fn size_pretty(size: i64) -> String {
     const LIMIT: i64 = 10 * 1024;
     const LIMIT2: i64 = LIMIT * 2 - 1;
     let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
-    if size.abs() < LIMIT {
+    if size.unsigned_abs() < LIMIT as u64 {
         return format!("{size} bytes");
     }
     // One extra bit for rounding.
     let mut size = size >> 9;
     for unit in ["kB", "MB", "GB", "TB"] {
-        if size.abs() < LIMIT2 || unit == "TB" {
+        if size.unsigned_abs() < LIMIT2 as u64 {
             return format!("{} {unit}", half_rounded(size));
         }
         size >>= 10;
     }
-    unreachable!("the loop returns at TB")
+    format!("{} PB", half_rounded(size))
 }
 
 impl ScalarUDFImpl for SizePretty {
@@ -902,6 +925,8 @@ mod tests {
         assert_eq!(size_pretty(123_456_789), "118 MB");
         assert_eq!(size_pretty(-123_456_789), "-118 MB");
         assert_eq!(size_pretty(50 << 40), "50 TB");
+        assert_eq!(size_pretty(50 << 50), "50 PB");
+        assert_eq!(size_pretty(i64::MIN), "-8192 PB");
     }
 
     #[test]

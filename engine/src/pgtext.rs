@@ -84,7 +84,8 @@ pub fn pg_text(array: &dyn Array) -> DfResult<Vec<Option<String>>> {
         }
         dt => {
             // A NULL inside a list or struct prints as NULL (a top-level NULL is sent as
-            // SQL NULL), and durations the way PostgreSQL prints intervals.
+            // SQL NULL); durations in words (`730 days 0 hours 0 mins 0.000000000 secs`),
+            // closer to PostgreSQL's interval output than ISO 8601.
             let options = FormatOptions::default()
                 .with_null("NULL")
                 .with_duration_format(DurationFormat::Pretty);

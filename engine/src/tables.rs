@@ -106,9 +106,9 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
         .into());
     }
     let provider = schema_provider(session, &schema)?;
-    // OR REPLACE swaps the old relation out only once the new table is filled and
-    // committed: the query filling it may read the old one, and a failure keeps it.
-    let mut replaced = None;
+    // The new table is filled unregistered, then committed and swapped in at once under
+    // the DDL lock: other sessions never see it half-filled, the fill may read the table
+    // it replaces, and a failure leaves the old one as it was.
     if provider.table_exist(&table) {
         if cmt.if_not_exists {
             return Ok(command("CREATE TABLE"));
@@ -119,16 +119,6 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
             ))
             .into());
         }
-        let key = relation_key(&schema, &table);
-        replaced = Some(
-            session
-                .db
-                .inner
-                .catalog
-                .relations()?
-                .into_iter()
-                .find(|r| r.key() == key),
-        );
     }
     let is_query =
         !matches!(cmt.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
@@ -150,41 +140,27 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
     // unreferenced directory (removed at the next start), never a half-filled table.
     let path = db.inner.data_dir.join(&dir);
     std::fs::create_dir_all(&path).map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
-    // The old relation leaves the schema while the new one fills (the fill's plan holds
-    // its own reference to it), and comes back if anything fails.
-    let old_provider = match replaced {
-        Some(_) => provider.deregister_table(&table)?,
-        None => None,
-    };
     let undo = || {
-        let _ = provider.deregister_table(&table);
-        if let Some(old) = &old_provider {
-            let _ = provider.register_table(table.clone(), old.clone());
-        }
         if let Err(e) = std::fs::remove_dir_all(&path) {
             tracing::warn!("could not remove {dir} (removed at next start): {e}");
         }
     };
-    let registered = managed_table(db, &dir, arrow_schema)
-        .and_then(|t| Ok(provider.register_table(table.clone(), t)?));
-    if let Err(e) = registered {
-        undo();
-        return Err(e.into());
-    }
+    let new_table = match managed_table(db, &dir, arrow_schema) {
+        Ok(t) => t,
+        Err(e) => {
+            undo();
+            return Err(e.into());
+        }
+    };
     let mut tag = "CREATE TABLE".to_string();
     if is_query {
         // The fill runs like any query: on the executor, cancelable, under
         // statement_timeout (its Wasm calls may be long).
         let written = async {
-            let target = provider.table(&table).await?.ok_or_else(|| {
-                Error::Catalog(format!(
-                    "table {schema}.{table} vanished while being created"
-                ))
-            })?;
             let fill = LogicalPlanBuilder::insert_into(
                 cmt.input.as_ref().clone(),
                 TableReference::partial(schema.as_str(), table.as_str()),
-                provider_as_source(target),
+                provider_as_source(new_table.clone()),
                 InsertOp::Append,
             )?
             .build()?;
@@ -207,24 +183,51 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
             }
         }
     }
-    // One catalog write puts the new record in place of the old one.
-    let committed = (|| {
+    let swapped = (|| -> Result<Option<String>> {
         let _ddl = db.inner.ddl.lock();
+        // Checked again: another session may have created or dropped it meanwhile.
+        let exists = provider.table_exist(&table);
+        if exists && !cmt.or_replace {
+            return Err(Error::DuplicateRelation(format!(
+                "relation {schema}.{table} already exists"
+            )));
+        }
+        let key = relation_key(&schema, &table);
+        let old = if exists {
+            db.inner
+                .catalog
+                .relations()?
+                .into_iter()
+                .find(|r| r.key() == key)
+        } else {
+            None
+        };
+        // One catalog write puts the new record in place of the old one.
         let change = db.inner.catalog.change()?;
         change.put_relation(&record)?;
-        change.commit()
+        change.commit()?;
+        // Committed: from here on nothing is undone (a restart restores from the record).
+        if exists {
+            let _ = provider.deregister_table(&table);
+        }
+        if let Err(e) = provider.register_table(table.clone(), new_table.clone()) {
+            tracing::error!("table {schema}.{table} committed but not registered: {e}");
+        }
+        Ok(old.and_then(|r| match r.kind {
+            RelationKind::Managed { dir, .. } => Some(dir),
+            _ => None,
+        }))
     })();
-    if let Err(e) = committed {
-        undo();
-        return Err(e.into());
-    }
-    if let Some(Some(RelationRecord {
-        kind: RelationKind::Managed { dir: old_dir, .. },
-        ..
-    })) = &replaced
-    {
-        if let Err(e) = std::fs::remove_dir_all(db.inner.data_dir.join(old_dir)) {
-            tracing::warn!("could not remove {old_dir} (removed at next start): {e}");
+    match swapped {
+        Ok(Some(old_dir)) => {
+            if let Err(e) = std::fs::remove_dir_all(db.inner.data_dir.join(&old_dir)) {
+                tracing::warn!("could not remove {old_dir} (removed at next start): {e}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            undo();
+            return Err(e.into());
         }
     }
     Ok(command(tag))

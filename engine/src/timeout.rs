@@ -67,12 +67,16 @@ fn parse_value(values: &[Expr]) -> Result<Option<Duration>, Error> {
     }
     // 0 (in any unit) turns the timeout off, as in PostgreSQL; durations elsewhere
     // must be positive, so it is taken here.
-    let digits: &str = text
-        .trim()
+    let value = text.trim();
+    let digits = value
         .split(|c: char| !c.is_ascii_digit())
         .next()
         .unwrap_or("");
-    if !digits.is_empty() && digits.bytes().all(|b| b == b'0') {
+    let unit = value[digits.len()..].trim().to_ascii_lowercase();
+    if !digits.is_empty()
+        && digits.bytes().all(|b| b == b'0')
+        && ["", "us", "ms", "s", "sec", "secs", "min", "mins", "h"].contains(&unit.as_str())
+    {
         return Ok(None);
     }
     let limit = parse_duration(&text).map_err(|_| {

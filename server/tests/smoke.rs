@@ -584,6 +584,10 @@ async fn cancel_and_statement_timeout_latency() {
         let err = client.query(&spin, &[&1i64]).await.expect_err("timed out");
         let took = started.elapsed();
         assert_eq!(err.as_db_error().expect("db error").code().code(), "57014");
+        assert!(
+            took >= Duration::from_millis(100),
+            "timed out early: {took:?}"
+        );
         overshoots.push(took.saturating_sub(Duration::from_millis(100)));
     }
     cancels.sort();

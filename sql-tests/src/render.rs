@@ -3,6 +3,9 @@
 use sqllogictest::DefaultColumnType;
 use wasmudf_engine::datafusion::arrow::datatypes::DataType;
 use wasmudf_engine::datafusion::error::DataFusionError;
+use wasmudf_engine::datafusion::sql::sqlparser::ast::{CopyTarget, Statement as SqlStatement};
+use wasmudf_engine::datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use wasmudf_engine::datafusion::sql::sqlparser::parser::Parser;
 
 /// A failed statement: its SQLSTATE (matched by `statement error (XXXXX)`) and message
 /// (matched by `statement error <regex>`).
@@ -117,17 +120,20 @@ pub fn command_count(tag: &str) -> u64 {
     }
 }
 
-/// A `COPY ... FROM STDIN` record split into its statement and its data: the lines after
-/// the statement up to a line `\.`, as in a psql script or a pg_dump file.
+/// The one statement `sql` parses to, if it is a COPY (PostgreSQL dialect).
+fn parse_copy(sql: &str) -> Option<(bool, CopyTarget)> {
+    let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    match statements.as_slice() {
+        [SqlStatement::Copy { to, target, .. }] => Some((*to, target.clone())),
+        _ => None,
+    }
+}
+
+/// A `COPY ... FROM STDIN` record split into its statement (the first line) and its
+/// data: the lines after it up to a line `\.`, as in a psql script or a pg_dump file.
 pub fn split_copy_in(sql: &str) -> Option<(&str, String)> {
     let (statement, rest) = sql.split_once('\n').unwrap_or((sql, ""));
-    let words: Vec<String> = statement
-        .split_whitespace()
-        .map(str::to_ascii_uppercase)
-        .collect();
-    let from_stdin = words.first().is_some_and(|w| w == "COPY")
-        && words.windows(2).any(|w| w[0] == "FROM" && w[1] == "STDIN");
-    if !from_stdin {
+    if !matches!(parse_copy(statement), Some((false, CopyTarget::Stdin))) {
         return None;
     }
     let mut data = String::new();
@@ -141,15 +147,28 @@ pub fn split_copy_in(sql: &str) -> Option<(&str, String)> {
 /// Whether `sql` is a `COPY ... TO STDOUT`, whose output a `query` record compares line
 /// by line (one text column).
 pub fn is_copy_to_stdout(sql: &str) -> bool {
-    let words: Vec<String> = sql
-        .split_whitespace()
-        .map(str::to_ascii_uppercase)
-        .collect();
-    words.first().is_some_and(|w| w == "COPY")
-        && words.windows(2).any(|w| w[0] == "TO" && w[1] == "STDOUT")
+    matches!(parse_copy(sql), Some((true, CopyTarget::Stdout)))
 }
 
 /// The rows of a COPY TO's output: one text cell per line.
 pub fn copy_rows(output: &str) -> Vec<Vec<String>> {
     output.lines().map(|line| vec![cell(Some(line))]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_records_are_told_by_parsing() {
+        let (statement, data) =
+            split_copy_in("COPY public.t (a, b) FROM stdin;\n1\tx\n\\.\n").expect("copy in");
+        assert_eq!(statement, "COPY public.t (a, b) FROM stdin;");
+        assert_eq!(data, "1\tx\n");
+        assert!(split_copy_in("SELECT 'COPY t FROM STDIN'").is_none());
+        assert!(split_copy_in("COPY (SELECT 'a FROM STDIN') TO STDOUT").is_none());
+        assert!(is_copy_to_stdout("COPY (SELECT 'a FROM STDIN') TO STDOUT;"));
+        assert!(is_copy_to_stdout("COPY t TO STDOUT(FORMAT csv)"));
+        assert!(!is_copy_to_stdout("SELECT 'COPY t TO STDOUT'"));
+    }
 }

@@ -156,8 +156,7 @@ impl<'a> FromSql<'a> for DfCell {
             // recurses into the values) => varchar_to_str. Every other type the server
             // sends as TEXT (lists, structs, intervals, ...) goes through the same
             // function: DataFusion's `_` arm does not apply varchar_to_str, but an empty
-            // ArrayFormatter output cannot occur for those types except where the server
-            // printed a nested NULL as "" (see the module docs).
+            // ArrayFormatter output cannot occur for those types.
             _ => varchar_to_str(std::str::from_utf8(raw)?),
         };
         Ok(DfCell(text))

@@ -4,6 +4,7 @@
 mod common;
 
 mod aggregate;
+mod catalog;
 mod crash;
 mod ddl;
 mod persistence;
