@@ -183,10 +183,13 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
             }
         }
     }
-    let swapped = (|| -> Result<Option<String>> {
+    let swapped = (|| -> Result<Swap> {
         let _ddl = db.inner.ddl.lock();
         // Checked again: another session may have created or dropped it meanwhile.
         let exists = provider.table_exist(&table);
+        if exists && cmt.if_not_exists {
+            return Ok(Swap::Kept);
+        }
         if exists && !cmt.or_replace {
             return Err(Error::DuplicateRelation(format!(
                 "relation {schema}.{table} already exists"
@@ -213,24 +216,37 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
         if let Err(e) = provider.register_table(table.clone(), new_table.clone()) {
             tracing::error!("table {schema}.{table} committed but not registered: {e}");
         }
-        Ok(old.and_then(|r| match r.kind {
+        Ok(Swap::Done(old.and_then(|r| match r.kind {
             RelationKind::Managed { dir, .. } => Some(dir),
             _ => None,
-        }))
+        })))
     })();
     match swapped {
-        Ok(Some(old_dir)) => {
+        Ok(Swap::Done(Some(old_dir))) => {
             if let Err(e) = std::fs::remove_dir_all(db.inner.data_dir.join(&old_dir)) {
                 tracing::warn!("could not remove {old_dir} (removed at next start): {e}");
             }
         }
-        Ok(None) => {}
+        Ok(Swap::Done(None)) => {}
+        // IF NOT EXISTS, and another session created the table meanwhile: it stays.
+        Ok(Swap::Kept) => {
+            undo();
+            return Ok(command("CREATE TABLE"));
+        }
         Err(e) => {
             undo();
             return Err(e.into());
         }
     }
     Ok(command(tag))
+}
+
+/// How a new table's commit ended.
+enum Swap {
+    /// Committed; the managed directory of the relation it replaced, if any.
+    Done(Option<String>),
+    /// Not committed: IF NOT EXISTS, and the table appeared meanwhile.
+    Kept,
 }
 
 /// `CREATE EXTERNAL TABLE` and `CREATE VIEW`: run by DataFusion, persisted as text.
