@@ -24,7 +24,7 @@ use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TableType,
-    Volatility,
+    TypeSignature, Volatility,
 };
 use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::prelude::SessionContext;
@@ -91,42 +91,60 @@ pub(crate) fn setup(template: &SessionContext, admins: &[String]) -> crate::Resu
         .register_schema("pg_catalog", Arc::new(schema))?;
 
     let owner = admins.first().cloned().unwrap_or_else(|| "wasmudf".into());
-    template.register_udf(ScalarUDF::new_from_impl(UserById {
-        owner,
-        signature: Signature::any(1, Volatility::Stable),
-    }));
-    for (name, answer) in [
-        ("pg_get_function_result", FunctionText::Result),
-        ("pg_get_function_arguments", FunctionText::Arguments),
+    let one = || Signature::any(1, Volatility::Stable);
+    let functions = [
+        ("pg_get_userbyid", Answer::Owner(owner), one()),
+        ("pg_get_function_result", Answer::FunctionResult, one()),
+        (
+            "pg_get_function_arguments",
+            Answer::FunctionArguments,
+            one(),
+        ),
         (
             "pg_get_function_identity_arguments",
-            FunctionText::Arguments,
+            Answer::FunctionArguments,
+            one(),
         ),
-    ] {
-        template.register_udf(ScalarUDF::new_from_impl(FunctionInfo {
+        ("pg_size_pretty", Answer::SizePretty, one()),
+        (
+            "pg_database_size",
+            Answer::DatabaseSize,
+            Signature::any(1, Volatility::Volatile),
+        ),
+        ("pg_table_size", Answer::NullBigint, one()),
+        ("pg_indexes_size", Answer::NullBigint, one()),
+        ("pg_operator_is_visible", Answer::True, one()),
+        ("pg_function_is_visible", Answer::True, one()),
+        ("pg_type_is_visible", Answer::True, one()),
+        ("pg_get_function_sqlbody", Answer::NullText, one()),
+        // obj_description(oid) and obj_description(oid, catalog): one name, both arities.
+        (
+            "obj_description",
+            Answer::NullText,
+            Signature::one_of(
+                vec![TypeSignature::Any(1), TypeSignature::Any(2)],
+                Volatility::Stable,
+            ),
+        ),
+        (
+            "col_description",
+            Answer::NullText,
+            Signature::any(2, Volatility::Stable),
+        ),
+        (
+            "shobj_description",
+            Answer::NullText,
+            Signature::any(2, Volatility::Stable),
+        ),
+    ];
+    for (name, answer, signature) in functions {
+        template.register_udf(ScalarUDF::new_from_impl(CatalogFunction {
             name,
             answer,
+            signature,
             db: handle.clone(),
-            signature: Signature::any(1, Volatility::Stable),
         }));
     }
-    template.register_udf(ScalarUDF::new_from_impl(SizePretty {
-        signature: Signature::any(1, Volatility::Immutable),
-    }));
-    template.register_udf(ScalarUDF::new_from_impl(DatabaseSize {
-        db: handle.clone(),
-        signature: Signature::any(1, Volatility::Volatile),
-    }));
-    template.register_udf(constant("pg_table_size", 1, Answer::NullBigint));
-    template.register_udf(constant("pg_indexes_size", 1, Answer::NullBigint));
-    template.register_udf(constant("pg_operator_is_visible", 1, Answer::True));
-    template.register_udf(constant("pg_function_is_visible", 1, Answer::True));
-    template.register_udf(constant("pg_type_is_visible", 1, Answer::True));
-    template.register_udf(constant("pg_get_function_sqlbody", 1, Answer::NullText));
-    template.register_udf(constant("obj_description", 1, Answer::NullText));
-    template.register_udf(constant("obj_description", 2, Answer::NullText));
-    template.register_udf(constant("col_description", 2, Answer::NullText));
-    template.register_udf(constant("shobj_description", 2, Answer::NullText));
     Ok(handle)
 }
 
@@ -652,99 +670,21 @@ fn oids_of(arg: &ColumnarValue, rows: usize) -> DfResult<Int64Array> {
         .clone())
 }
 
-/// What `pg_get_function_*` answers.
-#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
-enum FunctionText {
-    Result,
-    Arguments,
-}
-
-/// `pg_get_function_result(oid)` / `pg_get_function_arguments(oid)`: the types of a
-/// Wasm function, NULL for any other OID (as PostgreSQL answers an unknown one).
-#[derive(Debug)]
-struct FunctionInfo {
-    name: &'static str,
-    answer: FunctionText,
-    db: DbHandle,
-    signature: Signature,
-}
-
-impl PartialEq for FunctionInfo {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-impl Eq for FunctionInfo {}
-impl std::hash::Hash for FunctionInfo {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state)
-    }
-}
-
-impl ScalarUDFImpl for FunctionInfo {
-    fn name(&self) -> &str {
-        self.name
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let oids = oids_of(&args.args[0], args.number_rows)?;
-        let db = database(&self.db)?;
-        let known: BTreeMap<i64, FunctionRecord> = function_oids(&db)
-            .into_iter()
-            .map(|(o, r)| (i64::from(o), r))
-            .collect();
-        let text = oids.iter().map(|oid| {
-            let r = known.get(&oid?)?;
-            Some(match self.answer {
-                FunctionText::Result => r.returns.clone(),
-                FunctionText::Arguments => r.arg_types.join(", "),
-            })
-        });
-        Ok(ColumnarValue::Array(Arc::new(StringArray::from_iter(text))))
-    }
-}
-
-/// `pg_get_userbyid(oid)`: every object here is owned by the administrator role.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct UserById {
-    owner: String,
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for UserById {
-    fn name(&self) -> &str {
-        "pg_get_userbyid"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let oids = oids_of(&args.args[0], args.number_rows)?;
-        let names = oids.iter().map(|o| o.map(|_| self.owner.as_str()));
-        Ok(ColumnarValue::Array(Arc::new(StringArray::from_iter(
-            names,
-        ))))
-    }
-}
-
-/// A fixed answer for catalog functions with nothing to report here.
-#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
+/// What a catalog function answers.
+#[derive(Debug, PartialEq, Eq, Hash, Clone)]
 enum Answer {
-    /// Every function is visible (there is one schema of functions).
+    /// `pg_get_userbyid(oid)`: every object here is owned by the administrator role.
+    Owner(String),
+    /// `pg_get_function_result(oid)`: a Wasm function's result type, NULL for any other
+    /// OID (as PostgreSQL answers an unknown one).
+    FunctionResult,
+    /// `pg_get_function_arguments(oid)`: a Wasm function's argument types.
+    FunctionArguments,
+    /// `pg_size_pretty(bigint)`: PostgreSQL's rendering of a byte count.
+    SizePretty,
+    /// `pg_database_size(name)`: the bytes under the data directory (one database).
+    DatabaseSize,
+    /// Every function and type is visible (there is one schema of them).
     True,
     /// No comments or SQL bodies are stored.
     NullText,
@@ -752,22 +692,29 @@ enum Answer {
     NullBigint,
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Constant {
+/// A `pg_catalog` function the crate does not provide (or provides wrongly for here).
+#[derive(Debug)]
+struct CatalogFunction {
     name: &'static str,
     answer: Answer,
     signature: Signature,
+    db: DbHandle,
 }
 
-fn constant(name: &'static str, args: usize, answer: Answer) -> ScalarUDF {
-    ScalarUDF::new_from_impl(Constant {
-        name,
-        answer,
-        signature: Signature::any(args, Volatility::Stable),
-    })
+impl PartialEq for CatalogFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.answer == other.answer
+    }
+}
+impl Eq for CatalogFunction {}
+impl std::hash::Hash for CatalogFunction {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        self.answer.hash(state);
+    }
 }
 
-impl ScalarUDFImpl for Constant {
+impl ScalarUDFImpl for CatalogFunction {
     fn name(&self) -> &str {
         self.name
     }
@@ -779,28 +726,65 @@ impl ScalarUDFImpl for Constant {
     fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
         Ok(match self.answer {
             Answer::True => DataType::Boolean,
-            Answer::NullText => DataType::Utf8,
-            Answer::NullBigint => DataType::Int64,
+            Answer::DatabaseSize | Answer::NullBigint => DataType::Int64,
+            _ => DataType::Utf8,
         })
     }
 
-    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(match self.answer {
-            Answer::True => ScalarValue::Boolean(Some(true)),
-            Answer::NullText => ScalarValue::Utf8(None),
-            Answer::NullBigint => ScalarValue::Int64(None),
-        }))
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let array: ArrayRef = match &self.answer {
+            Answer::True => return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true)))),
+            Answer::NullText => return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None))),
+            Answer::NullBigint => return Ok(ColumnarValue::Scalar(ScalarValue::Int64(None))),
+            Answer::Owner(owner) => {
+                let oids = oids_of(&args.args[0], rows)?;
+                Arc::new(StringArray::from_iter(
+                    oids.iter().map(|o| o.map(|_| owner.as_str())),
+                ))
+            }
+            Answer::SizePretty => {
+                let sizes = oids_of(&args.args[0], rows)?;
+                Arc::new(StringArray::from_iter(
+                    sizes.iter().map(|s| s.map(size_pretty)),
+                ))
+            }
+            Answer::FunctionResult | Answer::FunctionArguments => {
+                let oids = oids_of(&args.args[0], rows)?;
+                let known: BTreeMap<i64, FunctionRecord> = function_oids(&*database(&self.db)?)
+                    .into_iter()
+                    .map(|(o, r)| (i64::from(o), r))
+                    .collect();
+                Arc::new(StringArray::from_iter(oids.iter().map(|oid| {
+                    let r = known.get(&oid?)?;
+                    Some(match self.answer {
+                        Answer::FunctionResult => r.returns.clone(),
+                        _ => r.arg_types.join(", "),
+                    })
+                })))
+            }
+            Answer::DatabaseSize => {
+                let names = cast(&args.args[0].to_array(rows)?, &DataType::Utf8)?;
+                let db = database(&self.db)?;
+                // Measured once per batch, and only if asked for this database.
+                let mut total = None;
+                Arc::new(Int64Array::from_iter(names.as_string::<i32>().iter().map(
+                    |name| {
+                        (name? == CATALOG_NAME).then(|| {
+                            *total.get_or_insert_with(|| {
+                                i64::try_from(directory_bytes(&db.data_dir)).unwrap_or(i64::MAX)
+                            })
+                        })
+                    },
+                )))
+            }
+        };
+        Ok(ColumnarValue::Array(array))
     }
 }
 
-/// `pg_size_pretty(bigint)`: PostgreSQL's rendering of a byte count (`8192 bytes`,
-/// `16 kB`, `3 MB`, ...: below 10 units stays in the smaller unit, halves round away
-/// from zero).
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct SizePretty {
-    signature: Signature,
-}
-
+/// PostgreSQL's `pg_size_pretty`: `8192 bytes`, `16 kB`, `3 MB`, ... (below 10 units
+/// stays in the smaller unit, halves round away from zero).
 pub(crate) fn size_pretty(size: i64) -> String {
     const LIMIT: i64 = 10 * 1024;
     const LIMIT2: i64 = LIMIT * 2 - 1;
@@ -819,46 +803,6 @@ pub(crate) fn size_pretty(size: i64) -> String {
     format!("{} PB", half_rounded(size))
 }
 
-impl ScalarUDFImpl for SizePretty {
-    fn name(&self) -> &str {
-        "pg_size_pretty"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let sizes = oids_of(&args.args[0], args.number_rows)?;
-        let text = sizes.iter().map(|s| s.map(size_pretty));
-        Ok(ColumnarValue::Array(Arc::new(StringArray::from_iter(text))))
-    }
-}
-
-/// `pg_database_size(name)`: the bytes under the data directory (there is one
-/// database).
-#[derive(Debug)]
-struct DatabaseSize {
-    db: DbHandle,
-    signature: Signature,
-}
-
-impl PartialEq for DatabaseSize {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for DatabaseSize {}
-impl std::hash::Hash for DatabaseSize {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "pg_database_size".hash(state)
-    }
-}
-
 fn directory_bytes(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -871,38 +815,6 @@ fn directory_bytes(dir: &std::path::Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
-}
-
-impl ScalarUDFImpl for DatabaseSize {
-    fn name(&self) -> &str {
-        "pg_database_size"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Int64)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let names = cast(&args.args[0].to_array(args.number_rows)?, &DataType::Utf8)?;
-        let names = names.as_string::<i32>();
-        let db = database(&self.db)?;
-        let mut total = None;
-        let sizes = names.iter().map(|name| {
-            let name = name?;
-            (name == CATALOG_NAME).then(|| {
-                *total.get_or_insert_with(|| {
-                    i64::try_from(directory_bytes(&db.data_dir)).unwrap_or(i64::MAX)
-                })
-            })
-        });
-        Ok(ColumnarValue::Array(Arc::new(Int64Array::from_iter(
-            sizes.collect::<Vec<_>>(),
-        ))))
-    }
 }
 
 #[cfg(test)]
