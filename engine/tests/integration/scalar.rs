@@ -94,6 +94,36 @@ async fn examples_compute_what_they_claim() {
     );
 }
 
+/// The example `gcd` switches to 32-bit division once both operands fit: results must
+/// not change across that boundary, for negative operands or at the extremes.
+#[tokio::test]
+async fn gcd_is_exact_across_the_32_bit_boundary() {
+    fn euclid(a: i64, b: i64) -> i64 {
+        let (mut a, mut b) = (a.unsigned_abs(), b.unsigned_abs());
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a as i64
+    }
+    let engine = engine();
+    let ctx = session(&engine, 1, &["math"]);
+    let pairs: [(i64, i64); 10] = [
+        (1 << 40, 3 << 33),
+        (u32::MAX as i64 * 6, u32::MAX as i64 * 4),
+        ((1 << 32) + 1, 1 << 32),
+        (u32::MAX as i64, (1 << 32) + 2),
+        (-(1 << 35) * 9, 6 << 35),
+        (i64::MAX, i64::MAX - 1),
+        (i64::MIN + 1, 7 << 50),
+        (1_000_000_007 * 3, 1_000_000_007 * 5),
+        (0, -(1 << 33)),
+        (-12, 18),
+    ];
+    for (a, b) in pairs {
+        let got = value(&engine, &ctx, &format!("SELECT gcd({a}, {b})")).await;
+        assert_eq!(got, euclid(a, b).to_string(), "gcd({a}, {b})");
+    }
+}
 /// A batch with one column of every supported type, every other row null.
 fn all_types_batch(rows: usize) -> RecordBatch {
     let valid = |i: usize| i.is_multiple_of(2);
