@@ -60,6 +60,21 @@ type EvaluateResult = (Result<ColumnOut, GuestError>,);
 type InfoResult = (Result<AggregateInfo, GuestError>,);
 
 impl AggregateExports {
+    /// The interface's exports, each found by `need` from its name.
+    pub(crate) fn find(
+        need: impl Fn(&str) -> Result<ComponentExportIndex, Error>,
+    ) -> Result<Self, Error> {
+        Ok(AggregateExports {
+            info: need("info")?,
+            new: need("[constructor]groups")?,
+            update: need("[method]groups.update")?,
+            retract: need("[method]groups.retract")?,
+            merge: need("[method]groups.merge")?,
+            state: need("[method]groups.state")?,
+            evaluate: need("[method]groups.evaluate")?,
+        })
+    }
+
     /// Checks every export against the contract's types, once, at load time.
     pub(crate) fn check_types(&self, instance: &mut GuestInstance) -> Result<(), Error> {
         instance.check_type::<(u32,), InfoResult>(self.info, "aggregate.info")?;
@@ -424,14 +439,14 @@ impl GuestGroups {
         cancel: Option<Arc<AtomicBool>>,
     ) -> Result<Self, Error> {
         let module = &overload.module.0;
-        let exports = module.aggregate.ok_or_else(|| {
+        check_canceled(cancel.as_ref(), &overload.name)?;
+        let mut instance = module.instantiate(&limits, &overload.name)?;
+        let exports = instance.exports().aggregate.ok_or_else(|| {
             Error::Runtime(format!(
                 "{}: the component has no aggregate interface",
                 overload.name
             ))
         })?;
-        check_canceled(cancel.as_ref(), &overload.name)?;
-        let mut instance = module.instantiate(&limits, &overload.name)?;
         let (handle,) = instance.invoke::<(u32,), (ResourceAny,)>(
             exports.new,
             (overload.index,),

@@ -75,6 +75,9 @@ pub(crate) struct StoredLimits {
     pub fuel: Option<u64>,
     pub memory: Option<u64>,
     pub timeout_ms: Option<u64>,
+    /// Absent in catalogs written before functions could set their stack.
+    #[serde(default)]
+    pub stack: Option<u64>,
 }
 
 /// A table, view or external table.

@@ -224,7 +224,9 @@ impl Database {
             template.register_udf(f.as_ref().clone());
         }
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let executor = Executor::new(threads)
+        // Threads with room for the default Wasm stack and the plan's own frames, so
+        // guest calls rarely need a fresh stack segment (see `instance.rs`).
+        let executor = Executor::new(threads, engine_cfg.defaults.stack + (4 << 20))
             .map_err(|e| Error::Io(format!("query executor threads: {e}")))?;
 
         let state = template.state();

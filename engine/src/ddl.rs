@@ -158,6 +158,7 @@ pub(crate) fn create_function(session: &Session, cf: &CreateFunction) -> Result<
             fuel: limits.fuel,
             memory: limits.memory,
             timeout_ms: limits.timeout.map(|t| t.as_millis() as u64),
+            stack: limits.stack.map(|s| s as u64),
         },
         created: now(),
         seq: 0,
@@ -461,6 +462,10 @@ fn options_of(record: &FunctionRecord) -> Result<UdfOptions> {
                 .limits
                 .timeout_ms
                 .map(std::time::Duration::from_millis),
+            stack: record
+                .limits
+                .stack
+                .map(|s| usize::try_from(s).unwrap_or(usize::MAX)),
         },
         volatility: Some(match record.volatility.as_str() {
             "immutable" => Volatility::Immutable,
@@ -570,7 +575,7 @@ fn limit_clauses(
         let full = p.name.to_string().to_lowercase();
         let Some(limit) = full.strip_prefix("wasm.") else {
             return Err(Error::NotSupported(format!(
-                "SET {full} on a function: only wasm.fuel, wasm.memory and wasm.timeout can be set"
+                "SET {full} on a function: only wasm.fuel, wasm.memory, wasm.timeout and wasm.stack can be set"
             )));
         };
         match &p.value {
@@ -598,6 +603,7 @@ fn limit_clauses(
                     "fuel" => limits.fuel = current.fuel,
                     "memory" => limits.memory = current.memory,
                     "timeout" => limits.timeout = current.timeout,
+                    "stack" => limits.stack = current.stack,
                     other => limits.set(other, "0")?,
                 }
             }

@@ -26,10 +26,11 @@ pub(crate) struct Executor {
 }
 
 impl Executor {
-    /// A runtime with `threads` workers.
-    pub(crate) fn new(threads: usize) -> std::io::Result<Self> {
+    /// A runtime with `threads` workers of `stack` bytes of stack each.
+    pub(crate) fn new(threads: usize, stack: usize) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
+            .thread_stack_size(stack)
             .thread_name("wasmudf-exec")
             .enable_all()
             .build()?;

@@ -12,6 +12,7 @@ use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use crate::abi::{ColumnOut, ColumnRef, GuestError, WitSignature};
 use crate::error::Error;
 use crate::limits::Limits;
+use crate::runtime::{Exports, StackEngine};
 
 /// Per-store state: the limits of the current call and what stopped it, if anything.
 pub(crate) struct StoreState {
@@ -72,23 +73,45 @@ type CallFn<'a> = TypedFunc<(u32, u32, &'a [ColumnRef<'a>]), (Result<ColumnOut, 
 pub(crate) struct GuestInstance {
     store: Store<StoreState>,
     instance: Instance,
-    /// `scalar.call`, if the component has scalar functions.
-    call: Option<ComponentExportIndex>,
+    /// The contract's exports in this instance's component.
+    exports: Exports,
     metered: bool,
+    /// The Wasm stack calls get (the store's engine's `max_wasm_stack`).
+    stack: usize,
+    /// Keeps the store's engine registered with the epoch ticker while the instance
+    /// lives, so its deadlines keep firing.
+    _engine: Arc<StackEngine>,
+}
+
+/// Native stack a guest call needs beyond its Wasm stack: wasmtime's entry and exit
+/// trampolines, argument lowering and result lifting, the host's own frames.
+const HOST_STACK_MARGIN: usize = 256 << 10;
+
+/// Runs `f`, a call into a guest with a Wasm stack of `stack` bytes, where the native
+/// stack has room for it: on a fresh segment if the calling thread has too little left.
+/// wasmtime places its stack limit `stack` bytes below the stack pointer at entry,
+/// whatever the thread really has; without the room, deep guest recursion would
+/// overflow the thread (a crash) instead of trapping.
+fn with_native_stack<R>(stack: usize, f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(
+        stack.saturating_add(HOST_STACK_MARGIN),
+        stack.saturating_add(2 * HOST_STACK_MARGIN),
+        f,
+    )
 }
 
 impl GuestInstance {
     /// Instantiates `pre` with `limits` (instantiation itself runs under them too).
     pub(crate) fn new(
-        engine: &wasmtime::Engine,
+        engine: Arc<StackEngine>,
         pre: &InstancePre<StoreState>,
-        call: Option<ComponentExportIndex>,
+        exports: Exports,
         limits: &Limits,
         metered: bool,
         function: &str,
     ) -> Result<Self, Error> {
         let mut store = Store::new(
-            engine,
+            &engine.wasmtime,
             StoreState {
                 memory_limit: limits.memory,
                 memory_used: 0,
@@ -118,14 +141,15 @@ impl GuestInstance {
                 .set_fuel(limits.fuel)
                 .map_err(|e| Error::Runtime(e.to_string()))?;
         }
-        let instance = pre
-            .instantiate(&mut store)
+        let instance = with_native_stack(limits.stack, || pre.instantiate(&mut store))
             .map_err(|e| classify(e, &store, limits, function))?;
         Ok(GuestInstance {
             store,
             instance,
-            call,
+            exports,
             metered,
+            stack: limits.stack,
+            _engine: engine,
         })
     }
 
@@ -156,10 +180,15 @@ impl GuestInstance {
             .map_err(|e| {
                 Error::InvalidComponent(format!("`describe` does not match the contract: {e:#}"))
             })?;
-        let (sigs,) = func
-            .call(&mut self.store, ())
+        let store = &mut self.store;
+        let (sigs,) = with_native_stack(self.stack, || func.call(store, ()))
             .map_err(|e| classify(e, &self.store, limits, "describe"))?;
         Ok(sigs)
+    }
+
+    /// The contract's exports in this instance's component.
+    pub(crate) fn exports(&self) -> &Exports {
+        &self.exports
     }
 
     /// Checks that the `call` export has the contract's type.
@@ -168,7 +197,7 @@ impl GuestInstance {
     }
 
     fn call_fn<'a>(&mut self) -> Result<CallFn<'a>, Error> {
-        let call = self.call.ok_or_else(|| {
+        let call = self.exports.call.ok_or_else(|| {
             Error::InvalidComponent("the component does not export `scalar.call`".into())
         })?;
         self.typed(call, "`call`")
@@ -220,7 +249,8 @@ impl GuestInstance {
     {
         self.prepare(limits, cancel)?;
         let func = self.typed::<P, R>(export, "an export")?;
-        func.call(&mut self.store, params)
+        let store = &mut self.store;
+        with_native_stack(self.stack, || func.call(store, params))
             .map_err(|e| classify(e, &self.store, limits, function))
     }
 
@@ -246,7 +276,8 @@ impl GuestInstance {
         // The typed function is checked against the export type; the lifetimes of the
         // borrowed arguments only need to outlive this call.
         let func = self.call_fn()?;
-        match func.call(&mut self.store, (index, rows, args)) {
+        let store = &mut self.store;
+        match with_native_stack(self.stack, || func.call(store, (index, rows, args))) {
             Ok((result,)) => Ok(result),
             Err(e) => Err(classify(e, &self.store, limits, function)),
         }

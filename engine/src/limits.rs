@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+/// The smallest Wasm stack a function may be given: room for the host's entry
+/// trampolines and the guest's allocator, with a little to spare.
+pub const MIN_STACK: usize = 64 << 10;
+
 /// The limits one guest call runs under.
 ///
 /// Every field has a default suited to batch-at-a-time UDFs; an [`crate::EngineConfig`]
@@ -15,8 +19,8 @@ pub struct Limits {
     pub fuel: u64,
     /// Linear-memory size per instance in bytes. Default 256 MiB.
     pub memory: u64,
-    /// Wasm stack per call in bytes. Default 1 MiB. Process-wide: wasmtime fixes the
-    /// stack size per engine, so this cannot be set per function.
+    /// Wasm stack per call in bytes. Default 1 MiB, at least [`MIN_STACK`]. The call
+    /// always runs on a native stack with room for it, whatever thread makes it.
     pub stack: usize,
     /// Wall-clock deadline per call. Default 10 s.
     pub timeout: Duration,
@@ -57,6 +61,10 @@ impl Limits {
             })?;
             out.memory = memory;
         }
+        if let Some(stack) = overrides.stack {
+            check("wasm.stack", stack, ceiling.stack, |v| format!("{v} bytes"))?;
+            out.stack = stack;
+        }
         if let Some(timeout) = overrides.timeout {
             check("wasm.timeout", timeout, ceiling.timeout, |v| {
                 format!("{}ms", v.as_millis())
@@ -92,29 +100,39 @@ pub struct LimitOverrides {
     pub memory: Option<u64>,
     /// Wall-clock deadline per call.
     pub timeout: Option<Duration>,
+    /// Wasm stack per call in bytes.
+    pub stack: Option<usize>,
 }
 
 impl LimitOverrides {
-    /// Sets one limit from its SQL spelling: `fuel` (a count), `memory` (`64MB`, `1GiB`,
-    /// bytes), `timeout` (`500ms`, `2s`, `1min`, or milliseconds).
+    /// Sets one limit from its SQL spelling: `fuel` (a count), `memory` and `stack`
+    /// (`64MB`, `1GiB`, bytes), `timeout` (`500ms`, `2s`, `1min`, or milliseconds).
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
         match name {
             "fuel" => self.fuel = Some(parse_count(value)?),
             "memory" => self.memory = Some(parse_bytes(value)?),
             "timeout" => self.timeout = Some(parse_duration(value)?),
-            "stack" => {
-                return Err(Error::InvalidLimit(
-                    "wasm.stack is process-wide (wasmtime fixes it per engine); set it in the server configuration".into(),
-                ))
-            }
+            "stack" => self.stack = Some(parse_stack(value)?),
             other => {
                 return Err(Error::InvalidLimit(format!(
-                    "unknown limit \"wasm.{other}\" (known: wasm.fuel, wasm.memory, wasm.timeout)"
+                    "unknown limit \"wasm.{other}\" (known: wasm.fuel, wasm.memory, wasm.timeout, wasm.stack)"
                 )))
             }
         }
         Ok(())
     }
+}
+
+/// Parses a Wasm stack size (as [`parse_bytes`]), refusing one below [`MIN_STACK`].
+pub fn parse_stack(value: &str) -> Result<usize> {
+    let bytes = parse_bytes(value)?;
+    let stack = usize::try_from(bytes).map_err(|_| bad_size(value))?;
+    if stack < MIN_STACK {
+        return Err(Error::InvalidLimit(format!(
+            "wasm.stack = {stack} bytes is below the minimum of {MIN_STACK} bytes"
+        )));
+    }
+    Ok(stack)
 }
 
 fn parse_count(value: &str) -> Result<u64> {
@@ -210,7 +228,26 @@ mod tests {
             Limits::default().with_overrides(&o, &ceiling).unwrap().fuel,
             500
         );
-        assert!(o.set("stack", "1MB").is_err());
+        o.set("stack", "256kB").unwrap();
+        assert_eq!(
+            Limits::default()
+                .with_overrides(&o, &ceiling)
+                .unwrap()
+                .stack,
+            256 << 10
+        );
+        o.set("stack", "16MB").unwrap();
+        let err = Limits::default().with_overrides(&o, &ceiling).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("wasm.stack = 16777216 bytes is above"),
+            "{err}"
+        );
+        let err = o.set("stack", "4kB").unwrap_err();
+        assert!(
+            err.to_string().contains("below the minimum of 65536 bytes"),
+            "{err}"
+        );
         assert!(o.set("cpu", "1").is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! The process-wide wasmtime engine and loaded modules.
+//! The wasmtime engines (one per Wasm stack size in use) and loaded modules.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ use crate::aggregate::{AggregateExports, WasmAggregateUdf};
 use crate::cache::{ArtifactCache, CacheOutcome};
 use crate::error::{Error, Result};
 use crate::instance::{GuestInstance, StoreState};
-use crate::limits::{LimitOverrides, Limits};
+use crate::limits::{LimitOverrides, Limits, MIN_STACK};
 use crate::signature::{FunctionKind, FunctionSignature, NullHandling};
 use crate::udf::{Overload, WasmScalarUdf};
 
@@ -91,12 +91,47 @@ pub struct Engine {
 }
 
 pub(crate) struct EngineInner {
-    pub(crate) wasmtime: wasmtime::Engine,
-    linker: Linker<StoreState>,
+    /// The engine for the default stack size: every module compiles here, and its
+    /// instances come from the pooling allocator.
+    pub(crate) main: Arc<StackEngine>,
+    /// Every live engine by stack size, the main one included: functions that share a
+    /// stack size share an engine, and the epoch ticker ticks them all.
+    stack_engines: StackEngines,
     pub(crate) config: EngineConfig,
     modules: Mutex<HashMap<[u8; 32], Weak<ModuleInner>>>,
     cache: Option<ArtifactCache>,
     ticker_stop: Arc<AtomicBool>,
+}
+
+/// A wasmtime engine for one Wasm stack size: wasmtime fixes the stack per engine, so a
+/// function with its own `wasm.stack` runs its instances in an engine of that size.
+pub(crate) struct StackEngine {
+    pub(crate) wasmtime: wasmtime::Engine,
+    linker: Linker<StoreState>,
+}
+
+type StackEngines = Arc<Mutex<HashMap<usize, Weak<StackEngine>>>>;
+
+/// The wasmtime settings every engine shares (artifacts move between engines that
+/// differ only in stack size and allocator).
+fn wasmtime_config(config: &EngineConfig, stack: usize) -> Config {
+    let mut wt = Config::new();
+    wt.wasm_component_model(true)
+        .cranelift_opt_level(OptLevel::Speed)
+        .consume_fuel(config.fuel_metering)
+        .epoch_interruption(true)
+        .max_wasm_stack(stack)
+        // Unused (no async calls), but wasmtime refuses a Wasm stack larger than it.
+        .async_stack_size(stack.max(2 << 20));
+    wt
+}
+
+fn new_stack_engine(wt: &Config) -> Result<StackEngine> {
+    let wasmtime = wasmtime::Engine::new(wt).map_err(|e| Error::Runtime(format!("{e:#}")))?;
+    Ok(StackEngine {
+        linker: Linker::new(&wasmtime),
+        wasmtime,
+    })
 }
 
 impl Drop for EngineInner {
@@ -114,12 +149,13 @@ impl Engine {
                 "wasm.stack default is above its ceiling".into(),
             ));
         }
-        let mut wt = Config::new();
-        wt.wasm_component_model(true)
-            .cranelift_opt_level(OptLevel::Speed)
-            .consume_fuel(config.fuel_metering)
-            .epoch_interruption(true)
-            .max_wasm_stack(config.defaults.stack);
+        if config.defaults.stack < MIN_STACK {
+            return Err(Error::InvalidLimit(format!(
+                "wasm.stack = {} bytes is below the minimum of {MIN_STACK} bytes",
+                config.defaults.stack
+            )));
+        }
+        let mut wt = wasmtime_config(&config, config.defaults.stack);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(config.max_instances)
             .total_core_instances(config.max_instances.saturating_mul(4))
@@ -132,20 +168,28 @@ impl Engine {
             .linear_memory_keep_resident(0)
             .table_keep_resident(0);
         wt.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let wasmtime = wasmtime::Engine::new(&wt).map_err(|e| Error::Runtime(format!("{e:#}")))?;
+        let main = Arc::new(new_stack_engine(&wt)?);
         let cache =
             match &config.artifact_dir {
-                Some(dir) => Some(ArtifactCache::open(dir, &wasmtime).map_err(|e| {
+                Some(dir) => Some(ArtifactCache::open(dir, &main.wasmtime).map_err(|e| {
                     Error::Runtime(format!("artifact cache {}: {e}", dir.display()))
                 })?),
                 None => None,
             };
+        let stack_engines: StackEngines = Arc::new(Mutex::new(HashMap::from([(
+            config.defaults.stack,
+            Arc::downgrade(&main),
+        )])));
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_epoch_ticker(wasmtime.clone(), config.epoch_tick, ticker_stop.clone());
+        spawn_epoch_ticker(
+            stack_engines.clone(),
+            config.epoch_tick,
+            ticker_stop.clone(),
+        );
         Ok(Engine {
             inner: Arc::new(EngineInner {
-                linker: Linker::new(&wasmtime),
-                wasmtime,
+                main,
+                stack_engines,
                 config,
                 modules: Mutex::new(HashMap::new()),
                 cache,
@@ -157,6 +201,29 @@ impl Engine {
     /// The configuration this engine was built with.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// The wasmtime engine for Wasm stacks of `stack` bytes, created on first use.
+    ///
+    /// Only the main engine pools instances: a pool reserves address space for every
+    /// slot up front, too much to repeat per stack size. Other engines allocate
+    /// instances on demand, which costs tens of microseconds per instance (one per
+    /// partition per query).
+    fn stack_engine(&self, stack: usize) -> Result<Arc<StackEngine>> {
+        let mut engines = self.inner.stack_engines.lock();
+        if let Some(engine) = engines.get(&stack).and_then(Weak::upgrade) {
+            return Ok(engine);
+        }
+        let mut wt = wasmtime_config(&self.inner.config, stack);
+        wt.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+        let engine = Arc::new(new_stack_engine(&wt)?);
+        engines.retain(|_, e| e.strong_count() > 0);
+        engines.insert(stack, Arc::downgrade(&engine));
+        tracing::debug!(
+            stack,
+            "started a wasmtime engine for a function's wasm.stack"
+        );
+        Ok(engine)
     }
 
     /// Validates, compiles (or fetches from cache) and describes a component.
@@ -194,7 +261,7 @@ impl Engine {
     fn compile(&self, bytes: &[u8], hex_hash: &str) -> Result<(Component, CacheOutcome)> {
         let inner = &self.inner;
         let compile = || {
-            Component::new(&inner.wasmtime, bytes)
+            Component::new(&inner.main.wasmtime, bytes)
                 .map_err(|e| Error::InvalidComponent(format!("{e:#}")))
         };
         let Some(cache) = &inner.cache else {
@@ -204,7 +271,7 @@ impl Engine {
         if let Some(artifact) = artifact {
             // SAFETY: the artifact carries a MAC made with this cache's secret key, so it
             // is a file this engine configuration serialized itself, unmodified.
-            match unsafe { Component::deserialize(&inner.wasmtime, &artifact) } {
+            match unsafe { Component::deserialize(&inner.main.wasmtime, &artifact) } {
                 Ok(c) => return Ok((c, CacheOutcome::Loaded)),
                 Err(e) => tracing::warn!(
                     hash = hex_hash,
@@ -237,7 +304,7 @@ impl Engine {
         let inner = &self.inner;
         let component_type = component.component_type();
         let imports: Vec<(&str, ComponentItem)> = component_type
-            .imports(&inner.wasmtime)
+            .imports(&inner.main.wasmtime)
             .map(|(name, e)| (name, e.ty))
             .collect();
         // WIT `use` of the contract's own `types` interface is imported as an instance
@@ -246,7 +313,7 @@ impl Engine {
             name.starts_with(TYPES_INTERFACE_PREFIX)
                 && match item {
                     ComponentItem::ComponentInstance(i) => i
-                        .exports(&inner.wasmtime)
+                        .exports(&inner.main.wasmtime)
                         .all(|(_, e)| matches!(e.ty, ComponentItem::Type(_))),
                     _ => false,
                 }
@@ -259,7 +326,7 @@ impl Engine {
         let exports = || {
             let names: Vec<String> = component
                 .component_type()
-                .exports(&inner.wasmtime)
+                .exports(&inner.main.wasmtime)
                 .map(|(n, _)| n.to_string())
                 .collect();
             if names.is_empty() {
@@ -292,15 +359,19 @@ impl Engine {
         let describe_idx = required(GUEST_INTERFACE, "describe", "all components")?;
         let call_idx = lookup(SCALAR_INTERFACE, "call")?;
         let pre = inner
+            .main
             .linker
             .instantiate_pre(&component)
             .map_err(|e| Error::InvalidComponent(format!("{e:#}")))?;
         let limits = inner.config.defaults;
         let metered = inner.config.fuel_metering;
         let mut instance = GuestInstance::new(
-            &inner.wasmtime,
+            inner.main.clone(),
             &pre,
-            call_idx,
+            Exports {
+                call: call_idx,
+                aggregate: None,
+            },
             &limits,
             metered,
             "describe",
@@ -331,16 +402,9 @@ impl Engine {
         }
         let mut aggregate = None;
         if functions.iter().any(|f| f.kind == FunctionKind::Aggregate) {
-            let need = |func: &str| required(AGGREGATE_INTERFACE, func, "aggregate functions");
-            let exports = AggregateExports {
-                info: need("info")?,
-                new: need("[constructor]groups")?,
-                update: need("[method]groups.update")?,
-                retract: need("[method]groups.retract")?,
-                merge: need("[method]groups.merge")?,
-                state: need("[method]groups.state")?,
-                evaluate: need("[method]groups.evaluate")?,
-            };
+            let exports = AggregateExports::find(|func| {
+                required(AGGREGATE_INTERFACE, func, "aggregate functions")
+            })?;
             exports.check_types(&mut instance)?;
             for (index, f) in functions.iter_mut().enumerate() {
                 if f.kind == FunctionKind::Aggregate {
@@ -352,8 +416,11 @@ impl Engine {
         Ok(ModuleInner {
             hash,
             pre,
-            call: call_idx,
-            aggregate,
+            stack_variants: Mutex::new(Vec::new()),
+            exports: Exports {
+                call: call_idx,
+                aggregate,
+            },
             functions,
             engine: self.clone(),
         })
@@ -376,13 +443,15 @@ impl Engine {
     }
 }
 
-fn spawn_epoch_ticker(engine: wasmtime::Engine, tick: Duration, stop: Arc<AtomicBool>) {
+fn spawn_epoch_ticker(engines: StackEngines, tick: Duration, stop: Arc<AtomicBool>) {
     let spawned = thread::Builder::new()
         .name("wasmudf-epoch".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 thread::sleep(tick);
-                engine.increment_epoch();
+                for engine in engines.lock().values().filter_map(Weak::upgrade) {
+                    engine.wasmtime.increment_epoch();
+                }
             }
         });
     if let Err(e) = spawned {
@@ -412,26 +481,108 @@ pub struct Module {
 
 pub(crate) struct ModuleInner {
     hash: [u8; 32],
+    /// Instantiates in the main engine (the default stack size).
     pub(crate) pre: InstancePre<StoreState>,
-    pub(crate) call: Option<ComponentExportIndex>,
-    /// The `aggregate` interface, if the component describes aggregates.
-    pub(crate) aggregate: Option<AggregateExports>,
+    /// The module in engines of other stack sizes, most recently added last.
+    stack_variants: Mutex<Vec<(usize, Arc<StackVariant>)>>,
+    /// The contract's exports in `pre`'s component.
+    exports: Exports,
     pub(crate) functions: Vec<FunctionSignature>,
     pub(crate) engine: Engine,
 }
+
+/// The contract's exports in one compiled component. An index belongs to the
+/// `Component` it was looked up in: a module moved to another engine looks them up anew.
+#[derive(Clone, Copy)]
+pub(crate) struct Exports {
+    /// `scalar.call`, if the component has scalar functions.
+    pub(crate) call: Option<ComponentExportIndex>,
+    /// The `aggregate` interface, if the component describes aggregates.
+    pub(crate) aggregate: Option<AggregateExports>,
+}
+
+/// A module compiled into the engine of a non-default stack size.
+struct StackVariant {
+    engine: Arc<StackEngine>,
+    pre: InstancePre<StoreState>,
+    exports: Exports,
+}
+
+/// Stack sizes a module keeps ready at once; a function whose size was dropped gets it
+/// back (one deserialization, milliseconds) at its next instantiation.
+const MAX_STACK_VARIANTS: usize = 8;
 
 impl ModuleInner {
     /// A fresh instance of this component under `limits`, with errors naming `function`.
     pub(crate) fn instantiate(&self, limits: &Limits, function: &str) -> Result<GuestInstance> {
         let engine = &self.engine.inner;
+        let variant;
+        let (stack_engine, pre, exports) = if limits.stack == engine.config.defaults.stack {
+            (&engine.main, &self.pre, self.exports)
+        } else {
+            variant = self.stack_variant(limits.stack)?;
+            (&variant.engine, &variant.pre, variant.exports)
+        };
         GuestInstance::new(
-            &engine.wasmtime,
-            &self.pre,
-            self.call,
+            stack_engine.clone(),
+            pre,
+            exports,
             limits,
             engine.config.fuel_metering,
             function,
         )
+    }
+
+    /// This module in the engine for `stack`-byte Wasm stacks. The artifact moves by
+    /// serializing the main engine's compilation: the engines differ only in stack size
+    /// and allocator, which compiled code does not depend on.
+    fn stack_variant(&self, stack: usize) -> Result<Arc<StackVariant>> {
+        let mut variants = self.stack_variants.lock();
+        if let Some((_, v)) = variants.iter().find(|(s, _)| *s == stack) {
+            return Ok(v.clone());
+        }
+        let engine = self.engine.stack_engine(stack)?;
+        let failed = |e: wasmtime::Error| {
+            Error::Runtime(format!("preparing a {stack}-byte wasm.stack: {e:#}"))
+        };
+        let artifact = self.pre.component().serialize().map_err(failed)?;
+        // SAFETY: this process serialized the artifact just now, from a component it
+        // compiled itself.
+        let component =
+            unsafe { Component::deserialize(&engine.wasmtime, &artifact) }.map_err(failed)?;
+        let pre = engine.linker.instantiate_pre(&component).map_err(failed)?;
+        let find = |iface: &str, func: &str| {
+            component
+                .get_export_index(None, iface)
+                .and_then(|i| component.get_export_index(Some(&i), func))
+                .ok_or_else(|| {
+                    Error::Runtime(format!(
+                        "preparing a {stack}-byte wasm.stack: {iface} lost `{func}`"
+                    ))
+                })
+        };
+        let exports = Exports {
+            call: self
+                .exports
+                .call
+                .map(|_| find(SCALAR_INTERFACE, "call"))
+                .transpose()?,
+            aggregate: self
+                .exports
+                .aggregate
+                .map(|_| AggregateExports::find(|func| find(AGGREGATE_INTERFACE, func)))
+                .transpose()?,
+        };
+        let variant = Arc::new(StackVariant {
+            engine,
+            pre,
+            exports,
+        });
+        if variants.len() >= MAX_STACK_VARIANTS {
+            variants.remove(0);
+        }
+        variants.push((stack, variant.clone()));
+        Ok(variant)
     }
 }
 

@@ -64,6 +64,7 @@ impl ExtensionOptions for WasmSettings {
                 "fuel" => next.fuel = None,
                 "memory" => next.memory = None,
                 "timeout" => next.timeout = None,
+                "stack" => next.stack = None,
                 _ => next.set(key, value).map_err(config)?,
             }
         } else {
@@ -102,7 +103,7 @@ impl ExtensionOptions for WasmSettings {
             entry(
                 "stack",
                 format_bytes(limits.stack as u64),
-                "Wasm stack per call (server-wide, read-only)",
+                "Wasm stack per UDF call",
             ),
         ]
     }

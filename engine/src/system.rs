@@ -138,6 +138,7 @@ fn functions_schema() -> SchemaRef {
         Field::new("fuel", DataType::UInt64, true),
         text("memory", true),
         text("timeout", true),
+        text("stack", true),
         Field::new("created", DataType::UInt64, false),
         text("owner", false),
     ]))
@@ -177,6 +178,7 @@ fn functions_batch(db: &Database) -> DfResult<RecordBatch> {
         Arc::new(UInt64Array::from_iter(rs.iter().map(|r| r.limits.fuel))),
         opt_text(&|l| l.memory.map(crate::settings::format_bytes)),
         opt_text(&|l| l.timeout_ms.map(|t| format!("{t}ms"))),
+        opt_text(&|l| l.stack.map(crate::settings::format_bytes)),
         Arc::new(UInt64Array::from_iter_values(rs.iter().map(|r| r.created))),
         text(&|r| r.owner.clone()),
     ];

@@ -53,9 +53,12 @@ pub struct ServeArgs {
     /// Ceiling on the deadline per call (e.g. 5min).
     #[arg(long, env = "WASMUDF_MAX_TIMEOUT")]
     pub max_timeout: Option<String>,
-    /// Wasm stack size for every UDF call (e.g. 1MB).
+    /// Default Wasm stack per UDF call (e.g. 1MB; at least 64kB).
     #[arg(long, env = "WASMUDF_STACK")]
     pub stack: Option<String>,
+    /// Ceiling on the Wasm stack per call (e.g. 8MB).
+    #[arg(long, env = "WASMUDF_MAX_STACK")]
+    pub max_stack: Option<String>,
     /// Largest module CREATE FUNCTION accepts (file or inline), e.g. 64MB.
     #[arg(long, env = "WASMUDF_MAX_MODULE_SIZE", default_value = "64MB")]
     pub max_module_size: String,

@@ -31,8 +31,8 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use wasmudf_engine::datafusion;
 use wasmudf_engine::datafusion::execution::SendableRecordBatchStream;
 use wasmudf_engine::{
-    copy_header, copy_lines, parse_bytes, parse_duration, CopyFormat, CopyIn, Database,
-    DatabaseConfig, EngineConfig, Limits, Output, Session,
+    copy_header, copy_lines, parse_bytes, parse_duration, parse_stack, CopyFormat, CopyIn,
+    Database, DatabaseConfig, EngineConfig, Limits, Output, Session,
 };
 
 use crate::config::{AuthMethod, ServeArgs};
@@ -97,7 +97,7 @@ impl ServerState {
             defaults.timeout = parse_duration(t).map_err(|e| e.to_string())?;
         }
         if let Some(s) = &args.stack {
-            defaults.stack = parse_bytes(s).map_err(|e| e.to_string())? as usize;
+            defaults.stack = parse_stack(s).map_err(|e| format!("--stack: {e}"))?;
         }
         let mut ceilings = Limits::default_ceilings();
         if let Some(f) = args.max_fuel {
@@ -109,12 +109,17 @@ impl ServerState {
         if let Some(t) = &args.max_timeout {
             ceilings.timeout = parse_duration(t).map_err(|e| format!("--max-timeout: {e}"))?;
         }
-        ceilings.stack = ceilings.stack.max(defaults.stack);
+        if let Some(s) = &args.max_stack {
+            ceilings.stack = parse_stack(s).map_err(|e| format!("--max-stack: {e}"))?;
+        } else {
+            ceilings.stack = ceilings.stack.max(defaults.stack);
+        }
         if defaults.fuel > ceilings.fuel
             || defaults.memory > ceilings.memory
             || defaults.timeout > ceilings.timeout
+            || defaults.stack > ceilings.stack
         {
-            return Err("a limit default is above its ceiling (--fuel/--memory/--timeout against --max-fuel/--max-memory/--max-timeout)".into());
+            return Err("a limit default is above its ceiling (--fuel/--memory/--timeout/--stack against --max-fuel/--max-memory/--max-timeout/--max-stack)".into());
         }
         let first_start = !args.data_dir.join("catalog.redb").exists();
         let modules_dir = args

@@ -1149,10 +1149,26 @@ async fn limit_ceilings_come_from_the_command_line() {
     .err()
     .expect("default above ceiling");
     assert!(err.contains("above its ceiling"), "{err}");
+    let err = ServerProcess::start(binary, &dir.path().join("bad"), &args(&["--stack", "16kB"]))
+        .err()
+        .expect("stack below the minimum");
+    assert!(
+        err.contains("--stack: invalid limit: wasm.stack = 16384 bytes is below the minimum"),
+        "{err}"
+    );
     let process = ServerProcess::start(
         binary,
         &dir.path().join("data"),
-        &args(&["--max-memory", "64MB", "--memory", "32MB"]),
+        &args(&[
+            "--max-memory",
+            "64MB",
+            "--memory",
+            "32MB",
+            "--stack",
+            "4MB",
+            "--max-stack",
+            "16MB",
+        ]),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let (client, conn) = tokio_postgres::connect(&process.url(), NoTls)
@@ -1171,6 +1187,20 @@ async fn limit_ceilings_come_from_the_command_line() {
     assert_eq!(
         query(&client, "SHOW wasm.memory").await,
         vec![row(&["48MB"])]
+    );
+    assert_eq!(query(&client, "SHOW wasm.stack").await, vec![row(&["4MB"])]);
+    let err = client
+        .simple_query("SET wasm.stack = '32MB'")
+        .await
+        .expect_err("above the ceiling");
+    assert_eq!(err.as_db_error().expect("db error").code().code(), "22023");
+    client
+        .simple_query("SET wasm.stack = '12MB'")
+        .await
+        .expect("under the ceiling");
+    assert_eq!(
+        query(&client, "SHOW wasm.stack").await,
+        vec![row(&["12MB"])]
     );
 }
 

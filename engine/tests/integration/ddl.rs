@@ -314,7 +314,26 @@ async fn limits_per_function_and_per_session() {
     // Limits above the ceilings, malformed values, and the process-wide stack are refused.
     fails_with(&s, "SET wasm.memory = '64GB'", "22023", "ceiling").await;
     fails_with(&s, "SET wasm.timeout = 'soon'", "22023", "duration").await;
-    fails_with(&s, "SET wasm.stack = '1MB'", "22023", "process-wide").await;
+    fails_with(&s, "SET wasm.stack = '16MB'", "22023", "ceiling").await;
+    fails_with(
+        &s,
+        "SET wasm.stack = '1kB'",
+        "22023",
+        "minimum of 65536 bytes",
+    )
+    .await;
+    fails_with(&s, "CREATE FUNCTION r(bigint) RETURNS bigint LANGUAGE wasm SET wasm.stack = '9MB' AS 'recursion.wasm', 'recurse_to'", "22023", "ceiling").await;
+    // The stack as the others: a session setting, taken by a function FROM CURRENT.
+    assert_eq!(scalar(&s, "SHOW wasm.stack").await, "1MB");
+    ok(&s, "SET wasm.stack = '2MB'").await;
+    assert_eq!(scalar(&s, "SHOW wasm.stack").await, "2MB");
+    ok(&s, "CREATE FUNCTION r(bigint) RETURNS bigint LANGUAGE wasm SET wasm.stack FROM CURRENT AS 'recursion.wasm', 'recurse_to'").await;
+    ok(&s, "RESET wasm.stack").await;
+    assert_eq!(
+        scalar(&s, "SELECT stack FROM wasm.functions WHERE name = 'r'").await,
+        "2MB"
+    );
+    assert_eq!(scalar(&s, "SELECT r(1000)").await, "-499");
     fails_with(&s, "CREATE FUNCTION m(bigint) RETURNS bigint LANGUAGE wasm SET wasm.memory = '64GB' AS 'math.wasm', 'add_one'", "22023", "ceiling").await;
     // Session memory limit stops a memory bomb; the next statement works.
     ok(

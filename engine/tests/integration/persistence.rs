@@ -12,7 +12,7 @@ async fn everything_comes_back_after_a_restart() {
         let db = open_db(&dir.path().join("data")).await;
         let s = db.session("alice");
         ok(&s, "CREATE FUNCTION gcd(bigint, bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE STRICT AS 'math.wasm', 'gcd'").await;
-        ok(&s, "CREATE FUNCTION f(text) RETURNS text LANGUAGE wasm SET wasm.fuel = '123456789' AS 'strings.wasm', 'reverse_text'").await;
+        ok(&s, "CREATE FUNCTION f(text) RETURNS text LANGUAGE wasm SET wasm.fuel = '123456789' SET wasm.stack = '2MB' AS 'strings.wasm', 'reverse_text'").await;
         ok(
             &s,
             "CREATE FUNCTION f(bigint) RETURNS bigint LANGUAGE wasm AS 'math.wasm', 'add_one'",
@@ -62,11 +62,11 @@ async fn everything_comes_back_after_a_restart() {
     );
     let listed = ok(
         &s,
-        "SELECT name, arguments, fuel, owner FROM wasm.functions ORDER BY name, arguments",
+        "SELECT name, arguments, fuel, stack, owner FROM wasm.functions ORDER BY name, arguments",
     )
     .await;
     assert!(
-        squash(&listed).contains("| f | text | 123456789 | alice |"),
+        squash(&listed).contains("| f | text | 123456789 | 2MB | alice |"),
         "{listed}"
     );
     let rows = ok(&s, "SELECT a, s FROM t ORDER BY a NULLS LAST").await;

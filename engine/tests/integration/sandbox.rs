@@ -123,6 +123,132 @@ async fn unbounded_recursion_overflows_the_stack() {
     still_serves(&engine).await;
 }
 
+/// `wasm.stack` per function: each size gets its own engine, and a stack larger than
+/// the calling thread's (this test thread has 2 MiB) still traps cleanly at its limit.
+#[tokio::test]
+async fn each_function_gets_its_own_stack() {
+    let engine = engine();
+    let module = load(&engine, "recursion");
+    let ctx = session(&engine, 2, &[]);
+    for (name, stack) in [
+        ("plain", None),
+        ("shallow", Some("256kB")),
+        ("deep", Some("8MB")),
+    ] {
+        let mut limits = LimitOverrides::default();
+        if let Some(s) = stack {
+            limits.set("stack", s).unwrap();
+        }
+        let options = UdfOptions {
+            name: Some(name.into()),
+            limits,
+            ..Default::default()
+        };
+        ctx.register_udf(module.scalar_udf("recurse_to", &options).unwrap());
+    }
+    let fits = |name: &'static str, depth: u64| {
+        let (engine, ctx) = (engine.clone(), ctx.clone());
+        async move {
+            run(&engine, &ctx, &format!("SELECT {name}({depth})"))
+                .await
+                .is_ok()
+        }
+    };
+    // The deepest recursion the default 1 MiB allows, found by bisection so the test
+    // does not depend on the compiler's frame size.
+    let (mut lo, mut hi) = (1_000u64, 1_000_000u64);
+    assert!(fits("plain", lo).await && !fits("plain", hi).await);
+    while hi - lo > lo / 100 {
+        let mid = (lo + hi) / 2;
+        if fits("plain", mid).await {
+            lo = mid
+        } else {
+            hi = mid
+        }
+    }
+    let one_mib = lo;
+    // A quarter of the stack holds about a quarter of the depth.
+    assert!(fits("shallow", one_mib / 5).await);
+    let (state, msg) = udf_error(&engine, &ctx, &format!("SELECT shallow({one_mib})")).await;
+    assert_eq!(state, "54000");
+    assert_eq!(
+        msg,
+        "function shallow: wasm stack overflow (wasm.stack = 262144 bytes)"
+    );
+    // Eight times the stack: seven times the depth fits (~7 MiB, more than this thread
+    // has), nine times overflows at the limit rather than crashing the thread.
+    assert!(fits("deep", one_mib * 7).await);
+    let (state, msg) = udf_error(&engine, &ctx, &format!("SELECT deep({})", one_mib * 9)).await;
+    assert_eq!(state, "54000");
+    assert_eq!(
+        msg,
+        "function deep: wasm stack overflow (wasm.stack = 8388608 bytes)"
+    );
+    // All three in one query, each under its own stack.
+    let sql = format!(
+        "SELECT count(plain(value + {a}) + shallow(value + {b}) + deep(value + {c})) \
+         FROM generate_series(1, 4)",
+        a = one_mib / 2,
+        b = one_mib / 8,
+        c = one_mib * 4
+    );
+    assert_eq!(value(&engine, &ctx, &sql).await, "4");
+    // Above the ceiling, below the minimum: refused when the function is made.
+    let mut limits = LimitOverrides::default();
+    limits.set("stack", "16MB").unwrap();
+    let err = module
+        .scalar_udf(
+            "recurse_to",
+            &UdfOptions {
+                limits,
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "invalid limit: wasm.stack = 16777216 bytes is above the server's ceiling of 8388608 bytes"
+    );
+    let err = LimitOverrides::default().set("stack", "1kB").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid limit: wasm.stack = 1024 bytes is below the minimum of 65536 bytes"
+    );
+    still_serves(&engine).await;
+}
+
+/// A function in another stack size's engine still meets its deadline: the epoch
+/// ticker ticks every engine in use.
+#[tokio::test]
+async fn deadlines_fire_under_a_function_stack() {
+    let engine = Engine::new(EngineConfig {
+        fuel_metering: false,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let mut limits = LimitOverrides::default();
+    limits.set("stack", "512kB").unwrap();
+    limits.set("timeout", "200ms").unwrap();
+    let udf = load(&engine, "spin")
+        .scalar_udf(
+            "spin",
+            &UdfOptions {
+                limits,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let ctx = session(&engine, 1, &[]);
+    ctx.register_udf(udf);
+    let started = Instant::now();
+    let (state, msg) = udf_error(&engine, &ctx, "SELECT spin(1)").await;
+    assert_eq!(msg, "function spin: timed out (wasm.timeout = 200ms)");
+    assert_eq!(state, "57014");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    still_serves(&engine).await;
+}
+
 #[tokio::test]
 async fn explicit_trap_names_the_trap_and_function() {
     let engine = engine();

@@ -1,5 +1,6 @@
 //! Hostile: recurses without bound on the Wasm stack (locals only, so it is the
 //! engine's stack limit that stops it, not the guest's shadow stack in linear memory).
+//! `recurse_to` recurses a given depth: a probe of how much stack a function has.
 
 use wasmudf::scalar;
 
@@ -13,9 +14,24 @@ fn deeper(n: i64) -> i64 {
     r.wrapping_sub(n) / 3
 }
 
+#[inline(never)]
+fn descend(depth: i64) -> i64 {
+    if depth <= 0 {
+        return 0;
+    }
+    let r = descend(depth - 1);
+    r.wrapping_sub(depth) / 3
+}
+
 #[scalar]
 fn recurse(x: i64) -> i64 {
     deeper(x)
 }
 
-wasmudf::export!(recurse);
+/// Recurses `depth` levels, then returns.
+#[scalar]
+fn recurse_to(depth: i64) -> i64 {
+    descend(depth)
+}
+
+wasmudf::export!(recurse, recurse_to);
