@@ -18,7 +18,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
-use wasmudf_engine::{Engine, EngineConfig, UdfOptions};
+use wasmudf_engine::{Engine, EngineConfig, LimitOverrides, UdfOptions};
 
 const BATCH: usize = 8192;
 
@@ -413,6 +413,29 @@ async fn main() {
         "| fresh instance's first call, extra over a pooled call (instantiate + page faults) | {} | {} |",
         fmt(fresh_fuel.saturating_sub(call_fuel)),
         fmt(fresh_nofuel.saturating_sub(call_nofuel))
+    );
+    // A function with its own `wasm.stack` instantiates in that size's engine, which
+    // allocates on demand instead of from the pool.
+    let own_stack = |m: &wasmudf_engine::Module| {
+        let mut limits = LimitOverrides::default();
+        limits.set("stack", "2MB").unwrap();
+        let options = UdfOptions {
+            limits,
+            ..Default::default()
+        };
+        m.scalar_udf("add_one_batch", &options).unwrap()
+    };
+    let (s_fuel, s_nofuel) = (own_stack(&m_fuel), own_stack(&m_nofuel));
+    let stack_fuel = time(|| {
+        black_box(invoke(&s_fuel, &one, &no_scope));
+    });
+    let stack_nofuel = time(|| {
+        black_box(invoke(&s_nofuel, &one, &no_scope));
+    });
+    println!(
+        "| the same, for a function with its own `wasm.stack` (on-demand allocation) | {} | {} |",
+        fmt(stack_fuel.saturating_sub(call_fuel)),
+        fmt(stack_nofuel.saturating_sub(call_nofuel))
     );
 
     // ---- whole query ----
