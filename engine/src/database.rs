@@ -224,10 +224,18 @@ impl Database {
             template.register_udf(f.as_ref().clone());
         }
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        // Threads with room for the default Wasm stack and the plan's own frames, so
-        // guest calls rarely need a fresh stack segment (see `instance.rs`).
-        let executor = Executor::new(threads, engine_cfg.defaults.stack + (4 << 20))
-            .map_err(|e| Error::Io(format!("query executor threads: {e}")))?;
+        // Threads with room for any Wasm stack up to the ceiling (64MB at most: past
+        // that a call gets its own stack segment, see `instance.rs`) and the plan's own
+        // frames. Only address space: pages are touched as the stack grows.
+        let executor = Executor::new(
+            threads,
+            engine_cfg
+                .ceilings
+                .stack
+                .min(64 << 20)
+                .saturating_add(4 << 20),
+        )
+        .map_err(|e| Error::Io(format!("query executor threads: {e}")))?;
 
         let state = template.state();
         let mut builtins: HashSet<String> = state.scalar_functions().keys().cloned().collect();

@@ -592,19 +592,20 @@ fn limit_clauses(
                 limits.set(limit, &value)?;
             }
             FunctionSetValue::FromCurrent => {
+                // As PostgreSQL: the value in effect now, the session's or the default.
                 let state = session.ctx.state();
                 let current = state
                     .config_options()
                     .extensions
                     .get::<WasmSettings>()
-                    .map(|s| s.overrides)
-                    .unwrap_or_default();
-                match limit {
-                    "fuel" => limits.fuel = current.fuel,
-                    "memory" => limits.memory = current.memory,
-                    "timeout" => limits.timeout = current.timeout,
-                    "stack" => limits.stack = current.stack,
-                    other => limits.set(other, "0")?,
+                    .map(WasmSettings::effective);
+                match (limit, current) {
+                    ("fuel", Some(c)) => limits.fuel = Some(c.fuel),
+                    ("memory", Some(c)) => limits.memory = Some(c.memory),
+                    ("timeout", Some(c)) => limits.timeout = Some(c.timeout),
+                    ("stack", Some(c)) => limits.stack = Some(c.stack),
+                    ("fuel" | "memory" | "timeout" | "stack", None) => {}
+                    (other, _) => limits.set(other, "0")?,
                 }
             }
             FunctionSetValue::Default => {}

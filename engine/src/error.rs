@@ -56,6 +56,14 @@ pub enum Error {
         /// The configured stack size in bytes.
         limit: usize,
     },
+    /// Every guest instance slot of the engine is taken.
+    #[error("function {function}: {limit} guest instances are already running (the engine's max_instances); retry when fewer queries run")]
+    TooManyInstances {
+        /// SQL name of the function.
+        function: String,
+        /// The engine's instance limit.
+        limit: u32,
+    },
     /// The call ran past its wall-clock deadline.
     #[error("function {function}: timed out (wasm.timeout = {}ms)", limit.as_millis())]
     Timeout {
@@ -177,6 +185,7 @@ impl Error {
             Error::InvalidLimit(_) => "22023",
             Error::FuelExhausted { .. } | Error::StackOverflow { .. } => "54000",
             Error::MemoryLimit { .. } => "53200",
+            Error::TooManyInstances { .. } => "53000",
             Error::Timeout { .. } | Error::Canceled { .. } | Error::QueryCanceled(_) => "57014",
             Error::Trap { .. } | Error::Guest { .. } => "38000",
             Error::InvalidOutput { .. } => "39000",

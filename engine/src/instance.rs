@@ -1,6 +1,6 @@
 //! One sandboxed guest instance: its store, limits, and the batch call.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -81,6 +81,44 @@ pub(crate) struct GuestInstance {
     /// Keeps the store's engine registered with the epoch ticker while the instance
     /// lives, so its deadlines keep firing.
     _engine: Arc<StackEngine>,
+    /// This instance's place under the engine's `max_instances`.
+    _slot: InstanceSlot,
+}
+
+/// Counts live instances across every wasmtime engine (the pool bounds only the main
+/// engine's; the per-stack-size engines allocate on demand).
+#[derive(Debug)]
+pub(crate) struct InstanceSlots {
+    live: AtomicU32,
+    max: u32,
+}
+
+impl InstanceSlots {
+    pub(crate) fn new(max: u32) -> Arc<Self> {
+        Arc::new(InstanceSlots {
+            live: AtomicU32::new(0),
+            max,
+        })
+    }
+
+    /// A slot, or `None` when all `max` are taken.
+    fn take(self: &Arc<Self>) -> Option<InstanceSlot> {
+        self.live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InstanceSlot(self.clone()))
+    }
+}
+
+/// One taken slot, given back when dropped.
+struct InstanceSlot(Arc<InstanceSlots>);
+
+impl Drop for InstanceSlot {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Native stack a guest call needs beyond its Wasm stack: wasmtime's entry and exit
@@ -110,6 +148,11 @@ impl GuestInstance {
         metered: bool,
         function: &str,
     ) -> Result<Self, Error> {
+        let too_many = || Error::TooManyInstances {
+            function: function.to_string(),
+            limit: engine.slots.max,
+        };
+        let slot = engine.slots.take().ok_or_else(too_many)?;
         let mut store = Store::new(
             &engine.wasmtime,
             StoreState {
@@ -141,8 +184,17 @@ impl GuestInstance {
                 .set_fuel(limits.fuel)
                 .map_err(|e| Error::Runtime(e.to_string()))?;
         }
-        let instance = with_native_stack(limits.stack, || pre.instantiate(&mut store))
-            .map_err(|e| classify(e, &store, limits, function))?;
+        let instance =
+            with_native_stack(limits.stack, || pre.instantiate(&mut store)).map_err(|e| {
+                // The pool also bounds core instances, memories and tables.
+                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                    .is_some()
+                {
+                    too_many()
+                } else {
+                    classify(e, &store, limits.stack, limits, function)
+                }
+            })?;
         Ok(GuestInstance {
             store,
             instance,
@@ -150,6 +202,7 @@ impl GuestInstance {
             metered,
             stack: limits.stack,
             _engine: engine,
+            _slot: slot,
         })
     }
 
@@ -182,7 +235,7 @@ impl GuestInstance {
             })?;
         let store = &mut self.store;
         let (sigs,) = with_native_stack(self.stack, || func.call(store, ()))
-            .map_err(|e| classify(e, &self.store, limits, "describe"))?;
+            .map_err(|e| classify(e, &self.store, self.stack, limits, "describe"))?;
         Ok(sigs)
     }
 
@@ -251,7 +304,12 @@ impl GuestInstance {
         let func = self.typed::<P, R>(export, "an export")?;
         let store = &mut self.store;
         with_native_stack(self.stack, || func.call(store, params))
-            .map_err(|e| classify(e, &self.store, limits, function))
+            .map_err(|e| classify(e, &self.store, self.stack, limits, function))
+    }
+
+    /// The Wasm stack this instance's calls get, fixed when it was made.
+    pub(crate) fn stack(&self) -> usize {
+        self.stack
     }
 
     /// Bytes of linear memory the guest holds.
@@ -279,15 +337,16 @@ impl GuestInstance {
         let store = &mut self.store;
         match with_native_stack(self.stack, || func.call(store, (index, rows, args))) {
             Ok((result,)) => Ok(result),
-            Err(e) => Err(classify(e, &self.store, limits, function)),
+            Err(e) => Err(classify(e, &self.store, self.stack, limits, function)),
         }
     }
 }
 
-/// Maps a wasmtime error to the limit or trap that caused it.
+/// Maps a wasmtime error to the limit or trap that caused it (`stack`: the instance's).
 fn classify(
     err: wasmtime::Error,
     store: &Store<StoreState>,
+    stack: usize,
     limits: &Limits,
     function: &str,
 ) -> Error {
@@ -315,7 +374,7 @@ fn classify(
         },
         Some(Trap::StackOverflow) => Error::StackOverflow {
             function,
-            limit: limits.stack,
+            limit: stack,
         },
         Some(trap) => Error::Trap {
             function,
@@ -325,5 +384,22 @@ fn classify(
             function,
             trap: format!("{err:#}"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InstanceSlots;
+
+    #[test]
+    fn slots_bound_live_instances_and_come_back() {
+        let slots = InstanceSlots::new(2);
+        let a = slots.take().expect("first");
+        let b = slots.take().expect("second");
+        assert!(slots.take().is_none(), "a third is refused");
+        drop(a);
+        let c = slots.take().expect("a freed slot is reused");
+        drop((b, c));
+        assert_eq!(slots.live.load(std::sync::atomic::Ordering::Acquire), 0);
     }
 }

@@ -62,7 +62,10 @@ pub use database::{
     DEFAULT_SCHEMA, REPLACEABLE_BUILTINS,
 };
 pub use error::{find_udf_error, sqlstate, Error, Result};
-pub use limits::{parse_bytes, parse_duration, parse_stack, LimitOverrides, Limits, MIN_STACK};
+pub use limits::{
+    parse_bytes, parse_duration, parse_stack, round_stack, LimitOverrides, Limits, MAX_STACK,
+    MIN_STACK,
+};
 pub use pgtext::{numeric_from_binary, numeric_to_binary, pg_text};
 pub use query::{CancelHandle, CancelReason, Query};
 pub use runtime::{Engine, EngineConfig, Module, UdfOptions};

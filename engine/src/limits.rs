@@ -8,6 +8,10 @@ use crate::error::{Error, Result};
 /// trampolines and the guest's allocator, with a little to spare.
 pub const MIN_STACK: usize = 64 << 10;
 
+/// The largest Wasm stack the engine supports (each call may need a native stack
+/// segment of this size).
+pub const MAX_STACK: usize = 1 << 30;
+
 /// The limits one guest call runs under.
 ///
 /// Every field has a default suited to batch-at-a-time UDFs; an [`crate::EngineConfig`]
@@ -19,8 +23,10 @@ pub struct Limits {
     pub fuel: u64,
     /// Linear-memory size per instance in bytes. Default 256 MiB.
     pub memory: u64,
-    /// Wasm stack per call in bytes. Default 1 MiB, at least [`MIN_STACK`]. The call
-    /// always runs on a native stack with room for it, whatever thread makes it.
+    /// Wasm stack per call in bytes. Default 1 MiB; from [`MIN_STACK`] to
+    /// [`MAX_STACK`], rounded up to a power of two (each size in use is a wasmtime
+    /// engine, so the sizes are kept few). The call always runs on a native stack with
+    /// room for it, whatever thread makes it.
     pub stack: usize,
     /// Wall-clock deadline per call. Default 10 s.
     pub timeout: Duration,
@@ -62,6 +68,7 @@ impl Limits {
             out.memory = memory;
         }
         if let Some(stack) = overrides.stack {
+            let stack = round_stack(stack)?;
             check("wasm.stack", stack, ceiling.stack, |v| format!("{v} bytes"))?;
             out.stack = stack;
         }
@@ -92,7 +99,11 @@ fn check<T: PartialOrd + Copy>(
 }
 
 /// Per-function (or per-session) changes to the default [`Limits`]; `None` keeps the default.
+///
+/// Built with `LimitOverrides::default()` and [`LimitOverrides::set`] (limits may be
+/// added in later versions).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct LimitOverrides {
     /// Fuel per call.
     pub fuel: Option<u64>,
@@ -123,16 +134,26 @@ impl LimitOverrides {
     }
 }
 
-/// Parses a Wasm stack size (as [`parse_bytes`]), refusing one below [`MIN_STACK`].
+/// Parses a Wasm stack size (as [`parse_bytes`]) and rounds it as [`round_stack`].
 pub fn parse_stack(value: &str) -> Result<usize> {
     let bytes = parse_bytes(value)?;
-    let stack = usize::try_from(bytes).map_err(|_| bad_size(value))?;
+    round_stack(usize::try_from(bytes).unwrap_or(usize::MAX))
+}
+
+/// A Wasm stack size as the engine uses it: rounded up to a power of two, refused
+/// below [`MIN_STACK`] or above [`MAX_STACK`].
+pub fn round_stack(stack: usize) -> Result<usize> {
     if stack < MIN_STACK {
         return Err(Error::InvalidLimit(format!(
             "wasm.stack = {stack} bytes is below the minimum of {MIN_STACK} bytes"
         )));
     }
-    Ok(stack)
+    if stack > MAX_STACK {
+        return Err(Error::InvalidLimit(format!(
+            "wasm.stack = {stack} bytes is above the largest supported, {MAX_STACK} bytes"
+        )));
+    }
+    Ok(stack.next_power_of_two())
 }
 
 fn parse_count(value: &str) -> Result<u64> {
@@ -236,6 +257,20 @@ mod tests {
                 .stack,
             256 << 10
         );
+        // Rounded up to a power of two, whether parsed or set directly.
+        o.set("stack", "3MB").unwrap();
+        assert_eq!(o.stack, Some(4 << 20));
+        o.stack = Some(100_000);
+        assert_eq!(
+            Limits::default()
+                .with_overrides(&o, &ceiling)
+                .unwrap()
+                .stack,
+            128 << 10
+        );
+        o.stack = Some(1000);
+        assert!(Limits::default().with_overrides(&o, &ceiling).is_err());
+        assert!(o.set("stack", "2GB").is_err());
         o.set("stack", "16MB").unwrap();
         let err = Limits::default().with_overrides(&o, &ceiling).unwrap_err();
         assert!(

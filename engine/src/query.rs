@@ -7,15 +7,18 @@
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::dataframe::DataFrame;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 
+use parking_lot::Mutex;
+
 use crate::aggregate::BindWasmAggregates;
 use crate::runtime::Engine;
+use crate::udf::InstancePool;
 
 static NEXT_QUERY: AtomicU64 = AtomicU64::new(1);
 
@@ -24,6 +27,39 @@ static NEXT_QUERY: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct QueryScope {
     pub(crate) id: u64,
     pub(crate) cancel: Option<Arc<AtomicBool>>,
+    /// Dropped with the last clone of the scope: when the query and its plans are gone.
+    pub(crate) end: Option<Arc<ScopeEnd>>,
+}
+
+/// The pools a query left idle instances in. When the query ends they are dropped, so
+/// they hold neither memory nor instance slots (`max_instances`) after it.
+#[derive(Debug)]
+pub(crate) struct ScopeEnd {
+    id: u64,
+    pools: Mutex<Vec<Weak<InstancePool>>>,
+}
+
+impl ScopeEnd {
+    /// Notes that `pool` holds idle instances of this query.
+    pub(crate) fn register(&self, pool: &Arc<InstancePool>) {
+        let mut pools = self.pools.lock();
+        if !pools
+            .iter()
+            .any(|p| std::ptr::eq(p.as_ptr(), Arc::as_ptr(pool)))
+        {
+            pools.push(Arc::downgrade(pool));
+        }
+    }
+}
+
+impl Drop for ScopeEnd {
+    fn drop(&mut self) {
+        for pool in self.pools.get_mut().drain(..) {
+            if let Some(pool) = pool.upgrade() {
+                pool.purge(self.id);
+            }
+        }
+    }
 }
 
 impl ExtensionOptions for QueryScope {
@@ -148,14 +184,17 @@ impl Engine {
     pub fn query(&self, ctx: &SessionContext) -> Query {
         let cancel = Arc::new(AtomicBool::new(false));
         let mut state = ctx.state();
-        state
-            .config_mut()
-            .options_mut()
-            .extensions
-            .insert(QueryScope {
-                id: NEXT_QUERY.fetch_add(1, Ordering::Relaxed),
+        state.config_mut().options_mut().extensions.insert({
+            let id = NEXT_QUERY.fetch_add(1, Ordering::Relaxed);
+            QueryScope {
+                id,
                 cancel: Some(cancel.clone()),
-            });
+                end: Some(Arc::new(ScopeEnd {
+                    id,
+                    pools: Mutex::new(Vec::new()),
+                })),
+            }
+        });
         // Accumulators see no configuration: bind each Wasm aggregate to this query
         // when its plans (and those of the views it reads) are analyzed.
         state.add_analyzer_rule(Arc::new(BindWasmAggregates));

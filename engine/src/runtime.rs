@@ -19,8 +19,8 @@ use crate::abi::{AGGREGATE_INTERFACE, GUEST_INTERFACE, SCALAR_INTERFACE, TYPES_I
 use crate::aggregate::{AggregateExports, WasmAggregateUdf};
 use crate::cache::{ArtifactCache, CacheOutcome};
 use crate::error::{Error, Result};
-use crate::instance::{GuestInstance, StoreState};
-use crate::limits::{LimitOverrides, Limits, MIN_STACK};
+use crate::instance::{GuestInstance, InstanceSlots, StoreState};
+use crate::limits::{round_stack, LimitOverrides, Limits};
 use crate::signature::{FunctionKind, FunctionSignature, NullHandling};
 use crate::udf::{Overload, WasmScalarUdf};
 
@@ -36,7 +36,8 @@ pub struct EngineConfig {
     pub fuel_metering: bool,
     /// Largest component accepted, in bytes.
     pub max_module_size: usize,
-    /// Guest instances alive at once across all functions (pooling allocator slots).
+    /// Guest instances alive at once across all functions and stack sizes (the main
+    /// engine's pooling allocator slots; instances beyond fail with 53000).
     pub max_instances: u32,
     /// Idle instances kept per function for reuse within a query.
     pub idle_instances_per_function: usize,
@@ -108,6 +109,8 @@ pub(crate) struct EngineInner {
 pub(crate) struct StackEngine {
     pub(crate) wasmtime: wasmtime::Engine,
     linker: Linker<StoreState>,
+    /// Live instances across all engines, under `max_instances`.
+    pub(crate) slots: Arc<InstanceSlots>,
 }
 
 type StackEngines = Arc<Mutex<HashMap<usize, Weak<StackEngine>>>>;
@@ -126,11 +129,12 @@ fn wasmtime_config(config: &EngineConfig, stack: usize) -> Config {
     wt
 }
 
-fn new_stack_engine(wt: &Config) -> Result<StackEngine> {
+fn new_stack_engine(wt: &Config, slots: Arc<InstanceSlots>) -> Result<StackEngine> {
     let wasmtime = wasmtime::Engine::new(wt).map_err(|e| Error::Runtime(format!("{e:#}")))?;
     Ok(StackEngine {
         linker: Linker::new(&wasmtime),
         wasmtime,
+        slots,
     })
 }
 
@@ -143,17 +147,13 @@ impl Drop for EngineInner {
 impl Engine {
     /// Creates an engine with `limits` as defaults (see [`EngineConfig`] for more).
     pub fn new(config: impl Into<EngineConfig>) -> Result<Self> {
-        let config: EngineConfig = config.into();
+        let mut config: EngineConfig = config.into();
+        config.defaults.stack = round_stack(config.defaults.stack)?;
+        config.ceilings.stack = round_stack(config.ceilings.stack)?;
         if config.defaults.stack > config.ceilings.stack {
             return Err(Error::InvalidLimit(
                 "wasm.stack default is above its ceiling".into(),
             ));
-        }
-        if config.defaults.stack < MIN_STACK {
-            return Err(Error::InvalidLimit(format!(
-                "wasm.stack = {} bytes is below the minimum of {MIN_STACK} bytes",
-                config.defaults.stack
-            )));
         }
         let mut wt = wasmtime_config(&config, config.defaults.stack);
         let mut pool = PoolingAllocationConfig::default();
@@ -168,7 +168,10 @@ impl Engine {
             .linear_memory_keep_resident(0)
             .table_keep_resident(0);
         wt.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let main = Arc::new(new_stack_engine(&wt)?);
+        let main = Arc::new(new_stack_engine(
+            &wt,
+            InstanceSlots::new(config.max_instances),
+        )?);
         let cache =
             match &config.artifact_dir {
                 Some(dir) => Some(ArtifactCache::open(dir, &main.wasmtime).map_err(|e| {
@@ -210,20 +213,27 @@ impl Engine {
     /// instances on demand, which costs tens of microseconds per instance (one per
     /// partition per query).
     fn stack_engine(&self, stack: usize) -> Result<Arc<StackEngine>> {
-        let mut engines = self.inner.stack_engines.lock();
-        if let Some(engine) = engines.get(&stack).and_then(Weak::upgrade) {
+        let existing = |engines: &HashMap<usize, Weak<StackEngine>>| {
+            engines.get(&stack).and_then(Weak::upgrade)
+        };
+        if let Some(engine) = existing(&self.inner.stack_engines.lock()) {
             return Ok(engine);
         }
+        // Built outside the lock, which the epoch ticker takes every tick.
         let mut wt = wasmtime_config(&self.inner.config, stack);
         wt.allocation_strategy(InstanceAllocationStrategy::OnDemand);
-        let engine = Arc::new(new_stack_engine(&wt)?);
+        let built = Arc::new(new_stack_engine(&wt, self.inner.main.slots.clone())?);
+        let mut engines = self.inner.stack_engines.lock();
+        if let Some(engine) = existing(&engines) {
+            return Ok(engine);
+        }
         engines.retain(|_, e| e.strong_count() > 0);
-        engines.insert(stack, Arc::downgrade(&engine));
+        engines.insert(stack, Arc::downgrade(&built));
         tracing::debug!(
             stack,
             "started a wasmtime engine for a function's wasm.stack"
         );
-        Ok(engine)
+        Ok(built)
     }
 
     /// Validates, compiles (or fetches from cache) and describes a component.
@@ -483,7 +493,8 @@ pub(crate) struct ModuleInner {
     hash: [u8; 32],
     /// Instantiates in the main engine (the default stack size).
     pub(crate) pre: InstancePre<StoreState>,
-    /// The module in engines of other stack sizes, most recently added last.
+    /// The module in engines of other stack sizes. Stack sizes are powers of two up
+    /// to the ceiling (at most 15 of them), so this stays small without eviction.
     stack_variants: Mutex<Vec<(usize, Arc<StackVariant>)>>,
     /// The contract's exports in `pre`'s component.
     exports: Exports,
@@ -507,10 +518,6 @@ struct StackVariant {
     pre: InstancePre<StoreState>,
     exports: Exports,
 }
-
-/// Stack sizes a module keeps ready at once; a function whose size was dropped gets it
-/// back (one deserialization, milliseconds) at its next instantiation.
-const MAX_STACK_VARIANTS: usize = 8;
 
 impl ModuleInner {
     /// A fresh instance of this component under `limits`, with errors naming `function`.
@@ -537,17 +544,24 @@ impl ModuleInner {
     /// serializing the main engine's compilation: the engines differ only in stack size
     /// and allocator, which compiled code does not depend on.
     fn stack_variant(&self, stack: usize) -> Result<Arc<StackVariant>> {
-        let mut variants = self.stack_variants.lock();
-        if let Some((_, v)) = variants.iter().find(|(s, _)| *s == stack) {
-            return Ok(v.clone());
+        let existing = |variants: &[(usize, Arc<StackVariant>)]| {
+            variants
+                .iter()
+                .find(|(s, _)| *s == stack)
+                .map(|(_, v)| v.clone())
+        };
+        if let Some(v) = existing(&self.stack_variants.lock()) {
+            return Ok(v);
         }
+        // Prepared outside the lock: other sizes of this module need not wait for it.
         let engine = self.engine.stack_engine(stack)?;
         let failed = |e: wasmtime::Error| {
             Error::Runtime(format!("preparing a {stack}-byte wasm.stack: {e:#}"))
         };
         let artifact = self.pre.component().serialize().map_err(failed)?;
-        // SAFETY: this process serialized the artifact just now, from a component it
-        // compiled itself.
+        // SAFETY: the artifact was serialized just now by this process from the main
+        // engine's component, which it compiled itself or deserialized from its own
+        // MAC-verified cache; wasmtime refuses it if the engines' settings differ.
         let component =
             unsafe { Component::deserialize(&engine.wasmtime, &artifact) }.map_err(failed)?;
         let pre = engine.linker.instantiate_pre(&component).map_err(failed)?;
@@ -578,8 +592,9 @@ impl ModuleInner {
             pre,
             exports,
         });
-        if variants.len() >= MAX_STACK_VARIANTS {
-            variants.remove(0);
+        let mut variants = self.stack_variants.lock();
+        if let Some(v) = existing(&variants) {
+            return Ok(v);
         }
         variants.push((stack, variant.clone()));
         Ok(variant)

@@ -62,7 +62,7 @@ pub(crate) struct Overload {
     pub(crate) overrides: LimitOverrides,
     display: String,
     pub(crate) module: ModuleRef,
-    pool: InstancePool,
+    pool: Arc<InstancePool>,
 }
 
 /// `ModuleInner` holds wasmtime types without `Debug`.
@@ -107,7 +107,7 @@ impl Overload {
             null_handling: options.null_handling.unwrap_or(sig.null_handling),
             overrides: options.limits,
             display: format!("{name}({})", params.join(", ")),
-            pool: InstancePool::new(idle),
+            pool: Arc::new(InstancePool::new(idle)),
             module: ModuleRef(module),
         }
     }
@@ -152,13 +152,18 @@ impl Overload {
         // Instances are pooled per query, and a query runs under one set of session
         // settings, so a pooled instance always has this call's memory limit.
         let query = scope.map(|s| s.id);
+        // A stack size is fixed at instantiation: a `SET wasm.stack` within the query
+        // scope retires the pooled instance.
         let mut instance = match self.pool.take(query) {
-            Some(i) => i,
-            None => self.module.0.instantiate(limits, &self.name)?,
+            Some(i) if i.stack() == limits.stack => i,
+            _ => self.module.0.instantiate(limits, &self.name)?,
         };
         // A trap or limit poisons the instance: it is dropped here, never returned.
         let result = instance.call(self.index, wire_rows, &wire, limits, cancel, &self.name)?;
         self.pool.put(query, instance);
+        if let Some(end) = scope.and_then(|s| s.end.as_ref()) {
+            end.register(&self.pool);
+        }
         let out = result.map_err(|e| Error::Guest {
             function: self.name.clone(),
             message: e.message,
@@ -427,8 +432,9 @@ fn coercible(from: &DataType, to: &DataType) -> bool {
 /// An instance is handed out again only to the same query, so guest state (globals,
 /// heap) never carries from one query to another; calls without a query scope always
 /// get a fresh instance. Parallel partitions each take their own instance.
+/// Idle instances of one function, each tagged with the query that may reuse it.
 #[derive(Debug)]
-struct InstancePool {
+pub(crate) struct InstancePool {
     idle: Mutex<VecDeque<(u64, GuestInstance)>>,
     capacity: usize,
 }
@@ -452,6 +458,18 @@ impl InstancePool {
         let mut idle = self.idle.lock();
         let pos = idle.iter().rposition(|(q, _)| *q == query)?;
         idle.remove(pos).map(|(_, i)| i)
+    }
+
+    /// Drops the idle instances of `query`, which has ended.
+    pub(crate) fn purge(&self, query: u64) {
+        let ended: VecDeque<_> = {
+            let mut idle = self.idle.lock();
+            let (ended, kept) = idle.drain(..).partition(|(q, _)| *q == query);
+            *idle = kept;
+            ended
+        };
+        // Dropped (freeing their slots) outside the lock.
+        drop(ended);
     }
 
     fn put(&self, query: Option<u64>, instance: GuestInstance) {

@@ -1198,9 +1198,10 @@ async fn limit_ceilings_come_from_the_command_line() {
         .simple_query("SET wasm.stack = '12MB'")
         .await
         .expect("under the ceiling");
+    // Rounded up to a power of two: still within the ceiling.
     assert_eq!(
         query(&client, "SHOW wasm.stack").await,
-        vec![row(&["12MB"])]
+        vec![row(&["16MB"])]
     );
 }
 

@@ -334,6 +334,18 @@ async fn limits_per_function_and_per_session() {
         "2MB"
     );
     assert_eq!(scalar(&s, "SELECT r(1000)").await, "-499");
+    // FROM CURRENT takes the value in effect, the server default if never set.
+    ok(&s, "CREATE FUNCTION r2(bigint) RETURNS bigint LANGUAGE wasm SET wasm.fuel FROM CURRENT SET wasm.stack FROM CURRENT AS 'recursion.wasm', 'recurse_to'").await;
+    let listed = ok(
+        &s,
+        "SELECT fuel, stack FROM wasm.functions WHERE name = 'r2'",
+    )
+    .await;
+    assert!(squash(&listed).contains("| 2000000000 | 1MB |"), "{listed}");
+    // Sizes are rounded up to a power of two.
+    ok(&s, "SET wasm.stack = '3MB'").await;
+    assert_eq!(scalar(&s, "SHOW wasm.stack").await, "4MB");
+    ok(&s, "RESET wasm.stack").await;
     fails_with(&s, "CREATE FUNCTION m(bigint) RETURNS bigint LANGUAGE wasm SET wasm.memory = '64GB' AS 'math.wasm', 'add_one'", "22023", "ceiling").await;
     // Session memory limit stops a memory bomb; the next statement works.
     ok(

@@ -18,6 +18,9 @@ async fn everything_comes_back_after_a_restart() {
             "CREATE FUNCTION f(bigint) RETURNS bigint LANGUAGE wasm AS 'math.wasm', 'add_one'",
         )
         .await;
+        // 30000 levels of recursion need about 1.4MB of stack: more than the default.
+        ok(&s, "CREATE FUNCTION deep(bigint) RETURNS bigint LANGUAGE wasm SET wasm.stack = '2MB' AS 'recursion.wasm', 'recurse_to'").await;
+        assert_eq!(scalar(&s, "SELECT deep(30000) < 0").await, "true");
         assert_eq!(
             ok(&s, "CREATE TABLE t (a bigint, s text)").await,
             "CREATE TABLE"
@@ -69,6 +72,8 @@ async fn everything_comes_back_after_a_restart() {
         squash(&listed).contains("| f | text | 123456789 | 2MB | alice |"),
         "{listed}"
     );
+    // The stored stack is in effect, not only listed.
+    assert_eq!(scalar(&s, "SELECT deep(30000) < 0").await, "true");
     let rows = ok(&s, "SELECT a, s FROM t ORDER BY a NULLS LAST").await;
     assert!(squash(&rows).contains("| 180 | xyz |"), "{rows}");
     assert_eq!(scalar(&s, "SELECT count(*) FROM t").await, "5");

@@ -218,6 +218,102 @@ async fn each_function_gets_its_own_stack() {
     still_serves(&engine).await;
 }
 
+/// The smallest stack is enough for ordinary work (strings, allocation); aggregates and
+/// their window form run in another stack size's engine like scalars.
+#[tokio::test(flavor = "multi_thread")]
+async fn minimum_stack_scalars_and_aggregates_with_their_own_stack() {
+    let engine = engine();
+    let ctx = session(&engine, 4, &[]);
+    let own = |stack: &str, name: &str| {
+        let mut limits = LimitOverrides::default();
+        limits.set("stack", stack).unwrap();
+        UdfOptions {
+            name: Some(name.into()),
+            limits,
+            ..Default::default()
+        }
+    };
+    let strings = load(&engine, "strings");
+    ctx.register_udf(
+        strings
+            .scalar_udf("initials", &own("64kB", "initials_small"))
+            .unwrap(),
+    );
+    ctx.register_udf(
+        strings
+            .scalar_udf("initials", &UdfOptions::default())
+            .unwrap(),
+    );
+    let stats = load(&engine, "stats");
+    for (stack, name) in [("128kB", "geo_small"), ("4MB", "geo_big")] {
+        ctx.register_udaf(stats.aggregate_udf("geo_mean", &own(stack, name)).unwrap());
+    }
+    ctx.register_udaf(
+        stats
+            .aggregate_udf("geo_mean", &UdfOptions::default())
+            .unwrap(),
+    );
+    let same = "SELECT count(*) FROM (\
+        SELECT initials_small('Ada ' || CAST(value AS TEXT) || ' Lovelace') AS a, \
+               initials('Ada ' || CAST(value AS TEXT) || ' Lovelace') AS b \
+        FROM generate_series(1, 5000)) WHERE a = b";
+    assert_eq!(value(&engine, &ctx, same).await, "5000");
+    let grouped = "SELECT count(*) FROM (\
+        SELECT value % 7 AS g, geo_small(CAST(value AS DOUBLE)) AS s, \
+               geo_big(CAST(value AS DOUBLE)) AS b, geo_mean(CAST(value AS DOUBLE)) AS d \
+        FROM generate_series(1, 20000) GROUP BY value % 7) \
+        WHERE abs(s - d) < 1e-9 * d AND abs(b - d) < 1e-9 * d";
+    assert_eq!(value(&engine, &ctx, grouped).await, "7");
+    let window = "SELECT count(*) FROM (\
+        SELECT geo_small(CAST(value AS DOUBLE)) OVER w AS s, \
+               geo_mean(CAST(value AS DOUBLE)) OVER w AS d \
+        FROM generate_series(1, 2000) \
+        WINDOW w AS (PARTITION BY value % 5 ORDER BY value)) \
+        WHERE abs(s - d) < 1e-9 * d";
+    assert_eq!(value(&engine, &ctx, window).await, "2000");
+}
+
+/// `max_instances` bounds live instances across the main engine's pool and the
+/// on-demand engines of other stack sizes together.
+#[tokio::test]
+async fn max_instances_counts_every_stack_size() {
+    let query = "SELECT add_one(1) + gcd(4, 6)";
+    for (max, works) in [(1, false), (2, true)] {
+        let engine = Engine::new(EngineConfig {
+            max_instances: max,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        let math = load(&engine, "math");
+        let ctx = session(&engine, 1, &[]);
+        let mut limits = LimitOverrides::default();
+        limits.set("stack", "2MB").unwrap();
+        let own_stack = UdfOptions {
+            limits,
+            ..Default::default()
+        };
+        ctx.register_udf(math.scalar_udf("add_one", &own_stack).unwrap());
+        ctx.register_udf(math.scalar_udf("gcd", &UdfOptions::default()).unwrap());
+        // An idle instance pooled for the query keeps its slot, so the second function
+        // finds none when the limit is one.
+        if works {
+            assert_eq!(value(&engine, &ctx, query).await, "4");
+        } else {
+            let (state, msg) = udf_error(&engine, &ctx, query).await;
+            assert_eq!(state, "53000");
+            assert!(
+                msg.ends_with(
+                    "1 guest instances are already running (the engine's max_instances); retry when fewer queries run"
+                ),
+                "{msg}"
+            );
+            // Slots come back when the query ends.
+            let ctx = session(&engine, 1, &["math"]);
+            assert_eq!(value(&engine, &ctx, "SELECT add_one(41)").await, "42");
+        }
+    }
+}
+
 /// A function in another stack size's engine still meets its deadline: the epoch
 /// ticker ticks every engine in use.
 #[tokio::test]
