@@ -26,6 +26,7 @@ fn main() {
         "hostile",
         "Cargo.toml",
         "Cargo.lock",
+        ".cargo/config.toml",
     ] {
         println!("cargo:rerun-if-changed={}", udfs.join(watched).display());
     }
