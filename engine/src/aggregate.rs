@@ -248,7 +248,7 @@ impl WasmAggregateUdf {
     }
 
     fn query_id(&self) -> Option<u64> {
-        self.binding.scope.as_ref().map(|s| s.id)
+        self.binding.scope.as_ref().map(QueryScope::id)
     }
 
     /// The overload an accumulator runs, refusing what the host cannot honour.

@@ -599,13 +599,9 @@ fn limit_clauses(
                     .extensions
                     .get::<WasmSettings>()
                     .map(WasmSettings::effective);
-                match (limit, current) {
-                    ("fuel", Some(c)) => limits.fuel = Some(c.fuel),
-                    ("memory", Some(c)) => limits.memory = Some(c.memory),
-                    ("timeout", Some(c)) => limits.timeout = Some(c.timeout),
-                    ("stack", Some(c)) => limits.stack = Some(c.stack),
-                    ("fuel" | "memory" | "timeout" | "stack", None) => {}
-                    (other, _) => limits.set(other, "0")?,
+                match current {
+                    Some(current) => limits.set_from(limit, &current)?,
+                    None => limits.reset(limit)?,
                 }
             }
             FunctionSetValue::Default => {}

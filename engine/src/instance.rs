@@ -233,9 +233,7 @@ impl GuestInstance {
             .map_err(|e| {
                 Error::InvalidComponent(format!("`describe` does not match the contract: {e:#}"))
             })?;
-        let store = &mut self.store;
-        let (sigs,) = with_native_stack(self.stack, || func.call(store, ()))
-            .map_err(|e| classify(e, &self.store, self.stack, limits, "describe"))?;
+        let (sigs,) = self.enter(limits, "describe", |store| func.call(store, ()))?;
         Ok(sigs)
     }
 
@@ -302,8 +300,19 @@ impl GuestInstance {
     {
         self.prepare(limits, cancel)?;
         let func = self.typed::<P, R>(export, "an export")?;
+        self.enter(limits, function, |store| func.call(store, params))
+    }
+
+    /// Runs `call` into the guest on a native stack with room for this instance's Wasm
+    /// stack, mapping a trap or limit to its error.
+    fn enter<R>(
+        &mut self,
+        limits: &Limits,
+        function: &str,
+        call: impl FnOnce(&mut Store<StoreState>) -> wasmtime::Result<R>,
+    ) -> Result<R, Error> {
         let store = &mut self.store;
-        with_native_stack(self.stack, || func.call(store, params))
+        with_native_stack(self.stack, || call(store))
             .map_err(|e| classify(e, &self.store, self.stack, limits, function))
     }
 
@@ -334,11 +343,10 @@ impl GuestInstance {
         // The typed function is checked against the export type; the lifetimes of the
         // borrowed arguments only need to outlive this call.
         let func = self.call_fn()?;
-        let store = &mut self.store;
-        match with_native_stack(self.stack, || func.call(store, (index, rows, args))) {
-            Ok((result,)) => Ok(result),
-            Err(e) => Err(classify(e, &self.store, self.stack, limits, function)),
-        }
+        let (result,) = self.enter(limits, function, |store| {
+            func.call(store, (index, rows, args))
+        })?;
+        Ok(result)
     }
 }
 

@@ -124,14 +124,40 @@ impl LimitOverrides {
             "memory" => self.memory = Some(parse_bytes(value)?),
             "timeout" => self.timeout = Some(parse_duration(value)?),
             "stack" => self.stack = Some(parse_stack(value)?),
-            other => {
-                return Err(Error::InvalidLimit(format!(
-                    "unknown limit \"wasm.{other}\" (known: wasm.fuel, wasm.memory, wasm.timeout, wasm.stack)"
-                )))
-            }
+            other => return Err(unknown_limit(other)),
         }
         Ok(())
     }
+
+    /// Clears one limit (`SET wasm.x TO DEFAULT`): the default applies again.
+    pub fn reset(&mut self, name: &str) -> Result<()> {
+        match name {
+            "fuel" => self.fuel = None,
+            "memory" => self.memory = None,
+            "timeout" => self.timeout = None,
+            "stack" => self.stack = None,
+            other => return Err(unknown_limit(other)),
+        }
+        Ok(())
+    }
+
+    /// Sets one limit to its value in `limits` (`SET wasm.x FROM CURRENT`).
+    pub fn set_from(&mut self, name: &str, limits: &Limits) -> Result<()> {
+        match name {
+            "fuel" => self.fuel = Some(limits.fuel),
+            "memory" => self.memory = Some(limits.memory),
+            "timeout" => self.timeout = Some(limits.timeout),
+            "stack" => self.stack = Some(limits.stack),
+            other => return Err(unknown_limit(other)),
+        }
+        Ok(())
+    }
+}
+
+fn unknown_limit(name: &str) -> Error {
+    Error::InvalidLimit(format!(
+        "unknown limit \"wasm.{name}\" (known: wasm.fuel, wasm.memory, wasm.timeout, wasm.stack)"
+    ))
 }
 
 /// Parses a Wasm stack size (as [`parse_bytes`]) and rounds it as [`round_stack`].
@@ -157,12 +183,15 @@ pub fn round_stack(stack: usize) -> Result<usize> {
 }
 
 fn parse_count(value: &str) -> Result<u64> {
-    let cleaned: String = value.trim().chars().filter(|c| *c != '_').collect();
-    cleaned
-        .parse::<u64>()
-        .ok()
+    parse_number(value)
         .filter(|v| *v > 0)
         .ok_or_else(|| Error::InvalidLimit(format!("\"{value}\" is not a positive integer")))
+}
+
+/// A whole number, `_` allowed between digits; zero included.
+fn parse_number(value: &str) -> Option<u64> {
+    let cleaned: String = value.trim().chars().filter(|c| *c != '_').collect();
+    cleaned.parse::<u64>().ok()
 }
 
 /// Parses a byte size: `1048576`, `64kB`, `16MB`, `1GB` (PostgreSQL's 1024-based units),
@@ -194,15 +223,20 @@ fn bad_size(value: &str) -> Error {
 /// Parses a duration: `250ms`, `2s`, `1min`, `1h`, or a bare number of milliseconds
 /// (as PostgreSQL's `statement_timeout`).
 pub fn parse_duration(value: &str) -> Result<Duration> {
+    let duration = parse_duration_or_zero(value)?;
+    if duration.is_zero() {
+        return Err(not_a_duration(value));
+    }
+    Ok(duration)
+}
+
+/// As [`parse_duration`], taking zero too (`statement_timeout = 0` turns it off).
+pub(crate) fn parse_duration_or_zero(value: &str) -> Result<Duration> {
     let v = value.trim();
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
-    let bad = || {
-        Error::InvalidLimit(format!(
-            "\"{value}\" is not a duration (examples: 500ms, 2s, 1min)"
-        ))
-    };
-    let n = parse_count(num).map_err(|_| bad())?;
+    let bad = || not_a_duration(value);
+    let n = parse_number(num).ok_or_else(bad)?;
     let d = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "ms" => Duration::from_millis(n),
         "s" | "sec" | "secs" => Duration::from_secs(n),
@@ -212,6 +246,12 @@ pub fn parse_duration(value: &str) -> Result<Duration> {
         _ => return Err(bad()),
     };
     Ok(d)
+}
+
+fn not_a_duration(value: &str) -> Error {
+    Error::InvalidLimit(format!(
+        "\"{value}\" is not a duration (examples: 500ms, 2s, 1min)"
+    ))
 }
 
 #[cfg(test)]
@@ -229,6 +269,10 @@ mod tests {
         assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration("250").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("0").is_err());
+        assert_eq!(parse_duration_or_zero("0s").unwrap(), Duration::ZERO);
+        assert!(parse_duration_or_zero("0.5s").is_err());
+        assert!(parse_duration_or_zero("").is_err());
     }
 
     #[test]

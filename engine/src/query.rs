@@ -23,12 +23,19 @@ use crate::udf::InstancePool;
 static NEXT_QUERY: AtomicU64 = AtomicU64::new(1);
 
 /// The scope of one query, as seen by Wasm UDF calls.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct QueryScope {
-    pub(crate) id: u64,
     pub(crate) cancel: Option<Arc<AtomicBool>>,
-    /// Dropped with the last clone of the scope: when the query and its plans are gone.
-    pub(crate) end: Option<Arc<ScopeEnd>>,
+    /// The query's identity; dropped with the last clone of the scope, when the query
+    /// and its plans are gone.
+    pub(crate) end: Arc<ScopeEnd>,
+}
+
+impl QueryScope {
+    /// Which query this is.
+    pub(crate) fn id(&self) -> u64 {
+        self.end.id
+    }
 }
 
 /// The pools a query left idle instances in. When the query ends they are dropped, so
@@ -184,17 +191,17 @@ impl Engine {
     pub fn query(&self, ctx: &SessionContext) -> Query {
         let cancel = Arc::new(AtomicBool::new(false));
         let mut state = ctx.state();
-        state.config_mut().options_mut().extensions.insert({
-            let id = NEXT_QUERY.fetch_add(1, Ordering::Relaxed);
-            QueryScope {
-                id,
+        state
+            .config_mut()
+            .options_mut()
+            .extensions
+            .insert(QueryScope {
                 cancel: Some(cancel.clone()),
-                end: Some(Arc::new(ScopeEnd {
-                    id,
+                end: Arc::new(ScopeEnd {
+                    id: NEXT_QUERY.fetch_add(1, Ordering::Relaxed),
                     pools: Mutex::new(Vec::new()),
-                })),
-            }
-        });
+                }),
+            });
         // Accumulators see no configuration: bind each Wasm aggregate to this query
         // when its plans (and those of the views it reads) are analyzed.
         state.add_analyzer_rule(Arc::new(BindWasmAggregates));

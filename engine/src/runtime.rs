@@ -426,7 +426,7 @@ impl Engine {
         Ok(ModuleInner {
             hash,
             pre,
-            stack_variants: Mutex::new(Vec::new()),
+            stack_variants: Mutex::new(HashMap::new()),
             exports: Exports {
                 call: call_idx,
                 aggregate,
@@ -495,7 +495,7 @@ pub(crate) struct ModuleInner {
     pub(crate) pre: InstancePre<StoreState>,
     /// The module in engines of other stack sizes. Stack sizes are powers of two up
     /// to the ceiling (at most 15 of them), so this stays small without eviction.
-    stack_variants: Mutex<Vec<(usize, Arc<StackVariant>)>>,
+    stack_variants: Mutex<HashMap<usize, Arc<StackVariant>>>,
     /// The contract's exports in `pre`'s component.
     exports: Exports,
     pub(crate) functions: Vec<FunctionSignature>,
@@ -544,14 +544,8 @@ impl ModuleInner {
     /// serializing the main engine's compilation: the engines differ only in stack size
     /// and allocator, which compiled code does not depend on.
     fn stack_variant(&self, stack: usize) -> Result<Arc<StackVariant>> {
-        let existing = |variants: &[(usize, Arc<StackVariant>)]| {
-            variants
-                .iter()
-                .find(|(s, _)| *s == stack)
-                .map(|(_, v)| v.clone())
-        };
-        if let Some(v) = existing(&self.stack_variants.lock()) {
-            return Ok(v);
+        if let Some(v) = self.stack_variants.lock().get(&stack) {
+            return Ok(v.clone());
         }
         // Prepared outside the lock: other sizes of this module need not wait for it.
         let engine = self.engine.stack_engine(stack)?;
@@ -592,12 +586,13 @@ impl ModuleInner {
             pre,
             exports,
         });
-        let mut variants = self.stack_variants.lock();
-        if let Some(v) = existing(&variants) {
-            return Ok(v);
-        }
-        variants.push((stack, variant.clone()));
-        Ok(variant)
+        // Another partition may have prepared it meanwhile: the first one is kept.
+        Ok(self
+            .stack_variants
+            .lock()
+            .entry(stack)
+            .or_insert(variant)
+            .clone())
     }
 }
 

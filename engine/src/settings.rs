@@ -60,13 +60,7 @@ impl ExtensionOptions for WasmSettings {
         let config = |e: crate::Error| DataFusionError::Configuration(e.to_string());
         let mut next = self.overrides;
         if value.trim().eq_ignore_ascii_case("default") {
-            match key {
-                "fuel" => next.fuel = None,
-                "memory" => next.memory = None,
-                "timeout" => next.timeout = None,
-                "stack" => next.stack = None,
-                _ => next.set(key, value).map_err(config)?,
-            }
+            next.reset(key).map_err(config)?;
         } else {
             next.set(key, value).map_err(config)?;
             self.defaults

@@ -15,7 +15,7 @@ use datafusion::sql::sqlparser::ast::{Expr, Set, Statement as SqlStatement, Valu
 
 use crate::database::Output;
 use crate::error::Error;
-use crate::limits::parse_duration;
+use crate::limits::parse_duration_or_zero;
 
 const NAME: &str = "statement_timeout";
 
@@ -65,21 +65,8 @@ fn parse_value(values: &[Expr]) -> Result<Option<Duration>, Error> {
     if text.eq_ignore_ascii_case("default") {
         return Ok(None);
     }
-    // 0 (in any unit) turns the timeout off, as in PostgreSQL; durations elsewhere
-    // must be positive, so it is taken here.
-    let value = text.trim();
-    let digits = value
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap_or("");
-    let unit = value[digits.len()..].trim().to_ascii_lowercase();
-    if !digits.is_empty()
-        && digits.bytes().all(|b| b == b'0')
-        && ["", "us", "ms", "s", "sec", "secs", "min", "mins", "h"].contains(&unit.as_str())
-    {
-        return Ok(None);
-    }
-    let limit = parse_duration(&text).map_err(|_| {
+    // 0 (in any unit) turns the timeout off, as in PostgreSQL.
+    let limit = parse_duration_or_zero(&text).map_err(|_| {
         Error::InvalidLimit(format!(
             "invalid value for parameter \"statement_timeout\": \"{text}\" (examples: 500, '2s', '1min', 0 for none)"
         ))

@@ -151,7 +151,7 @@ impl Overload {
             .map_err(|_| Error::Runtime(format!("batch of {rows} rows is too large")))?;
         // Instances are pooled per query, and a query runs under one set of session
         // settings, so a pooled instance always has this call's memory limit.
-        let query = scope.map(|s| s.id);
+        let query = scope.map(QueryScope::id);
         // A stack size is fixed at instantiation: a `SET wasm.stack` within the query
         // scope retires the pooled instance.
         let mut instance = match self.pool.take(query) {
@@ -161,8 +161,8 @@ impl Overload {
         // A trap or limit poisons the instance: it is dropped here, never returned.
         let result = instance.call(self.index, wire_rows, &wire, limits, cancel, &self.name)?;
         self.pool.put(query, instance);
-        if let Some(end) = scope.and_then(|s| s.end.as_ref()) {
-            end.register(&self.pool);
+        if let Some(scope) = scope {
+            scope.end.register(&self.pool);
         }
         let out = result.map_err(|e| Error::Guest {
             function: self.name.clone(),
