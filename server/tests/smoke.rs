@@ -1175,34 +1175,27 @@ async fn limit_ceilings_come_from_the_command_line() {
         .await
         .expect("connect");
     tokio::spawn(conn);
-    let err = client
-        .simple_query("SET wasm.memory = '128MB'")
-        .await
-        .expect_err("above the ceiling");
-    assert_eq!(err.as_db_error().expect("db error").code().code(), "22023");
-    client
-        .simple_query("SET wasm.memory = '48MB'")
-        .await
-        .expect("under the ceiling");
-    assert_eq!(
-        query(&client, "SHOW wasm.memory").await,
-        vec![row(&["48MB"])]
-    );
     assert_eq!(query(&client, "SHOW wasm.stack").await, vec![row(&["4MB"])]);
-    let err = client
-        .simple_query("SET wasm.stack = '32MB'")
-        .await
-        .expect_err("above the ceiling");
-    assert_eq!(err.as_db_error().expect("db error").code().code(), "22023");
-    client
-        .simple_query("SET wasm.stack = '12MB'")
-        .await
-        .expect("under the ceiling");
-    // Rounded up to a power of two: still within the ceiling.
-    assert_eq!(
-        query(&client, "SHOW wasm.stack").await,
-        vec![row(&["16MB"])]
-    );
+    // (limit, above its ceiling, under it, as SHOW then tells it: a stack is rounded
+    // up to a power of two, still within the ceiling).
+    for (limit, above, under, shown) in [
+        ("memory", "128MB", "48MB", "48MB"),
+        ("stack", "32MB", "12MB", "16MB"),
+    ] {
+        let err = client
+            .simple_query(&format!("SET wasm.{limit} = '{above}'"))
+            .await
+            .expect_err("above the ceiling");
+        assert_eq!(err.as_db_error().expect("db error").code().code(), "22023");
+        client
+            .simple_query(&format!("SET wasm.{limit} = '{under}'"))
+            .await
+            .expect("under the ceiling");
+        assert_eq!(
+            query(&client, &format!("SHOW wasm.{limit}")).await,
+            vec![row(&[shown])]
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,20 @@ use wasmudf_engine::{
     CacheOutcome, Engine, EngineConfig, Error, LimitOverrides, Limits, UdfOptions,
 };
 
+/// Options that name the function `name` (if given) and set `limits` by their SQL
+/// spellings.
+fn options(name: Option<&str>, limits: &[(&str, &str)]) -> UdfOptions {
+    let mut overrides = LimitOverrides::default();
+    for (limit, value) in limits {
+        overrides.set(limit, value).unwrap();
+    }
+    UdfOptions {
+        name: name.map(Into::into),
+        limits: overrides,
+        ..Default::default()
+    }
+}
+
 /// Asserts the engine still serves ordinary queries after a failure.
 async fn still_serves(engine: &Engine) {
     let ctx = session(engine, 2, &["math"]);
@@ -135,15 +149,11 @@ async fn each_function_gets_its_own_stack() {
         ("shallow", Some("256kB")),
         ("deep", Some("8MB")),
     ] {
-        let mut limits = LimitOverrides::default();
-        if let Some(s) = stack {
-            limits.set("stack", s).unwrap();
-        }
-        let options = UdfOptions {
-            name: Some(name.into()),
-            limits,
-            ..Default::default()
+        let limits: &[(&str, &str)] = match stack {
+            Some(s) => &[("stack", s)],
+            None => &[],
         };
+        let options = options(Some(name), limits);
         ctx.register_udf(module.scalar_udf("recurse_to", &options).unwrap());
     }
     let fits = |name: &'static str, depth: u64| {
@@ -194,16 +204,8 @@ async fn each_function_gets_its_own_stack() {
     );
     assert_eq!(value(&engine, &ctx, &sql).await, "4");
     // Above the ceiling, below the minimum: refused when the function is made.
-    let mut limits = LimitOverrides::default();
-    limits.set("stack", "16MB").unwrap();
     let err = module
-        .scalar_udf(
-            "recurse_to",
-            &UdfOptions {
-                limits,
-                ..Default::default()
-            },
-        )
+        .scalar_udf("recurse_to", &options(None, &[("stack", "16MB")]))
         .err()
         .unwrap();
     assert_eq!(
@@ -224,15 +226,7 @@ async fn each_function_gets_its_own_stack() {
 async fn minimum_stack_scalars_and_aggregates_with_their_own_stack() {
     let engine = engine();
     let ctx = session(&engine, 4, &[]);
-    let own = |stack: &str, name: &str| {
-        let mut limits = LimitOverrides::default();
-        limits.set("stack", stack).unwrap();
-        UdfOptions {
-            name: Some(name.into()),
-            limits,
-            ..Default::default()
-        }
-    };
+    let own = |stack: &str, name: &str| options(Some(name), &[("stack", stack)]);
     let strings = load(&engine, "strings");
     ctx.register_udf(
         strings
@@ -286,12 +280,7 @@ async fn max_instances_counts_every_stack_size() {
         .unwrap();
         let math = load(&engine, "math");
         let ctx = session(&engine, 1, &[]);
-        let mut limits = LimitOverrides::default();
-        limits.set("stack", "2MB").unwrap();
-        let own_stack = UdfOptions {
-            limits,
-            ..Default::default()
-        };
+        let own_stack = options(None, &[("stack", "2MB")]);
         ctx.register_udf(math.scalar_udf("add_one", &own_stack).unwrap());
         ctx.register_udf(math.scalar_udf("gcd", &UdfOptions::default()).unwrap());
         // An idle instance pooled for the query keeps its slot, so the second function
@@ -323,16 +312,10 @@ async fn deadlines_fire_under_a_function_stack() {
         ..EngineConfig::default()
     })
     .unwrap();
-    let mut limits = LimitOverrides::default();
-    limits.set("stack", "512kB").unwrap();
-    limits.set("timeout", "200ms").unwrap();
     let udf = load(&engine, "spin")
         .scalar_udf(
             "spin",
-            &UdfOptions {
-                limits,
-                ..Default::default()
-            },
+            &options(None, &[("stack", "512kB"), ("timeout", "200ms")]),
         )
         .unwrap();
     let ctx = session(&engine, 1, &[]);
@@ -495,17 +478,8 @@ async fn per_function_limits_narrow_the_defaults() {
     let engine = engine();
     let module = load(&engine, "spin");
     let ctx = datafusion::prelude::SessionContext::new();
-    let mut limits = LimitOverrides::default();
-    limits.set("fuel", "1000000").unwrap();
     let udf = module
-        .scalar_udf(
-            "spin",
-            &UdfOptions {
-                name: Some("spin_small".into()),
-                limits,
-                ..Default::default()
-            },
-        )
+        .scalar_udf("spin", &options(Some("spin_small"), &[("fuel", "1000000")]))
         .unwrap();
     ctx.register_udf(udf);
     let (_, msg) = udf_error(&engine, &ctx, "SELECT spin_small(1)").await;
@@ -527,16 +501,8 @@ async fn per_function_limits_narrow_the_defaults() {
         ..EngineConfig::default()
     })
     .unwrap();
-    let mut limits = LimitOverrides::default();
-    limits.set("memory", "1GB").unwrap();
     let err = load(&capped, "math")
-        .scalar_udf(
-            "gcd",
-            &UdfOptions {
-                limits,
-                ..Default::default()
-            },
-        )
+        .scalar_udf("gcd", &options(None, &[("memory", "1GB")]))
         .err()
         .unwrap();
     assert_eq!(err.to_string(), "invalid limit: wasm.memory = 1073741824 bytes is above the server's ceiling of 67108864 bytes");
