@@ -80,7 +80,7 @@ pub enum Error {
     },
     /// The statement was canceled (CancelRequest or `statement_timeout`).
     #[error("canceling statement due to {0}")]
-    QueryCanceled(crate::query::CancelReason),
+    QueryCanceled(CancelReason),
     /// The guest trapped (unreachable, out-of-bounds access, panic, ...).
     #[error("function {function}: {trap}")]
     Trap {
@@ -297,5 +297,23 @@ pub fn sqlstate(err: &DataFusionError) -> &'static str {
         DataFusionError::Execution(_) if msg.contains("Divide by zero") => "22012",
         DataFusionError::Execution(_) => "22000",
         _ => "XX000",
+    }
+}
+
+/// Why a query was canceled; each reads as PostgreSQL words it (SQLSTATE 57014).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelReason {
+    /// A client's CancelRequest (psql's Ctrl-C) or [`crate::CancelHandle::cancel`].
+    UserRequest,
+    /// The session's `statement_timeout` elapsed.
+    StatementTimeout,
+}
+
+impl std::fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CancelReason::UserRequest => "user request",
+            CancelReason::StatementTimeout => "statement timeout",
+        })
     }
 }

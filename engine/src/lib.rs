@@ -29,48 +29,41 @@
 //! [Apache DataFusion]: https://datafusion.apache.org
 #![warn(missing_docs)]
 
-mod abi;
-mod aggregate;
-mod cache;
-mod catalog;
-mod column_names;
-mod convert;
-mod copy;
-mod database;
-mod ddl;
+// The layers, bottom to top; each imports only those listed before it (the
+// `layering` test enforces it, CONTRIBUTING.md says what each holds).
 mod error;
-mod exec;
-mod instance;
-mod limits;
-mod pg_catalog;
-mod pgtext;
-mod query;
-mod runtime;
-mod session_info;
-mod settings;
-mod signature;
-mod source;
-mod system;
-mod tables;
-mod timeout;
+mod introspection;
+mod pg;
+mod sql;
+mod store;
 mod udf;
+mod wasm;
 
-pub use cache::CacheOutcome;
-pub use copy::{copy_header, copy_lines, CopyFormat, CopyIn};
-pub use database::{
-    collect, Database, DatabaseConfig, Description, Output, Session, Statement, CATALOG_NAME,
-    DEFAULT_SCHEMA, REPLACEABLE_BUILTINS,
-};
-pub use error::{find_udf_error, sqlstate, Error, Result};
-pub use limits::{
+// Embedding: Wasm functions in your own DataFusion `SessionContext`.
+pub use error::{find_udf_error, sqlstate, CancelReason, Error, Result};
+pub use udf::build::UdfOptions;
+pub use udf::query::{CancelHandle, Query};
+pub use wasm::cache::CacheOutcome;
+pub use wasm::engine::{Engine, EngineConfig, Module};
+pub use wasm::limits::{
     parse_bytes, parse_duration, parse_stack, round_stack, LimitOverrides, Limits, MAX_STACK,
     MIN_STACK,
 };
-pub use pgtext::{numeric_from_binary, numeric_to_binary, pg_text};
-pub use query::{CancelHandle, CancelReason, Query};
-pub use runtime::{Engine, EngineConfig, Module, UdfOptions};
-pub use session_info::SERVER_VERSION;
-pub use signature::{sql_type_name, AggregateShape, FunctionKind, FunctionSignature, NullHandling};
+pub use wasm::signature::{
+    sql_type_name, AggregateShape, FunctionKind, FunctionSignature, NullHandling,
+};
+
+// The database: a data directory, sessions, statements.
+pub use sql::database::{Database, DatabaseConfig, REPLACEABLE_BUILTINS};
+pub use sql::output::{collect, CommandTag, Description, Output};
+pub use sql::session::Session;
+pub use sql::statement::Statement;
+pub use store::{CATALOG_NAME, DEFAULT_SCHEMA};
+
+// PostgreSQL value formats, for servers and tests that speak the wire protocol.
+pub use introspection::session_info::SERVER_VERSION;
+pub use pg::copy::{copy_header, copy_lines, CopyFormat, CopyIn};
+pub use pg::text::{numeric_from_binary, numeric_to_binary, pg_text};
 
 /// The WIT contract every component implements, for tools that embed it.
 pub const WIT_CONTRACT: &str = include_str!("../wit/udf.wit");

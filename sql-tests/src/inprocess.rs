@@ -12,7 +12,7 @@ use wasmudf_engine::{
     collect, copy_header, copy_lines, pg_text, Database, DatabaseConfig, Output, Session,
 };
 
-use crate::render::{column_type, command_count, copy_rows, split_copy_in, SqlError};
+use crate::render::{column_type, copy_rows, split_copy_in, SqlError};
 
 /// One database for a file's connections; [`InProcess::restart`] closes it and opens
 /// the data directory again.
@@ -125,7 +125,7 @@ impl AsyncDB for Conn {
             .await
             .map_err(|e| SqlError::from_df(&e))?
         {
-            Output::Command(tag) => Ok(DBOutput::StatementComplete(command_count(&tag))),
+            Output::Command(tag) => Ok(DBOutput::StatementComplete(tag.rows().unwrap_or(0))),
             Output::Rows(stream) => {
                 let schema = stream.schema();
                 let batches = collect(stream).await.map_err(|e| SqlError::from_df(&e))?;

@@ -109,17 +109,6 @@ pub fn cell(value: Option<&str>) -> String {
     }
 }
 
-/// The row count a command tag reports (`INSERT 0 3`, `SELECT 3`), else 0.
-pub fn command_count(tag: &str) -> u64 {
-    let mut words = tag.split_whitespace();
-    match words.next() {
-        Some("INSERT" | "UPDATE" | "DELETE" | "SELECT" | "COPY" | "MERGE") => {
-            words.next_back().and_then(|n| n.parse().ok()).unwrap_or(0)
-        }
-        _ => 0,
-    }
-}
-
 /// The one statement `sql` parses to, if it is a COPY (PostgreSQL dialect).
 fn parse_copy(sql: &str) -> Option<(bool, CopyTarget)> {
     let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;

@@ -101,7 +101,7 @@ pub async fn exec(session: &wasmudf_engine::Session, sql: &str) -> Result<String
                 let batches = wasmudf_engine::collect(stream).await?;
                 pretty_format_batches(&batches)?.to_string()
             }
-            wasmudf_engine::Output::Command(tag) => tag,
+            wasmudf_engine::Output::Command(tag) => tag.to_string(),
             wasmudf_engine::Output::CopyOut { format, rows } => {
                 let batches = wasmudf_engine::collect(rows).await?;
                 let mut text = String::new();

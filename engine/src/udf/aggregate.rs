@@ -17,115 +17,30 @@ use datafusion::arrow::array::{new_empty_array, Array, ArrayRef, AsArray, Boolea
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{cast, filter};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::{format_state_name, AggregateOrderSensitivity};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo as DfEmitTo, Expr, GroupsAccumulator,
-    LogicalPlan, Signature, Volatility, WindowFunctionDefinition,
+    Accumulator, AggregateUDFImpl, EmitTo as DfEmitTo, GroupsAccumulator, Signature, Volatility,
 };
-use datafusion::optimizer::AnalyzerRule;
 use parking_lot::Mutex;
 use wasmtime::component::{ComponentExportIndex, ResourceAny};
 
-use crate::abi::{AggregateInfo, ColumnOut, ColumnRef, EmitTo, GuestError, WitType};
-use crate::convert::{output_array, ArgColumn};
 use crate::error::Error;
-use crate::instance::GuestInstance;
-use crate::limits::Limits;
-use crate::query::QueryScope;
-use crate::settings::WasmSettings;
-use crate::signature::{AggregateShape, NullHandling};
-use crate::udf::{next_udf_id, Overload, OverloadSet};
-
-/// The `aggregate` interface of a component.
-#[derive(Clone, Copy)]
-pub(crate) struct AggregateExports {
-    pub(crate) info: ComponentExportIndex,
-    pub(crate) new: ComponentExportIndex,
-    pub(crate) update: ComponentExportIndex,
-    pub(crate) retract: ComponentExportIndex,
-    pub(crate) merge: ComponentExportIndex,
-    pub(crate) state: ComponentExportIndex,
-    pub(crate) evaluate: ComponentExportIndex,
-}
-
-/// `update`, `retract` and `merge`: the resource, columns, group indices, total groups.
-type RowsCall<'a> = (ResourceAny, &'a [ColumnRef<'a>], &'a [u32], u32);
-type UnitResult = (Result<(), GuestError>,);
-type StateResult = (Result<Vec<ColumnOut>, GuestError>,);
-type EvaluateResult = (Result<ColumnOut, GuestError>,);
-type InfoResult = (Result<AggregateInfo, GuestError>,);
-
-impl AggregateExports {
-    /// The interface's exports, each found by `need` from its name.
-    pub(crate) fn find(
-        need: impl Fn(&str) -> Result<ComponentExportIndex, Error>,
-    ) -> Result<Self, Error> {
-        Ok(AggregateExports {
-            info: need("info")?,
-            new: need("[constructor]groups")?,
-            update: need("[method]groups.update")?,
-            retract: need("[method]groups.retract")?,
-            merge: need("[method]groups.merge")?,
-            state: need("[method]groups.state")?,
-            evaluate: need("[method]groups.evaluate")?,
-        })
-    }
-
-    /// Checks every export against the contract's types, once, at load time.
-    pub(crate) fn check_types(&self, instance: &mut GuestInstance) -> Result<(), Error> {
-        instance.check_type::<(u32,), InfoResult>(self.info, "aggregate.info")?;
-        instance.check_type::<(u32,), (ResourceAny,)>(self.new, "groups constructor")?;
-        for (export, what) in [
-            (self.update, "groups.update"),
-            (self.retract, "groups.retract"),
-            (self.merge, "groups.merge"),
-        ] {
-            instance.check_type::<RowsCall<'static>, UnitResult>(export, what)?;
-        }
-        instance.check_type::<(ResourceAny, EmitTo), StateResult>(self.state, "groups.state")?;
-        instance
-            .check_type::<(ResourceAny, EmitTo), EvaluateResult>(self.evaluate, "groups.evaluate")
-    }
-
-    /// Reads what aggregate number `index` (named `name`) declares about itself.
-    pub(crate) fn info(
-        &self,
-        instance: &mut GuestInstance,
-        index: usize,
-        name: &str,
-        limits: &Limits,
-    ) -> Result<AggregateShape, Error> {
-        let index = u32::try_from(index)
-            .map_err(|_| Error::InvalidDescription("too many functions".into()))?;
-        let (info,) =
-            instance.invoke::<(u32,), InfoResult>(self.info, (index,), limits, None, name)?;
-        let info = info.map_err(|e| {
-            Error::InvalidDescription(format!("aggregate {name}: info failed: {}", e.message))
-        })?;
-        if info.state.is_empty() {
-            return Err(Error::InvalidDescription(format!(
-                "aggregate {name} declares no state columns"
-            )));
-        }
-        let state = info
-            .state
-            .iter()
-            .map(WitType::to_arrow)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::InvalidDescription(format!("aggregate {name} state: {e}")))?;
-        Ok(AggregateShape {
-            state,
-            retract: info.retract,
-        })
-    }
-}
+use crate::udf::scalar::{next_udf_id, Overload, OverloadSet};
+use crate::udf::scope::QueryScope;
+use crate::udf::settings::WasmSettings;
+use crate::wasm::abi::{ColumnRef, EmitTo, GuestError};
+use crate::wasm::aggregate_exports::{
+    AggregateExports, EvaluateResult, RowsCall, StateResult, UnitResult,
+};
+use crate::wasm::convert::{output_array, ArgColumn};
+use crate::wasm::instance::GuestInstance;
+use crate::wasm::limits::Limits;
+use crate::wasm::signature::{AggregateShape, NullHandling};
 
 /// The query an aggregate runs for: DataFusion hands accumulators no configuration,
-/// so [`BindWasmAggregates`] binds each Wasm aggregate of a plan to the query's scope
+/// so [`BindWasmFunctions`](crate::udf::bind::BindWasmFunctions) binds each Wasm aggregate of a plan to the query's scope
 /// (for cancellation) and the session's `wasm.*` settings (for limits).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Binding {
@@ -136,64 +51,6 @@ pub(crate) struct Binding {
 impl Binding {
     fn cancel(&self) -> Option<&Arc<AtomicBool>> {
         self.scope.as_ref().and_then(|s| s.cancel.as_ref())
-    }
-}
-
-impl Binding {
-    fn of(config: &ConfigOptions) -> Self {
-        Binding {
-            scope: config.extensions.get::<QueryScope>().cloned(),
-            settings: config.extensions.get::<WasmSettings>().cloned(),
-        }
-    }
-}
-
-/// Analyzer rule that binds every Wasm aggregate of a plan to the query being
-/// planned: [`crate::Engine::query`] adds it to each query's state. It runs wherever
-/// that state plans, including the stored plans of views the query reads (which
-/// carry the functions as they were when the view was defined).
-#[derive(Debug)]
-pub(crate) struct BindWasmAggregates;
-
-impl AnalyzerRule for BindWasmAggregates {
-    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
-        let binding = Binding::of(config);
-        let bound = |f: &Arc<AggregateUDF>| {
-            f.inner()
-                .downcast_ref::<WasmAggregateUdf>()
-                .map(|w| Arc::new(AggregateUDF::new_from_impl(w.bind(binding.clone()))))
-        };
-        plan.transform_up_with_subqueries(|node| {
-            node.map_expressions(|e| {
-                e.transform_up(|e| {
-                    Ok(match e {
-                        Expr::AggregateFunction(mut a) => match bound(&a.func) {
-                            Some(f) => {
-                                a.func = f;
-                                Transformed::yes(Expr::AggregateFunction(a))
-                            }
-                            None => Transformed::no(Expr::AggregateFunction(a)),
-                        },
-                        Expr::WindowFunction(mut w) => match &w.fun {
-                            WindowFunctionDefinition::AggregateUDF(f) => match bound(f) {
-                                Some(f) => {
-                                    w.fun = WindowFunctionDefinition::AggregateUDF(f);
-                                    Transformed::yes(Expr::WindowFunction(w))
-                                }
-                                None => Transformed::no(Expr::WindowFunction(w)),
-                            },
-                            _ => Transformed::no(Expr::WindowFunction(w)),
-                        },
-                        other => Transformed::no(other),
-                    })
-                })
-            })
-        })
-        .data()
-    }
-
-    fn name(&self) -> &str {
-        "bind_wasm_aggregates"
     }
 }
 
@@ -617,7 +474,7 @@ impl GuestGroups {
         self.instance
             .as_ref()
             .map_or(0, |i| i.memory_used() as usize)
-            + std::mem::size_of::<Self>()
+            + size_of::<Self>()
     }
 }
 
@@ -905,6 +762,6 @@ impl Accumulator for DistinctAccumulator {
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.values.iter().map(ScalarValue::size).sum::<usize>()
+        size_of::<Self>() + self.values.iter().map(ScalarValue::size).sum::<usize>()
     }
 }

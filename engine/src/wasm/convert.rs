@@ -5,7 +5,7 @@ use datafusion::arrow::array::{make_array, Array, ArrayData, ArrayRef, Decimal12
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, DecimalType};
 
-use crate::abi::{BufferOut, BufferRef, ColumnOut, ColumnRef};
+use crate::wasm::abi::{BufferOut, BufferRef, ColumnOut, ColumnRef};
 
 /// Element width of a column's value buffer on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

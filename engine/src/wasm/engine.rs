@@ -7,22 +7,21 @@ use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::Duration;
 
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF, Volatility};
-use datafusion::prelude::SessionContext;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 use wasmtime::{Config, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
-use crate::abi::{AGGREGATE_INTERFACE, GUEST_INTERFACE, SCALAR_INTERFACE, TYPES_INTERFACE_PREFIX};
-use crate::aggregate::{AggregateExports, WasmAggregateUdf};
-use crate::cache::{ArtifactCache, CacheOutcome};
 use crate::error::{Error, Result};
-use crate::instance::{GuestInstance, InstanceSlots, StoreState};
-use crate::limits::{round_stack, LimitOverrides, Limits};
-use crate::signature::{FunctionKind, FunctionSignature, NullHandling};
-use crate::udf::{Overload, WasmScalarUdf};
+use crate::wasm::abi::{
+    AGGREGATE_INTERFACE, GUEST_INTERFACE, SCALAR_INTERFACE, TYPES_INTERFACE_PREFIX,
+};
+use crate::wasm::aggregate_exports::AggregateExports;
+use crate::wasm::cache::{ArtifactCache, CacheOutcome};
+use crate::wasm::instance::{GuestInstance, InstanceSlots, StoreState};
+use crate::wasm::limits::{round_stack, Limits};
+use crate::wasm::signature::{FunctionKind, FunctionSignature};
 
 /// How the engine is set up. `EngineConfig::default()` suits most uses.
 #[derive(Clone, Debug)]
@@ -435,22 +434,6 @@ impl Engine {
             engine: self.clone(),
         })
     }
-
-    /// Registers every function of `module` in `ctx` under its own name, with the
-    /// engine's default limits and the component's declared volatility and nulls.
-    pub fn register(&self, ctx: &SessionContext, module: &Module) -> Result<()> {
-        for f in module.functions() {
-            match f.kind {
-                FunctionKind::Scalar => {
-                    ctx.register_udf(module.scalar_udf(&f.name, &UdfOptions::default())?)
-                }
-                FunctionKind::Aggregate => {
-                    ctx.register_udaf(module.aggregate_udf(&f.name, &UdfOptions::default())?)
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 fn spawn_epoch_ticker(engines: StackEngines, tick: Duration, stop: Arc<AtomicBool>) {
@@ -596,19 +579,6 @@ impl ModuleInner {
     }
 }
 
-/// How a function is exposed to SQL; every `None` keeps what the component declares.
-#[derive(Clone, Debug, Default)]
-pub struct UdfOptions {
-    /// SQL name (default: the component's name for it).
-    pub name: Option<String>,
-    /// Limit overrides, checked against the engine's ceilings.
-    pub limits: LimitOverrides,
-    /// Volatility to plan with.
-    pub volatility: Option<Volatility>,
-    /// Null handling to apply.
-    pub null_handling: Option<NullHandling>,
-}
-
 impl Module {
     /// Hex SHA-256 of the component bytes: the module's identity.
     pub fn hash(&self) -> String {
@@ -635,89 +605,5 @@ impl Module {
     pub fn instantiate_once(&self) -> Result<()> {
         let defaults = self.inner.engine.inner.config.defaults;
         self.inner.instantiate(&defaults, "instantiate").map(drop)
-    }
-
-    /// One overload of a SQL function: function `export` of this component with
-    /// `options`, checked (kind, volatility, limits under the ceilings).
-    pub(crate) fn overload(
-        &self,
-        export: &str,
-        options: &UdfOptions,
-        kind: FunctionKind,
-    ) -> Result<Overload> {
-        let index = self
-            .inner
-            .functions
-            .iter()
-            .position(|f| f.name == export)
-            .ok_or_else(|| Error::NoSuchFunction(export.to_string()))?;
-        let sig = &self.inner.functions[index];
-        if sig.kind != kind {
-            return Err(Error::InvalidDescription(format!(
-                "function {export} is {}, not {}",
-                kind_name(sig.kind),
-                kind_name(kind)
-            )));
-        }
-        if let Some(v) = options.volatility {
-            if volatility_rank(v) < volatility_rank(sig.volatility) {
-                return Err(Error::InvalidDescription(format!(
-                    "function {export} is {} in its component and cannot be declared {}",
-                    volatility_name(sig.volatility),
-                    volatility_name(v)
-                )));
-            }
-        }
-        let config = &self.inner.engine.inner.config;
-        config
-            .defaults
-            .with_overrides(&options.limits, &config.ceilings)?;
-        let name = options.name.as_deref().unwrap_or(export);
-        Ok(Overload::new(self.inner.clone(), index, name, options))
-    }
-
-    /// A DataFusion scalar UDF that runs function `export` of this component.
-    pub fn scalar_udf(&self, export: &str, options: &UdfOptions) -> Result<ScalarUDF> {
-        let overload = self.overload(export, options, FunctionKind::Scalar)?;
-        Ok(ScalarUDF::new_from_impl(WasmScalarUdf::new(
-            &overload.name.clone(),
-            vec![Arc::new(overload)],
-        )))
-    }
-
-    /// A DataFusion aggregate UDF that runs aggregate `export` of this component:
-    /// grouped (one guest call per batch for all groups), plain, DISTINCT, FILTER and
-    /// window forms.
-    pub fn aggregate_udf(&self, export: &str, options: &UdfOptions) -> Result<AggregateUDF> {
-        let overload = self.overload(export, options, FunctionKind::Aggregate)?;
-        Ok(AggregateUDF::new_from_impl(WasmAggregateUdf::new(
-            &overload.name.clone(),
-            vec![Arc::new(overload)],
-        )))
-    }
-}
-
-/// "a scalar function" or "an aggregate", for messages.
-pub(crate) fn kind_name(kind: FunctionKind) -> &'static str {
-    match kind {
-        FunctionKind::Scalar => "a scalar function",
-        FunctionKind::Aggregate => "an aggregate",
-    }
-}
-
-pub(crate) fn volatility_rank(v: Volatility) -> u8 {
-    match v {
-        Volatility::Immutable => 0,
-        Volatility::Stable => 1,
-        Volatility::Volatile => 2,
-    }
-}
-
-/// SQL spelling of a volatility.
-pub(crate) fn volatility_name(v: Volatility) -> &'static str {
-    match v {
-        Volatility::Immutable => "IMMUTABLE",
-        Volatility::Stable => "STABLE",
-        Volatility::Volatile => "VOLATILE",
     }
 }

@@ -9,10 +9,10 @@ use wasmtime::component::{
 };
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 
-use crate::abi::{ColumnOut, ColumnRef, GuestError, WitSignature};
 use crate::error::Error;
-use crate::limits::Limits;
-use crate::runtime::{Exports, StackEngine};
+use crate::wasm::abi::{ColumnOut, ColumnRef, GuestError, WitSignature};
+use crate::wasm::engine::{Exports, StackEngine};
+use crate::wasm::limits::Limits;
 
 /// Per-store state: the limits of the current call and what stopped it, if anything.
 pub(crate) struct StoreState {

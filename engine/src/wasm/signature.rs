@@ -6,18 +6,19 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, TimeUnit as ArrowTimeUnit};
 use datafusion::logical_expr::Volatility;
 
-use crate::abi::{
+use crate::error::{Error, Result};
+use crate::wasm::abi::{
     DecimalType, TimeUnit, TimestampType, WitKind, WitNullHandling, WitSignature, WitType,
     WitVolatility,
 };
-use crate::error::{Error, Result};
 
 /// Whether a function maps rows to rows or groups to values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FunctionKind {
     /// One output row per input row.
     Scalar,
-    /// One output value per group (reserved: not yet callable).
+    /// One output value per group: a vectorized aggregate (also usable as a window
+    /// function), served by [`crate::Module::aggregate_udf`].
     Aggregate,
 }
 

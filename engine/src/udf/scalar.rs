@@ -16,14 +16,15 @@ use datafusion::logical_expr::{
 };
 use parking_lot::Mutex;
 
-use crate::convert::{output_array, ArgColumn};
 use crate::error::Error;
-use crate::instance::GuestInstance;
-use crate::limits::{LimitOverrides, Limits};
-use crate::query::QueryScope;
-use crate::runtime::{ModuleInner, UdfOptions};
-use crate::settings::WasmSettings;
-use crate::signature::{sql_type_name, FunctionSignature, NullHandling};
+use crate::udf::build::UdfOptions;
+use crate::udf::scope::QueryScope;
+use crate::udf::settings::WasmSettings;
+use crate::wasm::convert::{output_array, ArgColumn};
+use crate::wasm::engine::ModuleInner;
+use crate::wasm::instance::GuestInstance;
+use crate::wasm::limits::{LimitOverrides, Limits};
+use crate::wasm::signature::{sql_type_name, FunctionSignature, NullHandling};
 
 static NEXT_UDF: AtomicU64 = AtomicU64::new(1);
 
@@ -35,7 +36,10 @@ pub(crate) struct WasmScalarUdf {
     /// are the same registration.
     id: u64,
     signature: Signature,
-    overloads: OverloadSet,
+    overloads: Arc<OverloadSet>,
+    /// The query this copy is bound to when it was planned without a scope in the
+    /// configuration (a plain `SessionContext::sql`); see [`crate::udf::bind`].
+    scope: Option<QueryScope>,
 }
 
 /// The overloads of one SQL function name (scalar or aggregate), and how a call's
@@ -76,7 +80,7 @@ impl std::fmt::Debug for ModuleRef {
 
 impl PartialEq for WasmScalarUdf {
     fn eq(&self, other: &Self) -> bool {
-        self.id == other.id
+        self.id == other.id && self.query_id() == other.query_id()
     }
 }
 
@@ -85,6 +89,7 @@ impl Eq for WasmScalarUdf {}
 impl Hash for WasmScalarUdf {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.id.hash(state);
+        self.query_id().hash(state);
     }
 }
 
@@ -225,11 +230,26 @@ impl WasmScalarUdf {
         WasmScalarUdf {
             id: next_udf_id(),
             signature: Signature::user_defined(Volatility::Volatile),
-            overloads: OverloadSet {
+            overloads: Arc::new(OverloadSet {
                 name: name.to_string(),
                 overloads,
-            },
+            }),
+            scope: None,
         }
+    }
+
+    /// The same function, running for the query of `scope`.
+    pub(crate) fn bind(&self, scope: QueryScope) -> Self {
+        WasmScalarUdf {
+            id: self.id,
+            signature: self.signature.clone(),
+            overloads: self.overloads.clone(),
+            scope: Some(scope),
+        }
+    }
+
+    fn query_id(&self) -> Option<u64> {
+        self.scope.as_ref().map(QueryScope::id)
     }
 }
 
@@ -338,7 +358,11 @@ impl ScalarUDFImpl for WasmScalarUdf {
             .map(|f| f.data_type().clone())
             .collect();
         let overload = self.overloads.planned(&arg_types)?;
-        let scope = args.config_options.extensions.get::<QueryScope>();
+        let scope = args
+            .config_options
+            .extensions
+            .get::<QueryScope>()
+            .or(self.scope.as_ref());
         let limits = overload.limits(args.config_options.extensions.get::<WasmSettings>())?;
         let all_scalar = !args.args.is_empty()
             && args
@@ -432,7 +456,6 @@ fn coercible(from: &DataType, to: &DataType) -> bool {
 /// An instance is handed out again only to the same query, so guest state (globals,
 /// heap) never carries from one query to another; calls without a query scope always
 /// get a fresh instance. Parallel partitions each take their own instance.
-/// Idle instances of one function, each tagged with the query that may reuse it.
 #[derive(Debug)]
 pub(crate) struct InstancePool {
     idle: Mutex<VecDeque<(u64, GuestInstance)>>,

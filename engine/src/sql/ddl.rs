@@ -14,19 +14,23 @@ use datafusion::sql::sqlparser::ast::{
     FunctionSetValue, Ident, ObjectName, ObjectNamePart, Value,
 };
 
-use crate::aggregate::WasmAggregateUdf;
-use crate::catalog::{now, overload_key, FunctionRecord, StoredLimits};
-use crate::database::{Database, Registry, Session, SqlFunction, DEFAULT_SCHEMA};
 use crate::error::{Error, Result};
-use crate::limits::LimitOverrides;
-use crate::runtime::{kind_name, Module, UdfOptions};
-use crate::settings::WasmSettings;
-use crate::signature::{sql_type_name, FunctionKind, FunctionSignature, NullHandling};
-use crate::source::read_module;
-use crate::udf::WasmScalarUdf;
+use crate::sql::database::{Database, Registry, SqlFunction};
+use crate::sql::output::CommandTag;
+use crate::sql::session::Session;
+use crate::store::catalog::{now, overload_key, FunctionRecord, StoredLimits};
+use crate::store::source::read_module;
+use crate::store::DEFAULT_SCHEMA;
+use crate::udf::aggregate::WasmAggregateUdf;
+use crate::udf::build::{kind_name, UdfOptions};
+use crate::udf::scalar::WasmScalarUdf;
+use crate::udf::settings::WasmSettings;
+use crate::wasm::engine::Module;
+use crate::wasm::limits::LimitOverrides;
+use crate::wasm::signature::{sql_type_name, FunctionKind, FunctionSignature, NullHandling};
 
 /// `CREATE [OR REPLACE] FUNCTION name(args) RETURNS type LANGUAGE wasm ... AS 'module' [, 'export']`.
-pub(crate) fn create_function(session: &Session, cf: &CreateFunction) -> Result<String> {
+pub(crate) fn create_function(session: &Session, cf: &CreateFunction) -> Result<CommandTag> {
     let unsupported = |what: &str| {
         Err(Error::NotSupported(format!(
             "{what} is not supported for Wasm functions"
@@ -149,10 +153,10 @@ pub(crate) fn create_function(session: &Session, cf: &CreateFunction) -> Result<
         schema: DEFAULT_SCHEMA.into(),
         arg_types: sig.params.iter().map(sql_type_name).collect(),
         returns: sql_type_name(&sig.returns),
-        kind: kind_word(sig.kind).into(),
+        kind: sig.kind,
         module: module.hash(),
         export,
-        volatility: volatility_word(volatility.unwrap_or(sig.volatility)).into(),
+        volatility: volatility.unwrap_or(sig.volatility),
         strict: null_handling.unwrap_or(sig.null_handling) == NullHandling::Strict,
         limits: StoredLimits {
             fuel: limits.fuel,
@@ -165,7 +169,58 @@ pub(crate) fn create_function(session: &Session, cf: &CreateFunction) -> Result<
         owner: session.user.clone(),
     };
     install(db, vec![(record, bytes)], cf.or_replace)?;
-    Ok("CREATE FUNCTION".into())
+    Ok(CommandTag::CreateFunction)
+}
+
+/// `SELECT * FROM wasm_load('module')` run by `user`: defines every function the
+/// module describes under its own name with the component's declarations, all or
+/// nothing, and returns the records of all of them.
+pub(crate) fn wasm_load(db: &Database, user: &str, spec: &str) -> Result<Vec<FunctionRecord>> {
+    db.inner.require_admin(user, "load modules")?;
+    let (bytes, module) = load_module(db, spec)?;
+    let mut records = Vec::new();
+    for f in module.functions() {
+        if db.inner.is_protected_builtin(&f.name) {
+            return Err(Error::DuplicateFunction(format!(
+                "function {} is a built-in function and cannot be redefined",
+                f.name
+            )));
+        }
+        records.push((
+            FunctionRecord {
+                name: f.name.clone(),
+                schema: DEFAULT_SCHEMA.into(),
+                arg_types: f.params.iter().map(sql_type_name).collect(),
+                returns: sql_type_name(&f.returns),
+                kind: f.kind,
+                module: module.hash(),
+                export: f.name.clone(),
+                volatility: f.volatility,
+                strict: f.null_handling == NullHandling::Strict,
+                limits: StoredLimits::default(),
+                created: now(),
+                seq: 0,
+                owner: user.to_string(),
+            },
+            bytes.clone(),
+        ));
+    }
+    let listed: Vec<FunctionRecord> = records.iter().map(|(r, _)| r.clone()).collect();
+    // Loading the same module again is a no-op for functions it already defined
+    // identically: a client that describes a statement before running it (the
+    // extended protocol) plans it twice.
+    records.retain(|(r, _)| {
+        let registry = db.inner.functions.read();
+        registry.records.get(&r.key()).is_none_or(|existing| {
+            existing.module != r.module
+                || existing.export != r.export
+                || existing.returns != r.returns
+        })
+    });
+    if !records.is_empty() {
+        install(db, records, false)?;
+    }
+    Ok(listed)
 }
 
 /// Reads the module `spec` names and loads it; component errors are bad definitions.
@@ -226,9 +281,9 @@ pub(crate) fn install(
             return Err(Error::DuplicateFunction(format!(
                 "function {} already exists as {} ({}); {} cannot share its name",
                 record.name,
-                kind_name(record_kind(other)),
+                kind_name(other.kind),
                 other.key(),
-                kind_name(record_kind(record)),
+                kind_name(record.kind),
             )));
         }
     }
@@ -253,11 +308,11 @@ pub(crate) fn drop_function(
     session: &Session,
     df: &DropFunction,
     aggregate_only: bool,
-) -> Result<String> {
+) -> Result<CommandTag> {
     let tag = if aggregate_only {
-        "DROP AGGREGATE"
+        CommandTag::DropAggregate
     } else {
-        "DROP FUNCTION"
+        CommandTag::DropFunction
     };
     let db = &session.db;
     let _ddl = db.inner.ddl.lock();
@@ -273,9 +328,7 @@ pub(crate) fn drop_function(
         let overloads: Vec<&FunctionRecord> = registry
             .records
             .values()
-            .filter(|r| {
-                r.name == name && (!aggregate_only || record_kind(r) == FunctionKind::Aggregate)
-            })
+            .filter(|r| r.name == name && (!aggregate_only || r.kind == FunctionKind::Aggregate))
             .collect();
         let what = if aggregate_only {
             "aggregate"
@@ -290,7 +343,7 @@ pub(crate) fn drop_function(
                 }
                 let key = overload_key(&name, &types);
                 match registry.records.get(&key) {
-                    Some(r) if aggregate_only && record_kind(r) != FunctionKind::Aggregate => {
+                    Some(r) if aggregate_only && r.kind != FunctionKind::Aggregate => {
                         return Err(Error::WrongObjectType(format!(
                             "function {key} is not an aggregate; use DROP FUNCTION"
                         )))
@@ -325,7 +378,7 @@ pub(crate) fn drop_function(
         doomed.push((name, key));
     }
     if doomed.is_empty() {
-        return Ok(tag.into());
+        return Ok(tag);
     }
     let mut next = registry.records.clone();
     for (_, key) in &doomed {
@@ -344,7 +397,7 @@ pub(crate) fn drop_function(
     }
     registry.records = next;
     apply(&mut registry, built);
-    Ok(tag.into())
+    Ok(tag)
 }
 
 /// Rebuilds every function of the catalog at startup. A function whose module
@@ -393,9 +446,7 @@ fn build_udfs(
         }
         let mut mine: Vec<&FunctionRecord> = records.values().filter(|r| &r.name == name).collect();
         mine.sort_by_key(|r| r.seq);
-        let kind = mine
-            .first()
-            .map_or(FunctionKind::Scalar, |r| record_kind(r));
+        let kind = mine.first().map_or(FunctionKind::Scalar, |r| r.kind);
         let mut overloads = Vec::new();
         for record in mine {
             let module = module_for(db, &mut registry.modules, &record.module)?;
@@ -467,42 +518,13 @@ fn options_of(record: &FunctionRecord) -> Result<UdfOptions> {
                 .stack
                 .map(|s| usize::try_from(s).unwrap_or(usize::MAX)),
         },
-        volatility: Some(match record.volatility.as_str() {
-            "immutable" => Volatility::Immutable,
-            "stable" => Volatility::Stable,
-            _ => Volatility::Volatile,
-        }),
+        volatility: Some(record.volatility),
         null_handling: Some(if record.strict {
             NullHandling::Strict
         } else {
             NullHandling::CalledOnNull
         }),
     })
-}
-
-/// The catalog's word for a function kind.
-pub(crate) fn kind_word(kind: FunctionKind) -> &'static str {
-    match kind {
-        FunctionKind::Scalar => "scalar",
-        FunctionKind::Aggregate => "aggregate",
-    }
-}
-
-/// The kind a catalog record stores (records from before aggregates say `scalar`).
-fn record_kind(record: &FunctionRecord) -> FunctionKind {
-    if record.kind == kind_word(FunctionKind::Aggregate) {
-        FunctionKind::Aggregate
-    } else {
-        FunctionKind::Scalar
-    }
-}
-
-pub(crate) fn volatility_word(v: Volatility) -> &'static str {
-    match v {
-        Volatility::Immutable => "immutable",
-        Volatility::Stable => "stable",
-        Volatility::Volatile => "volatile",
-    }
 }
 
 /// A component error met while defining a function is a bad definition (42P13).

@@ -9,7 +9,7 @@ use std::any::Any;
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::error::{DataFusionError, Result};
 
-use crate::limits::{LimitOverrides, Limits};
+use crate::wasm::limits::{format_bytes, format_duration, LimitOverrides, Limits};
 
 /// The `wasm.*` settings of one session.
 #[derive(Debug, Clone)]
@@ -91,7 +91,7 @@ impl ExtensionOptions for WasmSettings {
             ),
             entry(
                 "timeout",
-                crate::timeout::show(Some(limits.timeout)),
+                format_duration(limits.timeout),
                 "Wall-clock deadline per UDF call",
             ),
             entry(
@@ -105,14 +105,4 @@ impl ExtensionOptions for WasmSettings {
 
 impl ConfigExtension for WasmSettings {
     const PREFIX: &'static str = "wasm";
-}
-
-/// `16MB`-style spelling when exact, bytes otherwise (PostgreSQL's units).
-pub(crate) fn format_bytes(v: u64) -> String {
-    for (unit, shift) in [("GB", 30), ("MB", 20), ("kB", 10)] {
-        if v >= 1 << shift && v.is_multiple_of(1 << shift) {
-            return format!("{}{unit}", v >> shift);
-        }
-    }
-    v.to_string()
 }

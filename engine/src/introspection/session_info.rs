@@ -10,7 +10,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::database::{CATALOG_NAME, DEFAULT_SCHEMA};
+use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
 
 /// A zero-argument function with a fixed text value for the session.
 #[derive(Debug, PartialEq, Eq, Hash)]

@@ -6,8 +6,8 @@ use std::path::{Component, Path, PathBuf};
 
 use base64::Engine as _;
 
-use crate::catalog::Catalog;
 use crate::error::{Error, Result};
+use crate::store::catalog::Catalog;
 
 /// Reads the bytes `spec` names, refusing anything outside `modules_dir` and anything
 /// larger than `max_size`.

@@ -254,6 +254,28 @@ fn not_a_duration(value: &str) -> Error {
     ))
 }
 
+/// `16MB`-style spelling when exact, bytes otherwise (PostgreSQL's units).
+pub(crate) fn format_bytes(v: u64) -> String {
+    for (unit, shift) in [("GB", 30), ("MB", 20), ("kB", 10)] {
+        if v >= 1 << shift && v.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", v >> shift);
+        }
+    }
+    v.to_string()
+}
+
+/// A duration as PostgreSQL shows one: `500ms`, `2s`, `1min`.
+pub(crate) fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(60_000) {
+        format!("{}min", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,12 +26,14 @@ use datafusion::logical_expr::{DdlStatement, LogicalPlan, LogicalPlanBuilder, Ta
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, ObjectNamePart, ObjectType, Statement};
 
-use crate::catalog::{now, relation_key, RelationKind, RelationRecord, SchemaRecord};
-use crate::database::{
-    command, default_catalog, Database, Output, Session, CATALOG_NAME, DEFAULT_SCHEMA,
-};
-use crate::ddl::normalize;
 use crate::error::{Error, Result};
+use crate::introspection::default_catalog;
+use crate::sql::database::Database;
+use crate::sql::ddl::normalize;
+use crate::sql::output::{command, CommandTag, Output};
+use crate::sql::session::Session;
+use crate::store::catalog::{now, relation_key, RelationKind, RelationRecord, SchemaRecord};
+use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
 
 /// Schemas the system owns: nothing can be created in or dropped from them.
 pub(crate) const SYSTEM_SCHEMAS: &[&str] = &["information_schema", "pg_catalog", "wasm"];
@@ -111,7 +113,7 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
     // it replaces, and a failure leaves the old one as it was.
     if provider.table_exist(&table) {
         if cmt.if_not_exists {
-            return Ok(command("CREATE TABLE"));
+            return Ok(command(CommandTag::CreateTable));
         }
         if !cmt.or_replace {
             return Err(Error::DuplicateRelation(format!(
@@ -152,7 +154,7 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
             return Err(e.into());
         }
     };
-    let mut tag = "CREATE TABLE".to_string();
+    let mut tag = CommandTag::CreateTable;
     if is_query {
         // The fill runs like any query: on the executor, cancelable, under
         // statement_timeout (its Wasm calls may be long).
@@ -168,10 +170,7 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
         }
         .await;
         match written {
-            Ok(Output::Command(inserted)) => {
-                let rows = inserted.rsplit(' ').next().unwrap_or("0");
-                tag = format!("SELECT {rows}");
-            }
+            Ok(Output::Command(CommandTag::Insert(rows))) => tag = CommandTag::Select(rows),
             Ok(other) => {
                 undo();
                 return Err(Error::Catalog(format!("unexpected fill result {other:?}")).into());
@@ -231,7 +230,7 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
         // IF NOT EXISTS, and another session created the table meanwhile: it stays.
         Ok(Swap::Kept) => {
             undo();
-            return Ok(command("CREATE TABLE"));
+            return Ok(command(CommandTag::CreateTable));
         }
         Err(e) => {
             undo();
@@ -253,7 +252,7 @@ enum Swap {
 pub(crate) async fn create_by_statement(
     session: &Session,
     statement: DfStatement,
-    tag: &str,
+    tag: CommandTag,
 ) -> DfResult<Output> {
     let sql = statement.to_string();
     let state = session.ctx.state();
@@ -322,7 +321,7 @@ pub(crate) async fn create_schema(session: &Session, statement: DfStatement) -> 
     let catalog = default_catalog(&session.ctx)?;
     if catalog.schema(&name).is_some() {
         if c.if_not_exists {
-            return Ok(command("CREATE SCHEMA"));
+            return Ok(command(CommandTag::CreateSchema));
         }
         return Err(Error::DuplicateSchema(format!("schema {name} already exists")).into());
     }
@@ -336,11 +335,11 @@ pub(crate) async fn create_schema(session: &Session, statement: DfStatement) -> 
     })?;
     change.commit()?;
     catalog.register_schema(&name, Arc::new(MemorySchemaProvider::new()))?;
-    Ok(command("CREATE SCHEMA"))
+    Ok(command(CommandTag::CreateSchema))
 }
 
 /// `DROP TABLE|VIEW [IF EXISTS] a, b`.
-pub(crate) fn drop_relations(session: &Session, statement: &Statement) -> Result<String> {
+pub(crate) fn drop_relations(session: &Session, statement: &Statement) -> Result<CommandTag> {
     let Statement::Drop {
         object_type,
         if_exists,
@@ -379,11 +378,10 @@ pub(crate) fn drop_relations(session: &Session, statement: &Statement) -> Result
         drop_one(session, &schema, &table, Some(want))?;
     }
     Ok(if *object_type == ObjectType::View {
-        "DROP VIEW"
+        CommandTag::DropView
     } else {
-        "DROP TABLE"
-    }
-    .into())
+        CommandTag::DropTable
+    })
 }
 
 /// Drops one relation: catalog first, then the live table, then its files.
@@ -432,7 +430,7 @@ fn db_table_type(provider: &Arc<dyn SchemaProvider>, table: &str) -> Option<Tabl
 }
 
 /// `DROP SCHEMA [IF EXISTS] s [CASCADE]`.
-pub(crate) fn drop_schemas(session: &Session, statement: &Statement) -> Result<String> {
+pub(crate) fn drop_schemas(session: &Session, statement: &Statement) -> Result<CommandTag> {
     let Statement::Drop {
         if_exists,
         names,
@@ -479,7 +477,7 @@ pub(crate) fn drop_schemas(session: &Session, statement: &Statement) -> Result<S
         change.commit()?;
         catalog.deregister_schema(&schema, true)?;
     }
-    Ok("DROP SCHEMA".into())
+    Ok(CommandTag::DropSchema)
 }
 
 /// Restores schemas and relations at startup and removes unreferenced table files.

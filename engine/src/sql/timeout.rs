@@ -13,9 +13,9 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::{ResetStatement, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{Expr, Set, Statement as SqlStatement, Value};
 
-use crate::database::Output;
 use crate::error::Error;
-use crate::limits::parse_duration_or_zero;
+use crate::sql::output::Output;
+use crate::wasm::limits::{format_duration, parse_duration_or_zero};
 
 const NAME: &str = "statement_timeout";
 
@@ -74,19 +74,9 @@ fn parse_value(values: &[Expr]) -> Result<Option<Duration>, Error> {
     Ok((!limit.is_zero()).then_some(limit))
 }
 
-/// The value as PostgreSQL shows it: `0`, `500ms`, `2s`, `1min`.
+/// The value as PostgreSQL shows it: `0` (no timeout), `500ms`, `2s`, `1min`.
 pub(crate) fn show(value: Option<Duration>) -> String {
-    let Some(d) = value else {
-        return "0".into();
-    };
-    let ms = d.as_millis();
-    if ms % 60_000 == 0 {
-        format!("{}min", ms / 60_000)
-    } else if ms % 1000 == 0 {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
+    value.map_or_else(|| "0".into(), format_duration)
 }
 
 /// The one-column result of `SHOW <name>`, as PostgreSQL returns it.

@@ -11,10 +11,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use datafusion::logical_expr::Volatility;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::wasm::signature::FunctionKind;
 
 const FUNCTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("functions");
 const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
@@ -36,14 +38,16 @@ pub(crate) struct FunctionRecord {
     pub arg_types: Vec<String>,
     /// SQL spelling of the result type.
     pub returns: String,
-    /// `scalar` or `aggregate`.
-    pub kind: String,
+    /// Scalar or aggregate, stored as `scalar` / `aggregate`.
+    #[serde(with = "kind_words")]
+    pub kind: FunctionKind,
     /// Hex SHA-256 of the module.
     pub module: String,
     /// The function's name inside the component.
     pub export: String,
-    /// `immutable`, `stable` or `volatile`.
-    pub volatility: String,
+    /// Stored as `immutable`, `stable` or `volatile`.
+    #[serde(with = "volatility_words")]
+    pub volatility: Volatility,
     /// Strict (null on null input) or called on null input.
     pub strict: bool,
     /// Per-function limit overrides.
@@ -63,6 +67,68 @@ impl FunctionRecord {
         overload_key(&self.name, &self.arg_types)
     }
 }
+
+/// The catalog's word for a function kind (also what `wasm.functions` shows).
+pub(crate) fn kind_word(kind: FunctionKind) -> &'static str {
+    match kind {
+        FunctionKind::Scalar => "scalar",
+        FunctionKind::Aggregate => "aggregate",
+    }
+}
+
+/// The catalog's word for a volatility (also what `wasm.functions` shows).
+pub(crate) fn volatility_word(v: Volatility) -> &'static str {
+    match v {
+        Volatility::Immutable => "immutable",
+        Volatility::Stable => "stable",
+        Volatility::Volatile => "volatile",
+    }
+}
+
+/// Serde for one enum field stored as its catalog word: an unknown word is a corrupt
+/// record (an error at load), never a silent default.
+macro_rules! stored_as_word {
+    ($module:ident, $ty:ty, $word:path, [$($variant:expr),+]) => {
+        mod $module {
+            use super::*;
+
+            pub fn serialize<S: serde::Serializer>(v: &$ty, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str($word(*v))
+            }
+
+            pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                let word = String::deserialize(d)?;
+                [$($variant),+]
+                    .into_iter()
+                    .find(|v| $word(*v) == word)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = [$($variant),+].into_iter().map($word).collect();
+                        serde::de::Error::custom(format!(
+                            "unknown word \"{word}\" (expected one of: {})",
+                            known.join(", ")
+                        ))
+                    })
+            }
+        }
+    };
+}
+
+stored_as_word!(
+    kind_words,
+    FunctionKind,
+    kind_word,
+    [FunctionKind::Scalar, FunctionKind::Aggregate]
+);
+stored_as_word!(
+    volatility_words,
+    Volatility,
+    volatility_word,
+    [
+        Volatility::Immutable,
+        Volatility::Stable,
+        Volatility::Volatile
+    ]
+);
 
 /// The key of one overload: `name(type, type)`.
 pub(crate) fn overload_key(name: &str, arg_types: &[String]) -> String {

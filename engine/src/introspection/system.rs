@@ -6,7 +6,7 @@
 //! and replaces the Wasm functions' rows with full ones from the catalog.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
@@ -21,21 +21,21 @@ use datafusion::catalog::{
 };
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::{Expr, TableType};
+use datafusion::logical_expr::{Expr, TableType, Volatility};
 use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::prelude::SessionContext;
 
-use crate::cache::CacheOutcome;
-use crate::catalog::{now, FunctionRecord, StoredLimits};
-use crate::database::{default_catalog, Database, DbInner, CATALOG_NAME, DEFAULT_SCHEMA};
-use crate::ddl::{install as install_functions, kind_word, load_module, volatility_word};
 use crate::error::Error;
-use crate::settings::WasmSettings;
-use crate::signature::{sql_type_name, NullHandling};
+use crate::introspection::{
+    default_catalog, records_in_order, upgrade, DatabaseHandle, DatabaseView,
+};
+use crate::store::catalog::{kind_word, volatility_word, FunctionRecord, StoredLimits};
+use crate::store::CATALOG_NAME;
+use crate::udf::settings::WasmSettings;
+use crate::wasm::cache::CacheOutcome;
 
 /// Registers the system schemas and table functions in the database's template.
-pub(crate) fn install(db: &Database) -> crate::Result<()> {
-    let ctx = &db.inner.template;
-    let weak = Arc::downgrade(&db.inner);
+pub(crate) fn install(ctx: &SessionContext, weak: DatabaseHandle) -> crate::Result<()> {
     let catalog = default_catalog(ctx)?;
 
     let wasm = MemorySchemaProvider::new();
@@ -71,31 +71,19 @@ pub(crate) fn install(db: &Database) -> crate::Result<()> {
     Ok(())
 }
 
-fn upgrade(db: &Weak<DbInner>) -> DfResult<Database> {
-    db.upgrade()
-        .map(|inner| Database { inner })
-        .ok_or_else(|| DataFusionError::Execution("the database is closed".into()))
-}
-
-type BatchFn = fn(&Database) -> DfResult<RecordBatch>;
+type BatchFn = fn(&dyn DatabaseView) -> DfResult<RecordBatch>;
 
 /// A read-only table computed from the live database at each scan.
 #[derive(Debug)]
 struct SystemTable {
     schema: SchemaRef,
-    db: Weak<DbInner>,
+    db: DatabaseHandle,
     rows: BatchFn,
 }
 
 impl SystemTable {
-    fn new(schema: SchemaRef, db: Weak<DbInner>, rows: BatchFn) -> Self {
+    fn new(schema: SchemaRef, db: DatabaseHandle, rows: BatchFn) -> Self {
         SystemTable { schema, db, rows }
-    }
-}
-
-impl std::fmt::Debug for DbInner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Database({})", self.data_dir.display())
     }
 }
 
@@ -116,7 +104,7 @@ impl TableProvider for SystemTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let batch = (self.rows)(&upgrade(&self.db)?)?;
+        let batch = (self.rows)(upgrade(&self.db)?.as_ref())?;
         MemTable::try_new(self.schema.clone(), vec![vec![batch]])?
             .scan(state, projection, filters, limit)
             .await
@@ -144,21 +132,8 @@ fn functions_schema() -> SchemaRef {
     ]))
 }
 
-fn records(db: &Database) -> Vec<FunctionRecord> {
-    let mut all: Vec<FunctionRecord> = db
-        .inner
-        .functions
-        .read()
-        .records
-        .values()
-        .cloned()
-        .collect();
-    all.sort_by_key(|r| r.seq);
-    all
-}
-
-fn functions_batch(db: &Database) -> DfResult<RecordBatch> {
-    let rs = records(db);
+fn functions_batch(db: &dyn DatabaseView) -> DfResult<RecordBatch> {
+    let rs = records_in_order(db);
     let text = |f: &dyn Fn(&FunctionRecord) -> String| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(rs.iter().map(f)))
     };
@@ -170,15 +145,15 @@ fn functions_batch(db: &Database) -> DfResult<RecordBatch> {
         text(&|r| r.name.clone()),
         text(&|r| r.arg_types.join(", ")),
         text(&|r| r.returns.clone()),
-        text(&|r| r.kind.clone()),
-        text(&|r| r.volatility.clone()),
+        text(&|r| kind_word(r.kind).into()),
+        text(&|r| volatility_word(r.volatility).into()),
         Arc::new(BooleanArray::from_iter(rs.iter().map(|r| Some(r.strict)))),
         text(&|r| r.module.clone()),
         text(&|r| r.export.clone()),
         Arc::new(UInt64Array::from_iter(rs.iter().map(|r| r.limits.fuel))),
-        opt_text(&|l| l.memory.map(crate::settings::format_bytes)),
+        opt_text(&|l| l.memory.map(crate::wasm::limits::format_bytes)),
         opt_text(&|l| l.timeout_ms.map(|t| format!("{t}ms"))),
-        opt_text(&|l| l.stack.map(crate::settings::format_bytes)),
+        opt_text(&|l| l.stack.map(crate::wasm::limits::format_bytes)),
         Arc::new(UInt64Array::from_iter_values(rs.iter().map(|r| r.created))),
         text(&|r| r.owner.clone()),
     ];
@@ -195,15 +170,15 @@ fn modules_schema() -> SchemaRef {
     ]))
 }
 
-fn modules_batch(db: &Database) -> DfResult<RecordBatch> {
-    let stored = db.inner.catalog.modules()?;
-    let rs = records(db);
+fn modules_batch(db: &dyn DatabaseView) -> DfResult<RecordBatch> {
+    let stored = db.stored_modules()?;
+    let rs = records_in_order(db);
     let mut hashes = Vec::new();
     let mut sizes = Vec::new();
     let mut counts = Vec::new();
     let mut exports = Vec::new();
     let mut artifacts = Vec::new();
-    let outcomes = db.inner.artifacts.lock().clone();
+    let outcomes = db.artifact_outcomes();
     for (hash, size) in stored {
         artifacts.push(outcomes.get(&hash).map(|o| match o {
             CacheOutcome::Loaded => "cached",
@@ -235,7 +210,7 @@ fn modules_batch(db: &Database) -> DfResult<RecordBatch> {
 #[derive(Debug)]
 struct InfoSchema {
     inner: Arc<dyn SchemaProvider>,
-    db: Weak<DbInner>,
+    db: DatabaseHandle,
 }
 
 #[async_trait]
@@ -273,7 +248,7 @@ type RowsFn = fn(&[FunctionRecord]) -> HashMap<&'static str, ArrayRef>;
 #[derive(Debug)]
 struct WithWasmRows {
     inner: Arc<dyn TableProvider>,
-    db: Weak<DbInner>,
+    db: DatabaseHandle,
     key_column: &'static str,
     rows: RowsFn,
 }
@@ -298,7 +273,7 @@ impl TableProvider for WithWasmRows {
         let schema = self.inner.schema();
         let plan = self.inner.scan(state, None, &[], None).await?;
         let theirs = collect(plan, state.task_ctx()).await?;
-        let rs = records(&upgrade(&self.db)?);
+        let rs = records_in_order(upgrade(&self.db)?.as_ref());
         let wasm: HashSet<&str> = rs.iter().map(|r| r.name.as_str()).collect();
         let index = schema.index_of(self.key_column)?;
         let mut batches = Vec::with_capacity(theirs.len() + 1);
@@ -354,11 +329,12 @@ fn routine_rows(rs: &[FunctionRecord]) -> HashMap<&'static str, ArrayRef> {
         (
             "is_deterministic",
             Arc::new(BooleanArray::from_iter(
-                rs.iter().map(|r| Some(r.volatility == "immutable")),
+                rs.iter()
+                    .map(|r| Some(r.volatility == Volatility::Immutable)),
             )) as ArrayRef,
         ),
         ("data_type", text(&|r| r.returns.clone())),
-        ("function_type", text(&|r| r.kind.to_uppercase())),
+        ("function_type", text(&|r| kind_word(r.kind).to_uppercase())),
         (
             "description",
             text(&|r| format!("Wasm: export {} of module sha256:{}", r.export, r.module)),
@@ -414,7 +390,7 @@ fn parameter_rows(rs: &[FunctionRecord]) -> HashMap<&'static str, ArrayRef> {
 /// functions the same module already defined identically are left as they are.
 #[derive(Debug)]
 struct WasmLoad {
-    db: Weak<DbInner>,
+    db: DatabaseHandle,
 }
 
 impl TableFunctionImpl for WasmLoad {
@@ -438,51 +414,7 @@ impl TableFunctionImpl for WasmLoad {
             .get::<WasmSettings>()
             .map(|s| s.user.clone())
             .unwrap_or_default();
-        db.inner.require_admin(&user, "load modules")?;
-        let (bytes, module) = load_module(&db, &spec)?;
-        let mut records = Vec::new();
-        for f in module.functions() {
-            if db.inner.is_protected_builtin(&f.name) {
-                return Err(Error::DuplicateFunction(format!(
-                    "function {} is a built-in function and cannot be redefined",
-                    f.name
-                ))
-                .into());
-            }
-            records.push((
-                FunctionRecord {
-                    name: f.name.clone(),
-                    schema: DEFAULT_SCHEMA.into(),
-                    arg_types: f.params.iter().map(sql_type_name).collect(),
-                    returns: sql_type_name(&f.returns),
-                    kind: kind_word(f.kind).into(),
-                    module: module.hash(),
-                    export: f.name.clone(),
-                    volatility: volatility_word(f.volatility).into(),
-                    strict: f.null_handling == NullHandling::Strict,
-                    limits: StoredLimits::default(),
-                    created: now(),
-                    seq: 0,
-                    owner: user.clone(),
-                },
-                bytes.clone(),
-            ));
-        }
-        let listed: Vec<FunctionRecord> = records.iter().map(|(r, _)| r.clone()).collect();
-        // Loading the same module again is a no-op for functions it already defined
-        // identically: a client that describes a statement before running it (the
-        // extended protocol) plans it twice.
-        records.retain(|(r, _)| {
-            let registry = db.inner.functions.read();
-            registry.records.get(&r.key()).is_none_or(|existing| {
-                existing.module != r.module
-                    || existing.export != r.export
-                    || existing.returns != r.returns
-            })
-        });
-        if !records.is_empty() {
-            install_functions(&db, records, false)?;
-        }
+        let listed = db.load_functions(&user, &spec)?;
         let schema = Arc::new(Schema::new(vec![
             Field::new("name", DataType::Utf8, false),
             Field::new("arguments", DataType::Utf8, false),
@@ -503,7 +435,7 @@ impl TableFunctionImpl for WasmLoad {
                     listed.iter().map(|r| r.returns.clone()),
                 )),
                 Arc::new(StringArray::from_iter_values(
-                    listed.iter().map(|r| r.volatility.clone()),
+                    listed.iter().map(|r| volatility_word(r.volatility)),
                 )),
                 Arc::new(BooleanArray::from_iter(
                     listed.iter().map(|r| Some(r.strict)),

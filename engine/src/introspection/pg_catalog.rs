@@ -42,9 +42,11 @@ use datafusion_pg_catalog::pg_catalog::{
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use std::ops::ControlFlow;
 
-use crate::catalog::FunctionRecord;
-use crate::database::{DbInner, CATALOG_NAME, DEFAULT_SCHEMA};
 use crate::error::Error;
+use crate::introspection::{records_in_order, DatabaseHandle, DatabaseView};
+use crate::store::catalog::FunctionRecord;
+use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
+use crate::wasm::signature::FunctionKind;
 
 /// The OID of the `wasm` row in `pg_language` (above PostgreSQL's fixed OIDs, below the
 /// range the catalog hands out to tables).
@@ -57,9 +59,9 @@ const OWNER_OID: i32 = 10;
 
 /// The database a catalog function or table reads, set once it exists (the functions
 /// are registered before it is built, so they count as built-ins).
-pub(crate) type DbHandle = Arc<OnceLock<Weak<DbInner>>>;
+pub(crate) type DbHandle = Arc<OnceLock<DatabaseHandle>>;
 
-fn database(handle: &DbHandle) -> DfResult<Arc<DbInner>> {
+fn database(handle: &DbHandle) -> DfResult<Arc<dyn DatabaseView>> {
     handle
         .get()
         .and_then(Weak::upgrade)
@@ -581,9 +583,8 @@ async fn namespace_oid(
 
 /// Every Wasm function overload with its OID: `WASM_FUNCTION_OID_BASE` plus its creation
 /// sequence number (stable across restarts), the next free one if two records share it.
-fn function_oids(db: &DbInner) -> Vec<(i32, FunctionRecord)> {
-    let mut records: Vec<FunctionRecord> = db.functions.read().records.values().cloned().collect();
-    records.sort_by_key(|r| (r.seq, r.key()));
+fn function_oids(db: &dyn DatabaseView) -> Vec<(i32, FunctionRecord)> {
+    let records = records_in_order(db);
     let mut next = WASM_FUNCTION_OID_BASE;
     records
         .into_iter()
@@ -599,7 +600,7 @@ fn function_oids(db: &DbInner) -> Vec<(i32, FunctionRecord)> {
         .collect()
 }
 
-fn function_rows(db: &DbInner, namespace: i32) -> BTreeMap<&'static str, ArrayRef> {
+fn function_rows(db: &dyn DatabaseView, namespace: i32) -> BTreeMap<&'static str, ArrayRef> {
     let rows = function_oids(db);
     let n = rows.len();
     let text = |f: &dyn Fn(&FunctionRecord) -> String| -> ArrayRef {
@@ -624,7 +625,10 @@ fn function_rows(db: &DbInner, namespace: i32) -> BTreeMap<&'static str, ArrayRe
     columns.insert("prosupport", text(&|_| "-".into()));
     columns.insert(
         "prokind",
-        text(&|r| if r.kind == "aggregate" { "a" } else { "f" }.into()),
+        text(&|r| match r.kind {
+            FunctionKind::Aggregate => "a".into(),
+            FunctionKind::Scalar => "f".into(),
+        }),
     );
     columns.insert("prosecdef", flag(false));
     columns.insert("proleakproof", flag(false));
@@ -636,7 +640,14 @@ fn function_rows(db: &DbInner, namespace: i32) -> BTreeMap<&'static str, ArrayRe
     columns.insert("proretset", flag(false));
     columns.insert(
         "provolatile",
-        text(&|r| r.volatility.chars().next().unwrap_or('v').to_string()),
+        text(&|r| {
+            match r.volatility {
+                Volatility::Immutable => "i",
+                Volatility::Stable => "s",
+                Volatility::Volatile => "v",
+            }
+            .into()
+        }),
     );
     columns.insert("proparallel", text(&|_| "s".into()));
     columns.insert(
@@ -772,7 +783,7 @@ impl ScalarUDFImpl for CatalogFunction {
                     |name| {
                         (name? == CATALOG_NAME).then(|| {
                             *total.get_or_insert_with(|| {
-                                i64::try_from(directory_bytes(&db.data_dir)).unwrap_or(i64::MAX)
+                                i64::try_from(directory_bytes(db.data_dir())).unwrap_or(i64::MAX)
                             })
                         })
                     },

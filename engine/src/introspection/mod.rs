@@ -1,0 +1,65 @@
+//! What a client can ask the database about itself: `pg_catalog` for psql and the
+//! drivers, `information_schema` with full rows for Wasm functions, the `wasm.*`
+//! views, `wasm_load`, and the session information functions (`current_user`, ...).
+//!
+//! Layer 5: imports [`crate::store`], [`crate::udf`], [`crate::wasm`], [`crate::pg`]
+//! and [`crate::error`]. The live database is above this layer; the views read it
+//! through [`DatabaseView`], which the SQL layer implements (as DataFusion's
+//! information schema reads a `CatalogProviderList`).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Weak};
+
+use datafusion::catalog::CatalogProvider;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::prelude::SessionContext;
+
+use crate::error::Result;
+use crate::store::catalog::FunctionRecord;
+use crate::store::CATALOG_NAME;
+use crate::wasm::cache::CacheOutcome;
+
+pub(crate) mod pg_catalog;
+pub(crate) mod session_info;
+pub(crate) mod system;
+
+/// What the introspection views read of the live database, and the one action they
+/// take (`wasm_load`, a table function that defines functions).
+pub(crate) trait DatabaseView: Send + Sync + std::fmt::Debug {
+    /// Every Wasm function overload, in no particular order.
+    fn function_records(&self) -> Vec<FunctionRecord>;
+    /// Every stored module: hex hash and size in bytes.
+    fn stored_modules(&self) -> Result<Vec<(String, u64)>>;
+    /// How each module loaded in this process got its machine code, by hex hash.
+    fn artifact_outcomes(&self) -> HashMap<String, CacheOutcome>;
+    /// The data directory (for `pg_database_size`).
+    fn data_dir(&self) -> &Path;
+    /// `wasm_load(spec)` run by `user`: loads the module, defines every function it
+    /// describes under its own name, and returns their records.
+    fn load_functions(self: Arc<Self>, user: &str, spec: &str) -> Result<Vec<FunctionRecord>>;
+}
+
+/// The database a view reads, held weakly: the views live in the database's own
+/// session template, which must not keep it alive.
+pub(crate) type DatabaseHandle = Weak<dyn DatabaseView>;
+
+/// The database behind `handle`, or an error once it is closed.
+pub(crate) fn upgrade(handle: &DatabaseHandle) -> DfResult<Arc<dyn DatabaseView>> {
+    handle
+        .upgrade()
+        .ok_or_else(|| DataFusionError::Execution("the database is closed".into()))
+}
+
+/// Every Wasm function overload in creation order.
+pub(crate) fn records_in_order(db: &dyn DatabaseView) -> Vec<FunctionRecord> {
+    let mut all = db.function_records();
+    all.sort_by_key(|r| (r.seq, r.key()));
+    all
+}
+
+/// The default catalog of a session.
+pub(crate) fn default_catalog(ctx: &SessionContext) -> DfResult<Arc<dyn CatalogProvider>> {
+    ctx.catalog(CATALOG_NAME)
+        .ok_or_else(|| DataFusionError::Internal("default catalog missing".into()))
+}

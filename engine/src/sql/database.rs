@@ -1,0 +1,319 @@
+//! The database: a data directory with its catalog, its live function registry, and
+//! the session template every connection starts from.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::introspection::{pg_catalog, session_info, system, DatabaseHandle, DatabaseView};
+use crate::sql::exec::Executor;
+use crate::sql::session::Session;
+use crate::sql::{ddl, tables};
+use crate::store::catalog::{Catalog, FunctionRecord};
+use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
+use crate::udf::settings::WasmSettings;
+use crate::wasm::cache::CacheOutcome;
+use crate::wasm::engine::{Engine, EngineConfig, Module};
+
+/// How a [`Database`] is set up.
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// Holds the catalog (`catalog.redb`), compiled artifacts (`artifacts/`) and table
+    /// data (`tables/`). Created if missing.
+    pub data_dir: PathBuf,
+    /// Where `CREATE FUNCTION ... AS 'file.wasm'` reads files from; paths cannot
+    /// escape it. `None` refuses file paths (inline and stored modules still work).
+    pub modules_dir: Option<PathBuf>,
+    /// The Wasm engine's limits and pool settings (its `artifact_dir` is replaced by
+    /// the data directory's).
+    pub engine: EngineConfig,
+    /// Partitions per query (`None`: one per core).
+    pub target_partitions: Option<usize>,
+    /// Roles allowed to create and drop functions, load modules and define external
+    /// tables (which read server files); others get 42501. `None`: no checks (every
+    /// session is trusted, as in an embedded use of the library).
+    pub admin_roles: Option<Vec<String>>,
+}
+
+impl DatabaseConfig {
+    /// A configuration with defaults for everything but the data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        DatabaseConfig {
+            data_dir: data_dir.into(),
+            modules_dir: None,
+            engine: EngineConfig::default(),
+            target_partitions: None,
+            admin_roles: None,
+        }
+    }
+}
+
+/// A wasmudf database: one data directory, shared by every session. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use wasmudf_engine::{Database, DatabaseConfig, Output};
+///
+/// let mut config = DatabaseConfig::new("./wasmudf-data");
+/// config.modules_dir = Some("target/udfs".into());
+/// let db = Database::open(config).await?;
+/// let session = db.session("wasmudf");
+/// session.execute("CREATE FUNCTION gcd(bigint, bigint) RETURNS bigint \
+///                  LANGUAGE wasm IMMUTABLE STRICT AS 'math.wasm', 'gcd'").await?;
+/// for output in session.execute("SELECT gcd(12, 18)").await? {
+///     if let Output::Rows(stream) = output {
+///         let batches = wasmudf_engine::collect(stream).await?;
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Database {
+    pub(crate) inner: Arc<DbInner>,
+}
+
+pub(crate) struct DbInner {
+    pub engine: Engine,
+    pub catalog: Catalog,
+    /// The template every session copies: configuration, shared catalogs.
+    pub template: SessionContext,
+    pub data_dir: PathBuf,
+    pub modules_dir: Option<PathBuf>,
+    pub functions: RwLock<Registry>,
+    /// Serializes DDL so the catalog and the live registry change together.
+    pub ddl: Mutex<()>,
+    /// Names of built-in functions, which can be neither shadowed nor dropped
+    /// (except those in [`REPLACEABLE_BUILTINS`]).
+    pub builtins: HashSet<String>,
+    /// The original UDFs of the replaceable built-ins, restored when the Wasm
+    /// function that replaced one is dropped.
+    pub replaced_builtins: HashMap<String, ScalarUDF>,
+    /// How each module loaded in this process got its machine code (shown in
+    /// `wasm.modules.artifact`): from the artifact cache, compiled, or recompiled
+    /// because the cached artifact failed verification.
+    pub artifacts: Mutex<HashMap<String, CacheOutcome>>,
+    /// Where query plans execute (apart from the caller's runtime).
+    pub executor: Executor,
+    /// [`DatabaseConfig::admin_roles`].
+    pub admin_roles: Option<Vec<String>>,
+}
+
+impl DbInner {
+    /// Refuses `action` to a role that is not an administrator (42501).
+    pub(crate) fn require_admin(&self, user: &str, action: &str) -> Result<()> {
+        match &self.admin_roles {
+            Some(admins) if !admins.iter().any(|a| a == user) => {
+                Err(Error::InsufficientPrivilege(format!(
+                    "permission denied: role \"{user}\" may not {action} (administrators: {})",
+                    admins.join(", ")
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Loads a component through the engine's artifact cache, remembering the outcome.
+    pub(crate) fn load_component(&self, bytes: &[u8]) -> Result<Module> {
+        let (module, outcome) = self.engine.load_component_traced(bytes)?;
+        // The first load in this process is the one that produced the machine code;
+        // later ones reuse the in-memory module.
+        self.artifacts
+            .lock()
+            .entry(module.hash())
+            .or_insert(outcome);
+        Ok(module)
+    }
+}
+
+impl std::fmt::Debug for DbInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database({})", self.data_dir.display())
+    }
+}
+
+impl DatabaseView for DbInner {
+    fn function_records(&self) -> Vec<FunctionRecord> {
+        self.functions.read().records.values().cloned().collect()
+    }
+
+    fn stored_modules(&self) -> Result<Vec<(String, u64)>> {
+        self.catalog.modules()
+    }
+
+    fn artifact_outcomes(&self) -> HashMap<String, CacheOutcome> {
+        self.artifacts.lock().clone()
+    }
+
+    fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    fn load_functions(self: Arc<Self>, user: &str, spec: &str) -> Result<Vec<FunctionRecord>> {
+        ddl::wasm_load(&Database { inner: self }, user, spec)
+    }
+}
+
+/// Built-ins a Wasm function may replace. DataFusion ships `gcd`, and `gcd` is also the
+/// canonical first Wasm function (the quick start and the bundled `math` example
+/// define it); dropping the Wasm `gcd` brings DataFusion's back. Every other built-in
+/// is protected.
+pub const REPLACEABLE_BUILTINS: &[&str] = &["gcd"];
+
+impl DbInner {
+    /// Whether `name` is a built-in a Wasm function may not take.
+    pub(crate) fn is_protected_builtin(&self, name: &str) -> bool {
+        self.builtins.contains(name) && !REPLACEABLE_BUILTINS.contains(&name)
+    }
+}
+
+/// A Wasm function as DataFusion sees it: all overloads of one name, of one kind.
+#[derive(Clone)]
+pub(crate) enum SqlFunction {
+    Scalar(Arc<ScalarUDF>),
+    Aggregate(Arc<AggregateUDF>),
+}
+
+/// The live Wasm functions, mirrored from the catalog.
+#[derive(Default)]
+pub(crate) struct Registry {
+    /// Bumped on every change; sessions re-sync when it moves.
+    pub version: u64,
+    /// Every overload, by catalog key.
+    pub records: BTreeMap<String, FunctionRecord>,
+    /// One DataFusion function per SQL name.
+    pub udfs: HashMap<String, SqlFunction>,
+    /// Loaded modules by hash.
+    pub modules: HashMap<String, Module>,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database in `config.data_dir`, restoring every
+    /// schema, table and function of its catalog.
+    pub async fn open(config: DatabaseConfig) -> Result<Database> {
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| Error::Io(format!("data directory {}: {e}", data_dir.display())))?;
+        let data_dir = data_dir
+            .canonicalize()
+            .map_err(|e| Error::Io(format!("data directory {}: {e}", data_dir.display())))?;
+        let catalog = Catalog::open(&data_dir.join("catalog.redb"))?;
+        let mut engine_config = config.engine.clone();
+        engine_config.artifact_dir = Some(data_dir.join("artifacts"));
+        let engine = Engine::new(engine_config)?;
+
+        let mut session_config = SessionConfig::new()
+            .with_information_schema(false)
+            .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
+            .with_create_default_catalog_and_schema(true)
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+        if let Some(p) = config.target_partitions {
+            session_config = session_config.with_target_partitions(p.max(1));
+        }
+        let engine_cfg = engine.config();
+        session_config
+            .options_mut()
+            .extensions
+            .insert(WasmSettings::new(engine_cfg.defaults, engine_cfg.ceilings));
+        let template = SessionContext::new_with_config(session_config);
+        // Registered before the built-in list is taken, so no Wasm function takes them;
+        // the session information functions last, as they replace the catalog's.
+        let admins = config.admin_roles.clone().unwrap_or_default();
+        let pg_catalog_db = pg_catalog::setup(&template, &admins)?;
+        for f in session_info::functions("") {
+            template.register_udf(f.as_ref().clone());
+        }
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // Threads with room for any Wasm stack up to the ceiling (64MB at most: past
+        // that a call gets its own stack segment, see `wasm/instance.rs`) and the plan's own
+        // frames. Only address space: pages are touched as the stack grows.
+        let executor = Executor::new(
+            threads,
+            engine_cfg
+                .ceilings
+                .stack
+                .min(64 << 20)
+                .saturating_add(4 << 20),
+        )
+        .map_err(|e| Error::Io(format!("query executor threads: {e}")))?;
+
+        let state = template.state();
+        let mut builtins: HashSet<String> = state.scalar_functions().keys().cloned().collect();
+        builtins.extend(state.aggregate_functions().keys().cloned());
+        builtins.extend(state.window_functions().keys().cloned());
+        let replaced_builtins = REPLACEABLE_BUILTINS
+            .iter()
+            .filter_map(|n| state.scalar_functions().get(*n))
+            .map(|u| (u.name().to_string(), u.as_ref().clone()))
+            .collect();
+
+        let modules_dir = match config.modules_dir {
+            Some(dir) => Some(
+                dir.canonicalize()
+                    .map_err(|e| Error::Io(format!("modules directory {}: {e}", dir.display())))?,
+            ),
+            None => None,
+        };
+        let db = Database {
+            inner: Arc::new(DbInner {
+                engine,
+                catalog,
+                template,
+                data_dir,
+                modules_dir,
+                functions: RwLock::new(Registry::default()),
+                ddl: Mutex::new(()),
+                builtins,
+                replaced_builtins,
+                artifacts: Mutex::new(HashMap::new()),
+                executor,
+                admin_roles: config.admin_roles.clone(),
+            }),
+        };
+        // Set once: the catalog's functions read the database they belong to.
+        let view: DatabaseHandle = Arc::downgrade(&db.inner) as DatabaseHandle;
+        let _ = pg_catalog_db.set(view.clone());
+        system::install(&db.inner.template, view)?;
+        // Functions first: restored views may call them.
+        ddl::restore_functions(&db)?;
+        tables::restore(&db).await?;
+        Ok(db)
+    }
+
+    /// A new session (one per client connection) for role `user`.
+    pub fn session(&self, user: &str) -> Session {
+        let mut state = self.inner.template.state();
+        if let Some(settings) = state
+            .config_mut()
+            .options_mut()
+            .extensions
+            .get_mut::<WasmSettings>()
+        {
+            settings.user = user.to_string();
+        }
+        let ctx = SessionContext::new_with_state(state);
+        for f in session_info::functions(user) {
+            ctx.register_udf(f.as_ref().clone());
+        }
+        Session::new(self.clone(), ctx, user)
+    }
+
+    /// The Wasm engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The data directory (canonical).
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// The modules directory, if file paths are allowed.
+    pub fn modules_dir(&self) -> Option<&Path> {
+        self.inner.modules_dir.as_deref()
+    }
+}

@@ -1,0 +1,14 @@
+//! The SQL entry point: a [`Database`](database::Database) over a data directory, its
+//! sessions, and one handler per statement family: the typed statement layer
+//! ([`statement`]) sorts each statement once, and Describe and Execute both go by it.
+//!
+//! Layer 6, the top: may import every layer below.
+
+pub(crate) mod database;
+pub(crate) mod ddl;
+pub(crate) mod exec;
+pub(crate) mod output;
+pub(crate) mod session;
+pub(crate) mod statement;
+pub(crate) mod tables;
+pub(crate) mod timeout;

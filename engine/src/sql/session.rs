@@ -1,0 +1,560 @@
+//! One client's session: its settings over the shared database, and the statements
+//! it runs (each in its own query scope, on the database's executor, cancelable and
+//! under `statement_timeout`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ExtensionOptions;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{DdlStatement, DmlStatement, Expr, LogicalPlan, WriteOp};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DfStatement;
+use futures::StreamExt;
+use parking_lot::Mutex;
+
+use crate::error::{CancelReason, Error};
+use crate::pg::column_names;
+use crate::pg::copy::{self, CopyFormat, CopyIn, CopyRequest};
+use crate::sql::database::{Database, SqlFunction};
+use crate::sql::output::{command, count_rows, with_pg_names, CommandTag, Description, Output};
+use crate::sql::statement::{self, Command, Family, Statement};
+use crate::sql::timeout::{self, TimeoutStatement};
+use crate::sql::{ddl, tables};
+use crate::udf::query::{CancelHandle, Query};
+use crate::udf::settings::WasmSettings;
+
+/// One client's session: its own settings over the shared database.
+pub struct Session {
+    pub(crate) db: Database,
+    pub(crate) ctx: SessionContext,
+    pub(crate) user: String,
+    synced: AtomicU64,
+    registered: Mutex<HashSet<String>>,
+    running: Mutex<Option<CancelHandle>>,
+    /// `SET statement_timeout`: each statement is canceled after this long.
+    statement_timeout: Mutex<Option<Duration>>,
+}
+
+/// Cancels the query in progress when dropped (the statement future or its result
+/// stream was dropped: client gone, statement abandoned), so no guest call outlives it.
+struct CancelOnDrop {
+    handle: CancelHandle,
+    /// The `statement_timeout` timer, stopped with the statement.
+    timer: Option<tokio::task::AbortHandle>,
+    /// The execution on the executor, stopped with the statement.
+    producer: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        for task in [&self.timer, &self.producer].into_iter().flatten() {
+            task.abort();
+        }
+        self.handle.cancel();
+    }
+}
+
+/// The error a canceled statement ends with, whatever the interrupted code returned.
+fn canceled_error(handle: &CancelHandle) -> DataFusionError {
+    let reason = handle.reason().unwrap_or(CancelReason::UserRequest);
+    Error::QueryCanceled(reason).into()
+}
+
+impl Session {
+    /// A new session of `db` for role `user`, planning in `ctx`.
+    pub(crate) fn new(db: Database, ctx: SessionContext, user: &str) -> Self {
+        Session {
+            db,
+            ctx,
+            user: user.to_string(),
+            synced: AtomicU64::new(u64::MAX),
+            registered: Mutex::new(HashSet::new()),
+            running: Mutex::new(None),
+            statement_timeout: Mutex::new(None),
+        }
+    }
+
+    /// Splits `sql` into statements (PostgreSQL dialect).
+    pub fn parse(&self, sql: &str) -> DfResult<Vec<Statement>> {
+        statement::parse(sql)
+    }
+
+    /// Appends the data a client sent for a `COPY ... FROM STDIN` (in its text or CSV
+    /// format) to the table, all or nothing; returns the rows added.
+    pub async fn copy_in(&self, copy: &CopyIn, data: &[u8]) -> DfResult<u64> {
+        let batch = copy::parse(copy, data)?;
+        let rows = batch.num_rows() as u64;
+        if rows == 0 {
+            return Ok(0);
+        }
+        let written = self
+            .ctx
+            .read_batch(batch)?
+            .write_table(&copy.table, DataFrameWriteOptions::new())
+            .await?;
+        let counted = count_rows(&written);
+        Ok(if counted > 0 { counted } else { rows })
+    }
+
+    /// Parses and runs every statement of `sql`, stopping at the first error.
+    pub async fn execute(&self, sql: &str) -> DfResult<Vec<Output>> {
+        let mut out = Vec::new();
+        for statement in self.parse(sql)? {
+            out.push(self.run(statement).await?);
+        }
+        Ok(out)
+    }
+
+    /// The role this session runs as.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// This session's DataFusion context (its settings and, after each statement,
+    /// the current set of Wasm functions).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Cancels whatever statement this session is running (a PostgreSQL
+    /// CancelRequest): a Wasm call in progress stops within one epoch tick.
+    pub fn cancel_current(&self) {
+        if let Some(h) = self.running.lock().as_ref() {
+            h.cancel();
+        }
+    }
+
+    /// Brings this session's function registry up to date with the database's.
+    pub(crate) fn sync_functions(&self) {
+        let registry = self.db.inner.functions.read();
+        if self.synced.load(Ordering::Acquire) == registry.version {
+            return;
+        }
+        let mut registered = self.registered.lock();
+        let restore_scalar = |name: &str| match self.db.inner.replaced_builtins.get(name) {
+            Some(builtin) => self.ctx.register_udf(builtin.clone()),
+            None => self.ctx.deregister_udf(name),
+        };
+        for name in registered.iter() {
+            if !registry.udfs.contains_key(name) {
+                self.ctx.deregister_udaf(name);
+                restore_scalar(name);
+            }
+        }
+        // A name may have changed kind (dropped, then created as the other kind).
+        for (name, f) in &registry.udfs {
+            match f {
+                SqlFunction::Scalar(udf) => {
+                    self.ctx.deregister_udaf(name);
+                    self.ctx.register_udf(udf.as_ref().clone());
+                }
+                SqlFunction::Aggregate(udaf) => {
+                    // Also hides a replaceable built-in scalar of the same name.
+                    self.ctx.deregister_udf(name);
+                    self.ctx.register_udaf(udaf.as_ref().clone());
+                }
+            }
+        }
+        *registered = registry.udfs.keys().cloned().collect();
+        self.synced.store(registry.version, Ordering::Release);
+    }
+
+    /// Runs one statement.
+    pub async fn run(&self, statement: Statement) -> DfResult<Output> {
+        self.run_with_params(statement, Vec::new()).await
+    }
+
+    /// Runs one statement with values for its `$1 .. $n` placeholders (the extended
+    /// protocol's Bind). Only queries and DML take parameters.
+    pub async fn run_with_params(
+        &self,
+        statement: Statement,
+        params: Vec<ScalarValue>,
+    ) -> DfResult<Output> {
+        self.sync_functions();
+        let family = Family::of(&statement)?;
+        if !params.is_empty() && !matches!(family, Family::Query(_)) {
+            return Err(Error::Protocol(format!(
+                "{} parameters given to a statement that takes none",
+                params.len()
+            ))
+            .into());
+        }
+        let out = match family {
+            Family::StatementTimeout(TimeoutStatement::Set(value)) => {
+                *self.statement_timeout.lock() = value;
+                Ok(command(if matches!(statement.sql, DfStatement::Reset(_)) {
+                    CommandTag::Reset
+                } else {
+                    CommandTag::Set
+                }))
+            }
+            Family::StatementTimeout(TimeoutStatement::Show) => {
+                timeout::show_output(*self.statement_timeout.lock())
+            }
+            Family::ShowWasmSetting(name) => self.show_wasm_setting(&name),
+            Family::Query(sql) => self
+                .run_query(sql, params)
+                .await
+                .map(|out| with_pg_names(out, statement.column_names.as_deref())),
+            Family::Command(c) => self.run_command(*c).await,
+        };
+        // DDL changes functions: make them visible to this session's next statement.
+        self.sync_functions();
+        out
+    }
+
+    /// `SHOW wasm.<limit>`: PostgreSQL's one column named after the setting
+    /// (DataFusion's SHOW has name and value).
+    fn show_wasm_setting(&self, name: &str) -> DfResult<Output> {
+        let entries = self
+            .ctx
+            .state()
+            .config_options()
+            .extensions
+            .get::<WasmSettings>()
+            .map(|w| w.entries())
+            .unwrap_or_default();
+        let value = entries
+            .into_iter()
+            .find(|e| e.key == name)
+            .and_then(|e| e.value)
+            .ok_or_else(|| {
+                Error::InvalidLimit(format!("unrecognized configuration parameter \"{name}\""))
+            })?;
+        timeout::setting_output(name, value)
+    }
+
+    /// What `statement` takes and returns, planned against the current catalog but
+    /// not run (the extended protocol's Describe).
+    pub async fn describe(&self, statement: &Statement) -> DfResult<Description> {
+        let no_parameters = |columns| {
+            Ok(Description {
+                parameters: Vec::new(),
+                columns,
+            })
+        };
+        let sql = match Family::of(statement)? {
+            Family::ShowWasmSetting(name) => {
+                return no_parameters(Some(timeout::setting_schema(&name)))
+            }
+            Family::StatementTimeout(TimeoutStatement::Show) => {
+                return no_parameters(Some(timeout::schema()))
+            }
+            Family::StatementTimeout(TimeoutStatement::Set(_)) | Family::Command(_) => {
+                return no_parameters(None)
+            }
+            Family::Query(sql) => sql,
+        };
+        self.sync_functions();
+        let plan = self.ctx.state().statement_to_plan(sql).await?;
+        let mut types = plan.get_parameter_types()?;
+        for (id, hint) in placeholder_hints(&plan)? {
+            if let Some(slot @ None) = types.get_mut(&id) {
+                *slot = Some(hint);
+            }
+        }
+        let mut parameters = Vec::new();
+        for (name, ty) in types {
+            let index: usize = name
+                .trim_start_matches('$')
+                .parse()
+                .map_err(|_| Error::Protocol(format!("unsupported placeholder {name}")))?;
+            if index == 0 {
+                return Err(Error::Protocol("placeholders are numbered from $1".into()).into());
+            }
+            if parameters.len() < index {
+                parameters.resize(index, None);
+            }
+            parameters[index - 1] = ty;
+        }
+        // The columns are those of the plan as it will run: the analyzer's type coercion
+        // can change a column's type (an Int32 CASE that runs as Int64), and a client
+        // decodes binary rows by what Describe announced. (Only the analyzer: the
+        // optimizer would fold constant calls, running Wasm functions outside any
+        // statement's cancel and timeout.)
+        let columns = if matches!(plan, LogicalPlan::Dml(_)) {
+            None
+        } else {
+            let state = self.ctx.state();
+            let analyzed =
+                state
+                    .analyzer()
+                    .execute_and_check(plan.clone(), state.config_options(), |_, _| {});
+            let schema = Arc::new(match analyzed {
+                Ok(analyzed) => analyzed.schema().as_arrow().clone(),
+                Err(_) => plan.schema().as_arrow().clone(),
+            });
+            Some(
+                statement
+                    .column_names
+                    .as_deref()
+                    .and_then(|names| column_names::renamed(&schema, names))
+                    .unwrap_or(schema),
+            )
+        };
+        Ok(Description {
+            parameters,
+            columns,
+        })
+    }
+
+    /// Runs a statement the engine handles itself.
+    async fn run_command(&self, cmd: Command) -> DfResult<Output> {
+        let admin = |action: &str| self.db.inner.require_admin(&self.user, action);
+        match cmd {
+            Command::CreateExternalTable(statement) => {
+                admin("define external tables (they read server files)")?;
+                tables::create_by_statement(self, statement, CommandTag::CreateTable).await
+            }
+            Command::ResetWasmSetting(key) => {
+                // DataFusion's RESET only knows its own namespaces.
+                self.ctx
+                    .state_ref()
+                    .write()
+                    .config_mut()
+                    .options_mut()
+                    .set(&key, "default")?;
+                Ok(command(CommandTag::Reset))
+            }
+            Command::Reset(statement) => self.run_on_session(statement, CommandTag::Reset).await,
+            Command::Set(statement) => self.run_on_session(statement, CommandTag::Set).await,
+            Command::CreateFunction(cf) => {
+                admin("create functions")?;
+                Ok(command(ddl::create_function(self, &cf)?))
+            }
+            Command::DropFunction {
+                statement,
+                aggregate,
+            } => {
+                admin("drop functions")?;
+                Ok(command(ddl::drop_function(self, &statement, aggregate)?))
+            }
+            Command::CreateTable(statement) => tables::create_table(self, statement).await,
+            Command::CreateView(statement) => {
+                tables::create_by_statement(self, statement, CommandTag::CreateView).await
+            }
+            Command::CreateSchema(statement) => tables::create_schema(self, statement).await,
+            Command::DropRelations(statement) => {
+                Ok(command(tables::drop_relations(self, &statement)?))
+            }
+            Command::DropSchemas(statement) => Ok(command(tables::drop_schemas(self, &statement)?)),
+            Command::Copy(CopyRequest::In {
+                table,
+                columns,
+                format,
+            }) => Ok(Output::CopyIn(
+                self.copy_target(&table, &columns, format).await?,
+            )),
+            Command::Copy(CopyRequest::Out { query, format }) => {
+                let mut statements = self.parse(&query)?;
+                let query = statements
+                    .pop()
+                    .ok_or_else(|| Error::Syntax("COPY needs a query".into()))?;
+                // The header names the columns as a query's result would.
+                let names = query.column_names;
+                let output = self.run_query(query.sql, Vec::new()).await?;
+                match with_pg_names(output, names.as_deref()) {
+                    Output::Rows(rows) => Ok(Output::CopyOut { format, rows }),
+                    _ => Err(
+                        Error::Syntax("COPY (...) TO needs a query that returns rows".into())
+                            .into(),
+                    ),
+                }
+            }
+            Command::Begin => Ok(command(CommandTag::Begin)),
+            Command::Commit => Ok(command(CommandTag::Commit)),
+            Command::Rollback => Ok(command(CommandTag::Rollback)),
+        }
+    }
+
+    /// The table (and columns) a `COPY ... FROM STDIN` fills.
+    async fn copy_target(
+        &self,
+        table: &str,
+        columns: &[String],
+        format: CopyFormat,
+    ) -> DfResult<CopyIn> {
+        let provider = self.ctx.table_provider(table).await.map_err(|_| {
+            DataFusionError::from(Error::UndefinedRelation(format!(
+                "relation \"{table}\" does not exist"
+            )))
+        })?;
+        let table_schema = provider.schema();
+        let columns = if columns.is_empty() {
+            (0..table_schema.fields().len()).collect()
+        } else {
+            columns
+                .iter()
+                .map(|c| {
+                    table_schema.index_of(c).map_err(|_| {
+                        DataFusionError::from(Error::UndefinedColumn(format!(
+                            "column \"{c}\" of relation \"{table}\" does not exist"
+                        )))
+                    })
+                })
+                .collect::<DfResult<Vec<_>>>()?
+        };
+        Ok(CopyIn {
+            table: table.to_string(),
+            table_schema,
+            columns,
+            format,
+        })
+    }
+
+    /// Statements that change this session's own settings run on its context, not on
+    /// a per-query copy.
+    async fn run_on_session(&self, statement: DfStatement, tag: CommandTag) -> DfResult<Output> {
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        self.ctx.execute_logical_plan(plan).await?.collect().await?;
+        Ok(command(tag))
+    }
+
+    /// Plans and starts a query or DML statement in its own query scope.
+    pub(crate) async fn run_query(
+        &self,
+        statement: DfStatement,
+        params: Vec<ScalarValue>,
+    ) -> DfResult<Output> {
+        let query = self.db.inner.engine.query(&self.ctx);
+        let state = query.session().state();
+        let mut plan = state.statement_to_plan(statement).await?;
+        if !params.is_empty() || !plan.get_parameter_types()?.is_empty() {
+            plan = plan.with_param_values(ParamValues::List(
+                params.into_iter().map(Into::into).collect(),
+            ))?;
+        }
+        match &plan {
+            LogicalPlan::Ddl(DdlStatement::CreateCatalog(_)) => {
+                return Err(Error::NotSupported(
+                    "CREATE DATABASE is not supported: a wasmudf server has one database".into(),
+                )
+                .into())
+            }
+            LogicalPlan::Ddl(_) => {
+                return Err(Error::NotSupported(format!(
+                    "statement not supported here: {}",
+                    plan.display()
+                ))
+                .into())
+            }
+            LogicalPlan::Copy(_) => {
+                return Err(Error::InsufficientPrivilege(statement::COPY_TO_FILE.into()).into())
+            }
+            _ => {}
+        }
+        self.execute_in(query, plan).await
+    }
+
+    /// Runs a plan built by the engine itself (the fill of CREATE TABLE AS) like a
+    /// query: on the executor, cancelable, under `statement_timeout`.
+    pub(crate) async fn execute_plan(&self, plan: LogicalPlan) -> DfResult<Output> {
+        let query = self.db.inner.engine.query(&self.ctx);
+        self.execute_in(query, plan).await
+    }
+
+    /// Executes `plan` in `query`'s scope on the database's executor: rows stream
+    /// back (an INSERT is drained to its tag), each batch racing cancellation.
+    async fn execute_in(&self, query: Query, plan: LogicalPlan) -> DfResult<Output> {
+        let insert = matches!(
+            &plan,
+            LogicalPlan::Dml(DmlStatement {
+                op: WriteOp::Insert(_),
+                ..
+            })
+        );
+        let handle = query.cancel_handle();
+        *self.running.lock() = Some(handle.clone());
+        let timer = (*self.statement_timeout.lock()).map(|limit| {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(limit).await;
+                handle.cancel_for(CancelReason::StatementTimeout);
+            })
+            .abort_handle()
+        });
+        let mut guard = CancelOnDrop {
+            handle: handle.clone(),
+            timer,
+            producer: None,
+        };
+        let canceled = |e: DataFusionError| {
+            if handle.is_canceled() {
+                canceled_error(&handle)
+            } else {
+                e
+            }
+        };
+        let df = query
+            .session()
+            .execute_logical_plan(plan)
+            .await
+            .map_err(canceled)?;
+        let task_ctx = Arc::new(df.task_ctx());
+        let physical = df.create_physical_plan().await.map_err(canceled)?;
+        let schema = physical.schema();
+        let (batches, producer) = self.db.inner.executor.execute(physical, task_ctx)?;
+        guard.producer = Some(producer);
+        // Each batch races the cancel signal: a canceled query ends with 57014 at once,
+        // whatever the executor is busy with.
+        let stream =
+            futures::stream::unfold((Some(batches), guard), |(batches, guard)| async move {
+                let mut batches = batches?;
+                let handle = guard.handle.clone();
+                tokio::select! {
+                    biased;
+                    _ = handle.canceled() => {
+                        Some((Err(canceled_error(&handle)), (None, guard)))
+                    }
+                    next = batches.recv() => match next {
+                        None => None,
+                        Some(Err(_)) if handle.is_canceled() => {
+                            Some((Err(canceled_error(&handle)), (None, guard)))
+                        }
+                        Some(item) => Some((item, (Some(batches), guard))),
+                    },
+                }
+            });
+        if insert {
+            let batches: Vec<_> = stream.collect().await;
+            let batches = batches.into_iter().collect::<DfResult<Vec<_>>>()?;
+            return Ok(command(CommandTag::Insert(count_rows(&batches))));
+        }
+        Ok(Output::Rows(Box::pin(RecordBatchStreamAdapter::new(
+            schema, stream,
+        ))))
+    }
+}
+
+/// Placeholder types implied by the Wasm functions they are passed to.
+fn placeholder_hints(plan: &LogicalPlan) -> DfResult<HashMap<String, DataType>> {
+    let mut hints = HashMap::new();
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    for (i, arg) in f.args.iter().enumerate() {
+                        if let Expr::Placeholder(p) = arg {
+                            if let Some(t) =
+                                crate::udf::scalar::placeholder_hint(&f.func, f.args.len(), i)
+                            {
+                                hints.entry(p.id.clone()).or_insert(t);
+                            }
+                        }
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    Ok(hints)
+}
