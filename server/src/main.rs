@@ -1,8 +1,6 @@
 //! `wasmudf`: a PostgreSQL-protocol SQL server whose functions can be WebAssembly components.
 
 mod config;
-mod encode;
-mod extended;
 mod pg;
 
 use std::sync::Arc;

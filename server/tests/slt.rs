@@ -3,6 +3,9 @@
 //! `sql-tests/conformance/` over pgwire. One test per file and target:
 //! `cargo test --test slt -- ddl` runs the DDL suite on both.
 
+// A test or bench harness: an unwrap that fails is a failed run, not a crashed server.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use libtest_mimic::{Arguments, Failed, Trial};

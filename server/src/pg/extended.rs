@@ -18,8 +18,9 @@ use pgwire::messages::PgWireBackendMessage;
 use wasmudf_engine::datafusion::arrow::datatypes::DataType;
 use wasmudf_engine::{Description, Statement};
 
-use crate::encode::{arrow_type, decode_param, fields, pg_type};
-use crate::pg::{respond, user_error, ConnectionSession, QueryHandler, RunningStatement};
+use crate::pg::encode::{arrow_type, decode_param, fields, pg_type};
+use crate::pg::simple::{respond, user_error};
+use crate::pg::{ConnectionSession, QueryHandler, RunningStatement};
 
 /// A parsed and described statement, as stored for Bind.
 #[derive(Clone, Debug)]

@@ -1,0 +1,142 @@
+//! The simple query protocol, and the wire response for a statement's outcome that
+//! both protocols send.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use datafusion::error::DataFusionError;
+use futures::{stream, StreamExt};
+use pgwire::api::portal::Format;
+use pgwire::api::query::SimpleQueryHandler;
+use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use wasmudf_engine::datafusion;
+use wasmudf_engine::{CommandTag, Output};
+
+use crate::pg::copy::{copy_out, PendingCopy};
+use crate::pg::{encode, lock, QueryHandler, RunningStatement};
+
+#[async_trait]
+impl SimpleQueryHandler for QueryHandler {
+    async fn do_query<C>(&self, _client: &mut C, sql: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+    {
+        let session = self.session.get()?;
+        let statements = match session.parse(sql) {
+            Ok(s) => s,
+            Err(e) => return Ok(vec![error_response(&e)]),
+        };
+        let _running = RunningStatement::start(&self.state);
+        let mut responses = Vec::new();
+        for statement in statements {
+            // Each statement finishes before the next starts (its rows are collected):
+            // a failure stops the rest, as in PostgreSQL.
+            let response = respond(
+                session.run(statement).await,
+                &Format::UnifiedText,
+                true,
+                &self.pending_copy,
+                None,
+            )
+            .await;
+            let failed = matches!(response, Response::Error(_));
+            responses.push(response);
+            if failed {
+                break;
+            }
+        }
+        Ok(responses)
+    }
+}
+
+/// The wire response for a statement's outcome; rows in the client's `format`,
+/// collected first (`collect`) or streamed as they are computed.
+pub(crate) async fn respond(
+    output: Result<Output, DataFusionError>,
+    format: &Format,
+    collect: bool,
+    pending: &Mutex<Option<PendingCopy>>,
+    running: Option<RunningStatement>,
+) -> Response {
+    let stream = match output {
+        Err(e) => {
+            tracing::info!(error = %e, "statement failed");
+            return error_response(&e);
+        }
+        Ok(Output::Command(tag)) => {
+            let wire = Tag::new(&tag.to_string());
+            return match tag {
+                CommandTag::Begin => Response::TransactionStart(wire),
+                CommandTag::Commit | CommandTag::Rollback => Response::TransactionEnd(wire),
+                _ => Response::Execution(wire),
+            };
+        }
+        Ok(Output::Rows(stream)) => stream,
+        Ok(Output::CopyIn(copy)) => {
+            let columns = copy.columns();
+            *lock(pending) = Some(PendingCopy::new(copy));
+            return Response::CopyIn(CopyResponse::new(0, columns, stream::empty()));
+        }
+        Ok(Output::CopyOut { format, rows }) => return copy_out(format, rows),
+        Ok(other) => {
+            return error_response(&DataFusionError::NotImplemented(format!(
+                "the server cannot send {other:?}"
+            )))
+        }
+    };
+    let fields = encode::fields(&stream.schema(), format);
+    if collect {
+        let batches = match wasmudf_engine::collect(stream).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::info!(error = %e, "statement failed");
+                return error_response(&e);
+            }
+        };
+        let mut rows = Vec::new();
+        for batch in &batches {
+            match encode::encode_batch(batch, &fields) {
+                Ok(r) => rows.extend(r.into_iter().map(Ok)),
+                Err(e) => return error_response(&e),
+            }
+        }
+        return Response::Query(QueryResponse::new(fields, stream::iter(rows)));
+    }
+    let row_fields = fields.clone();
+    let rows = stream.flat_map(move |batch| {
+        let _running = &running;
+        let encoded = batch.and_then(|b| encode::encode_batch(&b, &row_fields));
+        match encoded {
+            Ok(rows) => stream::iter(rows.into_iter().map(Ok)).left_stream(),
+            Err(e) => {
+                tracing::info!(error = %e, "statement failed");
+                stream::once(async move { Err(user_error(&e)) }).right_stream()
+            }
+        }
+    });
+    Response::Query(QueryResponse::new(fields, rows))
+}
+
+/// The ErrorResponse fields for an engine error: its SQLSTATE, and the guest's own
+/// error when a Wasm function failed.
+fn error_info(e: &DataFusionError) -> ErrorInfo {
+    let code = wasmudf_engine::sqlstate(e);
+    let message = match wasmudf_engine::find_udf_error(e) {
+        Some(udf) => udf.to_string(),
+        None => e.find_root().to_string(),
+    };
+    ErrorInfo::new("ERROR".into(), code.into(), message)
+}
+
+pub(crate) fn error_response(e: &DataFusionError) -> Response {
+    Response::Error(Box::new(error_info(e)))
+}
+
+/// An engine error as a pgwire error (sent as an ErrorResponse).
+pub(crate) fn user_error(e: &DataFusionError) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(e)))
+}

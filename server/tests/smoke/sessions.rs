@@ -1,0 +1,101 @@
+//! Sessions keep their settings; hostile connections leave the server serving.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_stay_in_their_connection_and_ddl_is_shared() {
+    let server = Server::start("isolation");
+    let a = server.client().await;
+    let b = server.client().await;
+    a.batch_execute("SET wasm.fuel = '12345'; SET statement_timeout = '7s'")
+        .await
+        .expect("set on a");
+    assert_eq!(query(&a, "SHOW wasm.fuel").await, vec![row(&["12345"])]);
+    assert_eq!(
+        query(&a, "SHOW statement_timeout").await,
+        vec![row(&["7s"])]
+    );
+    // b still has the server's defaults.
+    assert_ne!(query(&b, "SHOW wasm.fuel").await, vec![row(&["12345"])]);
+    assert_eq!(query(&b, "SHOW statement_timeout").await, vec![row(&["0"])]);
+    // a's tiny fuel budget applies to a's calls only.
+    let err = a
+        .simple_query("SELECT gcd(value, 7) FROM generate_series(1, 100000)")
+        .await
+        .expect_err("out of fuel on a");
+    assert_eq!(err.as_db_error().expect("db error").code().code(), "54000");
+    assert_eq!(
+        query(
+            &b,
+            "SELECT sum(gcd(value, 7)) FROM generate_series(1, 100000)"
+        )
+        .await,
+        vec![row(&["185710"])]
+    );
+    // Functions and tables created on one connection are visible on the other.
+    a.batch_execute(
+        "CREATE FUNCTION twice_gcd(bigint, bigint) RETURNS bigint LANGUAGE wasm \
+         AS 'examples/math.wasm', 'gcd'; CREATE TABLE shared AS SELECT 6 AS x",
+    )
+    .await
+    .expect("ddl on a");
+    assert_eq!(
+        query(&b, "SELECT twice_gcd(x, 4) FROM shared").await,
+        vec![row(&["2"])]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_oversized_and_idle_connections_do_not_hurt_the_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start("abuse");
+    let port = server.port;
+    let connect = || tokio::net::TcpStream::connect(("127.0.0.1", port));
+    // An idle connection that never sends a byte stays open beside working clients.
+    let _idle = connect().await.expect("idle connection");
+    // Garbage instead of a startup packet: the server closes that connection.
+    let mut garbage = connect().await.expect("connect");
+    garbage
+        .write_all(b"\x00\x00\x00\x08GARBAGE GARBAGE GARBAGE\r\n\r\n")
+        .await
+        .expect("write garbage");
+    let mut sink = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(10), garbage.read_to_end(&mut sink)).await;
+    assert!(closed.is_ok(), "the server kept a garbage connection open");
+    // A startup packet that claims 2 GiB, then nothing: no allocation of that size, and
+    // the connection ends when the client goes.
+    let mut huge = connect().await.expect("connect");
+    huge.write_all(&[0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0])
+        .await
+        .expect("write huge length");
+    drop(huge);
+    // A logged-in client sending a query message that claims 1 GiB and closing.
+    let client = server.client().await;
+    let mut raw = connect().await.expect("connect");
+    let startup = {
+        let mut body = Vec::new();
+        body.extend_from_slice(&196608u32.to_be_bytes());
+        body.extend_from_slice(b"user\0wasmudf\0\0");
+        let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+        msg.extend(body);
+        msg
+    };
+    raw.write_all(&startup).await.expect("startup");
+    raw.write_all(&[b'Q', 0x40, 0, 0, 0])
+        .await
+        .expect("huge query header");
+    drop(raw);
+    // The server still serves, and memory did not balloon.
+    for _ in 0..3 {
+        assert_eq!(query(&client, "SELECT 40 + 2").await, vec![row(&["42"])]);
+    }
+    let fresh = server.client().await;
+    assert_eq!(query(&fresh, "SELECT add_one(1)").await, vec![row(&["2"])]);
+    if let Some(rss) = resident_kib(server.process.pid()) {
+        assert!(
+            rss < 1 << 20,
+            "server resident memory {rss} KiB after abuse"
+        );
+    }
+}
