@@ -9,6 +9,9 @@
 //!
 //! `cargo bench -p wasmudf-engine --bench aggregate` (set `ROWS=1000000` for a quicker run).
 
+// A test or bench harness: an unwrap that fails is a failed run, not a crashed server.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

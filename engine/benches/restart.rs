@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p wasmudf-engine --bench restart`
 
+// A test or bench harness: an unwrap that fails is a failed run, not a crashed server.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use wasmudf_engine::{Database, DatabaseConfig};

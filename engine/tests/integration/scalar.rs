@@ -8,7 +8,8 @@ use datafusion::arrow::array::*;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
-use wasmudf_engine::{FunctionKind, NullHandling};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use wasmudf_engine::{FunctionKind, NullHandling, UdfOptions};
 
 #[tokio::test]
 async fn describe_reads_the_components_own_signatures() {
@@ -410,9 +411,7 @@ async fn empty_one_row_and_large_batches() {
         )],
     )
     .unwrap();
-    let ctx2 = datafusion::prelude::SessionContext::new_with_config(
-        datafusion::prelude::SessionConfig::new().with_batch_size(200_000),
-    );
+    let ctx2 = SessionContext::new_with_config(SessionConfig::new().with_batch_size(200_000));
     engine.register(&ctx2, &load(&engine, "strings")).unwrap();
     ctx2.register_table(
         "big",
@@ -570,6 +569,39 @@ async fn guest_state_does_not_leak_between_queries() {
         .await,
         "50000"
     );
+}
+
+/// A plain `ctx.sql` (no `Engine::query`) in a context set up by `Engine::register`
+/// still pools its instances within the query and never across queries; a context
+/// whose function was registered by hand, without `Engine::scope_queries`, gets a
+/// fresh instance per batch.
+#[tokio::test]
+async fn plain_session_queries_get_a_scope_of_their_own() {
+    let engine = engine();
+    let ctx = session(&engine, 1, &["types"]);
+    let plain = |ctx: SessionContext| async move {
+        let batches = ctx
+            .sql("SELECT max(calls()) FROM generate_series(1, 50000)")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        datafusion::arrow::util::display::array_value_to_string(batches[0].column(0), 0).unwrap()
+    };
+    for _ in 0..3 {
+        assert_eq!(plain(ctx.clone()).await, "50000");
+    }
+    let bare = SessionContext::new_with_config(
+        SessionConfig::new()
+            .with_target_partitions(1)
+            .with_batch_size(8192),
+    );
+    let types = load(&engine, "types");
+    bare.register_udf(types.scalar_udf("calls", &UdfOptions::default()).unwrap());
+    assert_eq!(plain(bare.clone()).await, "8192");
+    engine.scope_queries(&bare);
+    assert_eq!(plain(bare).await, "50000");
 }
 
 #[tokio::test]
