@@ -145,6 +145,11 @@ pub trait AggregateState: Sized {
 }
 
 /// A field type of an aggregate's state.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a field of a wasmudf aggregate's state",
+    label = "unsupported state field type",
+    note = "state fields may be: bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64, Decimal<P, S>, Date32, TimestampMicros, TimestampNanos, TimestampTzMicros, TimestampTzNanos, String, Vec<u8>"
+)]
 pub trait StateValue: ReturnType + Clone {
     /// Every row of a state column.
     fn read_column(column: &Column, rows: usize) -> Result<Vec<Self>, UdfError>;
@@ -211,6 +216,11 @@ pub fn state_column<S, T: StateValue>(
 }
 
 /// One argument of an aggregate: an SDK type, or `Option` of one to see nulls.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an argument of a wasmudf aggregate",
+    label = "unsupported aggregate argument type",
+    note = "arguments may be: bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64, Decimal<P, S>, Date32, TimestampMicros, TimestampNanos, TimestampTzMicros, TimestampTzNanos, &str (text), &[u8] (bytea), or Option<...> of one of them to see nulls"
+)]
 pub trait AggregateArg<'a>: Sized {
     /// The column type read.
     #[doc(hidden)]

@@ -7,12 +7,22 @@ use crate::column::{bit, BoolBuilder, OutputBuilder, VarBuilder, WordBuilder};
 use crate::{error, Buffer, Column, DataType, DecimalType, TimeUnit, TimestampType, UdfError};
 
 /// A Rust type with a SQL (Arrow) type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no SQL type in wasmudf",
+    label = "not a type a wasmudf function can take or return",
+    note = "supported: bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64, Decimal<P, S>, Date32, TimestampMicros, TimestampNanos, TimestampTzMicros, TimestampTzNanos, &str and String (text), &[u8] and Vec<u8> (bytea); wrap one in Option<...> to see nulls"
+)]
 pub trait SqlType {
     /// The column type on the wire.
     fn data_type() -> DataType;
 }
 
 /// A type an argument column can be read as.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an argument of a wasmudf function",
+    label = "unsupported argument type",
+    note = "arguments may be: bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64, Decimal<P, S>, Date32, TimestampMicros, TimestampNanos, TimestampTzMicros, TimestampTzNanos, &str (text), &[u8] (bytea), or Option<...> of one of them to see nulls"
+)]
 pub trait ArgType<'a>: SqlType {
     /// What one row reads as.
     type Item;
@@ -29,6 +39,11 @@ pub trait ArgType<'a>: SqlType {
 }
 
 /// A type a result column can be built from.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by a wasmudf function",
+    label = "unsupported result type",
+    note = "results may be: bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64, Decimal<P, S>, Date32, TimestampMicros, TimestampNanos, TimestampTzMicros, TimestampTzNanos, String (text), Vec<u8> (bytea)"
+)]
 pub trait ReturnType: SqlType + Sized + Default {
     /// Its column builder.
     #[doc(hidden)]
@@ -37,6 +52,11 @@ pub trait ReturnType: SqlType + Sized + Default {
 
 /// What a scalar function may return: `T`, `Option<T>`, `Result<T, E>` or
 /// `Result<Option<T>, E>` for a [`ReturnType`] `T` and `E: Display`.
+#[diagnostic::on_unimplemented(
+    message = "a wasmudf scalar function cannot return `{Self}`",
+    label = "unsupported return type",
+    note = "return T, Option<T>, Result<T, E> or Result<Option<T>, E>, where E: Display and T is one of: bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64, Decimal<P, S>, Date32, TimestampMicros, TimestampNanos, TimestampTzMicros, TimestampTzNanos, String, Vec<u8>"
+)]
 pub trait IntoOutput {
     /// The column type.
     type Value: ReturnType;
