@@ -62,10 +62,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect()
         .await
         .expect_err("the spin runs out of fuel");
-    let message = wasmudf_engine::find_udf_error(&failed).map_or_else(
-        || failed.find_root().to_string(),
-        ToString::to_string,
-    );
+    let message = wasmudf_engine::find_udf_error(&failed)
+        .map_or_else(|| failed.find_root().to_string(), ToString::to_string);
     println!("SQLSTATE {}: {message}", wasmudf_engine::sqlstate(&failed));
     Ok(())
 }

@@ -31,79 +31,11 @@ use crate::wasm::signature::{sql_type_name, FunctionKind, FunctionSignature, Nul
 
 /// `CREATE [OR REPLACE] FUNCTION name(args) RETURNS type LANGUAGE wasm ... AS 'module' [, 'export']`.
 pub(crate) fn create_function(session: &Session, cf: &CreateFunction) -> Result<CommandTag> {
-    let unsupported = |what: &str| {
-        Err(Error::NotSupported(format!(
-            "{what} is not supported for Wasm functions"
-        )))
-    };
-    match cf.language.as_ref().map(|l| l.value.to_ascii_lowercase()) {
-        Some(l) if l == "wasm" => {}
-        Some(other) => {
-            return Err(Error::NotSupported(format!(
-                "LANGUAGE {other} is not supported; wasmudf functions are LANGUAGE wasm"
-            )))
-        }
-        None => {
-            return Err(Error::InvalidDefinition(
-                "no language specified; write LANGUAGE wasm".into(),
-            ))
-        }
-    }
-    if cf.or_alter {
-        return unsupported("CREATE OR ALTER");
-    }
-    if cf.temporary {
-        return unsupported("CREATE TEMPORARY FUNCTION");
-    }
-    if cf.if_not_exists {
-        return unsupported("IF NOT EXISTS");
-    }
-    if cf.security.is_some() {
-        return unsupported("SECURITY DEFINER/INVOKER");
-    }
-    if cf.using.is_some() || cf.options.is_some() || cf.remote_connection.is_some() {
-        return unsupported("USING/OPTIONS/REMOTE");
-    }
+    check_supported(cf)?;
     let name = function_name(&cf.name)?;
-
-    let (module_spec, export) = match &cf.function_body {
-        Some(CreateFunctionBody::AsBeforeOptions { body, link_symbol }) => (
-            string_literal(body, "the module")?,
-            link_symbol
-                .as_ref()
-                .map(|e| string_literal(e, "the export name"))
-                .transpose()?,
-        ),
-        Some(CreateFunctionBody::AsAfterOptions(body)) => {
-            (string_literal(body, "the module")?, None)
-        }
-        _ => {
-            return Err(Error::InvalidDefinition(
-                "a Wasm function needs AS 'module.wasm' [, 'export']".into(),
-            ))
-        }
-    };
+    let (module_spec, export) = module_and_export(cf)?;
     let export = export.unwrap_or_else(|| name.clone());
-
-    let mut declared_args = Vec::new();
-    for arg in cf.args.iter().flatten() {
-        if matches!(arg.mode, Some(ArgMode::Out | ArgMode::InOut)) {
-            return unsupported("OUT and INOUT arguments");
-        }
-        if arg.default_expr.is_some() {
-            return unsupported("argument defaults");
-        }
-        declared_args.push(arrow_type(session, &arg.data_type)?);
-    }
-    let declared_return = match &cf.return_type {
-        Some(FunctionReturnType::DataType(t)) => arrow_type(session, t)?,
-        Some(FunctionReturnType::SetOf(_)) => return unsupported("RETURNS SETOF"),
-        None => {
-            return Err(Error::InvalidDefinition(
-                "a Wasm function needs RETURNS <type>".into(),
-            ))
-        }
-    };
+    let (declared_args, declared_return) = declared_types(session, cf)?;
     let volatility = cf.behavior.as_ref().map(|b| match b {
         FunctionBehavior::Immutable => Volatility::Immutable,
         FunctionBehavior::Stable => Volatility::Stable,
@@ -170,6 +102,88 @@ pub(crate) fn create_function(session: &Session, cf: &CreateFunction) -> Result<
     };
     install(db, vec![(record, bytes)], cf.or_replace)?;
     Ok(CommandTag::CreateFunction)
+}
+
+/// Refuses what a Wasm function cannot be: another language, and the CREATE FUNCTION
+/// forms wasmudf does not support (0A000).
+fn check_supported(cf: &CreateFunction) -> Result<()> {
+    let unsupported = |what: &str| Err(not_supported(what));
+    match cf.language.as_ref().map(|l| l.value.to_ascii_lowercase()) {
+        Some(l) if l == "wasm" => {}
+        Some(other) => {
+            return Err(Error::NotSupported(format!(
+                "LANGUAGE {other} is not supported; wasmudf functions are LANGUAGE wasm"
+            )))
+        }
+        None => {
+            return Err(Error::InvalidDefinition(
+                "no language specified; write LANGUAGE wasm".into(),
+            ))
+        }
+    }
+    if cf.or_alter {
+        return unsupported("CREATE OR ALTER");
+    }
+    if cf.temporary {
+        return unsupported("CREATE TEMPORARY FUNCTION");
+    }
+    if cf.if_not_exists {
+        return unsupported("IF NOT EXISTS");
+    }
+    if cf.security.is_some() {
+        return unsupported("SECURITY DEFINER/INVOKER");
+    }
+    if cf.using.is_some() || cf.options.is_some() || cf.remote_connection.is_some() {
+        return unsupported("USING/OPTIONS/REMOTE");
+    }
+    Ok(())
+}
+
+fn not_supported(what: &str) -> Error {
+    Error::NotSupported(format!("{what} is not supported for Wasm functions"))
+}
+
+/// `AS 'module' [, 'export']`.
+fn module_and_export(cf: &CreateFunction) -> Result<(String, Option<String>)> {
+    match &cf.function_body {
+        Some(CreateFunctionBody::AsBeforeOptions { body, link_symbol }) => Ok((
+            string_literal(body, "the module")?,
+            link_symbol
+                .as_ref()
+                .map(|e| string_literal(e, "the export name"))
+                .transpose()?,
+        )),
+        Some(CreateFunctionBody::AsAfterOptions(body)) => {
+            Ok((string_literal(body, "the module")?, None))
+        }
+        _ => Err(Error::InvalidDefinition(
+            "a Wasm function needs AS 'module.wasm' [, 'export']".into(),
+        )),
+    }
+}
+
+/// The argument and result types as declared, in Arrow terms.
+fn declared_types(session: &Session, cf: &CreateFunction) -> Result<(Vec<DataType>, DataType)> {
+    let mut args = Vec::new();
+    for arg in cf.args.iter().flatten() {
+        if matches!(arg.mode, Some(ArgMode::Out | ArgMode::InOut)) {
+            return Err(not_supported("OUT and INOUT arguments"));
+        }
+        if arg.default_expr.is_some() {
+            return Err(not_supported("argument defaults"));
+        }
+        args.push(arrow_type(session, &arg.data_type)?);
+    }
+    let returns = match &cf.return_type {
+        Some(FunctionReturnType::DataType(t)) => arrow_type(session, t)?,
+        Some(FunctionReturnType::SetOf(_)) => return Err(not_supported("RETURNS SETOF")),
+        None => {
+            return Err(Error::InvalidDefinition(
+                "a Wasm function needs RETURNS <type>".into(),
+            ))
+        }
+    };
+    Ok((args, returns))
 }
 
 /// `SELECT * FROM wasm_load('module')` run by `user`: defines every function the

@@ -22,7 +22,9 @@ use datafusion::datasource::listing::{
 };
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, LogicalPlanBuilder, TableType};
+use datafusion::logical_expr::{
+    CreateMemoryTable, DdlStatement, LogicalPlan, LogicalPlanBuilder, TableType,
+};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, ObjectNamePart, ObjectType, Statement};
 
@@ -68,10 +70,66 @@ fn schema_provider(session: &Session, schema: &str) -> Result<Arc<dyn SchemaProv
         .ok_or_else(|| Error::UndefinedSchema(format!("schema {schema} does not exist")))
 }
 
-/// `CREATE TABLE t (...)` and `CREATE TABLE t AS ...`.
+/// `CREATE [OR REPLACE] TABLE [IF NOT EXISTS] t (cols)` or `... AS query`.
+///
+/// The new table is filled unregistered, then committed and swapped in at once under
+/// the DDL lock: other sessions never see it half-filled, the fill may read the table
+/// it replaces, and a failure leaves the old one as it was.
 pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> DfResult<Output> {
-    let state = session.ctx.state();
-    let plan = state.statement_to_plan(statement).await?;
+    let cmt = memory_table_plan(session, statement).await?;
+    let (schema, table) = split(&cmt.name)?;
+    check_writable_schema(&schema)?;
+    // Checked before OR REPLACE drops the old table: a table whose columns share a name
+    // could never be read back.
+    let arrow_schema = distinct_columns(&cmt)?;
+    let provider = schema_provider(session, &schema)?;
+    if provider.table_exist(&table) {
+        if cmt.if_not_exists {
+            return Ok(command(CommandTag::CreateTable));
+        }
+        if !cmt.or_replace {
+            return Err(Error::DuplicateRelation(format!(
+                "relation {schema}.{table} already exists"
+            ))
+            .into());
+        }
+    }
+    let staged = StagedTable::create(session, &schema, &table, arrow_schema)?;
+    let tag = match staged.fill(session, &cmt).await {
+        Ok(tag) => tag,
+        Err(e) => {
+            // CREATE TABLE AS is one statement: a failed fill leaves no table.
+            staged.discard();
+            return Err(e);
+        }
+    };
+    match staged.swap_in(session, &provider, &cmt) {
+        Ok(Swap::Done(Some(old_dir))) => {
+            let old = session.db.inner.data_dir.join(&old_dir);
+            if let Err(e) = std::fs::remove_dir_all(old) {
+                tracing::warn!("could not remove {old_dir} (removed at next start): {e}");
+            }
+            Ok(command(tag))
+        }
+        Ok(Swap::Done(None)) => Ok(command(tag)),
+        // IF NOT EXISTS, and another session created the table meanwhile: it stays.
+        Ok(Swap::Kept(staged)) => {
+            staged.discard();
+            Ok(command(CommandTag::CreateTable))
+        }
+        Err((staged, e)) => {
+            staged.discard();
+            Err(e.into())
+        }
+    }
+}
+
+/// The plan of a CREATE TABLE, refusing the forms wasmudf does not support.
+async fn memory_table_plan(
+    session: &Session,
+    statement: DfStatement,
+) -> DfResult<CreateMemoryTable> {
+    let plan = session.ctx.state().statement_to_plan(statement).await?;
     let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmt)) = plan else {
         return Err(Error::NotSupported(format!(
             "unexpected plan for CREATE TABLE: {}",
@@ -90,11 +148,12 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
             Error::Syntax("CREATE OR REPLACE TABLE cannot also say IF NOT EXISTS".into()).into(),
         );
     }
-    let (schema, table) = split(&cmt.name)?;
-    check_writable_schema(&schema)?;
+    Ok(cmt)
+}
+
+/// The table's Arrow schema; 42701 if two columns share a name.
+fn distinct_columns(cmt: &CreateMemoryTable) -> Result<SchemaRef> {
     let arrow_schema: SchemaRef = Arc::new(cmt.input.schema().as_arrow().clone());
-    // Checked before OR REPLACE drops the old table: a table whose columns share a name
-    // could never be read back.
     let mut names = HashSet::new();
     if let Some(dup) = arrow_schema
         .fields()
@@ -104,140 +163,158 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
         return Err(Error::DuplicateColumn(format!(
             "column \"{}\" specified more than once",
             dup.name()
-        ))
-        .into());
+        )));
     }
-    let provider = schema_provider(session, &schema)?;
-    // The new table is filled unregistered, then committed and swapped in at once under
-    // the DDL lock: other sessions never see it half-filled, the fill may read the table
-    // it replaces, and a failure leaves the old one as it was.
-    if provider.table_exist(&table) {
-        if cmt.if_not_exists {
-            return Ok(command(CommandTag::CreateTable));
-        }
-        if !cmt.or_replace {
-            return Err(Error::DuplicateRelation(format!(
-                "relation {schema}.{table} already exists"
-            ))
-            .into());
-        }
-    }
-    let is_query =
-        !matches!(cmt.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
+    Ok(arrow_schema)
+}
 
-    let db = &session.db;
-    let dir = format!("tables/{}/{}-{}", safe(&schema), safe(&table), random_id());
-    let record = RelationRecord {
-        schema: schema.clone(),
-        name: table.clone(),
-        kind: RelationKind::Managed {
-            dir: dir.clone(),
-            arrow_schema: encode_schema(&arrow_schema)?,
-        },
-        seq: next_seq(db)?,
-        created: now(),
-        owner: session.user.clone(),
-    };
-    // Files first, catalog last: a crash before the commit leaves only an
-    // unreferenced directory (removed at the next start), never a half-filled table.
-    let path = db.inner.data_dir.join(&dir);
-    std::fs::create_dir_all(&path).map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
-    let undo = || {
-        if let Err(e) = std::fs::remove_dir_all(&path) {
-            tracing::warn!("could not remove {dir} (removed at next start): {e}");
-        }
-    };
-    let new_table = match managed_table(db, &dir, arrow_schema) {
-        Ok(t) => t,
-        Err(e) => {
-            undo();
-            return Err(e.into());
-        }
-    };
-    let mut tag = CommandTag::CreateTable;
-    if is_query {
-        // The fill runs like any query: on the executor, cancelable, under
-        // statement_timeout (its Wasm calls may be long).
-        let written = async {
-            let fill = LogicalPlanBuilder::insert_into(
-                cmt.input.as_ref().clone(),
-                TableReference::partial(schema.as_str(), table.as_str()),
-                provider_as_source(new_table.clone()),
-                InsertOp::Append,
-            )?
-            .build()?;
-            session.execute_plan(fill).await
-        }
-        .await;
-        match written {
-            Ok(Output::Command(CommandTag::Insert(rows))) => tag = CommandTag::Select(rows),
-            Ok(other) => {
-                undo();
-                return Err(Error::Catalog(format!("unexpected fill result {other:?}")).into());
-            }
+/// A new managed table between its directory's creation and its commit: files first,
+/// catalog last, so a crash before the commit leaves only an unreferenced directory
+/// (removed at the next start), never a half-filled table.
+struct StagedTable {
+    schema: String,
+    table: String,
+    /// The table's directory, relative to the data directory (as the record names it).
+    dir: String,
+    /// The same directory, absolute.
+    path: std::path::PathBuf,
+    record: RelationRecord,
+    provider: Arc<dyn TableProvider>,
+}
+
+impl StagedTable {
+    fn create(
+        session: &Session,
+        schema: &str,
+        table: &str,
+        arrow_schema: SchemaRef,
+    ) -> Result<StagedTable> {
+        let db = &session.db;
+        let dir = format!("tables/{}/{}-{}", safe(schema), safe(table), random_id());
+        let record = RelationRecord {
+            schema: schema.to_string(),
+            name: table.to_string(),
+            kind: RelationKind::Managed {
+                dir: dir.clone(),
+                arrow_schema: encode_schema(&arrow_schema)?,
+            },
+            seq: next_seq(db)?,
+            created: now(),
+            owner: session.user.clone(),
+        };
+        let path = db.inner.data_dir.join(&dir);
+        std::fs::create_dir_all(&path)
+            .map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
+        match managed_table(db, &dir, arrow_schema) {
+            Ok(provider) => Ok(StagedTable {
+                schema: schema.to_string(),
+                table: table.to_string(),
+                dir,
+                path,
+                record,
+                provider,
+            }),
             Err(e) => {
-                // CREATE TABLE AS is one statement: a failed fill leaves no table.
-                undo();
-                return Err(e);
+                remove_uncommitted(&path, &dir);
+                Err(e)
             }
         }
     }
-    let swapped = (|| -> Result<Swap> {
+
+    /// Runs the `AS` query into the table, like any query: on the executor, cancelable,
+    /// under statement_timeout (its Wasm calls may be long). The tag PostgreSQL gives:
+    /// `SELECT n` after a fill, `CREATE TABLE` without one.
+    async fn fill(&self, session: &Session, cmt: &CreateMemoryTable) -> DfResult<CommandTag> {
+        let is_query =
+            !matches!(cmt.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
+        if !is_query {
+            return Ok(CommandTag::CreateTable);
+        }
+        let fill = LogicalPlanBuilder::insert_into(
+            cmt.input.as_ref().clone(),
+            TableReference::partial(self.schema.as_str(), self.table.as_str()),
+            provider_as_source(self.provider.clone()),
+            InsertOp::Append,
+        )?
+        .build()?;
+        match session.execute_plan(fill).await? {
+            Output::Command(CommandTag::Insert(rows)) => Ok(CommandTag::Select(rows)),
+            other => Err(Error::Catalog(format!("unexpected fill result {other:?}")).into()),
+        }
+    }
+
+    /// Commits the record in place of any old one and registers the table, under the
+    /// DDL lock; the staged table comes back if nothing was committed.
+    fn swap_in(
+        self,
+        session: &Session,
+        provider: &Arc<dyn SchemaProvider>,
+        cmt: &CreateMemoryTable,
+    ) -> std::result::Result<Swap, (StagedTable, Error)> {
+        let db = &session.db;
         let _ddl = db.inner.ddl.lock();
         // Checked again: another session may have created or dropped it meanwhile.
-        let exists = provider.table_exist(&table);
+        let exists = provider.table_exist(&self.table);
         if exists && cmt.if_not_exists {
-            return Ok(Swap::Kept);
+            return Ok(Swap::Kept(self));
         }
         if exists && !cmt.or_replace {
-            return Err(Error::DuplicateRelation(format!(
-                "relation {schema}.{table} already exists"
-            )));
+            let e = Error::DuplicateRelation(format!(
+                "relation {}.{} already exists",
+                self.schema, self.table
+            ));
+            return Err((self, e));
         }
-        let key = relation_key(&schema, &table);
-        let old = if exists {
-            db.inner
-                .catalog
-                .relations()?
-                .into_iter()
-                .find(|r| r.key() == key)
-        } else {
-            None
+        let committed = (|| -> Result<Option<RelationRecord>> {
+            let old = if exists {
+                let key = relation_key(&self.schema, &self.table);
+                db.inner
+                    .catalog
+                    .relations()?
+                    .into_iter()
+                    .find(|r| r.key() == key)
+            } else {
+                None
+            };
+            // One catalog write puts the new record in place of the old one.
+            let change = db.inner.catalog.change()?;
+            change.put_relation(&self.record)?;
+            change.commit()?;
+            Ok(old)
+        })();
+        let old = match committed {
+            Ok(old) => old,
+            Err(e) => return Err((self, e)),
         };
-        // One catalog write puts the new record in place of the old one.
-        let change = db.inner.catalog.change()?;
-        change.put_relation(&record)?;
-        change.commit()?;
         // Committed: from here on nothing is undone (a restart restores from the record).
         if exists {
-            let _ = provider.deregister_table(&table);
+            let _ = provider.deregister_table(&self.table);
         }
-        if let Err(e) = provider.register_table(table.clone(), new_table.clone()) {
-            tracing::error!("table {schema}.{table} committed but not registered: {e}");
+        if let Err(e) = provider.register_table(self.table.clone(), self.provider.clone()) {
+            tracing::error!(
+                "table {}.{} committed but not registered: {e}",
+                self.schema,
+                self.table
+            );
         }
         Ok(Swap::Done(old.and_then(|r| match r.kind {
             RelationKind::Managed { dir, .. } => Some(dir),
             _ => None,
         })))
-    })();
-    match swapped {
-        Ok(Swap::Done(Some(old_dir))) => {
-            if let Err(e) = std::fs::remove_dir_all(db.inner.data_dir.join(&old_dir)) {
-                tracing::warn!("could not remove {old_dir} (removed at next start): {e}");
-            }
-        }
-        Ok(Swap::Done(None)) => {}
-        // IF NOT EXISTS, and another session created the table meanwhile: it stays.
-        Ok(Swap::Kept) => {
-            undo();
-            return Ok(command(CommandTag::CreateTable));
-        }
-        Err(e) => {
-            undo();
-            return Err(e.into());
-        }
     }
-    Ok(command(tag))
+
+    /// Removes the uncommitted table's directory.
+    fn discard(self) {
+        remove_uncommitted(&self.path, &self.dir);
+    }
+}
+
+/// Removes the directory of a table that was never committed; one left behind (a
+/// failure here, a crash) is removed at the next start.
+fn remove_uncommitted(path: &std::path::Path, dir: &str) {
+    if let Err(e) = std::fs::remove_dir_all(path) {
+        tracing::warn!("could not remove {dir} (removed at next start): {e}");
+    }
 }
 
 /// How a new table's commit ended.
@@ -245,7 +322,7 @@ enum Swap {
     /// Committed; the managed directory of the relation it replaced, if any.
     Done(Option<String>),
     /// Not committed: IF NOT EXISTS, and the table appeared meanwhile.
-    Kept,
+    Kept(StagedTable),
 }
 
 /// `CREATE EXTERNAL TABLE` and `CREATE VIEW`: run by DataFusion, persisted as text.

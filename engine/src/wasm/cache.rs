@@ -11,7 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 const MAGIC: &[u8; 8] = b"WUDFART1";
@@ -69,7 +69,7 @@ impl ArtifactCache {
 
     fn mac(&self, module_hash: &str, artifact: &[u8]) -> Hmac<Sha256> {
         let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key size");
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).expect("HMAC takes any key size");
         mac.update(module_hash.as_bytes());
         mac.update(self.engine_tag.as_bytes());
         mac.update(artifact);
