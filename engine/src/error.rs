@@ -317,3 +317,77 @@ impl std::fmt::Display for CancelReason {
         })
     }
 }
+
+/// The most bytes of text a guest chose (its error message, a name it describes) that
+/// an error carries to a client; the rest is cut and the original length noted.
+pub const GUEST_TEXT_LIMIT: usize = 2048;
+
+/// The most bytes of one logged text (an error message); the rest is cut and the
+/// original length noted.
+pub const LOG_TEXT_LIMIT: usize = 1024;
+
+/// Guest-chosen text made safe to carry in an error: control characters other than
+/// newline and tab are escaped (a NUL would end a field of the wire protocol's
+/// ErrorResponse and let the guest write the fields after it, SQLSTATE included), and
+/// the text is cut at [`GUEST_TEXT_LIMIT`] bytes.
+pub(crate) fn guest_text(raw: &str) -> String {
+    escaped(raw, GUEST_TEXT_LIMIT, |c| c == '\n' || c == '\t')
+}
+
+/// `text` made fit for one line of the server log: every control character escaped
+/// (a newline in a guest's message would otherwise start a forged line of its own), cut
+/// at [`LOG_TEXT_LIMIT`] bytes.
+pub fn log_text(text: &str) -> String {
+    escaped(text, LOG_TEXT_LIMIT, |_| false)
+}
+
+/// `raw` with control characters escaped (`\n`, `\u{0}`) unless `keep` says otherwise,
+/// cut at a character boundary once it reaches `limit` bytes.
+fn escaped(raw: &str, limit: usize, keep: fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(raw.len().min(limit) + 32);
+    for c in raw.chars() {
+        if out.len() >= limit {
+            out.push_str(&format!("... (cut: {} bytes in all)", raw.len()));
+            break;
+        }
+        if c.is_control() && !keep(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_text_cannot_end_a_wire_field_or_flood() {
+        let forged = "boom\0C00000\0Meverything is fine\0Hspoofed";
+        let safe = guest_text(forged);
+        assert!(!safe.contains('\0'));
+        assert_eq!(
+            safe,
+            "boom\\u{0}C00000\\u{0}Meverything is fine\\u{0}Hspoofed"
+        );
+        assert_eq!(guest_text("two\nlines\tand a tab"), "two\nlines\tand a tab");
+        let huge = "x".repeat(100 << 20);
+        let cut = guest_text(&huge);
+        assert!(cut.len() < GUEST_TEXT_LIMIT + 64, "{}", cut.len());
+        assert!(cut.ends_with("... (cut: 104857600 bytes in all)"), "{cut}");
+        // Multi-byte characters are never split.
+        let wide = "é".repeat(GUEST_TEXT_LIMIT);
+        assert!(guest_text(&wide).starts_with("éé"));
+    }
+
+    #[test]
+    fn log_text_is_one_line() {
+        let forged = "boom\n2026-12-01T00:00:00Z  INFO wasmudf::pg: logged in user=\"FORGED\"";
+        let line = log_text(forged);
+        assert!(!line.contains('\n'));
+        assert!(line.starts_with("boom\\n2026"), "{line}");
+        assert!(log_text(&"y".repeat(5000)).len() < LOG_TEXT_LIMIT + 64);
+    }
+}

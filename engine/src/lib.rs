@@ -40,7 +40,10 @@ mod udf;
 mod wasm;
 
 // Embedding: Wasm functions in your own DataFusion `SessionContext`.
-pub use error::{find_udf_error, sqlstate, CancelReason, Error, Result};
+pub use error::{
+    find_udf_error, log_text, sqlstate, CancelReason, Error, Result, GUEST_TEXT_LIMIT,
+    LOG_TEXT_LIMIT,
+};
 pub use udf::build::UdfOptions;
 pub use udf::query::{CancelHandle, Query};
 pub use wasm::cache::CacheOutcome;

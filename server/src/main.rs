@@ -116,7 +116,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                     let _slot = slot;
                     tracing::info!(%peer, "connection opened");
                     if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                        tracing::info!(%peer, "connection ended with error: {e}");
+                        tracing::info!(%peer, error = %wasmudf_engine::log_text(&e.to_string()), "connection ended with an error");
                     } else {
                         tracing::info!(%peer, "connection closed");
                     }

@@ -338,7 +338,11 @@ fn parse_csv(text: &str, format: &CopyFormat) -> DfResult<Vec<Row>> {
             }
             continue;
         }
-        if at_line_start && c == '\\' && chars.peek() == Some(&'.') {
+        // The end-of-data marker is `\.` alone on its line; `\.,x` is data.
+        if at_line_start && c == '\\' && {
+            let mut ahead = chars.clone();
+            ahead.next() == Some('.') && matches!(ahead.next(), None | Some('\n' | '\r'))
+        } {
             break;
         }
         at_line_start = false;
@@ -403,8 +407,11 @@ pub fn copy_header(schema: &Schema, format: &CopyFormat) -> String {
 
 fn escape(value: &str, format: &CopyFormat) -> String {
     if format.csv {
+        // `\.` alone on a line would read back as the end-of-data marker: quoted always
+        // (PostgreSQL quotes it only in one-column output, where it can stand alone).
         let needs_quotes = value.is_empty() && format.null.is_empty()
             || value == format.null
+            || value == "\\."
             || value.contains(format.delimiter)
             || value.contains(format.quote)
             || value.contains('\n')
@@ -474,6 +481,24 @@ mod tests {
                 vec![Some("2".into()), Some("x\\y".into()), Some("".into())],
             ]
         );
+    }
+
+    /// Found by the round-trip property test: a row starting with a `\.` value read as
+    /// the end of the data, so the rows after it (and that one) were lost.
+    #[test]
+    fn csv_backslash_dot_is_data_unless_alone_on_its_line() {
+        let f = CopyFormat::csv();
+        let rows = parse_csv("\\.,1\n\\.x,2\n\"\\.\"\n\\.\nignored\n", &f).unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                vec![Some("\\.".into()), Some("1".into())],
+                vec![Some("\\.x".into()), Some("2".into())],
+                vec![Some("\\.".into())],
+            ]
+        );
+        // A lone `\.` value goes out quoted, so a one-column row cannot end the data.
+        assert_eq!(escape("\\.", &f), "\"\\.\"");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use datafusion::sql::sqlparser::ast::{
     FunctionSetValue, Ident, ObjectName, ObjectNamePart, Value,
 };
 
-use crate::error::{Error, Result};
+use crate::error::{log_text, Error, Result};
 use crate::sql::database::{Database, Registry, SqlFunction};
 use crate::sql::output::CommandTag;
 use crate::sql::session::Session;
@@ -439,7 +439,11 @@ pub(crate) fn restore_functions(db: &Database) -> Result<()> {
                 registry.records.extend(one);
                 apply(&mut registry, built);
             }
-            Err(e) => tracing::error!(function = %name, "cannot restore function: {e}"),
+            Err(e) => tracing::error!(
+                function = %log_text(name),
+                error = %log_text(&e.to_string()),
+                "cannot restore function"
+            ),
         }
     }
     registry.version += 1;

@@ -28,7 +28,7 @@ use datafusion::logical_expr::{
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, ObjectNamePart, ObjectType, Statement};
 
-use crate::error::{Error, Result};
+use crate::error::{log_text, Error, Result};
 use crate::introspection::default_catalog;
 use crate::sql::database::Database;
 use crate::sql::ddl::normalize;
@@ -592,7 +592,11 @@ pub(crate) async fn restore(db: &Database) -> Result<()> {
             },
         };
         if let Err(e) = restored {
-            tracing::error!(relation = %r.key(), "cannot restore relation: {e}");
+            tracing::error!(
+                relation = %r.key(),
+                error = %log_text(&e.to_string()),
+                "cannot restore relation"
+            );
         }
     }
     remove_orphan_dirs(db, &live_dirs);

@@ -26,7 +26,7 @@ use datafusion::logical_expr::{
 use parking_lot::Mutex;
 use wasmtime::component::{ComponentExportIndex, ResourceAny};
 
-use crate::error::Error;
+use crate::error::{guest_text, Error};
 use crate::udf::scalar::{next_udf_id, Overload, OverloadSet};
 use crate::udf::scope::QueryScope;
 use crate::udf::settings::WasmSettings;
@@ -355,7 +355,7 @@ impl GuestGroups {
     fn guest_error(&self, e: GuestError) -> Error {
         Error::Guest {
             function: self.name().to_string(),
-            message: e.message,
+            message: guest_text(&e.message),
             row: e.row,
         }
     }

@@ -16,7 +16,7 @@ use datafusion::logical_expr::{
 };
 use parking_lot::Mutex;
 
-use crate::error::Error;
+use crate::error::{guest_text, Error};
 use crate::udf::build::UdfOptions;
 use crate::udf::scope::QueryScope;
 use crate::udf::settings::WasmSettings;
@@ -171,7 +171,7 @@ impl Overload {
         }
         let out = result.map_err(|e| Error::Guest {
             function: self.name.clone(),
-            message: e.message,
+            message: guest_text(&e.message),
             row: e.row,
         })?;
         output_array(out, rows, &self.returns, host_nulls).map_err(|reason| Error::InvalidOutput {

@@ -3,7 +3,7 @@
 
 use wasmtime::component::{ComponentExportIndex, ResourceAny};
 
-use crate::error::Error;
+use crate::error::{guest_text, Error};
 use crate::wasm::abi::{AggregateInfo, ColumnOut, ColumnRef, EmitTo, GuestError, WitType};
 use crate::wasm::instance::GuestInstance;
 use crate::wasm::limits::Limits;
@@ -73,7 +73,10 @@ impl AggregateExports {
         let (info,) =
             instance.invoke::<(u32,), InfoResult>(self.info, (index,), limits, None, name)?;
         let info = info.map_err(|e| {
-            Error::InvalidDescription(format!("aggregate {name}: info failed: {}", e.message))
+            Error::InvalidDescription(format!(
+                "aggregate {name}: info failed: {}",
+                guest_text(&e.message)
+            ))
         })?;
         if info.state.is_empty() {
             return Err(Error::InvalidDescription(format!(

@@ -9,7 +9,7 @@ use wasmtime::component::{
 };
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 
-use crate::error::Error;
+use crate::error::{guest_text, Error};
 use crate::wasm::abi::{ColumnOut, ColumnRef, GuestError, WitSignature};
 use crate::wasm::engine::{Exports, StackEngine};
 use crate::wasm::limits::Limits;
@@ -388,9 +388,11 @@ fn classify(
             function,
             trap: trap.to_string(),
         },
+        // Not a plain trap: the error chain may quote the component (its symbol names),
+        // so it is guest text.
         None => Error::Trap {
             function,
-            trap: format!("{err:#}"),
+            trap: guest_text(&format!("{err:#}")),
         },
     }
 }

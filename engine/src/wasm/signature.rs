@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, TimeUnit as ArrowTimeUnit};
 use datafusion::logical_expr::Volatility;
 
-use crate::error::{Error, Result};
+use crate::error::{guest_text, Error, Result};
 use crate::wasm::abi::{
     DecimalType, TimeUnit, TimestampType, WitKind, WitNullHandling, WitSignature, WitType,
     WitVolatility,
@@ -148,10 +148,12 @@ impl TryFrom<WitSignature> for FunctionSignature {
     type Error = Error;
 
     fn try_from(w: WitSignature) -> Result<Self> {
-        if w.name.is_empty() || w.name.chars().any(|c| c.is_control()) {
+        // PostgreSQL's identifiers are at most 63 bytes (NAMEDATALEN - 1).
+        if w.name.is_empty() || w.name.len() > 63 || w.name.chars().any(|c| c.is_control()) {
             return Err(Error::InvalidDescription(format!(
-                "function name {:?} is empty or has control characters",
-                w.name
+                "function name \"{}\" ({} bytes) is empty, longer than 63 bytes or has control characters",
+                guest_text(&w.name),
+                w.name.len()
             )));
         }
         let context = |e: Error| match e {

@@ -12,7 +12,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::PgWireBackendMessage;
 use wasmudf_engine::datafusion::execution::SendableRecordBatchStream;
-use wasmudf_engine::{copy_header, copy_lines, CopyFormat, CopyIn};
+use wasmudf_engine::{copy_header, copy_lines, log_text, CopyFormat, CopyIn};
 
 use crate::pg::simple::user_error;
 use crate::pg::{lock, protocol_error, QueryHandler};
@@ -78,7 +78,7 @@ impl CopyHandler for QueryHandler {
                 Ok(())
             }
             Err(e) => {
-                tracing::info!(error = %e, "COPY failed");
+                tracing::info!(error = %log_text(&e.to_string()), "COPY failed");
                 Err(user_error(&e))
             }
         }
@@ -94,7 +94,10 @@ impl CopyHandler for QueryHandler {
         PgWireError::UserError(Box::new(ErrorInfo::new(
             "ERROR".into(),
             "57014".into(),
-            format!("COPY from stdin failed: {}", fail.message),
+            format!(
+                "COPY from stdin failed: {}",
+                fail.message.replace('\0', "\\0")
+            ),
         )))
     }
 }

@@ -13,7 +13,7 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use wasmudf_engine::datafusion;
-use wasmudf_engine::{CommandTag, Output};
+use wasmudf_engine::{log_text, CommandTag, Output};
 
 use crate::pg::copy::{copy_out, PendingCopy};
 use crate::pg::{encode, lock, QueryHandler, RunningStatement};
@@ -64,7 +64,7 @@ pub(crate) async fn respond(
 ) -> Response {
     let stream = match output {
         Err(e) => {
-            tracing::info!(error = %e, "statement failed");
+            tracing::info!(error = %log_text(&e.to_string()), "statement failed");
             return error_response(&e);
         }
         Ok(Output::Command(tag)) => {
@@ -93,7 +93,7 @@ pub(crate) async fn respond(
         let batches = match wasmudf_engine::collect(stream).await {
             Ok(b) => b,
             Err(e) => {
-                tracing::info!(error = %e, "statement failed");
+                tracing::info!(error = %log_text(&e.to_string()), "statement failed");
                 return error_response(&e);
             }
         };
@@ -113,7 +113,7 @@ pub(crate) async fn respond(
         match encoded {
             Ok(rows) => stream::iter(rows.into_iter().map(Ok)).left_stream(),
             Err(e) => {
-                tracing::info!(error = %e, "statement failed");
+                tracing::info!(error = %log_text(&e.to_string()), "statement failed");
                 stream::once(async move { Err(user_error(&e)) }).right_stream()
             }
         }
@@ -129,7 +129,10 @@ fn error_info(e: &DataFusionError) -> ErrorInfo {
         Some(udf) => udf.to_string(),
         None => e.find_root().to_string(),
     };
-    ErrorInfo::new("ERROR".into(), code.into(), message)
+    // Every ErrorResponse field is a C string: a NUL, from whatever source, would end the
+    // message and let the text after it pose as other fields (SQLSTATE included).
+    // Guest text is escaped where the engine receives it; this covers the rest.
+    ErrorInfo::new("ERROR".into(), code.into(), message.replace('\0', "\\0"))
 }
 
 pub(crate) fn error_response(e: &DataFusionError) -> Response {

@@ -14,6 +14,7 @@ mod cancel;
 mod config;
 mod copy;
 mod durability;
+mod guest_text;
 mod load;
 mod psql_cli;
 mod queries;
