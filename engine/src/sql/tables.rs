@@ -113,11 +113,11 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
         }
         Ok(Swap::Done(None)) => Ok(command(tag)),
         // IF NOT EXISTS, and another session created the table meanwhile: it stays.
-        Ok(Swap::Kept(staged)) => {
+        Ok(Swap::Kept) => {
             staged.discard();
             Ok(command(CommandTag::CreateTable))
         }
-        Err((staged, e)) => {
+        Err(e) => {
             staged.discard();
             Err(e.into())
         }
@@ -244,48 +244,40 @@ impl StagedTable {
     }
 
     /// Commits the record in place of any old one and registers the table, under the
-    /// DDL lock; the staged table comes back if nothing was committed.
+    /// DDL lock. Anything but `Swap::Done` committed nothing.
     fn swap_in(
-        self,
+        &self,
         session: &Session,
         provider: &Arc<dyn SchemaProvider>,
         cmt: &CreateMemoryTable,
-    ) -> std::result::Result<Swap, (StagedTable, Error)> {
+    ) -> Result<Swap> {
         let db = &session.db;
         let _ddl = db.inner.ddl.lock();
         // Checked again: another session may have created or dropped it meanwhile.
         let exists = provider.table_exist(&self.table);
         if exists && cmt.if_not_exists {
-            return Ok(Swap::Kept(self));
+            return Ok(Swap::Kept);
         }
         if exists && !cmt.or_replace {
-            let e = Error::DuplicateRelation(format!(
+            return Err(Error::DuplicateRelation(format!(
                 "relation {}.{} already exists",
                 self.schema, self.table
-            ));
-            return Err((self, e));
+            )));
         }
-        let committed = (|| -> Result<Option<RelationRecord>> {
-            let old = if exists {
-                let key = relation_key(&self.schema, &self.table);
-                db.inner
-                    .catalog
-                    .relations()?
-                    .into_iter()
-                    .find(|r| r.key() == key)
-            } else {
-                None
-            };
-            // One catalog write puts the new record in place of the old one.
-            let change = db.inner.catalog.change()?;
-            change.put_relation(&self.record)?;
-            change.commit()?;
-            Ok(old)
-        })();
-        let old = match committed {
-            Ok(old) => old,
-            Err(e) => return Err((self, e)),
+        let old = if exists {
+            let key = relation_key(&self.schema, &self.table);
+            db.inner
+                .catalog
+                .relations()?
+                .into_iter()
+                .find(|r| r.key() == key)
+        } else {
+            None
         };
+        // One catalog write puts the new record in place of the old one.
+        let change = db.inner.catalog.change()?;
+        change.put_relation(&self.record)?;
+        change.commit()?;
         // Committed: from here on nothing is undone (a restart restores from the record).
         if exists {
             let _ = provider.deregister_table(&self.table);
@@ -322,7 +314,7 @@ enum Swap {
     /// Committed; the managed directory of the relation it replaced, if any.
     Done(Option<String>),
     /// Not committed: IF NOT EXISTS, and the table appeared meanwhile.
-    Kept(StagedTable),
+    Kept,
 }
 
 /// `CREATE EXTERNAL TABLE` and `CREATE VIEW`: run by DataFusion, persisted as text.
