@@ -172,6 +172,33 @@ pub enum Error {
     /// A client sent parameters or placeholders the statement cannot take (08P01).
     #[error("{0}")]
     Protocol(String),
+    /// No configuration parameter (or other named object) of that name (42704).
+    #[error("{0}")]
+    UndefinedObject(String),
+    /// A parameter that cannot be changed, or not now (55P02).
+    #[error("{0}")]
+    CantChangeParameter(String),
+    /// No prepared statement of that name (26000).
+    #[error("{0}")]
+    UndefinedPreparedStatement(String),
+    /// A prepared statement of that name already exists (42P05).
+    #[error("{0}")]
+    DuplicatePreparedStatement(String),
+    /// No cursor of that name (34000).
+    #[error("{0}")]
+    UndefinedCursor(String),
+    /// A cursor of that name already exists (42P03).
+    #[error("{0}")]
+    DuplicateCursor(String),
+    /// A statement that a transaction block does not allow (25001).
+    #[error("{0}")]
+    ActiveTransaction(String),
+    /// A statement that only a transaction block allows (25P01).
+    #[error("{0}")]
+    NoActiveTransaction(String),
+    /// No savepoint of that name in the transaction (3B001).
+    #[error("{0}")]
+    UndefinedSavepoint(String),
 }
 
 impl Error {
@@ -209,6 +236,15 @@ impl Error {
             Error::UndefinedSchema(_) => "3F000",
             Error::DuplicateSchema(_) => "42P06",
             Error::DependentObjects(_) => "2BP01",
+            Error::UndefinedObject(_) => "42704",
+            Error::CantChangeParameter(_) => "55P02",
+            Error::UndefinedPreparedStatement(_) => "26000",
+            Error::DuplicatePreparedStatement(_) => "42P05",
+            Error::UndefinedCursor(_) => "34000",
+            Error::DuplicateCursor(_) => "42P03",
+            Error::ActiveTransaction(_) => "25001",
+            Error::NoActiveTransaction(_) => "25P01",
+            Error::UndefinedSavepoint(_) => "3B001",
         }
     }
 }

@@ -9,7 +9,7 @@ use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 use tokio::sync::Mutex;
 use wasmudf_engine::datafusion::error::DataFusionError;
 use wasmudf_engine::{
-    collect, copy_header, copy_lines, pg_text, Database, DatabaseConfig, Output, Session,
+    collect, copy_header, copy_lines, pg_text_in, Database, DatabaseConfig, Output, Session,
 };
 
 use crate::render::{column_type, copy_rows, split_copy_in, SqlError};
@@ -126,7 +126,8 @@ impl AsyncDB for Conn {
             .map_err(|e| SqlError::from_df(&e))?
         {
             Output::Command(tag) => Ok(DBOutput::StatementComplete(tag.rows().unwrap_or(0))),
-            Output::Rows(stream) => {
+            Output::Rows(stream) | Output::Fetch(stream) => {
+                let format = session.text_format();
                 let schema = stream.schema();
                 let batches = collect(stream).await.map_err(|e| SqlError::from_df(&e))?;
                 let types = schema
@@ -139,7 +140,7 @@ impl AsyncDB for Conn {
                     let columns = batch
                         .columns()
                         .iter()
-                        .map(|c| pg_text(c.as_ref()))
+                        .map(|c| pg_text_in(c.as_ref(), &format))
                         .collect::<Result<Vec<_>, DataFusionError>>()
                         .map_err(|e| SqlError::from_df(&e))?;
                     for r in 0..batch.num_rows() {
@@ -180,6 +181,11 @@ impl AsyncDB for Conn {
                     rows: copy_rows(&text),
                 })
             }
+            // In process there are no protocol-level prepared statements to name.
+            Output::Deallocate(name) => Err(SqlError::new(
+                "26000",
+                format!("prepared statement \"{name}\" does not exist"),
+            )),
             other => Err(SqlError::runner(format!("unexpected output {other:?}"))),
         }
     }

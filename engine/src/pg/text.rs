@@ -10,6 +10,10 @@ use datafusion::arrow::datatypes::{
     DataType, Float16Type, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
+use std::str::FromStr;
+
+use chrono::Offset;
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::util::display::{ArrayFormatter, DurationFormat, FormatOptions};
 use datafusion::error::Result as DfResult;
 
@@ -26,6 +30,34 @@ use datafusion::error::Result as DfResult;
 /// assert_eq!(pg_text(&f).unwrap(), vec![Some("Infinity".to_string()), Some("0.1".to_string())]);
 /// ```
 pub fn pg_text(array: &dyn Array) -> DfResult<Vec<Option<String>>> {
+    pg_text_in(array, &TextFormat::default())
+}
+
+/// The session settings that change how values print (PostgreSQL's `TimeZone`,
+/// `extra_float_digits`, `bytea_output`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextFormat {
+    /// Time stamps with a zone print in this zone (an IANA name or `+hh:mm`).
+    pub time_zone: String,
+    /// Above 0: shortest exact digits; 0 or less: 15 (float8) or 6 (float4) digits
+    /// plus this, as PostgreSQL prints them.
+    pub extra_float_digits: i32,
+    /// `bytea_output = escape`: printable bytes as is, the rest as `\ooo`.
+    pub bytea_escape: bool,
+}
+
+impl Default for TextFormat {
+    fn default() -> Self {
+        TextFormat {
+            time_zone: "UTC".into(),
+            extra_float_digits: 1,
+            bytea_escape: false,
+        }
+    }
+}
+
+/// As [`pg_text`], printed as a session with `format` prints.
+pub fn pg_text_in(array: &dyn Array, format: &TextFormat) -> DfResult<Vec<Option<String>>> {
     // Logical nulls: a Null-typed column (`SELECT NULL`) has no validity buffer.
     let nulls = array.logical_nulls();
     let render = |f: &dyn Fn(usize) -> String| -> Vec<Option<String>> {
@@ -40,16 +72,22 @@ pub fn pg_text(array: &dyn Array) -> DfResult<Vec<Option<String>>> {
         }
         DataType::Float16 => {
             let f = array.as_primitive::<Float16Type>();
-            render(&|i| pg_float(f64::from(f.value(i).to_f32())))
+            render(&|i| float8_in(f64::from(f.value(i).to_f32()), format))
         }
         DataType::Float32 => {
             let f = array.as_primitive::<Float32Type>();
             // f32 -> f64 widening would print 0.1f32 as 0.10000000149011612.
-            render(&|i| pg_float4(f.value(i)))
+            render(&|i| {
+                if format.extra_float_digits > 0 {
+                    pg_float4(f.value(i))
+                } else {
+                    rounded(f64::from(f.value(i)), 6 + format.extra_float_digits)
+                }
+            })
         }
         DataType::Float64 => {
             let f = array.as_primitive::<Float64Type>();
-            render(&|i| pg_float(f.value(i)))
+            render(&|i| float8_in(f.value(i), format))
         }
         DataType::Timestamp(unit, tz) => {
             let micros: Box<dyn Fn(usize) -> (i64, u32)> = match unit {
@@ -76,10 +114,14 @@ pub fn pg_text(array: &dyn Array) -> DfResult<Vec<Option<String>>> {
                 TimeUnit::Microsecond => 1_000_000,
                 TimeUnit::Nanosecond => 1_000_000_000,
             };
-            let with_zone = tz.is_some();
+            // Instants are UTC underneath: shown in the session's zone, as PostgreSQL
+            // shows a timestamptz whatever zone it was written in.
+            let zone = tz
+                .as_ref()
+                .map(|_| Tz::from_str(&format.time_zone).unwrap_or_else(|_| utc()));
             render(&|i| {
                 let (secs, frac) = micros(i);
-                pg_timestamp(secs, frac, divisor, with_zone)
+                pg_timestamp(secs, frac, divisor, zone.as_ref())
             })
         }
         dt => {
@@ -97,6 +139,11 @@ pub fn pg_text(array: &dyn Array) -> DfResult<Vec<Option<String>>> {
                     | DataType::BinaryView
                     | DataType::FixedSizeBinary(_)
             );
+            if binary && format.bytea_escape {
+                let bytes = datafusion::arrow::compute::cast(array, &DataType::LargeBinary)?;
+                let bytes = bytes.as_binary::<i64>();
+                return Ok(render(&|i| bytea_escaped(bytes.value(i))));
+            }
             render(&|i| {
                 let text = formatter.value(i).to_string();
                 if binary {
@@ -116,23 +163,111 @@ fn split(value: i64, per_second: i64) -> (i64, u32) {
     (secs, u32::try_from(frac).unwrap_or(0))
 }
 
-/// `YYYY-MM-DD HH:MM:SS[.ffffff][+00]`: PostgreSQL prints at most the digits it has,
-/// with trailing zeros dropped; time zones are shown as UTC (the session time zone).
-fn pg_timestamp(secs: i64, frac: u32, per_second: i64, with_zone: bool) -> String {
-    let Some(dt) = chrono::DateTime::from_timestamp(secs, 0) else {
+/// UTC, the zone a zone name that does not parse falls back to (names are checked
+/// when set).
+fn utc() -> Tz {
+    Tz::from_str("+00:00").unwrap_or_else(|_| unreachable!("a fixed offset parses"))
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff][+hh[:mm]]`: PostgreSQL prints at most microseconds
+/// (rounded), with trailing zeros dropped, and a zone-aware value in the session zone.
+fn pg_timestamp(secs: i64, frac: u32, per_second: i64, zone: Option<&Tz>) -> String {
+    // Rounded to microseconds, as PostgreSQL stores them.
+    let (mut secs, mut micros) = (secs, i64::from(frac));
+    if per_second > 1_000_000 {
+        let scale = per_second / 1_000_000;
+        micros = (micros + scale / 2) / scale;
+    } else {
+        micros *= 1_000_000 / per_second;
+    }
+    if micros >= 1_000_000 {
+        secs += 1;
+        micros -= 1_000_000;
+    }
+    let Some(utc_time) = chrono::DateTime::from_timestamp(secs, 0) else {
         return format!("{secs} s since epoch (out of range)");
     };
-    let mut out = dt.format("%Y-%m-%d %H:%M:%S").to_string();
-    if frac > 0 {
-        let width = per_second.ilog10() as usize;
-        let digits = format!("{frac:0width$}");
+    let (mut out, offset) = match zone {
+        Some(tz) => {
+            let local = utc_time.with_timezone(tz);
+            let offset = local.offset().fix().local_minus_utc();
+            (local.format("%Y-%m-%d %H:%M:%S").to_string(), Some(offset))
+        }
+        None => (utc_time.format("%Y-%m-%d %H:%M:%S").to_string(), None),
+    };
+    if micros > 0 {
+        let digits = format!("{micros:06}");
         out.push('.');
         out.push_str(digits.trim_end_matches('0'));
     }
-    if with_zone {
-        out.push_str("+00");
+    if let Some(offset) = offset {
+        let sign = if offset < 0 { '-' } else { '+' };
+        let (h, m, s) = (
+            offset.abs() / 3600,
+            offset.abs() / 60 % 60,
+            offset.abs() % 60,
+        );
+        out.push_str(&format!("{sign}{h:02}"));
+        if m != 0 || s != 0 {
+            out.push_str(&format!(":{m:02}"));
+        }
+        if s != 0 {
+            out.push_str(&format!(":{s:02}"));
+        }
     }
     out
+}
+
+/// bytea in PostgreSQL's escape format: printable ASCII as is, a backslash doubled,
+/// every other byte as a three-digit octal escape.
+fn bytea_escaped(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\{b:03o}")),
+        }
+    }
+    out
+}
+
+/// float8 text as the session prints it.
+fn float8_in(v: f64, format: &TextFormat) -> String {
+    if format.extra_float_digits > 0 || !v.is_finite() {
+        pg_float(v)
+    } else {
+        rounded(v, 15 + format.extra_float_digits)
+    }
+}
+
+/// `v` to `digits` significant digits in C's `%g` form, as PostgreSQL prints floats
+/// when `extra_float_digits` is 0 or less.
+fn rounded(v: f64, digits: i32) -> String {
+    if !v.is_finite() {
+        return pg_float(v);
+    }
+    let digits = digits.max(1);
+    let precision = usize::try_from(digits - 1).unwrap_or(0);
+    let exp_form = format!("{v:.precision$e}");
+    let Some((mantissa, exp)) = exp_form.split_once('e') else {
+        return exp_form;
+    };
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: String| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    if exp < -4 || exp >= digits {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa.to_string()), exp.abs())
+    } else {
+        let decimals = usize::try_from(digits - 1 - exp).unwrap_or(0);
+        trim(format!("{v:.decimals$}"))
+    }
 }
 
 /// PostgreSQL's float8 text: shortest round-trip digits, exponent form outside
@@ -281,21 +416,43 @@ pub fn numeric_from_binary(raw: &[u8]) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, BinaryArray, Float64Array};
+
     use super::*;
 
     #[test]
     fn timestamps_print_like_postgres() {
         assert_eq!(
-            pg_timestamp(1_704_110_400, 0, 1_000_000, false),
+            pg_timestamp(1_704_110_400, 0, 1_000_000, None),
             "2024-01-01 12:00:00"
         );
         assert_eq!(
-            pg_timestamp(1_704_110_400, 500_000, 1_000_000, true),
+            pg_timestamp(1_704_110_400, 500_000, 1_000_000, Some(&utc())),
             "2024-01-01 12:00:00.5+00"
         );
         assert_eq!(
-            pg_timestamp(1_704_110_400, 1_000, 1_000_000_000, false),
+            pg_timestamp(1_704_110_400, 1_000, 1_000_000_000, None),
             "2024-01-01 12:00:00.000001"
+        );
+        // Nanoseconds round to PostgreSQL's microseconds, carrying into the second.
+        assert_eq!(
+            pg_timestamp(1_704_110_400, 123_456_789, 1_000_000_000, None),
+            "2024-01-01 12:00:00.123457"
+        );
+        assert_eq!(
+            pg_timestamp(1_704_110_400, 999_999_900, 1_000_000_000, None),
+            "2024-01-01 12:00:01"
+        );
+        let zone = |name: &str| Tz::from_str(name).unwrap();
+        assert_eq!(
+            pg_timestamp(1_704_110_400, 0, 1, Some(&zone("Europe/Paris"))),
+            "2024-01-01 13:00:00+01"
+        );
+        assert_eq!(
+            pg_timestamp(1_704_110_400, 0, 1, Some(&zone("Asia/Kolkata"))),
+            "2024-01-01 17:30:00+05:30"
         );
         assert_eq!(split(-1, 1_000_000), (-1, 999_999));
     }
@@ -311,6 +468,36 @@ mod tests {
         assert_eq!(pg_float(0.0001), "0.0001");
         assert_eq!(pg_float4(1234567.0), "1.234567e+06");
         assert_eq!(pg_float4(100000.0), "100000");
+        // extra_float_digits = 0: 15 significant digits (6 for float4), C's %g.
+        assert_eq!(rounded(0.1 + 0.2, 15), "0.3");
+        assert_eq!(rounded(1.0 / 3.0, 15), "0.333333333333333");
+        assert_eq!(rounded(1e20, 15), "1e+20");
+        assert_eq!(rounded(123.456, 2), "1.2e+02");
+        assert_eq!(rounded(f64::from(0.1f32), 6), "0.1");
+        let format = TextFormat {
+            extra_float_digits: 0,
+            ..TextFormat::default()
+        };
+        let f: ArrayRef = Arc::new(Float64Array::from(vec![0.1 + 0.2]));
+        assert_eq!(pg_text_in(&f, &format).unwrap(), vec![Some("0.3".into())]);
+        assert_eq!(
+            pg_text(&f).unwrap(),
+            vec![Some("0.30000000000000004".into())]
+        );
+    }
+
+    #[test]
+    fn bytea_prints_in_either_output_format() {
+        let b: ArrayRef = Arc::new(BinaryArray::from(vec![&b"a\\\x00\xff"[..]]));
+        assert_eq!(pg_text(&b).unwrap(), vec![Some("\\x615c00ff".into())]);
+        let escape = TextFormat {
+            bytea_escape: true,
+            ..TextFormat::default()
+        };
+        assert_eq!(
+            pg_text_in(&b, &escape).unwrap(),
+            vec![Some("a\\\\\\000\\377".into())]
+        );
     }
 
     #[test]

@@ -5,13 +5,16 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::introspection::{pg_catalog, session_info, system, DatabaseHandle, DatabaseView};
+use crate::sql::advisory::AdvisoryLocks;
 use crate::sql::exec::Executor;
+use crate::sql::literal_types::IntegerLiterals;
 use crate::sql::session::Session;
 use crate::sql::{ddl, tables};
 use crate::store::catalog::{Catalog, FunctionRecord};
@@ -101,9 +104,16 @@ pub(crate) struct DbInner {
     pub executor: Executor,
     /// [`DatabaseConfig::admin_roles`].
     pub admin_roles: Option<Vec<String>>,
+    /// Advisory locks, shared by every session.
+    pub advisory_locks: Arc<AdvisoryLocks>,
 }
 
 impl DbInner {
+    /// Whether `user` is an administrator (every role is, without admin roles).
+    pub(crate) fn is_admin(&self, user: &str) -> bool {
+        self.require_admin(user, "").is_ok()
+    }
+
     /// Refuses `action` to a role that is not an administrator (42501).
     pub(crate) fn require_admin(&self, user: &str, action: &str) -> Result<()> {
         match &self.admin_roles {
@@ -219,7 +229,13 @@ impl Database {
             .options_mut()
             .extensions
             .insert(WasmSettings::new(engine_cfg.defaults, engine_cfg.ceilings));
-        let template = SessionContext::new_with_config(session_config);
+        let template = SessionContext::new_with_state(
+            SessionStateBuilder::new()
+                .with_config(session_config)
+                .with_default_features()
+                .with_analyzer_rules(IntegerLiterals::with_default_rules())
+                .build(),
+        );
         // Registered before the built-in list is taken, so no Wasm function takes them;
         // the session information functions last, as they replace the catalog's.
         let admins = config.admin_roles.clone().unwrap_or_default();
@@ -272,6 +288,7 @@ impl Database {
                 artifacts: Mutex::new(HashMap::new()),
                 executor,
                 admin_roles: config.admin_roles.clone(),
+                advisory_locks: Arc::new(AdvisoryLocks::default()),
             }),
         };
         // Set once: the catalog's functions read the database they belong to.

@@ -4,11 +4,13 @@
 //!
 //! Layer 6, the top: may import every layer below.
 
+pub(crate) mod advisory;
 pub(crate) mod database;
 pub(crate) mod ddl;
 pub(crate) mod exec;
+pub(crate) mod literal_types;
 pub(crate) mod output;
+pub(crate) mod parameters;
 pub(crate) mod session;
 pub(crate) mod statement;
 pub(crate) mod tables;
-pub(crate) mod timeout;

@@ -51,6 +51,30 @@ pub enum CommandTag {
     Select(u64),
     /// `COPY ... FROM STDIN`, with the rows it added.
     Copy(u64),
+    /// `SAVEPOINT`.
+    Savepoint,
+    /// `RELEASE [SAVEPOINT]`.
+    Release,
+    /// `DISCARD ALL`: the client's prepared statements go too.
+    DiscardAll,
+    /// `DISCARD PLANS | SEQUENCES | TEMP`.
+    Discard,
+    /// `DEALLOCATE name`.
+    Deallocate,
+    /// `DEALLOCATE ALL`: every prepared statement of the connection goes.
+    DeallocateAll,
+    /// `DECLARE ... CURSOR`.
+    DeclareCursor,
+    /// `CLOSE name`.
+    CloseCursor,
+    /// `CLOSE ALL`.
+    CloseCursorAll,
+    /// `MOVE`, with the rows it skipped.
+    Move(u64),
+    /// `LISTEN`.
+    Listen,
+    /// `UNLISTEN`.
+    Unlisten,
 }
 
 impl CommandTag {
@@ -74,13 +98,28 @@ impl CommandTag {
             CommandTag::Insert(_) => "INSERT",
             CommandTag::Select(_) => "SELECT",
             CommandTag::Copy(_) => "COPY",
+            CommandTag::Savepoint => "SAVEPOINT",
+            CommandTag::Release => "RELEASE",
+            CommandTag::DiscardAll => "DISCARD ALL",
+            CommandTag::Discard => "DISCARD",
+            CommandTag::Deallocate => "DEALLOCATE",
+            CommandTag::DeallocateAll => "DEALLOCATE ALL",
+            CommandTag::DeclareCursor => "DECLARE CURSOR",
+            CommandTag::CloseCursor => "CLOSE CURSOR",
+            CommandTag::CloseCursorAll => "CLOSE CURSOR ALL",
+            CommandTag::Move(_) => "MOVE",
+            CommandTag::Listen => "LISTEN",
+            CommandTag::Unlisten => "UNLISTEN",
         }
     }
 
     /// The rows the command affected, for the tags that report them.
     pub fn rows(&self) -> Option<u64> {
         match self {
-            CommandTag::Insert(n) | CommandTag::Select(n) | CommandTag::Copy(n) => Some(*n),
+            CommandTag::Insert(n)
+            | CommandTag::Select(n)
+            | CommandTag::Copy(n)
+            | CommandTag::Move(n) => Some(*n),
             _ => None,
         }
     }
@@ -106,6 +145,11 @@ pub enum Output {
     Rows(SendableRecordBatchStream),
     /// A command that returns no rows, with its completion tag.
     Command(CommandTag),
+    /// Rows of a cursor (`FETCH`: tag `FETCH n`).
+    Fetch(SendableRecordBatchStream),
+    /// `DEALLOCATE name`: the wire layer holds the client's prepared statements, so
+    /// it deallocates `name` (or reports 26000) and sends the tag.
+    Deallocate(String),
     /// `COPY ... FROM STDIN`: the client now sends the data, which goes to
     /// [`crate::Session::copy_in`].
     CopyIn(CopyIn),
@@ -123,6 +167,8 @@ impl std::fmt::Debug for Output {
         match self {
             Output::Rows(s) => write!(f, "Rows({:?})", s.schema()),
             Output::Command(t) => write!(f, "Command({t})"),
+            Output::Fetch(s) => write!(f, "Fetch({:?})", s.schema()),
+            Output::Deallocate(name) => write!(f, "Deallocate({name})"),
             Output::CopyIn(c) => write!(f, "CopyIn({})", c.table),
             Output::CopyOut { format, .. } => write!(f, "CopyOut({format:?})"),
         }

@@ -2,31 +2,35 @@
 //! it runs (each in its own query scope, on the database's executor, cancelable and
 //! under `statement_timeout`).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::config::ExtensionOptions;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::{DdlStatement, DmlStatement, Expr, LogicalPlan, WriteOp};
+use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream};
+use datafusion::logical_expr::{
+    Cast, DdlStatement, DmlStatement, Expr, LogicalPlan, TryCast, WriteOp,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use futures::StreamExt;
 use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::error::{CancelReason, Error};
 use crate::pg::column_names;
 use crate::pg::copy::{self, CopyFormat, CopyIn, CopyRequest};
+use crate::pg::text::TextFormat;
+use crate::sql::advisory::{self, SessionLocks};
 use crate::sql::database::{Database, SqlFunction};
 use crate::sql::output::{command, count_rows, with_pg_names, CommandTag, Description, Output};
-use crate::sql::statement::{self, Command, Family, Statement};
-use crate::sql::timeout::{self, TimeoutStatement};
+use crate::sql::parameters::{self, Parameters, SharedParameters};
+use crate::sql::statement::{self, Command, Family, ParameterStatement, Statement};
 use crate::sql::{ddl, tables};
 use crate::udf::query::{CancelHandle, Query};
 use crate::udf::settings::WasmSettings;
@@ -38,9 +42,35 @@ pub struct Session {
     pub(crate) user: String,
     synced: AtomicU64,
     registered: Mutex<HashSet<String>>,
-    running: Mutex<Option<CancelHandle>>,
-    /// `SET statement_timeout`: each statement is canceled after this long.
-    statement_timeout: Mutex<Option<Duration>>,
+    running: Arc<Mutex<Option<CancelHandle>>>,
+    /// This session among the database's (advisory locks are held by it).
+    id: u64,
+    /// The process id its client was told (`pg_backend_pid()`).
+    backend_pid: Arc<AtomicI32>,
+    /// PostgreSQL's session parameters (TimeZone, statement_timeout, ...).
+    parameters: SharedParameters,
+    /// The parameters' version last mirrored into DataFusion's config.
+    applied: AtomicU64,
+    /// Open cursors (`DECLARE`), by name.
+    cursors: Mutex<HashMap<String, Cursor>>,
+}
+
+/// An open cursor: its query's rows, read as FETCH asks.
+struct Cursor {
+    schema: SchemaRef,
+    /// The rows not fetched yet: a batch partly read, then the rest of the stream.
+    pending: Option<RecordBatch>,
+    /// `None` while a FETCH has it out, or once exhausted.
+    stream: Option<SendableRecordBatchStream>,
+    /// `WITH HOLD`: outlives the transaction.
+    hold: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // A session's advisory locks end with it, as a PostgreSQL backend's do.
+        self.db.inner.advisory_locks.release_all(self.id);
+    }
 }
 
 /// Cancels the query in progress when dropped (the statement future or its result
@@ -71,14 +101,111 @@ fn canceled_error(handle: &CancelHandle) -> DataFusionError {
 impl Session {
     /// A new session of `db` for role `user`, planning in `ctx`.
     pub(crate) fn new(db: Database, ctx: SessionContext, user: &str) -> Self {
+        let superuser = db.inner.is_admin(user);
+        let parameters = Arc::new(Mutex::new(Parameters::new(user, superuser)));
+        for f in parameters::functions(&parameters) {
+            ctx.register_udf(f);
+        }
+        static SESSIONS: AtomicU64 = AtomicU64::new(1);
+        let id = SESSIONS.fetch_add(1, Ordering::Relaxed);
+        let running = Arc::new(Mutex::new(None));
+        // Without a wire connection, a session is named by its own number.
+        let backend_pid = Arc::new(AtomicI32::new((id % i32::MAX as u64) as i32));
+        let locks = SessionLocks {
+            locks: db.inner.advisory_locks.clone(),
+            session: id,
+            running: running.clone(),
+            backend_pid: backend_pid.clone(),
+        };
+        for f in advisory::functions(&locks) {
+            ctx.register_udf(f);
+        }
         Session {
+            id,
+            backend_pid,
             db,
             ctx,
             user: user.to_string(),
             synced: AtomicU64::new(u64::MAX),
             registered: Mutex::new(HashSet::new()),
-            running: Mutex::new(None),
-            statement_timeout: Mutex::new(None),
+            running,
+            parameters,
+            applied: AtomicU64::new(u64::MAX),
+            cursors: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Tells the session the process id its client was given in BackendKeyData, which
+    /// `pg_backend_pid()` returns.
+    pub fn set_backend_pid(&self, pid: i32) {
+        self.backend_pid.store(pid, Ordering::Relaxed);
+    }
+
+    /// Applies a parameter a client gave at connect (its startup packet or
+    /// `options=-c name=value`): it becomes the session's value and what RESET returns
+    /// to. An unknown or fixed parameter, or a bad value, is an error (PostgreSQL ends
+    /// the connection with it).
+    pub fn set_startup_parameter(&self, name: &str, value: &str) -> Result<(), Error> {
+        if name.to_lowercase().starts_with("wasm.")
+            || name.to_lowercase().starts_with("datafusion.")
+        {
+            return self
+                .ctx
+                .state_ref()
+                .write()
+                .config_mut()
+                .options_mut()
+                .set(&name.to_lowercase(), value)
+                .map_err(|e| Error::InvalidLimit(e.to_string()));
+        }
+        self.parameters.lock().set_at_startup(name, value)?;
+        self.apply_parameters();
+        Ok(())
+    }
+
+    /// The parameters PostgreSQL reports to a client in ParameterStatus, with their
+    /// current values, and a version that changes whenever any parameter does.
+    pub fn reported_parameters(&self) -> (u64, Vec<(&'static str, String)>) {
+        let p = self.parameters.lock();
+        (p.version(), p.reported())
+    }
+
+    /// How this session prints values in text format (TimeZone, extra_float_digits,
+    /// bytea_output).
+    pub fn text_format(&self) -> TextFormat {
+        self.parameters.lock().text_format()
+    }
+
+    /// Mirrors the parameters DataFusion acts on (TimeZone) into its config.
+    fn apply_parameters(&self) {
+        let (version, zone) = {
+            let p = self.parameters.lock();
+            (p.version(), p.time_zone())
+        };
+        if self.applied.swap(version, Ordering::AcqRel) == version {
+            return;
+        }
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        // Checked when set: DataFusion takes every zone the parameter accepts.
+        if state
+            .config_mut()
+            .options_mut()
+            .set("datafusion.execution.time_zone", &zone)
+            .is_err()
+        {
+            return;
+        }
+        // As DataFusion's own SET does: functions that read the zone (now() returns a
+        // timestamptz in it) are rebuilt for it.
+        let options = state.config().options().clone();
+        let updated: Vec<_> = state
+            .scalar_functions()
+            .values()
+            .filter_map(|f| f.inner().with_updated_config(&options))
+            .collect();
+        for f in updated {
+            let _ = state.register_udf(Arc::new(f));
         }
     }
 
@@ -180,6 +307,7 @@ impl Session {
         params: Vec<ScalarValue>,
     ) -> DfResult<Output> {
         self.sync_functions();
+        self.apply_parameters();
         let family = Family::of(&statement)?;
         if !params.is_empty() && !matches!(family, Family::Query(_)) {
             return Err(Error::Protocol(format!(
@@ -189,24 +317,19 @@ impl Session {
             .into());
         }
         let out = match family {
-            Family::StatementTimeout(TimeoutStatement::Set(value)) => {
-                *self.statement_timeout.lock() = value;
-                Ok(command(if matches!(statement.sql, DfStatement::Reset(_)) {
-                    CommandTag::Reset
-                } else {
-                    CommandTag::Set
-                }))
-            }
-            Family::StatementTimeout(TimeoutStatement::Show) => {
-                timeout::show_output(*self.statement_timeout.lock())
-            }
-            Family::ShowWasmSetting(name) => self.show_wasm_setting(&name),
+            Family::Parameter(p) => self.run_parameter(p),
             Family::Query(sql) => self
                 .run_query(sql, params)
                 .await
                 .map(|out| with_pg_names(out, statement.column_names.as_deref())),
+            Family::Fetch {
+                cursor,
+                count,
+                skip,
+            } => self.fetch(&cursor, count, skip).await,
             Family::Command(c) => self.run_command(*c).await,
         };
+        self.apply_parameters();
         // DDL changes functions: make them visible to this session's next statement.
         self.sync_functions();
         out
@@ -227,10 +350,147 @@ impl Session {
             .into_iter()
             .find(|e| e.key == name)
             .and_then(|e| e.value)
-            .ok_or_else(|| {
-                Error::InvalidLimit(format!("unrecognized configuration parameter \"{name}\""))
-            })?;
-        timeout::setting_output(name, value)
+            .ok_or_else(|| parameters::unrecognized(name))?;
+        parameters::setting_output(name, value)
+    }
+
+    /// SHOW / SET / RESET of a parameter.
+    fn run_parameter(&self, statement: ParameterStatement) -> DfResult<Output> {
+        let mut p = self.parameters.lock();
+        match statement {
+            ParameterStatement::Show(name) => {
+                let (name, value) = p.get(&name)?;
+                parameters::setting_output(name, value)
+            }
+            ParameterStatement::ShowAll => {
+                let mut entries: Vec<[String; 3]> = p
+                    .all()
+                    .into_iter()
+                    .map(|(n, v, d)| [n.to_string(), v, d.to_string()])
+                    .collect();
+                drop(p);
+                let wasm = self.wasm_settings();
+                entries.extend(
+                    wasm.into_iter()
+                        .filter_map(|e| Some([e.key, e.value?, e.description.to_string()])),
+                );
+                parameters::show_all_output(entries)
+            }
+            ParameterStatement::ShowWasm(name) => {
+                drop(p);
+                self.show_wasm_setting(&name)
+            }
+            ParameterStatement::Set { name, value, local } => {
+                p.set(&name, value.as_deref(), local)?;
+                Ok(command(CommandTag::Set))
+            }
+            ParameterStatement::Reset(name) => {
+                p.set(&name, None, false)?;
+                Ok(command(CommandTag::Reset))
+            }
+            ParameterStatement::ResetAll => {
+                p.reset_all();
+                drop(p);
+                // RESET ALL covers the engine's own settings too.
+                let keys: Vec<String> = self.wasm_settings().into_iter().map(|e| e.key).collect();
+                let state = self.ctx.state_ref();
+                let mut state = state.write();
+                for key in keys {
+                    state.config_mut().options_mut().set(&key, "default")?;
+                }
+                Ok(command(CommandTag::Reset))
+            }
+        }
+    }
+
+    /// The session's `wasm.*` settings.
+    fn wasm_settings(&self) -> Vec<datafusion::common::config::ConfigEntry> {
+        self.ctx
+            .state()
+            .config_options()
+            .extensions
+            .get::<WasmSettings>()
+            .map(|w| w.entries())
+            .unwrap_or_default()
+    }
+
+    /// `FETCH [n] FROM cursor` (or `MOVE`, `skip`): up to `count` rows, all if `None`.
+    async fn fetch(&self, name: &str, count: Option<u64>, skip: bool) -> DfResult<Output> {
+        let undefined = || {
+            DataFusionError::from(Error::UndefinedCursor(format!(
+                "cursor \"{}\" does not exist",
+                crate::error::guest_text(name)
+            )))
+        };
+        let (schema, mut pending, stream) = {
+            let mut cursors = self.cursors.lock();
+            let cursor = cursors.get_mut(name).ok_or_else(undefined)?;
+            (
+                cursor.schema.clone(),
+                cursor.pending.take(),
+                cursor.stream.take(),
+            )
+        };
+        let mut stream = stream;
+        let mut wanted = count.map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
+        let mut batches = Vec::new();
+        let mut failed = None;
+        while wanted > 0 {
+            let batch = match pending.take() {
+                Some(b) => b,
+                None => match stream.as_mut() {
+                    Some(s) => match s.next().await {
+                        Some(Ok(b)) => b,
+                        Some(Err(e)) => {
+                            failed = Some(e);
+                            stream = None;
+                            break;
+                        }
+                        None => {
+                            stream = None;
+                            break;
+                        }
+                    },
+                    None => break,
+                },
+            };
+            if batch.num_rows() > wanted {
+                batches.push(batch.slice(0, wanted));
+                pending = Some(batch.slice(wanted, batch.num_rows() - wanted));
+                wanted = 0;
+            } else {
+                wanted -= batch.num_rows();
+                batches.push(batch);
+            }
+        }
+        if let Some(cursor) = self.cursors.lock().get_mut(name) {
+            cursor.pending = pending;
+            cursor.stream = stream;
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if skip {
+            let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+            return Ok(command(CommandTag::Move(rows)));
+        }
+        Ok(Output::Fetch(Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::iter(batches.into_iter().map(Ok)),
+        ))))
+    }
+
+    /// Ends the transaction block: parameters committed or rolled back, cursors
+    /// without HOLD closed.
+    fn end_transaction(&self, commit: bool) {
+        let mut p = self.parameters.lock();
+        if commit {
+            p.commit();
+        } else {
+            p.rollback();
+        }
+        drop(p);
+        self.cursors.lock().retain(|_, c| c.hold);
     }
 
     /// What `statement` takes and returns, planned against the current catalog but
@@ -242,16 +502,31 @@ impl Session {
                 columns,
             })
         };
+        self.apply_parameters();
         let sql = match Family::of(statement)? {
-            Family::ShowWasmSetting(name) => {
-                return no_parameters(Some(timeout::setting_schema(&name)))
+            Family::Parameter(ParameterStatement::ShowWasm(name)) => {
+                return no_parameters(Some(parameters::setting_schema(&name)))
             }
-            Family::StatementTimeout(TimeoutStatement::Show) => {
-                return no_parameters(Some(timeout::schema()))
+            Family::Parameter(ParameterStatement::Show(name)) => {
+                let (name, _) = self.parameters.lock().get(&name)?;
+                return no_parameters(Some(parameters::setting_schema(name)));
             }
-            Family::StatementTimeout(TimeoutStatement::Set(_)) | Family::Command(_) => {
-                return no_parameters(None)
+            Family::Parameter(ParameterStatement::ShowAll) => {
+                return no_parameters(Some(parameters::show_all_schema()))
             }
+            Family::Fetch { cursor, skip, .. } => {
+                let schema = self.cursors.lock().get(&cursor).map(|c| c.schema.clone());
+                return match (skip, schema) {
+                    (true, _) => no_parameters(None),
+                    (false, Some(schema)) => no_parameters(Some(schema)),
+                    (false, None) => Err(Error::UndefinedCursor(format!(
+                        "cursor \"{}\" does not exist",
+                        crate::error::guest_text(&cursor)
+                    ))
+                    .into()),
+                };
+            }
+            Family::Parameter(_) | Family::Command(_) => return no_parameters(None),
             Family::Query(sql) => sql,
         };
         self.sync_functions();
@@ -370,9 +645,107 @@ impl Session {
                     ),
                 }
             }
-            Command::Begin => Ok(command(CommandTag::Begin)),
-            Command::Commit => Ok(command(CommandTag::Commit)),
-            Command::Rollback => Ok(command(CommandTag::Rollback)),
+            Command::Begin(modes) => {
+                let mut p = self.parameters.lock();
+                // Checked before the block opens: BEGIN ISOLATION LEVEL SERIALIZABLE is
+                // refused, never run as something weaker.
+                let mut scratch = Parameters::new(&self.user, false);
+                scratch.begin();
+                for mode in &modes {
+                    let (name, value) = statement::transaction_mode(mode);
+                    scratch.set(name, Some(&value), true)?;
+                }
+                p.begin();
+                for mode in &modes {
+                    let (name, value) = statement::transaction_mode(mode);
+                    p.set(name, Some(&value), true)?;
+                }
+                Ok(command(CommandTag::Begin))
+            }
+            Command::Commit => {
+                self.end_transaction(true);
+                Ok(command(CommandTag::Commit))
+            }
+            Command::Rollback => {
+                self.end_transaction(false);
+                Ok(command(CommandTag::Rollback))
+            }
+            Command::Savepoint(name) => {
+                self.parameters.lock().savepoint(&name)?;
+                Ok(command(CommandTag::Savepoint))
+            }
+            Command::Release(name) => {
+                self.parameters.lock().release(&name)?;
+                Ok(command(CommandTag::Release))
+            }
+            Command::RollbackTo(name) => {
+                self.parameters.lock().rollback_to(&name)?;
+                Ok(command(CommandTag::Rollback))
+            }
+            Command::Discard { all } => {
+                if !all {
+                    // Nothing is cached per session but plans, which are not kept.
+                    return Ok(command(CommandTag::Discard));
+                }
+                if self.parameters.lock().in_transaction() {
+                    return Err(Error::ActiveTransaction(
+                        "DISCARD ALL cannot run inside a transaction block".into(),
+                    )
+                    .into());
+                }
+                self.run_parameter(ParameterStatement::ResetAll)?;
+                self.cursors.lock().clear();
+                self.db.inner.advisory_locks.release_all(self.id);
+                Ok(command(CommandTag::DiscardAll))
+            }
+            Command::Deallocate(Some(name)) => Ok(Output::Deallocate(name)),
+            Command::Deallocate(None) => Ok(command(CommandTag::DeallocateAll)),
+            Command::DeclareCursor { name, query, hold } => {
+                if !hold && !self.parameters.lock().in_transaction() {
+                    return Err(Error::NoActiveTransaction(
+                        "DECLARE CURSOR can only be used in transaction blocks".into(),
+                    )
+                    .into());
+                }
+                if self.cursors.lock().contains_key(&name) {
+                    return Err(Error::DuplicateCursor(format!(
+                        "cursor \"{}\" already exists",
+                        crate::error::guest_text(&name)
+                    ))
+                    .into());
+                }
+                let Output::Rows(stream) = self.run_query(query, Vec::new()).await? else {
+                    return Err(Error::Syntax("DECLARE CURSOR needs a query".into()).into());
+                };
+                self.cursors.lock().insert(
+                    name,
+                    Cursor {
+                        schema: stream.schema(),
+                        pending: None,
+                        stream: Some(stream),
+                        hold,
+                    },
+                );
+                Ok(command(CommandTag::DeclareCursor))
+            }
+            Command::CloseCursor(Some(name)) => {
+                if self.cursors.lock().remove(&name).is_none() {
+                    return Err(Error::UndefinedCursor(format!(
+                        "cursor \"{}\" does not exist",
+                        crate::error::guest_text(&name)
+                    ))
+                    .into());
+                }
+                Ok(command(CommandTag::CloseCursor))
+            }
+            Command::CloseCursor(None) => {
+                self.cursors.lock().clear();
+                Ok(command(CommandTag::CloseCursorAll))
+            }
+            // Accepted so that clients' reset sequences run; no notification is sent
+            // (NOTIFY is refused), so a listener waits for nothing it could miss.
+            Command::Listen => Ok(command(CommandTag::Listen)),
+            Command::Unlisten => Ok(command(CommandTag::Unlisten)),
         }
     }
 
@@ -474,7 +847,8 @@ impl Session {
         );
         let handle = query.cancel_handle();
         *self.running.lock() = Some(handle.clone());
-        let timer = (*self.statement_timeout.lock()).map(|limit| {
+        let timeout = self.parameters.lock().statement_timeout();
+        let timer = timeout.map(|limit| {
             let handle = handle.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(limit).await;
@@ -541,6 +915,17 @@ fn placeholder_hints(plan: &LogicalPlan) -> DfResult<HashMap<String, DataType>> 
     plan.apply_with_subqueries(|node| {
         node.apply_expressions(|e| {
             e.apply(|e| {
+                // `$1::int4`: the parameter is what it is cast to, as PostgreSQL
+                // describes it.
+                if let Expr::Cast(Cast { expr, field, .. })
+                | Expr::TryCast(TryCast { expr, field, .. }) = e
+                {
+                    if let Expr::Placeholder(p) = expr.as_ref() {
+                        hints
+                            .entry(p.id.clone())
+                            .or_insert(field.data_type().clone());
+                    }
+                }
                 if let Expr::ScalarFunction(f) = e {
                     for (i, arg) in f.args.iter().enumerate() {
                         if let Expr::Placeholder(p) = arg {

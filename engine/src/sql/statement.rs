@@ -7,7 +7,9 @@ use std::collections::VecDeque;
 use datafusion::error::Result as DfResult;
 use datafusion::sql::parser::{DFParser, ResetStatement, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
-    CreateFunction, DropFunction, ObjectType, Statement as SqlStatement,
+    CloseCursor, ContextModifier, CreateFunction, DeclareType, DiscardObject, DropFunction,
+    Expr as SqlExpr, FetchDirection, ObjectType, Set, Statement as SqlStatement,
+    TransactionAccessMode, TransactionMode, UnaryOperator, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -16,8 +18,6 @@ use crate::error::{Error, Result};
 use crate::introspection::pg_catalog;
 use crate::pg::column_names;
 use crate::pg::copy::{self, CopyRequest};
-use crate::sql::ddl;
-use crate::sql::timeout::{self, TimeoutStatement};
 
 /// One parsed statement, ready to [`crate::Session::run`].
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct Statement {
     pub(crate) sql: DfStatement,
     /// Written `DROP AGGREGATE` (parsed as `DROP FUNCTION`, which sqlparser knows).
     pub(crate) drop_aggregate: bool,
+    /// Written `MOVE` (parsed as `FETCH`).
+    pub(crate) moves: bool,
     /// The result's column names as PostgreSQL gives them, when the text tells them.
     pub(crate) column_names: Option<Vec<String>>,
 }
@@ -35,6 +37,7 @@ impl Statement {
             column_names: column_names::pg_column_names(&sql),
             sql,
             drop_aggregate: false,
+            moves: false,
         }
     }
 }
@@ -88,17 +91,84 @@ fn catalog_queries_rewritten(sql: &str, statements: VecDeque<DfStatement>) -> Ve
         .collect()
 }
 
+/// A statement written in a form sqlparser does not parse, read as another.
+#[derive(Clone, Copy)]
+enum Written {
+    /// `DROP AGGREGATE`, read as `DROP FUNCTION`.
+    DropAggregate,
+    /// `MOVE`, read as `FETCH`.
+    Move,
+}
+
 /// Splits `sql` into statements (PostgreSQL dialect), with the catalog queries of
-/// tools rewritten for DataFusion and `DROP AGGREGATE` recognized.
+/// tools rewritten for DataFusion and `DROP AGGREGATE` and `MOVE` recognized.
 pub(crate) fn parse(sql: &str) -> DfResult<Vec<Statement>> {
-    let (sql, drop_aggregates) = ddl::rewrite_drop_aggregate(sql);
+    let (sql, rewritten) = rewrite_unparsed_forms(sql);
     let mut statements = parse_rewritten(&sql)?;
-    for i in drop_aggregates {
+    for (i, written) in rewritten {
         if let Some(s) = statements.get_mut(i) {
-            s.drop_aggregate = true;
+            match written {
+                Written::DropAggregate => s.drop_aggregate = true,
+                Written::Move => s.moves = true,
+            }
         }
     }
     Ok(statements)
+}
+
+/// Rewrites the statements sqlparser cannot parse into forms it can: each `DROP
+/// AGGREGATE` to `DROP FUNCTION`, each `MOVE` to `FETCH`. Returns the SQL to parse and,
+/// for each statement rewritten, its index and the form it was written in. Text
+/// without them is returned as it is.
+fn rewrite_unparsed_forms(sql: &str) -> (std::borrow::Cow<'_, str>, Vec<(usize, Written)>) {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+    let Ok(mut tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+        // The parser will report the error.
+        return (sql.into(), Vec::new());
+    };
+    let keyword = |t: &Token, k: Keyword| matches!(t, Token::Word(w) if w.keyword == k && w.quote_style.is_none());
+    let mut statement = 0;
+    let mut rewritten = Vec::new();
+    // Index of the previous significant token, and whether it began a statement.
+    let mut previous: Option<(usize, bool)> = None;
+    let mut at_start = true;
+    for i in 0..tokens.len() {
+        match &tokens[i] {
+            Token::Whitespace(_) => continue,
+            Token::SemiColon => {
+                // Empty statements (`;;`) produce nothing.
+                if !at_start {
+                    statement += 1;
+                }
+                at_start = true;
+                previous = None;
+                continue;
+            }
+            _ => {}
+        }
+        if let Some((p, true)) = previous {
+            if keyword(&tokens[p], Keyword::DROP) && keyword(&tokens[i], Keyword::AGGREGATE) {
+                tokens[i] = Token::make_keyword("FUNCTION");
+                rewritten.push((statement, Written::DropAggregate));
+            }
+        }
+        if at_start
+            && matches!(&tokens[i], Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("move"))
+        {
+            tokens[i] = Token::make_keyword("FETCH");
+            rewritten.push((statement, Written::Move));
+        }
+        previous = Some((i, at_start));
+        at_start = false;
+    }
+    if rewritten.is_empty() {
+        return (sql.into(), rewritten);
+    }
+    let text: String = tokens.iter().map(ToString::to_string).collect();
+    (text.into(), rewritten)
 }
 
 fn parse_rewritten(sql: &str) -> DfResult<Vec<Statement>> {
@@ -127,15 +197,46 @@ fn parse_rewritten(sql: &str) -> DfResult<Vec<Statement>> {
 
 /// Who handles a statement, and so what it takes and returns.
 pub(crate) enum Family {
-    /// `SET` / `RESET` / `SHOW statement_timeout`, which DataFusion does not know.
-    StatementTimeout(TimeoutStatement),
-    /// `SHOW wasm.<limit>`: one column named after the setting, as PostgreSQL shows.
-    ShowWasmSetting(String),
+    /// SHOW / SET / RESET of a PostgreSQL parameter or a `wasm.*` setting.
+    Parameter(ParameterStatement),
     /// Planned and run by DataFusion (queries, DML, EXPLAIN, DataFusion's own SHOW):
     /// the only family that takes parameters and may return rows.
     Query(DfStatement),
+    /// `FETCH` from a cursor: the rows of the cursor's query.
+    Fetch {
+        /// The cursor.
+        cursor: String,
+        /// How many rows (`None`: all that are left).
+        count: Option<u64>,
+        /// Written `MOVE`: the rows are skipped, not returned.
+        skip: bool,
+    },
     /// Handled by the engine itself: returns a command tag (or starts a COPY).
     Command(Box<Command>),
+}
+
+/// A statement about a setting.
+pub(crate) enum ParameterStatement {
+    /// `SHOW name`.
+    Show(String),
+    /// `SHOW ALL`.
+    ShowAll,
+    /// `SHOW wasm.<limit>`.
+    ShowWasm(String),
+    /// `SET [LOCAL] name = value` (`None`: DEFAULT), `SET TIME ZONE`, `SET NAMES`,
+    /// `SET [SESSION CHARACTERISTICS AS] TRANSACTION`.
+    Set {
+        /// The parameter.
+        name: String,
+        /// Its new value; `None` for DEFAULT.
+        value: Option<String>,
+        /// `SET LOCAL`: until the transaction ends.
+        local: bool,
+    },
+    /// `RESET name`.
+    Reset(String),
+    /// `RESET ALL`.
+    ResetAll,
 }
 
 /// The statements the engine runs itself, each with what its handler needs.
@@ -169,12 +270,40 @@ pub(crate) enum Command {
     DropSchemas(SqlStatement),
     /// `COPY ... FROM STDIN` / `TO STDOUT`.
     Copy(CopyRequest),
-    /// `BEGIN` / `START TRANSACTION`.
-    Begin,
+    /// `BEGIN` / `START TRANSACTION`, with the modes it asks for.
+    Begin(Vec<TransactionMode>),
     /// `COMMIT`.
     Commit,
     /// `ROLLBACK`.
     Rollback,
+    /// `SAVEPOINT name`.
+    Savepoint(String),
+    /// `RELEASE [SAVEPOINT] name`.
+    Release(String),
+    /// `ROLLBACK TO [SAVEPOINT] name`.
+    RollbackTo(String),
+    /// `DISCARD ALL` (and the narrower `DISCARD PLANS | SEQUENCES | TEMP`: `all` false).
+    Discard {
+        /// `DISCARD ALL`.
+        all: bool,
+    },
+    /// `DEALLOCATE [PREPARE] name | ALL` (`None`: ALL).
+    Deallocate(Option<String>),
+    /// `DECLARE name CURSOR [WITH HOLD] FOR query`.
+    DeclareCursor {
+        /// The cursor's name.
+        name: String,
+        /// The query.
+        query: DfStatement,
+        /// `WITH HOLD`: the cursor outlives its transaction.
+        hold: bool,
+    },
+    /// `CLOSE name | ALL` (`None`: ALL).
+    CloseCursor(Option<String>),
+    /// `LISTEN channel`.
+    Listen,
+    /// `UNLISTEN channel | *`.
+    Unlisten,
 }
 
 pub(crate) const COPY_TO_FILE: &str =
@@ -184,11 +313,13 @@ impl Family {
     /// The family of `statement`; a statement the engine refuses outright (COPY to a
     /// server file, CREATE DATABASE) is an error here, for Describe and Execute alike.
     pub(crate) fn of(statement: &Statement) -> Result<Family> {
-        if let Some(setting) = timeout::recognize(&statement.sql) {
-            return Ok(Family::StatementTimeout(setting?));
+        if let Some(parameter) = parameter_statement(&statement.sql)? {
+            return Ok(Family::Parameter(parameter));
         }
-        if let Some(name) = timeout::shown_wasm_setting(&statement.sql) {
-            return Ok(Family::ShowWasmSetting(name));
+        if let DfStatement::Statement(sql) = &statement.sql {
+            if let Some(command) = session_command(sql, statement.moves)? {
+                return Ok(command);
+            }
         }
         let command = match &statement.sql {
             DfStatement::Explain(_) => return Ok(Family::Query(statement.sql.clone())),
@@ -230,8 +361,12 @@ impl Family {
                     ..
                 } => Command::Copy(copy::request(source, *to, target, options, legacy_options)?),
                 SqlStatement::Set(_) => Command::Set(statement.sql.clone()),
-                SqlStatement::StartTransaction { .. } => Command::Begin,
+                SqlStatement::StartTransaction { modes, .. } => Command::Begin(modes.clone()),
                 SqlStatement::Commit { .. } => Command::Commit,
+                SqlStatement::Rollback {
+                    savepoint: Some(name),
+                    ..
+                } => Command::RollbackTo(name.value.clone()),
                 SqlStatement::Rollback { .. } => Command::Rollback,
                 SqlStatement::CreateDatabase { .. } => {
                     return Err(Error::NotSupported(
@@ -243,4 +378,272 @@ impl Family {
         };
         Ok(Family::Command(Box::new(command)))
     }
+}
+
+/// Whether `name` is one of the engine's own settings (DataFusion's or the limits),
+/// which DataFusion's SET / SHOW / RESET handle.
+fn engine_setting(name: &str) -> bool {
+    let lower = name.to_lowercase();
+    lower.starts_with("datafusion.") || lower.starts_with("wasm.")
+}
+
+/// The text of a SET value: `'x'`, `x`, `3`, `-7`, `a, b` (a list); `None` for DEFAULT.
+fn set_value(values: &[SqlExpr]) -> Result<Option<String>> {
+    let one = |e: &SqlExpr| -> Result<Option<String>> {
+        Ok(Some(match e {
+            SqlExpr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                Value::Number(n, _) => n.to_string(),
+                Value::Boolean(b) => b.to_string(),
+                other => other.to_string(),
+            },
+            SqlExpr::Identifier(id)
+                if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default") =>
+            {
+                return Ok(None)
+            }
+            SqlExpr::Identifier(id) => id.value.clone(),
+            SqlExpr::CompoundIdentifier(ids) => ids
+                .iter()
+                .map(|i| i.value.as_str())
+                .collect::<Vec<_>>()
+                .join("."),
+            SqlExpr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr,
+            } => match expr.as_ref() {
+                SqlExpr::Value(v) => format!("-{}", v.value),
+                _ => return Err(Error::Syntax(format!("unsupported SET value: {e}"))),
+            },
+            other => return Err(Error::Syntax(format!("unsupported SET value: {other}"))),
+        }))
+    };
+    match values {
+        [single] => one(single),
+        many => {
+            let mut parts = Vec::new();
+            for v in many {
+                match one(v)? {
+                    Some(p) => parts.push(p),
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(parts.join(", ")))
+        }
+    }
+}
+
+/// The parameter a `SET TRANSACTION` mode sets, and its value.
+pub(crate) fn transaction_mode(mode: &TransactionMode) -> (&'static str, String) {
+    match mode {
+        TransactionMode::IsolationLevel(level) => ("transaction_isolation", level.to_string()),
+        TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => {
+            ("transaction_read_only", "on".into())
+        }
+        TransactionMode::AccessMode(TransactionAccessMode::ReadWrite) => {
+            ("transaction_read_only", "off".into())
+        }
+    }
+}
+
+/// Recognizes SHOW / SET / RESET of a PostgreSQL parameter (and SHOW of a `wasm.*`
+/// setting); `None` for DataFusion's own settings and every other statement.
+fn parameter_statement(statement: &DfStatement) -> Result<Option<ParameterStatement>> {
+    let sql = match statement {
+        DfStatement::Reset(ResetStatement::Variable(name)) => {
+            let name = name.to_string();
+            return Ok(if name.eq_ignore_ascii_case("all") {
+                Some(ParameterStatement::ResetAll)
+            } else if engine_setting(&name) {
+                None
+            } else {
+                Some(ParameterStatement::Reset(name))
+            });
+        }
+        DfStatement::Statement(sql) => sql.as_ref(),
+        _ => return Ok(None),
+    };
+    Ok(Some(match sql {
+        SqlStatement::ShowVariable { variable } => {
+            let words: Vec<String> = variable.iter().map(|i| i.value.to_lowercase()).collect();
+            match words
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                ["all"] => ParameterStatement::ShowAll,
+                ["time", "zone"] => ParameterStatement::Show("TimeZone".into()),
+                ["transaction", "isolation", "level"] => {
+                    ParameterStatement::Show("transaction_isolation".into())
+                }
+                ["session", "authorization"] => {
+                    ParameterStatement::Show("session_authorization".into())
+                }
+                _ => {
+                    let name = words.join(".");
+                    if name.starts_with("wasm.") {
+                        ParameterStatement::ShowWasm(name)
+                    } else if name.starts_with("datafusion.") {
+                        return Ok(None);
+                    } else {
+                        ParameterStatement::Show(name)
+                    }
+                }
+            }
+        }
+        SqlStatement::Set(Set::SingleAssignment {
+            scope,
+            variable,
+            values,
+            ..
+        }) => {
+            let name = variable.to_string();
+            if engine_setting(&name) {
+                return Ok(None);
+            }
+            ParameterStatement::Set {
+                name,
+                value: set_value(values)?,
+                local: matches!(scope, Some(ContextModifier::Local)),
+            }
+        }
+        SqlStatement::Set(Set::SetTimeZone { local, value }) => ParameterStatement::Set {
+            name: "TimeZone".into(),
+            value: match value {
+                SqlExpr::Identifier(id)
+                    if id.quote_style.is_none()
+                        && (id.value.eq_ignore_ascii_case("local")
+                            || id.value.eq_ignore_ascii_case("default")) =>
+                {
+                    None
+                }
+                other => set_value(std::slice::from_ref(other))?,
+            },
+            local: *local,
+        },
+        SqlStatement::Set(Set::SetNames { charset_name, .. }) => ParameterStatement::Set {
+            name: "client_encoding".into(),
+            value: Some(charset_name.value.clone()),
+            local: false,
+        },
+        SqlStatement::Set(Set::SetTransaction { modes, session, .. }) => {
+            // One statement may carry several modes; each is checked when set, and the
+            // session applies them in order (see `Session::run_parameter`).
+            let Some(mode) = modes.first() else {
+                return Ok(None);
+            };
+            if modes.len() > 1 {
+                return Err(Error::NotSupported(
+                    "SET TRANSACTION with more than one mode is not supported; set them one at a time".into(),
+                ));
+            }
+            let (name, value) = transaction_mode(mode);
+            let name = if *session {
+                name.replacen("transaction_", "default_transaction_", 1)
+            } else {
+                name.to_string()
+            };
+            ParameterStatement::Set {
+                name,
+                value: Some(value),
+                local: !*session,
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// The session-state statements: transactions' savepoints, prepared statements,
+/// cursors, notifications, DISCARD.
+fn session_command(sql: &SqlStatement, moves: bool) -> Result<Option<Family>> {
+    let command = match sql {
+        SqlStatement::Savepoint { name } => Command::Savepoint(name.value.clone()),
+        SqlStatement::ReleaseSavepoint { name } => Command::Release(name.value.clone()),
+        SqlStatement::Discard { object_type } => Command::Discard {
+            all: matches!(object_type, DiscardObject::ALL),
+        },
+        SqlStatement::Deallocate { name, .. } => Command::Deallocate(
+            (!(name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all")))
+                .then(|| name.value.clone()),
+        ),
+        SqlStatement::Declare { stmts } => {
+            let [declare] = stmts.as_slice() else {
+                return Err(Error::NotSupported("DECLARE one cursor at a time".into()));
+            };
+            let (Some(DeclareType::Cursor), [name], Some(query)) =
+                (&declare.declare_type, declare.names.as_slice(), &declare.for_query)
+            else {
+                return Err(Error::NotSupported(
+                    "only DECLARE name CURSOR FOR query is supported".into(),
+                ));
+            };
+            if declare.scroll == Some(true) {
+                return Err(Error::NotSupported(
+                    "SCROLL cursors are not supported; cursors are NO SCROLL".into(),
+                ));
+            }
+            if declare.binary == Some(true) {
+                return Err(Error::NotSupported(
+                    "BINARY cursors are not supported; fetch in binary with the extended protocol".into(),
+                ));
+            }
+            Command::DeclareCursor {
+                name: name.value.clone(),
+                query: DfStatement::Statement(Box::new(SqlStatement::Query(query.clone()))),
+                hold: declare.hold == Some(true),
+            }
+        }
+        SqlStatement::Fetch {
+            name, direction, ..
+        } => {
+            let count = |v: &datafusion::sql::sqlparser::ast::ValueWithSpan| -> Result<u64> {
+                match &v.value {
+                    Value::Number(n, _) => n.parse::<u64>().map_err(|_| {
+                        Error::NotSupported(
+                            "FETCH takes a forward row count (cursors are NO SCROLL)".into(),
+                        )
+                    }),
+                    other => Err(Error::Syntax(format!("invalid FETCH count {other}"))),
+                }
+            };
+            let count = match direction {
+                FetchDirection::Next => Some(1),
+                FetchDirection::All | FetchDirection::ForwardAll => None,
+                FetchDirection::Count { limit } => Some(count(limit)?),
+                FetchDirection::Forward { limit } => match limit {
+                    Some(limit) => Some(count(limit)?),
+                    None => Some(1),
+                },
+                other => {
+                    return Err(Error::NotSupported(format!(
+                        "FETCH {other} is not supported: cursors are NO SCROLL (forward only)"
+                    )))
+                }
+            };
+            return Ok(Some(Family::Fetch {
+                cursor: name.value.clone(),
+                count,
+                skip: moves,
+            }));
+        }
+        SqlStatement::Close { cursor } => Command::CloseCursor(match cursor {
+            CloseCursor::All => None,
+            CloseCursor::Specific { name } => Some(name.value.clone()),
+        }),
+        SqlStatement::LISTEN { .. } => Command::Listen,
+        SqlStatement::UNLISTEN { .. } => Command::Unlisten,
+        SqlStatement::NOTIFY { .. } => {
+            return Err(Error::NotSupported(
+                "NOTIFY is not supported yet: notifications are not delivered".into(),
+            ))
+        }
+        SqlStatement::Prepare { .. } | SqlStatement::Execute { .. } => {
+            return Err(Error::NotSupported(
+                "SQL PREPARE / EXECUTE are not supported yet; use the extended query protocol (every driver's prepared statements)".into(),
+            ))
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(Family::Command(Box::new(command))))
 }

@@ -32,6 +32,7 @@ use crate::error::{log_text, Error, Result};
 use crate::introspection::default_catalog;
 use crate::sql::database::Database;
 use crate::sql::ddl::normalize;
+use crate::sql::literal_types;
 use crate::sql::output::{command, CommandTag, Output};
 use crate::sql::session::Session;
 use crate::store::catalog::{now, relation_key, RelationKind, RelationRecord, SchemaRecord};
@@ -81,7 +82,7 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
     check_writable_schema(&schema)?;
     // Checked before OR REPLACE drops the old table: a table whose columns share a name
     // could never be read back.
-    let arrow_schema = distinct_columns(&cmt)?;
+    let arrow_schema = distinct_columns(session, &cmt)?;
     let provider = schema_provider(session, &schema)?;
     if provider.table_exist(&table) {
         if cmt.if_not_exists {
@@ -151,9 +152,19 @@ async fn memory_table_plan(
     Ok(cmt)
 }
 
-/// The table's Arrow schema; 42701 if two columns share a name.
-fn distinct_columns(cmt: &CreateMemoryTable) -> Result<SchemaRef> {
-    let arrow_schema: SchemaRef = Arc::new(cmt.input.schema().as_arrow().clone());
+/// The table's Arrow schema, as the fill will produce it (after the analyzer's
+/// rules: `AS SELECT 1` makes an int4 column); 42701 if two columns share a name.
+fn distinct_columns(session: &Session, cmt: &CreateMemoryTable) -> Result<SchemaRef> {
+    let state = session.ctx.state();
+    let analyzed = state.analyzer().execute_and_check(
+        cmt.input.as_ref().clone(),
+        state.config_options(),
+        |_, _| {},
+    );
+    let arrow_schema: SchemaRef = Arc::new(match analyzed {
+        Ok(plan) => plan.schema().as_arrow().clone(),
+        Err(_) => cmt.input.schema().as_arrow().clone(),
+    });
     let mut names = HashSet::new();
     if let Some(dup) = arrow_schema
         .fields()
@@ -230,8 +241,9 @@ impl StagedTable {
         if !is_query {
             return Ok(CommandTag::CreateTable);
         }
+        // Typed as the table was created (`distinct_columns`).
         let fill = LogicalPlanBuilder::insert_into(
-            cmt.input.as_ref().clone(),
+            literal_types::postgres_output_types(cmt.input.as_ref().clone())?,
             TableReference::partial(self.schema.as_str(), self.table.as_str()),
             provider_as_source(self.provider.clone()),
             InsertOp::Append,

@@ -1,21 +1,27 @@
 //! Login (trust, or SCRAM-SHA-256 for the administrator role) and CancelRequests.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, LazyLock, Weak};
 
 use async_trait::async_trait;
 use futures::Sink;
-use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::sasl::scram::{gen_salted_password, ScramAuth};
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::{
-    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, AuthSource,
+    LoginInfo, Password, ServerParameterProvider, StartupHandler,
 };
 use pgwire::api::cancel::CancelHandler;
-use pgwire::api::{ClientInfo, PgWireConnectionState, METADATA_USER};
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::api::{
+    ClientInfo, PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
+    METADATA_DATABASE, METADATA_USER,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::startup::Startup;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use wasmudf_engine::{log_text, Session};
 
 use crate::pg::{lock, protocol_error, QueryHandler, ServerState};
 
@@ -23,10 +29,121 @@ use crate::pg::{lock, protocol_error, QueryHandler, ServerState};
 /// that names none logs in as.
 pub(crate) const ADMIN_ROLE: &str = "wasmudf";
 
-/// Trust authentication: pgwire's no-op startup (parameters, keys, ReadyForQuery).
-struct Trust;
+/// The session a client gets, opened at its startup packet (so its parameters are
+/// checked, and reported at login, as the session will have them).
+struct PendingSession(Arc<Session>);
 
-impl NoopStartupHandler for Trust {}
+/// ParameterStatus at login: the session's reported parameters, as set at startup.
+#[derive(Debug, Default)]
+pub(crate) struct SessionParameters;
+
+impl ServerParameterProvider for SessionParameters {
+    fn server_parameters<C>(&self, client: &C) -> Option<HashMap<String, String>>
+    where
+        C: ClientInfo,
+    {
+        let pending = client.session_extensions().get::<PendingSession>()?;
+        let (_, reported) = pending.0.reported_parameters();
+        Some(
+            reported
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value))
+                .collect(),
+        )
+    }
+}
+
+/// PostgreSQL's FATAL error for a startup it refuses: sent, then the connection closes.
+fn fatal(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        code.into(),
+        message,
+    )))
+}
+
+/// The `name=value` settings of a startup packet's `options` (`-c name=value`,
+/// `-cname=value`, `--name=value`; a backslash escapes the next character, as libpq
+/// writes spaces in values).
+fn startup_options(options: &str) -> Result<Vec<(String, String)>, PgWireError> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut settings = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(w) = words.next() {
+        let setting = if w == "-c" {
+            words.next().unwrap_or_default()
+        } else if let Some(rest) = w.strip_prefix("--") {
+            rest.to_string()
+        } else if let Some(rest) = w.strip_prefix("-c") {
+            rest.to_string()
+        } else {
+            return Err(fatal(
+                "42601",
+                format!(
+                    "invalid command-line argument for server process: {}",
+                    log_text(&w)
+                ),
+            ));
+        };
+        let Some((name, value)) = setting.split_once('=') else {
+            return Err(fatal(
+                "42601",
+                format!("-c {} requires a value", log_text(&setting)),
+            ));
+        };
+        settings.push((name.replace('-', "_"), value.to_string()));
+    }
+    Ok(settings)
+}
+
+/// The session for a startup packet, with every parameter it carries applied;
+/// PostgreSQL's FATAL error for one it cannot take.
+fn open_session(state: &ServerState, startup: &Startup) -> PgWireResult<Arc<Session>> {
+    let user = startup
+        .parameters
+        .get(METADATA_USER)
+        .cloned()
+        .unwrap_or_else(|| ADMIN_ROLE.to_string());
+    let session = Arc::new(state.db.session(&user));
+    let mut settings = Vec::new();
+    for (name, value) in &startup.parameters {
+        match name.as_str() {
+            METADATA_USER | METADATA_DATABASE => {}
+            "replication" => {
+                if !matches!(value.to_lowercase().as_str(), "false" | "off" | "no" | "0") {
+                    return Err(fatal(
+                        "08P01",
+                        "replication connections are not supported".into(),
+                    ));
+                }
+            }
+            "options" => settings.extend(startup_options(value)?),
+            _ => settings.push((name.clone(), value.clone())),
+        }
+    }
+    for (name, value) in settings {
+        session
+            .set_startup_parameter(&name, &value)
+            .map_err(|e| fatal(e.sqlstate(), e.to_string()))?;
+    }
+    Ok(session)
+}
 
 #[async_trait]
 impl StartupHandler for QueryHandler {
@@ -40,33 +157,51 @@ impl StartupHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match &self.state.scram {
-            Some(scram) => scram.on_startup(client, message).await?,
-            None => Trust.on_startup(client, message).await?,
+        if let PgWireFrontendMessage::Startup(startup) = &message {
+            let session = open_session(&self.state, startup)?;
+            client.session_extensions().insert(PendingSession(session));
         }
-        // Logged in: open the session as the login role, reachable by CancelRequests
-        // with this connection's key.
+        match (&self.state.scram, &message) {
+            (Some(scram), _) => scram.on_startup(client, message).await?,
+            // Trust: no password; parameters, keys, ReadyForQuery.
+            (None, PgWireFrontendMessage::Startup(startup)) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                let (pid, secret) = PIDS.generate(client);
+                client.set_pid_and_secret_key(pid, secret);
+                finish_authentication(client, &SessionParameters).await?;
+            }
+            (None, _) => {}
+        }
+        // Logged in: the session is this connection's, reachable by CancelRequests
+        // with its key.
         if matches!(client.state(), PgWireConnectionState::ReadyForQuery)
             && lock(&self.cancel_key).is_none()
         {
-            let user = client
-                .metadata()
-                .get(METADATA_USER)
-                .cloned()
-                .unwrap_or_else(|| ADMIN_ROLE.to_string());
-            let session = Arc::new(self.state.db.session(&user));
+            let session = client
+                .session_extensions()
+                .get::<PendingSession>()
+                .map(|p| p.0.clone())
+                .ok_or_else(|| protocol_error("no session opened at startup"))?;
             let (pid, secret) = client.pid_and_secret_key();
+            session.set_backend_pid(pid);
             let key = (pid, secret.to_bytes());
             lock(&self.state.cancel_keys).insert(key.clone(), Arc::downgrade(&session));
             *lock(&self.cancel_key) = Some(key);
+            *lock(&self.reported) = session.reported_parameters();
+            let user = session.user().to_string();
             if self.session.0.set(session).is_err() {
                 return Err(protocol_error("session opened twice"));
             }
-            tracing::info!(user, "logged in");
+            tracing::info!(user = %log_text(&user), "logged in");
         }
         Ok(())
     }
 }
+
+/// Process ids for BackendKeyData.
+static PIDS: LazyLock<RandomPidSecretKeyGenerator> =
+    LazyLock::new(RandomPidSecretKeyGenerator::default);
 
 /// The password of role `wasmudf`, salted once at startup for SCRAM.
 #[derive(Debug)]
@@ -92,16 +227,13 @@ const SCRAM_ITERATIONS: usize = 4096;
 
 pub(crate) fn scram_handler(
     password: &str,
-) -> Result<SASLAuthStartupHandler<DefaultServerParameterProvider>, String> {
+) -> Result<SASLAuthStartupHandler<SessionParameters>, String> {
     let mut salt = vec![0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| format!("random salt: {e}"))?;
     let salted = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
     let mut scram = ScramAuth::new(Arc::new(AdminPassword { salt, salted }));
     scram.set_iterations(SCRAM_ITERATIONS);
-    Ok(
-        SASLAuthStartupHandler::new(Arc::new(DefaultServerParameterProvider::default()))
-            .with_scram(scram),
-    )
+    Ok(SASLAuthStartupHandler::new(Arc::new(SessionParameters)).with_scram(scram))
 }
 
 impl Drop for QueryHandler {

@@ -17,7 +17,7 @@ use wasmudf_engine::datafusion::arrow::datatypes::{
 use wasmudf_engine::datafusion::arrow::record_batch::RecordBatch;
 use wasmudf_engine::datafusion::common::ScalarValue;
 use wasmudf_engine::datafusion::error::{DataFusionError, Result as DfResult};
-use wasmudf_engine::{numeric_from_binary, numeric_to_binary, pg_text};
+use wasmudf_engine::{numeric_from_binary, numeric_to_binary, pg_text, pg_text_in, TextFormat};
 
 /// Days and microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_DAYS: i32 = 10_957;
@@ -88,13 +88,17 @@ pub fn fields(schema: &Schema, format: &Format) -> Arc<Vec<FieldInfo>> {
 }
 
 /// Encodes every row of `batch` as DataRow messages in the fields' formats.
-pub fn encode_batch(batch: &RecordBatch, fields: &[FieldInfo]) -> DfResult<Vec<DataRow>> {
+pub fn encode_batch(
+    batch: &RecordBatch,
+    fields: &[FieldInfo],
+    text: &TextFormat,
+) -> DfResult<Vec<DataRow>> {
     let columns: Vec<Vec<Option<Vec<u8>>>> = batch
         .columns()
         .iter()
         .zip(fields)
         .map(|(column, field)| match field.format() {
-            FieldFormat::Text => Ok(pg_text(column.as_ref())?
+            FieldFormat::Text => Ok(pg_text_in(column.as_ref(), text)?
                 .into_iter()
                 .map(|v| v.map(String::into_bytes))
                 .collect()),

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::SinkExt;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::ExtendedQueryHandler;
 use pgwire::api::results::{
@@ -14,13 +15,14 @@ use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::extendedquery::{Parse, ParseComplete};
 use pgwire::messages::PgWireBackendMessage;
 use wasmudf_engine::datafusion::arrow::datatypes::DataType;
 use wasmudf_engine::{Description, Statement};
 
 use crate::pg::encode::{arrow_type, decode_param, fields, pg_type};
 use crate::pg::simple::{respond, user_error};
-use crate::pg::{ConnectionSession, QueryHandler, RunningStatement};
+use crate::pg::{lock, ConnectionSession, QueryHandler, RunningStatement};
 
 /// A parsed and described statement, as stored for Bind.
 #[derive(Clone, Debug)]
@@ -140,6 +142,33 @@ impl ExtendedQueryHandler for QueryHandler {
         self.parser.clone()
     }
 
+    /// pgwire's Parse, with the statement's name remembered for DEALLOCATE ALL.
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo
+            + ClientPortalStore
+            + futures::Sink<PgWireBackendMessage>
+            + Unpin
+            + Send
+            + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.clone().unwrap_or_default();
+        match StoredStatement::parse(client, &message, self.query_parser()).await? {
+            Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
+            None => client.portal_store().put_empty_statement(&name),
+        }
+        if !name.is_empty() {
+            lock(&self.prepared_names).insert(name);
+        }
+        client
+            .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
     async fn do_describe_statement<C>(
         &self,
         _client: &mut C,
@@ -187,7 +216,7 @@ impl ExtendedQueryHandler for QueryHandler {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<Prepared>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -221,16 +250,19 @@ impl ExtendedQueryHandler for QueryHandler {
             params.push(value);
         }
         let running = RunningStatement::start(&self.state);
-        let output = self
-            .session
-            .get()?
+        let session = self.session.get()?;
+        let output = session
             .run_with_params(prepared.statement.clone(), params)
             .await;
+        let output = self.deallocate(client.portal_store(), output);
+        // Reported before the statement's own response, as PostgreSQL does.
+        self.report_parameters(client).await?;
         // Rows stream to the client as they are computed; pgwire's portal applies the
         // Execute row limit and keeps the rest for the next Execute.
         Ok(respond(
             output,
             &portal.result_column_format,
+            &session.text_format(),
             false,
             &self.pending_copy,
             Some(running),

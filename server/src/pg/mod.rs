@@ -6,6 +6,7 @@
 //! Describe, Execute), [`copy`] (COPY FROM STDIN / TO STDOUT) and [`encode`] (values
 //! in PostgreSQL's text and binary formats).
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -47,6 +48,8 @@ impl Connection {
             state: state.clone(),
             cancel_key: Mutex::new(None),
             pending_copy: Mutex::new(None),
+            reported: Mutex::new((0, Vec::new())),
+            prepared_names: Mutex::new(BTreeSet::new()),
         });
         Connection {
             handler,
@@ -99,6 +102,12 @@ pub struct QueryHandler {
     pub(crate) cancel_key: Mutex<Option<(i32, Bytes)>>,
     /// The COPY FROM STDIN in progress: its target and the data received so far.
     pub(crate) pending_copy: Mutex<Option<PendingCopy>>,
+    /// The session's reported parameters as the client last heard of them (version,
+    /// values), to send ParameterStatus for those that change.
+    pub(crate) reported: Mutex<(u64, Vec<(&'static str, String)>)>,
+    /// The names of the client's prepared statements (for DEALLOCATE ALL, which
+    /// pgwire's statement store cannot list).
+    pub(crate) prepared_names: Mutex<BTreeSet<String>>,
 }
 
 /// Locks a mutex, going on if a panicking thread poisoned it (the maps stay valid).

@@ -1,31 +1,37 @@
 //! The simple query protocol, and the wire response for a statement's outcome that
 //! both protocols send.
 
+use std::fmt::Debug;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use datafusion::error::DataFusionError;
-use futures::{stream, StreamExt};
+use futures::{stream, Sink, SinkExt, StreamExt};
 use pgwire::api::portal::Format;
 use pgwire::api::query::SimpleQueryHandler;
 use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::PgWireBackendMessage;
 use wasmudf_engine::datafusion;
-use wasmudf_engine::{log_text, CommandTag, Output};
+use wasmudf_engine::{log_text, CommandTag, Error, Output, TextFormat};
 
 use crate::pg::copy::{copy_out, PendingCopy};
 use crate::pg::{encode, lock, QueryHandler, RunningStatement};
 
 #[async_trait]
 impl SimpleQueryHandler for QueryHandler {
-    async fn do_query<C>(&self, _client: &mut C, sql: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, sql: &str) -> PgWireResult<Vec<Response>>
     where
-        C: ClientInfo + ClientPortalStore + Unpin + Send + Sync,
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = self.session.get()?;
+        let text = session.text_format();
         let statements = match session.parse(sql) {
             Ok(s) => s,
             Err(e) => return Ok(vec![error_response(&e)]),
@@ -35,9 +41,11 @@ impl SimpleQueryHandler for QueryHandler {
         for statement in statements {
             // Each statement finishes before the next starts (its rows are collected):
             // a failure stops the rest, as in PostgreSQL.
+            let output = self.deallocate(client.portal_store(), session.run(statement).await);
             let response = respond(
-                session.run(statement).await,
+                output,
                 &Format::UnifiedText,
+                &text,
                 true,
                 &self.pending_copy,
                 None,
@@ -49,19 +57,93 @@ impl SimpleQueryHandler for QueryHandler {
                 break;
             }
         }
+        // pgwire writes the responses after this returns: a parameter the statements
+        // changed is reported ahead of them, so the client knows it by ReadyForQuery.
+        self.report_parameters(client).await?;
         Ok(responses)
     }
 }
 
-/// The wire response for a statement's outcome; rows in the client's `format`,
-/// collected first (`collect`) or streamed as they are computed.
+impl QueryHandler {
+    /// Sends ParameterStatus for each reported parameter whose value changed since the
+    /// client last heard of it (`SET TimeZone`, `RESET ALL`, ...).
+    pub(crate) async fn report_parameters<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Ok(session) = self.session.get() else {
+            return Ok(());
+        };
+        let (version, values) = session.reported_parameters();
+        let changed: Vec<(&'static str, String)> = {
+            let mut reported = lock(&self.reported);
+            if reported.0 == version {
+                return Ok(());
+            }
+            let changed = values
+                .iter()
+                .filter(|v| !reported.1.contains(v))
+                .cloned()
+                .collect();
+            *reported = (version, values);
+            changed
+        };
+        for (name, value) in changed {
+            client
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    name.to_string(),
+                    value,
+                )))
+                .await?;
+        }
+        client.flush().await?;
+        Ok(())
+    }
+
+    /// Carries out what a DEALLOCATE or DISCARD ALL asks of the client's prepared
+    /// statements, which live in pgwire's store; other outcomes pass through.
+    pub(crate) fn deallocate<S: PortalStore>(
+        &self,
+        store: &S,
+        output: Result<Output, DataFusionError>,
+    ) -> Result<Output, DataFusionError> {
+        match output {
+            Ok(Output::Deallocate(name)) => {
+                if store.get_statement(&name).is_none() {
+                    return Err(Error::UndefinedPreparedStatement(format!(
+                        "prepared statement \"{}\" does not exist",
+                        log_text(&name)
+                    ))
+                    .into());
+                }
+                store.rm_statement(&name);
+                lock(&self.prepared_names).remove(&name);
+                Ok(Output::Command(CommandTag::Deallocate))
+            }
+            Ok(Output::Command(tag @ (CommandTag::DeallocateAll | CommandTag::DiscardAll))) => {
+                for name in std::mem::take(&mut *lock(&self.prepared_names)) {
+                    store.rm_statement(&name);
+                }
+                Ok(Output::Command(tag))
+            }
+            other => other,
+        }
+    }
+}
+
+/// The wire response for a statement's outcome; rows in the client's `format` (text
+/// as the session prints it), collected first (`collect`) or streamed as they are
+/// computed.
 pub(crate) async fn respond(
     output: Result<Output, DataFusionError>,
     format: &Format,
+    text: &TextFormat,
     collect: bool,
     pending: &Mutex<Option<PendingCopy>>,
     running: Option<RunningStatement>,
 ) -> Response {
+    let mut tag = None;
     let stream = match output {
         Err(e) => {
             tracing::info!(error = %log_text(&e.to_string()), "statement failed");
@@ -76,6 +158,10 @@ pub(crate) async fn respond(
             };
         }
         Ok(Output::Rows(stream)) => stream,
+        Ok(Output::Fetch(stream)) => {
+            tag = Some("FETCH");
+            stream
+        }
         Ok(Output::CopyIn(copy)) => {
             let columns = copy.columns();
             *lock(pending) = Some(PendingCopy::new(copy));
@@ -99,17 +185,22 @@ pub(crate) async fn respond(
         };
         let mut rows = Vec::new();
         for batch in &batches {
-            match encode::encode_batch(batch, &fields) {
+            match encode::encode_batch(batch, &fields, text) {
                 Ok(r) => rows.extend(r.into_iter().map(Ok)),
                 Err(e) => return error_response(&e),
             }
         }
-        return Response::Query(QueryResponse::new(fields, stream::iter(rows)));
+        let mut response = QueryResponse::new(fields, stream::iter(rows));
+        if let Some(tag) = tag {
+            response.set_command_tag(tag);
+        }
+        return Response::Query(response);
     }
     let row_fields = fields.clone();
+    let text = text.clone();
     let rows = stream.flat_map(move |batch| {
         let _running = &running;
-        let encoded = batch.and_then(|b| encode::encode_batch(&b, &row_fields));
+        let encoded = batch.and_then(|b| encode::encode_batch(&b, &row_fields, &text));
         match encoded {
             Ok(rows) => stream::iter(rows.into_iter().map(Ok)).left_stream(),
             Err(e) => {
@@ -118,7 +209,11 @@ pub(crate) async fn respond(
             }
         }
     });
-    Response::Query(QueryResponse::new(fields, rows))
+    let mut response = QueryResponse::new(fields, rows);
+    if let Some(tag) = tag {
+        response.set_command_tag(tag);
+    }
+    Response::Query(response)
 }
 
 /// The ErrorResponse fields for an engine error: its SQLSTATE, and the guest's own

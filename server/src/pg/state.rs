@@ -6,14 +6,13 @@ use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
-use pgwire::api::auth::DefaultServerParameterProvider;
 use wasmudf_engine::{
     parse_bytes, parse_duration, parse_stack, Database, DatabaseConfig, EngineConfig, Limits,
     Session,
 };
 
 use crate::config::{AuthMethod, ServeArgs};
-use crate::pg::auth::{scram_handler, ADMIN_ROLE};
+use crate::pg::auth::{scram_handler, SessionParameters, ADMIN_ROLE};
 use crate::pg::lock;
 
 /// What every connection shares: the database, and the sessions a CancelRequest can
@@ -21,7 +20,7 @@ use crate::pg::lock;
 pub struct ServerState {
     pub(crate) db: Database,
     /// SCRAM authentication, when configured (else trust).
-    pub(crate) scram: Option<Arc<SASLAuthStartupHandler<DefaultServerParameterProvider>>>,
+    pub(crate) scram: Option<Arc<SASLAuthStartupHandler<SessionParameters>>>,
     pub(crate) cancel_keys: Mutex<HashMap<(i32, Bytes), Weak<Session>>>,
     /// Statements executing now (a graceful shutdown waits for them).
     running: AtomicUsize,

@@ -22,7 +22,8 @@ async fn cancel_request_stops_a_guest_and_the_connection_goes_on() {
     // still in flight when the next statement starts would rightly cancel that one.)
     cancel_and_wait(&client, process.port()).await;
     let row = client.query_one("SELECT 40 + 2", &[]).await.expect("alive");
-    assert_eq!(row.get::<_, i64>(0), 42);
+    // Integer constants are int4, as in PostgreSQL.
+    assert_eq!(row.get::<_, i32>(0), 42);
 }
 
 /// How long a CancelRequest and `statement_timeout` take to stop a guest stuck in a loop,
@@ -73,7 +74,8 @@ async fn cancel_and_statement_timeout_latency() {
         .await
         .expect("reset timeout");
     let row = client.query_one("SELECT 40 + 2", &[]).await.expect("alive");
-    assert_eq!(row.get::<_, i64>(0), 42);
+    // Integer constants are int4, as in PostgreSQL.
+    assert_eq!(row.get::<_, i32>(0), 42);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,11 +11,13 @@ use wasmudf_sql_tests::ServerProcess;
 
 mod auth;
 mod cancel;
+mod clients;
 mod config;
 mod copy;
 mod durability;
 mod guest_text;
 mod load;
+mod parameters;
 mod psql_cli;
 mod queries;
 mod sessions;

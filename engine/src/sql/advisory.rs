@@ -1,0 +1,308 @@
+//! PostgreSQL's session-level advisory locks (`pg_advisory_lock` and friends): real
+//! locks, shared by every session of the database, re-entrant within a session, held
+//! until unlocked or the session ends. And `pg_backend_pid()`, which names the
+//! session as the wire's BackendKeyData does.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::common::ScalarValue;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{CancelReason, Error};
+use crate::udf::query::CancelHandle;
+
+/// Which session holds each lock, and how many times.
+#[derive(Default)]
+pub(crate) struct AdvisoryLocks {
+    held: Mutex<HashMap<i64, (u64, u64)>>,
+    released: Condvar,
+}
+
+impl AdvisoryLocks {
+    /// Takes `key` for `session` if it is free or already the session's.
+    fn try_lock(&self, session: u64, key: i64) -> bool {
+        let mut held = self.held.lock();
+        match held.get_mut(&key) {
+            Some((owner, count)) if *owner == session => {
+                *count += 1;
+                true
+            }
+            Some(_) => false,
+            None => {
+                held.insert(key, (session, 1));
+                true
+            }
+        }
+    }
+
+    /// Waits for `key`, waking each 50 ms to see whether the statement was canceled.
+    fn lock(
+        &self,
+        session: u64,
+        key: i64,
+        running: &Mutex<Option<CancelHandle>>,
+    ) -> Result<(), Error> {
+        loop {
+            if self.try_lock(session, key) {
+                return Ok(());
+            }
+            if let Some(handle) = running.lock().as_ref() {
+                if handle.is_canceled() {
+                    return Err(Error::QueryCanceled(
+                        handle.reason().unwrap_or(CancelReason::UserRequest),
+                    ));
+                }
+            }
+            let mut held = self.held.lock();
+            if held.contains_key(&key) {
+                self.released.wait_for(&mut held, Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Releases one hold of `key` by `session`; false if it held none.
+    fn unlock(&self, session: u64, key: i64) -> bool {
+        let mut held = self.held.lock();
+        match held.get_mut(&key) {
+            Some((owner, count)) if *owner == session => {
+                *count -= 1;
+                if *count == 0 {
+                    held.remove(&key);
+                    self.released.notify_all();
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Releases every lock of `session` (`pg_advisory_unlock_all`, session end).
+    pub(crate) fn release_all(&self, session: u64) {
+        let mut held = self.held.lock();
+        held.retain(|_, (owner, _)| *owner != session);
+        self.released.notify_all();
+    }
+}
+
+/// What the lock functions of one session share.
+#[derive(Clone)]
+pub(crate) struct SessionLocks {
+    pub(crate) locks: Arc<AdvisoryLocks>,
+    pub(crate) session: u64,
+    /// The statement the session is running, to stop a wait when it is canceled.
+    pub(crate) running: Arc<Mutex<Option<CancelHandle>>>,
+    /// The process id the client was given (BackendKeyData).
+    pub(crate) backend_pid: Arc<AtomicI32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Op {
+    Lock,
+    TryLock,
+    Unlock,
+    UnlockAll,
+    BackendPid,
+}
+
+struct LockFunction {
+    name: &'static str,
+    op: Op,
+    signature: Signature,
+    locks: SessionLocks,
+}
+
+impl std::fmt::Debug for LockFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockFunction")
+            .field("name", &self.name)
+            .field("session", &self.locks.session)
+            .finish()
+    }
+}
+
+impl PartialEq for LockFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.locks.session == other.locks.session
+    }
+}
+
+impl Eq for LockFunction {}
+
+impl std::hash::Hash for LockFunction {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        self.locks.session.hash(state);
+    }
+}
+
+/// The lock key of row `i`: one bigint, or two ints packed as PostgreSQL packs them.
+fn key(columns: &[ArrayRef], i: usize) -> DfResult<Option<i64>> {
+    let mut parts = Vec::with_capacity(columns.len());
+    for c in columns {
+        let c = cast(c, &DataType::Int64)?;
+        let c = c.as_primitive::<Int64Type>();
+        if c.is_null(i) {
+            return Ok(None);
+        }
+        parts.push(c.value(i));
+    }
+    Ok(match parts.as_slice() {
+        [k] => Some(*k),
+        [a, b] => {
+            let (a, b) = (i32::try_from(*a), i32::try_from(*b));
+            match (a, b) {
+                (Ok(a), Ok(b)) => Some((i64::from(a) << 32) | i64::from(b as u32)),
+                _ => {
+                    return Err(Error::InvalidLimit(
+                        "advisory lock keys of two parts are integers (int4)".into(),
+                    )
+                    .into())
+                }
+            }
+        }
+        _ => None,
+    })
+}
+
+impl ScalarUDFImpl for LockFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(match self.op {
+            Op::Lock | Op::UnlockAll => DataType::Utf8,
+            Op::TryLock | Op::Unlock => DataType::Boolean,
+            Op::BackendPid => DataType::Int32,
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let l = &self.locks;
+        match self.op {
+            Op::BackendPid => {
+                return Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(
+                    l.backend_pid.load(Ordering::Relaxed),
+                ))))
+            }
+            Op::UnlockAll => {
+                l.locks.release_all(l.session);
+                // PostgreSQL's void result prints as an empty string.
+                return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+                    Some(String::new()),
+                )));
+            }
+            _ => {}
+        }
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let rows = if scalar { 1 } else { args.number_rows };
+        let columns: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<DfResult<_>>()?;
+        let mut out = BooleanBuilder::new();
+        for i in 0..rows {
+            let Some(k) = key(&columns, i)? else {
+                out.append_null();
+                continue;
+            };
+            match self.op {
+                Op::Lock => {
+                    l.locks.lock(l.session, k, &l.running)?;
+                    out.append_value(true);
+                }
+                Op::TryLock => out.append_value(l.locks.try_lock(l.session, k)),
+                Op::Unlock => out.append_value(l.locks.unlock(l.session, k)),
+                Op::UnlockAll | Op::BackendPid => {}
+            }
+        }
+        let array: ArrayRef = Arc::new(out.finish());
+        let result: ArrayRef = if self.op == Op::Lock {
+            // void: an empty string per row, as PostgreSQL prints a void result.
+            Arc::new(StringArray::from(vec![""; rows]))
+        } else {
+            array
+        };
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?)
+        } else {
+            ColumnarValue::Array(result)
+        })
+    }
+}
+
+/// The advisory lock functions and `pg_backend_pid()` of one session.
+pub(crate) fn functions(locks: &SessionLocks) -> Vec<ScalarUDF> {
+    let keyed = || {
+        Signature::one_of(
+            // One bigint key or two int keys; literals arrive as bigints, so any
+            // integers are taken and checked when the key is built.
+            vec![TypeSignature::Any(1), TypeSignature::Any(2)],
+            Volatility::Volatile,
+        )
+    };
+    [
+        ("pg_advisory_lock", Op::Lock, keyed()),
+        ("pg_try_advisory_lock", Op::TryLock, keyed()),
+        ("pg_advisory_unlock", Op::Unlock, keyed()),
+        (
+            "pg_advisory_unlock_all",
+            Op::UnlockAll,
+            Signature::nullary(Volatility::Volatile),
+        ),
+        (
+            "pg_backend_pid",
+            Op::BackendPid,
+            Signature::nullary(Volatility::Stable),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, op, signature)| {
+        ScalarUDF::new_from_impl(LockFunction {
+            name,
+            op,
+            signature,
+            locks: locks.clone(),
+        })
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_are_reentrant_per_session_and_exclusive_between_sessions() {
+        let locks = AdvisoryLocks::default();
+        assert!(locks.try_lock(1, 42));
+        assert!(locks.try_lock(1, 42));
+        assert!(!locks.try_lock(2, 42));
+        assert!(locks.unlock(1, 42));
+        assert!(!locks.try_lock(2, 42), "still held once");
+        assert!(locks.unlock(1, 42));
+        assert!(!locks.unlock(1, 42), "held no more");
+        assert!(locks.try_lock(2, 42));
+        locks.release_all(2);
+        assert!(locks.try_lock(1, 42));
+    }
+}

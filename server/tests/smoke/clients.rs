@@ -1,0 +1,88 @@
+//! The client-compatibility suite: each mainstream driver, in its own language and
+//! with its defaults, against the real server (`sql-tests/clients/`).
+//!
+//! The drivers come from their registries (`.ci/run` installs them: pip into
+//! `sql-tests/clients/.venv`, npm into `sql-tests/clients/node`). Without them a
+//! plain `cargo test` says so and skips; with `WASMUDF_CLIENTS=required` (CI) a
+//! missing driver fails the test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::Server;
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql-tests/clients")
+}
+
+fn required() -> bool {
+    std::env::var("WASMUDF_CLIENTS").is_ok_and(|v| v == "required")
+}
+
+/// Runs `program args.. URL` against a fresh server; `None` if the driver is not
+/// installed here (and not required).
+fn run_client(name: &str, program: &Path, args: &[PathBuf], installed: bool) {
+    if !installed {
+        assert!(
+            !required(),
+            "{name} is not installed (WASMUDF_CLIENTS=required): run .ci/run's client setup"
+        );
+        eprintln!("skipped {name}: not installed (see sql-tests/clients/README.md)");
+        return;
+    }
+    let server = Server::start(name);
+    let url = format!("postgresql://wasmudf@127.0.0.1:{}/wasmudf", server.port);
+    let out = Command::new(program)
+        .args(args)
+        .arg(&url)
+        .output()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{name} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains(": ok"),
+        "{name} did not finish:\n{stdout}\n{stderr}"
+    );
+}
+
+fn python() -> PathBuf {
+    clients_dir().join(".venv/bin/python")
+}
+
+#[test]
+fn psycopg() {
+    let py = python();
+    run_client(
+        "psycopg",
+        &py,
+        &[clients_dir().join("psycopg_client.py")],
+        py.exists(),
+    );
+}
+
+#[test]
+fn asyncpg() {
+    let py = python();
+    run_client(
+        "asyncpg",
+        &py,
+        &[clients_dir().join("asyncpg_client.py")],
+        py.exists(),
+    );
+}
+
+#[test]
+fn node_postgres() {
+    let dir = clients_dir().join("node");
+    run_client(
+        "node-postgres",
+        Path::new("node"),
+        &[dir.join("client.js")],
+        dir.join("node_modules/pg").exists(),
+    );
+}
