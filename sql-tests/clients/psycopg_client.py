@@ -111,17 +111,13 @@ with psycopg.connect(URL) as conn:
                 conn.execute("SELECT * FROM nope")
         except psycopg.errors.UndefinedTable:
             pass
-    # Named (server-side) cursors are DECLARE / FETCH, which the server runs, but psycopg
-    # then describes the cursor as a protocol portal, which the server cannot yet
-    # (issue 19's remaining work); the SQL cursor itself is tested in
-    # sql-tests/slt/session_commands.slt.
+    # Named (server-side) cursors: DECLARE, a Describe of the cursor as a portal, FETCH.
     with conn.transaction():
-        conn.execute('DECLARE "big" CURSOR FOR SELECT add_one(value) FROM generate_series(1, 100)')
-        values = []
-        while rows := conn.execute('FETCH FORWARD 7 FROM "big"').fetchall():
-            values.extend(r[0] for r in rows)
-        conn.execute('CLOSE "big"')
-    check(values == list(range(2, 102)), "cursor rows")
+        with conn.cursor(name="big") as named:
+            named.itersize = 7
+            named.execute("SELECT add_one(value) FROM generate_series(1, 100)")
+            values = [r[0] for r in named]
+    check(values == list(range(2, 102)), "named cursor rows")
 
     # COPY in and out.
     conn.execute("CREATE TABLE psy_copy (id BIGINT, name TEXT)")

@@ -63,6 +63,8 @@ pub enum CommandTag {
     Deallocate,
     /// `DEALLOCATE ALL`: every prepared statement of the connection goes.
     DeallocateAll,
+    /// `PREPARE`.
+    Prepare,
     /// `DECLARE ... CURSOR`.
     DeclareCursor,
     /// `CLOSE name`.
@@ -104,6 +106,7 @@ impl CommandTag {
             CommandTag::Discard => "DISCARD",
             CommandTag::Deallocate => "DEALLOCATE",
             CommandTag::DeallocateAll => "DEALLOCATE ALL",
+            CommandTag::Prepare => "PREPARE",
             CommandTag::DeclareCursor => "DECLARE CURSOR",
             CommandTag::CloseCursor => "CLOSE CURSOR",
             CommandTag::CloseCursorAll => "CLOSE CURSOR ALL",

@@ -252,7 +252,7 @@ static DEFINITIONS: &[Definition] = &[
         false,
         Settable,
         Initial::Text("\"$user\", public"),
-        application_name,
+        any,
         "Sets the schema search order for names that are not schema-qualified.",
     ),
     def(

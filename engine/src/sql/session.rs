@@ -10,12 +10,16 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream};
+use datafusion::logical_expr::Statement as PlanStatement;
 use datafusion::logical_expr::{
     Cast, DdlStatement, DmlStatement, Expr, LogicalPlan, TryCast, WriteOp,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    DataType as SqlDataType, Expr as SqlExpr, Ident, Statement as SqlStatement,
+};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -53,6 +57,16 @@ pub struct Session {
     applied: AtomicU64,
     /// Open cursors (`DECLARE`), by name.
     cursors: Mutex<HashMap<String, Cursor>>,
+    /// Statements prepared with SQL PREPARE, by name.
+    prepared: Mutex<HashMap<String, PreparedSql>>,
+}
+
+/// A statement prepared with SQL PREPARE.
+#[derive(Clone)]
+struct PreparedSql {
+    statement: Statement,
+    /// The declared parameter types.
+    types: Vec<SqlDataType>,
 }
 
 /// An open cursor: its query's rows, read as FETCH asks.
@@ -132,6 +146,7 @@ impl Session {
             parameters,
             applied: AtomicU64::new(u64::MAX),
             cursors: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
         }
     }
 
@@ -168,6 +183,12 @@ impl Session {
     pub fn reported_parameters(&self) -> (u64, Vec<(&'static str, String)>) {
         let p = self.parameters.lock();
         (p.version(), p.reported())
+    }
+
+    /// The columns of the open cursor `name` (`DECLARE name CURSOR`), which the wire
+    /// layer describes as a portal of that name.
+    pub fn cursor_schema(&self, name: &str) -> Option<SchemaRef> {
+        self.cursors.lock().get(name).map(|c| c.schema.clone())
     }
 
     /// How this session prints values in text format (TimeZone, extra_float_digits,
@@ -327,6 +348,7 @@ impl Session {
                 count,
                 skip,
             } => self.fetch(&cursor, count, skip).await,
+            Family::Execute { name, arguments } => self.execute_prepared(&name, arguments).await,
             Family::Command(c) => self.run_command(*c).await,
         };
         self.apply_parameters();
@@ -480,6 +502,62 @@ impl Session {
         ))))
     }
 
+    /// The statement SQL PREPARE gave `name`; 26000 if none.
+    fn prepared_sql(&self, name: &str) -> DfResult<PreparedSql> {
+        self.prepared.lock().get(name).cloned().ok_or_else(|| {
+            Error::UndefinedPreparedStatement(format!(
+                "prepared statement \"{}\" does not exist",
+                crate::error::guest_text(name)
+            ))
+            .into()
+        })
+    }
+
+    /// `EXECUTE name (arguments)`: the arguments are evaluated (constant expressions,
+    /// as PostgreSQL takes), then the statement runs with them as its parameters.
+    async fn execute_prepared(&self, name: &str, arguments: Vec<SqlExpr>) -> DfResult<Output> {
+        let prepared = self.prepared_sql(name)?;
+        let mut params = Vec::with_capacity(arguments.len());
+        if !arguments.is_empty() {
+            let select = format!(
+                "SELECT {}",
+                arguments
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut statements = self.parse(&select)?;
+            let statement = statements
+                .pop()
+                .ok_or_else(|| Error::Syntax("EXECUTE arguments".into()))?;
+            let Output::Rows(rows) = self.run_query(statement.sql, Vec::new()).await? else {
+                return Err(Error::Syntax("EXECUTE arguments".into()).into());
+            };
+            let batches = crate::sql::output::collect(rows).await?;
+            let batch = batches
+                .iter()
+                .find(|b| b.num_rows() > 0)
+                .ok_or_else(|| Error::Syntax("EXECUTE arguments".into()))?;
+            for column in batch.columns() {
+                params.push(ScalarValue::try_from_array(column, 0)?);
+            }
+        }
+        let names = prepared.statement.column_names.clone();
+        match Family::of(&prepared.statement)? {
+            Family::Query(sql) => self
+                .run_query_typed(sql, params, &prepared.types)
+                .await
+                .map(|out| with_pg_names(out, names.as_deref())),
+            _ if params.is_empty() => Box::pin(self.run(prepared.statement)).await,
+            _ => Err(Error::Protocol(format!(
+                "{} parameters given to a statement that takes none",
+                params.len()
+            ))
+            .into()),
+        }
+    }
+
     /// Ends the transaction block: parameters committed or rolled back, cursors
     /// without HOLD closed.
     fn end_transaction(&self, commit: bool) {
@@ -496,6 +574,21 @@ impl Session {
     /// What `statement` takes and returns, planned against the current catalog but
     /// not run (the extended protocol's Describe).
     pub async fn describe(&self, statement: &Statement) -> DfResult<Description> {
+        self.describe_typed(statement, &[]).await
+    }
+
+    /// As [`Self::describe`], with the parameter types the client declared (Parse):
+    /// a parameter keeps its declared type, so `SELECT $1` declared int4 returns int4.
+    /// Undeclared (`None`) parameters, and those after one, are inferred.
+    pub async fn describe_typed(
+        &self,
+        statement: &Statement,
+        declared: &[Option<DataType>],
+    ) -> DfResult<Description> {
+        let types: Vec<SqlDataType> = declared
+            .iter()
+            .map_while(|t| t.as_ref().and_then(sql_type))
+            .collect();
         let no_parameters = |columns| {
             Ok(Description {
                 parameters: Vec::new(),
@@ -526,11 +619,17 @@ impl Session {
                     .into()),
                 };
             }
+            Family::Execute { name, .. } => {
+                let prepared = self.prepared_sql(&name)?;
+                let mut inner = Box::pin(self.describe_typed(&prepared.statement, &[])).await?;
+                inner.parameters.clear();
+                return Ok(inner);
+            }
             Family::Parameter(_) | Family::Command(_) => return no_parameters(None),
             Family::Query(sql) => sql,
         };
         self.sync_functions();
-        let plan = self.ctx.state().statement_to_plan(sql).await?;
+        let plan = plan_typed(&self.ctx.state(), sql, &types).await?;
         let mut types = plan.get_parameter_types()?;
         for (id, hint) in placeholder_hints(&plan)? {
             if let Some(slot @ None) = types.get_mut(&id) {
@@ -695,11 +794,43 @@ impl Session {
                 }
                 self.run_parameter(ParameterStatement::ResetAll)?;
                 self.cursors.lock().clear();
+                self.prepared.lock().clear();
                 self.db.inner.advisory_locks.release_all(self.id);
                 Ok(command(CommandTag::DiscardAll))
             }
-            Command::Deallocate(Some(name)) => Ok(Output::Deallocate(name)),
-            Command::Deallocate(None) => Ok(command(CommandTag::DeallocateAll)),
+            // SQL PREPARE's statements are the engine's; the protocol's are the wire
+            // layer's (same namespace, as in PostgreSQL).
+            Command::Deallocate(Some(name)) => match self.prepared.lock().remove(&name) {
+                Some(_) => Ok(command(CommandTag::Deallocate)),
+                None => Ok(Output::Deallocate(name)),
+            },
+            Command::Deallocate(None) => {
+                self.prepared.lock().clear();
+                Ok(command(CommandTag::DeallocateAll))
+            }
+            Command::Prepare {
+                name,
+                types,
+                statement,
+            } => {
+                if self.prepared.lock().contains_key(&name) {
+                    return Err(Error::DuplicatePreparedStatement(format!(
+                        "prepared statement \"{}\" already exists",
+                        crate::error::guest_text(&name)
+                    ))
+                    .into());
+                }
+                let statement = Statement::new(DfStatement::Statement(statement));
+                // Planned now, as PostgreSQL checks it at PREPARE.
+                if let Family::Query(sql) = Family::of(&statement)? {
+                    self.sync_functions();
+                    plan_typed(&self.ctx.state(), sql, &types).await?;
+                }
+                self.prepared
+                    .lock()
+                    .insert(name, PreparedSql { statement, types });
+                Ok(command(CommandTag::Prepare))
+            }
             Command::DeclareCursor { name, query, hold } => {
                 if !hold && !self.parameters.lock().in_transaction() {
                     return Err(Error::NoActiveTransaction(
@@ -798,9 +929,30 @@ impl Session {
         statement: DfStatement,
         params: Vec<ScalarValue>,
     ) -> DfResult<Output> {
+        self.run_query_typed(statement, params, &[]).await
+    }
+
+    /// As [`Self::run_query`], with the first placeholders of the declared `types`
+    /// (SQL PREPARE's); each value is cast to its placeholder's type.
+    async fn run_query_typed(
+        &self,
+        statement: DfStatement,
+        mut params: Vec<ScalarValue>,
+        types: &[SqlDataType],
+    ) -> DfResult<Output> {
         let query = self.db.inner.engine.query(&self.ctx);
         let state = query.session().state();
-        let mut plan = state.statement_to_plan(statement).await?;
+        let mut plan = plan_typed(&state, statement, types).await?;
+        if !types.is_empty() {
+            let placeholders = plan.get_parameter_types()?;
+            for (i, value) in params.iter_mut().enumerate() {
+                if let Some(Some(ty)) = placeholders.get(&format!("${}", i + 1)) {
+                    if &value.data_type() != ty {
+                        *value = value.cast_to(ty)?;
+                    }
+                }
+            }
+        }
         if !params.is_empty() || !plan.get_parameter_types()?.is_empty() {
             plan = plan.with_param_values(ParamValues::List(
                 params.into_iter().map(Into::into).collect(),
@@ -942,4 +1094,53 @@ fn placeholder_hints(plan: &LogicalPlan) -> DfResult<HashMap<String, DataType>> 
         })
     })?;
     Ok(hints)
+}
+
+/// Plans `statement`, its first placeholders of the given `types` (as SQL PREPARE
+/// declares them: DataFusion's planner takes declared types only there).
+async fn plan_typed(
+    state: &datafusion::execution::SessionState,
+    statement: DfStatement,
+    types: &[SqlDataType],
+) -> DfResult<LogicalPlan> {
+    let statement = match statement {
+        DfStatement::Statement(inner) if !types.is_empty() => {
+            DfStatement::Statement(Box::new(SqlStatement::Prepare {
+                name: Ident::new("wasmudf_typed"),
+                data_types: types.to_vec(),
+                statement: inner,
+            }))
+        }
+        other => return state.statement_to_plan(other).await,
+    };
+    match state.statement_to_plan(statement).await? {
+        LogicalPlan::Statement(PlanStatement::Prepare(prepare)) => {
+            Ok(Arc::unwrap_or_clone(prepare.input))
+        }
+        other => Ok(other),
+    }
+}
+
+/// The SQL type for a parameter a client declared as Arrow type `dt` (`None` for
+/// one SQL cannot name here: it is inferred instead).
+fn sql_type(dt: &DataType) -> Option<SqlDataType> {
+    use datafusion::sql::sqlparser::ast::{ExactNumberInfo, TimezoneInfo};
+    Some(match dt {
+        DataType::Boolean => SqlDataType::Boolean,
+        DataType::Int16 => SqlDataType::SmallInt(None),
+        DataType::Int32 => SqlDataType::Int(None),
+        DataType::Int64 => SqlDataType::BigInt(None),
+        DataType::Float32 => SqlDataType::Real,
+        DataType::Float64 => SqlDataType::DoublePrecision,
+        DataType::Utf8 => SqlDataType::Text,
+        DataType::Binary => SqlDataType::Bytea,
+        DataType::Date32 => SqlDataType::Date,
+        DataType::Timestamp(_, None) => SqlDataType::Timestamp(None, TimezoneInfo::None),
+        DataType::Timestamp(_, Some(_)) => SqlDataType::Timestamp(None, TimezoneInfo::WithTimeZone),
+        DataType::Decimal128(p, s) => SqlDataType::Numeric(ExactNumberInfo::PrecisionAndScale(
+            u64::from(*p),
+            i64::from(*s),
+        )),
+        _ => return None,
+    })
 }

@@ -7,9 +7,9 @@ use std::collections::VecDeque;
 use datafusion::error::Result as DfResult;
 use datafusion::sql::parser::{DFParser, ResetStatement, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
-    CloseCursor, ContextModifier, CreateFunction, DeclareType, DiscardObject, DropFunction,
-    Expr as SqlExpr, FetchDirection, ObjectType, Set, Statement as SqlStatement,
-    TransactionAccessMode, TransactionMode, UnaryOperator, Value,
+    CloseCursor, ContextModifier, CreateFunction, DataType as SqlDataType, DeclareType,
+    DiscardObject, DropFunction, Expr as SqlExpr, FetchDirection, ObjectType, Set,
+    Statement as SqlStatement, TransactionAccessMode, TransactionMode, UnaryOperator, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -32,7 +32,7 @@ pub struct Statement {
 }
 
 impl Statement {
-    fn new(sql: DfStatement) -> Self {
+    pub(crate) fn new(sql: DfStatement) -> Self {
         Statement {
             column_names: column_names::pg_column_names(&sql),
             sql,
@@ -211,6 +211,13 @@ pub(crate) enum Family {
         /// Written `MOVE`: the rows are skipped, not returned.
         skip: bool,
     },
+    /// `EXECUTE name (arguments)`: a statement prepared with SQL PREPARE.
+    Execute {
+        /// The prepared statement.
+        name: String,
+        /// Its arguments (constant expressions).
+        arguments: Vec<SqlExpr>,
+    },
     /// Handled by the engine itself: returns a command tag (or starts a COPY).
     Command(Box<Command>),
 }
@@ -289,6 +296,15 @@ pub(crate) enum Command {
     },
     /// `DEALLOCATE [PREPARE] name | ALL` (`None`: ALL).
     Deallocate(Option<String>),
+    /// `PREPARE name [(types)] AS statement`.
+    Prepare {
+        /// The statement's name.
+        name: String,
+        /// The declared parameter types (the rest are inferred).
+        types: Vec<SqlDataType>,
+        /// The statement.
+        statement: Box<SqlStatement>,
+    },
     /// `DECLARE name CURSOR [WITH HOLD] FOR query`.
     DeclareCursor {
         /// The cursor's name.
@@ -571,9 +587,11 @@ fn session_command(sql: &SqlStatement, moves: bool) -> Result<Option<Family>> {
             let [declare] = stmts.as_slice() else {
                 return Err(Error::NotSupported("DECLARE one cursor at a time".into()));
             };
-            let (Some(DeclareType::Cursor), [name], Some(query)) =
-                (&declare.declare_type, declare.names.as_slice(), &declare.for_query)
-            else {
+            let (Some(DeclareType::Cursor), [name], Some(query)) = (
+                &declare.declare_type,
+                declare.names.as_slice(),
+                &declare.for_query,
+            ) else {
                 return Err(Error::NotSupported(
                     "only DECLARE name CURSOR FOR query is supported".into(),
                 ));
@@ -585,7 +603,8 @@ fn session_command(sql: &SqlStatement, moves: bool) -> Result<Option<Family>> {
             }
             if declare.binary == Some(true) {
                 return Err(Error::NotSupported(
-                    "BINARY cursors are not supported; fetch in binary with the extended protocol".into(),
+                    "BINARY cursors are not supported; fetch in binary with the extended protocol"
+                        .into(),
                 ));
             }
             Command::DeclareCursor {
@@ -638,9 +657,31 @@ fn session_command(sql: &SqlStatement, moves: bool) -> Result<Option<Family>> {
                 "NOTIFY is not supported yet: notifications are not delivered".into(),
             ))
         }
-        SqlStatement::Prepare { .. } | SqlStatement::Execute { .. } => {
+        SqlStatement::Prepare {
+            name,
+            data_types,
+            statement,
+        } => Command::Prepare {
+            name: name.value.clone(),
+            types: data_types.clone(),
+            statement: statement.clone(),
+        },
+        SqlStatement::Execute {
+            name: Some(name),
+            parameters,
+            using,
+            into,
+            immediate: false,
+            ..
+        } if using.is_empty() && into.is_empty() => {
+            return Ok(Some(Family::Execute {
+                name: name.to_string(),
+                arguments: parameters.clone(),
+            }))
+        }
+        SqlStatement::Execute { .. } => {
             return Err(Error::NotSupported(
-                "SQL PREPARE / EXECUTE are not supported yet; use the extended query protocol (every driver's prepared statements)".into(),
+                "only EXECUTE name [(arguments)] is supported".into(),
             ))
         }
         _ => return Ok(None),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::SinkExt;
 use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::send_describe_response;
 use pgwire::api::query::ExtendedQueryHandler;
 use pgwire::api::results::{
     DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response,
@@ -15,7 +16,7 @@ use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::extendedquery::{Parse, ParseComplete};
+use pgwire::messages::extendedquery::{Describe, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL};
 use pgwire::messages::PgWireBackendMessage;
 use wasmudf_engine::datafusion::arrow::datatypes::DataType;
 use wasmudf_engine::{Description, Statement};
@@ -100,8 +101,13 @@ impl QueryParser for Parser {
         let Some(statement) = statements.pop() else {
             return Ok(None);
         };
+        // Declared types are the parameters' types, as PostgreSQL takes them.
+        let declared: Vec<Option<DataType>> = types
+            .iter()
+            .map(|t| t.as_ref().and_then(arrow_type))
+            .collect();
         let description = session
-            .describe(&statement)
+            .describe_typed(&statement, &declared)
             .await
             .map_err(|e| user_error(&e))?;
         Ok(Some(Prepared {
@@ -140,6 +146,35 @@ impl ExtendedQueryHandler for QueryHandler {
 
     fn query_parser(&self) -> Arc<Parser> {
         self.parser.clone()
+    }
+
+    /// pgwire's Describe, which also describes a SQL cursor (DECLARE) as a portal of
+    /// that name, as PostgreSQL does (psycopg's named cursors ask).
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo
+            + ClientPortalStore
+            + futures::Sink<PgWireBackendMessage>
+            + Unpin
+            + Send
+            + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL {
+            let name = message.name.clone().unwrap_or_default();
+            if client.portal_store().get_portal(&name).is_none() {
+                if let Some(schema) = self.session.get()?.cursor_schema(&name) {
+                    let response = DescribePortalResponse::new(
+                        fields(&schema, &Format::UnifiedText).as_ref().clone(),
+                    );
+                    send_describe_response(client, &response).await?;
+                    return Ok(());
+                }
+            }
+        }
+        self._on_describe(client, message).await
     }
 
     /// pgwire's Parse, with the statement's name remembered for DEALLOCATE ALL.

@@ -19,8 +19,8 @@ fn required() -> bool {
     std::env::var("WASMUDF_CLIENTS").is_ok_and(|v| v == "required")
 }
 
-/// Runs `program args.. URL` against a fresh server; `None` if the driver is not
-/// installed here (and not required).
+/// Runs `program args.. URL` against a fresh server; skips (or, when required, fails)
+/// if the driver is not installed here.
 fn run_client(name: &str, program: &Path, args: &[PathBuf], installed: bool) {
     if !installed {
         assert!(
@@ -31,7 +31,14 @@ fn run_client(name: &str, program: &Path, args: &[PathBuf], installed: bool) {
         return;
     }
     let server = Server::start(name);
-    let url = format!("postgresql://wasmudf@127.0.0.1:{}/wasmudf", server.port);
+    let url = if name == "pgjdbc" {
+        format!(
+            "jdbc:postgresql://127.0.0.1:{}/wasmudf?user=wasmudf",
+            server.port
+        )
+    } else {
+        format!("postgresql://wasmudf@127.0.0.1:{}/wasmudf", server.port)
+    };
     let out = Command::new(program)
         .args(args)
         .arg(&url)
@@ -73,6 +80,24 @@ fn asyncpg() {
         &py,
         &[clients_dir().join("asyncpg_client.py")],
         py.exists(),
+    );
+}
+
+/// Debian's pgjdbc (Maven Central is not reachable here), run as a single-file Java
+/// program.
+#[test]
+fn pgjdbc() {
+    let jar = Path::new("/usr/share/java/postgresql.jar");
+    let installed = jar.exists() && Command::new("java").arg("-version").output().is_ok();
+    run_client(
+        "pgjdbc",
+        Path::new("java"),
+        &[
+            "-cp".into(),
+            jar.to_path_buf(),
+            clients_dir().join("jdbc/JdbcClient.java"),
+        ],
+        installed,
     );
 }
 

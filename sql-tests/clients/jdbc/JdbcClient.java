@@ -1,0 +1,107 @@
+// pgjdbc (Debian's libpostgresql-jdbc-java) against wasmudf, with the driver's defaults.
+// Run by the smoke suite as `java -cp postgresql.jar JdbcClient.java URL`.
+
+import java.math.BigDecimal;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Savepoint;
+import java.sql.Statement;
+import java.util.Arrays;
+
+public class JdbcClient {
+    static void check(boolean cond, String what) {
+        if (!cond) {
+            throw new AssertionError(what);
+        }
+    }
+
+    static String sqlstate(Connection c, String sql) throws Exception {
+        try (Statement s = c.createStatement()) {
+            s.execute(sql);
+        } catch (SQLException e) {
+            return e.getSQLState();
+        }
+        throw new AssertionError("no error: " + sql);
+    }
+
+    public static void main(String[] args) throws Exception {
+        String url = args[0];
+        // The URL docs/server.md gives; pgjdbc sends SET extra_float_digits = 3 at connect.
+        try (Connection c = DriverManager.getConnection(url)) {
+            check(c.getMetaData().getDatabaseMajorVersion() == 16, "server version");
+            try (Statement s = c.createStatement(); ResultSet r = s.executeQuery("SELECT 1, CAST(2 AS BIGINT), 'x'")) {
+                check(r.next(), "a row");
+                check(r.getInt(1) == 1 && r.getLong(2) == 2 && r.getString(3).equals("x"), "simple query");
+                check(r.getMetaData().getColumnType(1) == java.sql.Types.INTEGER, "SELECT 1 is int4");
+            }
+            try (Statement s = c.createStatement(); ResultSet r = s.executeQuery("SHOW extra_float_digits")) {
+                check(r.next() && r.getString(1).equals("3"), "extra_float_digits set by the driver");
+            }
+            // A prepared statement run 10 times: pgjdbc switches to a named server-side
+            // statement from the 5th execution on.
+            try (PreparedStatement p = c.prepareStatement("SELECT add_one(?), initials(?)")) {
+                for (int i = 0; i < 10; i++) {
+                    p.setLong(1, i);
+                    p.setString(2, "Ada Lovelace");
+                    try (ResultSet r = p.executeQuery()) {
+                        check(r.next() && r.getLong(1) == i + 1 && r.getString(2).equals("AL"), "prepared " + i);
+                    }
+                }
+            }
+            // Types, decoded as PostgreSQL's.
+            try (Statement s = c.createStatement(); ResultSet r = s.executeQuery(
+                    "SELECT CAST(1.5 AS DOUBLE PRECISION), CAST(12.34 AS NUMERIC(10,2)), true, CAST('ab' AS BYTEA), "
+                    + "DATE '2024-02-29', TIMESTAMP '2024-02-29 10:11:12.123456', now(), NULL")) {
+                check(r.next(), "a row");
+                check(r.getDouble(1) == 1.5, "float8");
+                check(r.getBigDecimal(2).equals(new BigDecimal("12.34")), "numeric");
+                check(r.getBoolean(3), "bool");
+                check(Arrays.equals(r.getBytes(4), "ab".getBytes()), "bytea");
+                check(r.getDate(5).toString().equals("2024-02-29"), "date " + r.getDate(5));
+                check(r.getTimestamp(6).toString().equals("2024-02-29 10:11:12.123456"), "timestamp " + r.getTimestamp(6));
+                check(r.getTimestamp(7) != null, "now()");
+                check(r.getString(8) == null && r.wasNull(), "NULL");
+            }
+            // Errors carry their SQLSTATE; the connection stays usable.
+            check(sqlstate(c, "SELECT safe_div(1, 0)").equals("38000"), "guest error");
+            check(sqlstate(c, "SELECT * FROM nope").equals("42P01"), "undefined table");
+            // Transactions with savepoints (autocommit off).
+            c.setAutoCommit(false);
+            try (Statement s = c.createStatement()) {
+                s.execute("SELECT 1");
+                Savepoint sp = c.setSavepoint("sp1");
+                c.rollback(sp);
+                c.releaseSavepoint(c.setSavepoint("sp2"));
+            }
+            c.rollback();
+            c.setAutoCommit(true);
+            // Cancel from another thread: 57014, the connection goes on.
+            try (Statement s = c.createStatement()) {
+                Thread t = new Thread(() -> {
+                    try {
+                        Thread.sleep(500);
+                        s.cancel();
+                    } catch (Exception e) {
+                        throw new RuntimeException(e);
+                    }
+                });
+                t.start();
+                String state = null;
+                try {
+                    s.executeQuery("SELECT count(add_one(a.value + b.value)) FROM generate_series(1, 20000) a, generate_series(1, 20000) b");
+                } catch (SQLException e) {
+                    state = e.getSQLState();
+                }
+                t.join();
+                check("57014".equals(state), "cancel: " + state);
+            }
+            try (Statement s = c.createStatement(); ResultSet r = s.executeQuery("SELECT add_one(1)")) {
+                check(r.next() && r.getLong(1) == 2, "usable after cancel");
+            }
+        }
+        System.out.println("pgjdbc: ok");
+    }
+}
