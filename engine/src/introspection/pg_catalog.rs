@@ -108,6 +108,7 @@ pub(crate) fn setup(template: &SessionContext, admins: &[String]) -> crate::Resu
             one(),
         ),
         ("pg_size_pretty", Answer::SizePretty, one()),
+        ("to_regtype", Answer::ToRegtype, one()),
         (
             "pg_database_size",
             Answer::DatabaseSize,
@@ -701,6 +702,70 @@ enum Answer {
     NullText,
     /// A size not tracked per relation (`pg_table_size`): unknown.
     NullBigint,
+    /// `to_regtype(text)`: the OID of a built-in type by any of its names, NULL for a
+    /// name no type has (there are no user-defined types).
+    ToRegtype,
+}
+
+/// PostgreSQL's built-in types by their names and aliases (what `to_regtype` and
+/// `::regtype` accept), with their OIDs.
+const TYPE_OIDS: &[(&[&str], i64)] = &[
+    (&["bool", "boolean"], 16),
+    (&["bytea"], 17),
+    (&["char", "\"char\""], 18),
+    (&["name"], 19),
+    (&["int8", "bigint"], 20),
+    (&["int2", "smallint"], 21),
+    (&["int4", "integer", "int"], 23),
+    (&["regproc"], 24),
+    (&["text"], 25),
+    (&["oid"], 26),
+    (&["json"], 114),
+    (&["xml"], 142),
+    (&["float4", "real"], 700),
+    (&["float8", "double precision"], 701),
+    (&["unknown"], 705),
+    (&["bpchar", "character"], 1042),
+    (&["varchar", "character varying"], 1043),
+    (&["date"], 1082),
+    (&["time", "time without time zone"], 1083),
+    (&["timestamp", "timestamp without time zone"], 1114),
+    (&["timestamptz", "timestamp with time zone"], 1184),
+    (&["interval"], 1186),
+    (&["timetz", "time with time zone"], 1266),
+    (&["numeric", "decimal"], 1700),
+    (&["regclass"], 2205),
+    (&["regtype"], 2206),
+    (&["record"], 2249),
+    (&["void"], 2278),
+    (&["uuid"], 2950),
+    (&["jsonb"], 3802),
+    (&["_bool", "bool[]", "boolean[]"], 1000),
+    (&["_bytea", "bytea[]"], 1001),
+    (&["_int2", "int2[]", "smallint[]"], 1005),
+    (&["_int4", "int4[]", "integer[]", "int[]"], 1007),
+    (&["_text", "text[]"], 1009),
+    (&["_varchar", "varchar[]", "character varying[]"], 1015),
+    (&["_int8", "int8[]", "bigint[]"], 1016),
+    (&["_float4", "float4[]", "real[]"], 1021),
+    (&["_float8", "float8[]", "double precision[]"], 1022),
+    (&["_timestamp", "timestamp[]"], 1115),
+    (&["_date", "date[]"], 1182),
+    (&["_timestamptz", "timestamptz[]"], 1185),
+    (&["_numeric", "numeric[]"], 1231),
+    (&["_uuid", "uuid[]"], 2951),
+    (&["_jsonb", "jsonb[]"], 3807),
+];
+
+/// The OID of the built-in type `name` (`integer`, `pg_catalog.int4`, `text[]`).
+fn type_oid(name: &str) -> Option<i64> {
+    let name = name.trim().to_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+    TYPE_OIDS
+        .iter()
+        .find(|(names, _)| names.contains(&name.as_str()))
+        .map(|(_, oid)| *oid)
 }
 
 /// A `pg_catalog` function the crate does not provide (or provides wrongly for here).
@@ -737,7 +802,7 @@ impl ScalarUDFImpl for CatalogFunction {
     fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
         Ok(match self.answer {
             Answer::True => DataType::Boolean,
-            Answer::DatabaseSize | Answer::NullBigint => DataType::Int64,
+            Answer::DatabaseSize | Answer::NullBigint | Answer::ToRegtype => DataType::Int64,
             _ => DataType::Utf8,
         })
     }
@@ -753,6 +818,16 @@ impl ScalarUDFImpl for CatalogFunction {
                 Arc::new(StringArray::from_iter(
                     oids.iter().map(|o| o.map(|_| owner.as_str())),
                 ))
+            }
+            Answer::ToRegtype => {
+                let names = cast(&args.args[0].to_array(rows)?, &DataType::Utf8)?;
+                let names = names.as_string::<i32>();
+                Arc::new(Int64Array::from_iter((0..names.len()).map(|i| {
+                    names
+                        .is_valid(i)
+                        .then(|| type_oid(names.value(i)))
+                        .flatten()
+                })))
             }
             Answer::SizePretty => {
                 let sizes = oids_of(&args.args[0], rows)?;

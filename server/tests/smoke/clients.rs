@@ -83,6 +83,17 @@ fn asyncpg() {
     );
 }
 
+#[test]
+fn sqlalchemy() {
+    let py = python();
+    run_client(
+        "sqlalchemy",
+        &py,
+        &[clients_dir().join("sqlalchemy_client.py")],
+        py.exists(),
+    );
+}
+
 /// Debian's pgjdbc (Maven Central is not reachable here), run as a single-file Java
 /// program.
 #[test]
