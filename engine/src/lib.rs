@@ -66,7 +66,9 @@ pub use store::{CATALOG_NAME, DEFAULT_SCHEMA};
 // PostgreSQL value formats, for servers and tests that speak the wire protocol.
 pub use introspection::session_info::SERVER_VERSION;
 pub use pg::copy::{copy_header, copy_lines, CopyFormat, CopyIn};
-pub use pg::text::{numeric_from_binary, numeric_to_binary, pg_text, pg_text_in, TextFormat};
+pub use pg::text::{
+    bytea_from_text, numeric_from_binary, numeric_to_binary, pg_text, pg_text_in, TextFormat,
+};
 
 /// The WIT contract every component implements, for tools that embed it.
 pub const WIT_CONTRACT: &str = include_str!("../wit/udf.wit");

@@ -111,14 +111,18 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                     continue;
                 };
                 let handlers = Arc::new(pg::Connection::new(state.clone()));
+                let terminated = handlers.terminated();
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
                     tracing::info!(%peer, "connection opened");
-                    if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                        tracing::info!(%peer, error = %wasmudf_engine::log_text(&e.to_string()), "connection ended with an error");
-                    } else {
-                        tracing::info!(%peer, "connection closed");
+                    tokio::select! {
+                        served = pgwire::tokio::process_socket(socket, tls, handlers) => match served {
+                            Err(e) => tracing::info!(%peer, error = %wasmudf_engine::log_text(&e.to_string()), "connection ended with an error"),
+                            Ok(()) => tracing::info!(%peer, "connection closed"),
+                        },
+                        // Dropping the connection's future closes its socket.
+                        _ = terminated.notified() => tracing::info!(%peer, "connection terminated by pg_terminate_backend"),
                     }
                 });
             }

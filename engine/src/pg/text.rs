@@ -218,6 +218,56 @@ fn pg_timestamp(secs: i64, frac: u32, per_second: i64, zone: Option<&Tz>) -> Str
     out
 }
 
+/// A bytea value from PostgreSQL's text input: hex (`\\x00ff`, whitespace between
+/// pairs allowed) or the escape format (`\\\\` for a backslash, `\\ooo` octal, the
+/// rest as is).
+///
+/// ```
+/// use wasmudf_engine::bytea_from_text;
+/// assert_eq!(bytea_from_text("\\x00ff10").unwrap(), vec![0, 255, 16]);
+/// assert_eq!(bytea_from_text("a\\\\b\\001").unwrap(), b"a\\b\x01".to_vec());
+/// ```
+pub fn bytea_from_text(text: &str) -> Result<Vec<u8>, String> {
+    if let Some(hex) = text
+        .strip_prefix("\\x")
+        .or_else(|| text.strip_prefix("\\X"))
+    {
+        let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        if !digits.len().is_multiple_of(2) {
+            return Err("invalid hexadecimal data: odd number of digits".into());
+        }
+        return digits
+            .chunks(2)
+            .map(|pair| {
+                std::str::from_utf8(pair)
+                    .ok()
+                    .and_then(|p| u8::from_str_radix(p, 16).ok())
+                    .ok_or_else(|| "invalid hexadecimal digit".to_string())
+            })
+            .collect();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+        } else if bytes.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else {
+            let octal = bytes
+                .get(i + 1..i + 4)
+                .filter(|d| d[0] <= b'3' && d.iter().all(|c| (b'0'..=b'7').contains(c)))
+                .ok_or_else(|| "invalid input syntax for type bytea".to_string())?;
+            out.push(octal.iter().fold(0u8, |v, d| v * 8 + (d - b'0')));
+            i += 4;
+        }
+    }
+    Ok(out)
+}
+
 /// bytea in PostgreSQL's escape format: printable ASCII as is, a backslash doubled,
 /// every other byte as a three-digit octal escape.
 fn bytea_escaped(bytes: &[u8]) -> String {

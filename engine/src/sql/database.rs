@@ -13,6 +13,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::introspection::{pg_catalog, session_info, system, DatabaseHandle, DatabaseView};
 use crate::sql::advisory::AdvisoryLocks;
+use crate::sql::backends::Backends;
 use crate::sql::exec::Executor;
 use crate::sql::literal_types::IntegerLiterals;
 use crate::sql::session::Session;
@@ -106,6 +107,8 @@ pub(crate) struct DbInner {
     pub admin_roles: Option<Vec<String>>,
     /// Advisory locks, shared by every session.
     pub advisory_locks: Arc<AdvisoryLocks>,
+    /// The sessions by backend pid (pg_cancel_backend / pg_terminate_backend).
+    pub backends: Arc<Backends>,
 }
 
 impl DbInner {
@@ -289,6 +292,7 @@ impl Database {
                 executor,
                 admin_roles: config.admin_roles.clone(),
                 advisory_locks: Arc::new(AdvisoryLocks::default()),
+                backends: Arc::new(Backends::default()),
             }),
         };
         // Set once: the catalog's functions read the database they belong to.

@@ -5,6 +5,7 @@
 //! Layer 6, the top: may import every layer below.
 
 pub(crate) mod advisory;
+pub(crate) mod backends;
 pub(crate) mod database;
 pub(crate) mod ddl;
 pub(crate) mod exec;

@@ -31,6 +31,7 @@ use crate::pg::column_names;
 use crate::pg::copy::{self, CopyFormat, CopyIn, CopyRequest};
 use crate::pg::text::TextFormat;
 use crate::sql::advisory::{self, SessionLocks};
+use crate::sql::backends;
 use crate::sql::database::{Database, SqlFunction};
 use crate::sql::output::{command, count_rows, with_pg_names, CommandTag, Description, Output};
 use crate::sql::parameters::{self, Parameters, SharedParameters};
@@ -84,6 +85,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         // A session's advisory locks end with it, as a PostgreSQL backend's do.
         self.db.inner.advisory_locks.release_all(self.id);
+        self.db.inner.backends.remove(self.id);
     }
 }
 
@@ -134,6 +136,12 @@ impl Session {
         for f in advisory::functions(&locks) {
             ctx.register_udf(f);
         }
+        for f in backends::functions(&db.inner.backends, user, superuser) {
+            ctx.register_udf(f);
+        }
+        db.inner
+            .backends
+            .register(backend_pid.load(Ordering::Relaxed), id, user, &running);
         Session {
             id,
             backend_pid,
@@ -154,6 +162,19 @@ impl Session {
     /// `pg_backend_pid()` returns.
     pub fn set_backend_pid(&self, pid: i32) {
         self.backend_pid.store(pid, Ordering::Relaxed);
+        self.db
+            .inner
+            .backends
+            .register(pid, self.id, &self.user, &self.running);
+    }
+
+    /// Sets what `pg_terminate_backend` of this session calls to end its connection
+    /// (after canceling its statement).
+    pub fn on_terminate(&self, terminate: impl Fn() + Send + Sync + 'static) {
+        self.db
+            .inner
+            .backends
+            .on_terminate(self.id, Arc::new(terminate));
     }
 
     /// Applies a parameter a client gave at connect (its startup packet or

@@ -6,9 +6,11 @@ use std::collections::VecDeque;
 
 use datafusion::error::Result as DfResult;
 use datafusion::sql::parser::{DFParser, ResetStatement, Statement as DfStatement};
+use std::ops::ControlFlow;
+
 use datafusion::sql::sqlparser::ast::{
-    CloseCursor, ContextModifier, CreateFunction, DataType as SqlDataType, DeclareType,
-    DiscardObject, DropFunction, Expr as SqlExpr, FetchDirection, ObjectType, Set,
+    visit_expressions_mut, CloseCursor, ContextModifier, CreateFunction, DataType as SqlDataType,
+    DeclareType, DiscardObject, DropFunction, Expr as SqlExpr, FetchDirection, ObjectType, Set,
     Statement as SqlStatement, TransactionAccessMode, TransactionMode, UnaryOperator, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -171,12 +173,51 @@ fn rewrite_unparsed_forms(sql: &str) -> (std::borrow::Cow<'_, str>, Vec<(usize, 
     (text.into(), rewritten)
 }
 
+/// `'\x00ff'::bytea` (and `CAST(... AS bytea)`) as the bytes the hex says, as
+/// PostgreSQL reads it; DataFusion's cast would keep the text's own bytes.
+/// Text that is not valid bytea input is 22P02, as in PostgreSQL.
+fn bytea_literals(statement: &mut DfStatement) -> Result<()> {
+    let DfStatement::Statement(sql) = statement else {
+        return Ok(());
+    };
+    let outcome = visit_expressions_mut(sql.as_mut(), |expr| {
+        if let SqlExpr::Cast {
+            expr: inner,
+            data_type: SqlDataType::Bytea,
+            ..
+        } = expr
+        {
+            if let SqlExpr::Value(v) = inner.as_ref() {
+                if let Value::SingleQuotedString(text) = &v.value {
+                    match crate::pg::text::bytea_from_text(text) {
+                        Ok(bytes) => {
+                            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                            *expr = SqlExpr::Value(Value::HexStringLiteral(hex).into());
+                        }
+                        Err(e) => return ControlFlow::Break(e),
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    match outcome {
+        ControlFlow::Break(e) => Err(Error::InvalidText(format!(
+            "invalid input syntax for type bytea: {e}"
+        ))),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
 fn parse_rewritten(sql: &str) -> DfResult<Vec<Statement>> {
     match DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}) {
-        Ok(statements) => Ok(catalog_queries_rewritten(sql, statements)
+        Ok(statements) => catalog_queries_rewritten(sql, statements)
             .into_iter()
-            .map(Statement::new)
-            .collect()),
+            .map(|mut s| {
+                bytea_literals(&mut s)?;
+                Ok(Statement::new(s))
+            })
+            .collect(),
         // DataFusion's parser reads only its own `COPY ... TO 'file'`; PostgreSQL's
         // `COPY t FROM STDIN` / `COPY ... TO STDOUT` come from sqlparser's.
         Err(e) => match Parser::parse_sql(&PostgreSqlDialect {}, sql) {

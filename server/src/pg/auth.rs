@@ -185,6 +185,8 @@ impl StartupHandler for QueryHandler {
                 .ok_or_else(|| protocol_error("no session opened at startup"))?;
             let (pid, secret) = client.pid_and_secret_key();
             session.set_backend_pid(pid);
+            let terminated = self.terminated.clone();
+            session.on_terminate(move || terminated.notify_one());
             let key = (pid, secret.to_bytes());
             lock(&self.state.cancel_keys).insert(key.clone(), Arc::downgrade(&session));
             *lock(&self.cancel_key) = Some(key);

@@ -17,7 +17,9 @@ use wasmudf_engine::datafusion::arrow::datatypes::{
 use wasmudf_engine::datafusion::arrow::record_batch::RecordBatch;
 use wasmudf_engine::datafusion::common::ScalarValue;
 use wasmudf_engine::datafusion::error::{DataFusionError, Result as DfResult};
-use wasmudf_engine::{numeric_from_binary, numeric_to_binary, pg_text, pg_text_in, TextFormat};
+use wasmudf_engine::{
+    bytea_from_text, numeric_from_binary, numeric_to_binary, pg_text, pg_text_in, TextFormat,
+};
 
 /// Days and microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_DAYS: i32 = 10_957;
@@ -207,7 +209,16 @@ pub fn decode_param(
             None => ScalarValue::Null,
         });
     };
+    let bytea = matches!(
+        arrow,
+        Some(DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
+    );
     let value = match format {
+        // bytea's text input is hex (`\x00ff`) or the escape format, not the bytes of
+        // the text.
+        FieldFormat::Text if bytea => ScalarValue::Binary(Some(bytea_from_text(
+            std::str::from_utf8(raw).map_err(|_| "parameter is not valid UTF-8".to_string())?,
+        )?)),
         FieldFormat::Text => ScalarValue::Utf8(Some(
             std::str::from_utf8(raw)
                 .map_err(|_| "parameter is not valid UTF-8".to_string())?

@@ -38,6 +38,12 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Notified when `pg_terminate_backend` ends this connection: the task serving it
+    /// stops (closing the socket).
+    pub fn terminated(&self) -> Arc<tokio::sync::Notify> {
+        self.handler.terminated.clone()
+    }
+
     pub fn new(state: Arc<ServerState>) -> Self {
         let session = Arc::new(ConnectionSession::default());
         let handler = Arc::new(QueryHandler {
@@ -49,6 +55,7 @@ impl Connection {
             cancel_key: Mutex::new(None),
             pending_copy: Mutex::new(None),
             reported: Mutex::new((0, Vec::new())),
+            terminated: Arc::new(tokio::sync::Notify::new()),
             prepared_names: Mutex::new(BTreeSet::new()),
         });
         Connection {
@@ -108,6 +115,8 @@ pub struct QueryHandler {
     /// The names of the client's prepared statements (for DEALLOCATE ALL, which
     /// pgwire's statement store cannot list).
     pub(crate) prepared_names: Mutex<BTreeSet<String>>,
+    /// Notified by `pg_terminate_backend` of this connection's session.
+    pub(crate) terminated: Arc<tokio::sync::Notify>,
 }
 
 /// Locks a mutex, going on if a panicking thread poisoned it (the maps stay valid).

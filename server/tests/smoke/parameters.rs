@@ -93,10 +93,21 @@ async fn values_print_as_the_session_says() {
     );
     query(&client, "SET extra_float_digits = 0").await;
     assert_eq!(query(&client, float).await, vec![row(&["0.3", "0.333333"])]);
-    let bytes = "SELECT CAST('a\\b' AS BYTEA)";
-    assert_eq!(query(&client, bytes).await, vec![row(&["\\x615c62"])]);
+    let bytes = "SELECT CAST('a\\\\b' AS BYTEA), CAST('\\x00ff10' AS BYTEA)";
+    assert_eq!(
+        query(&client, bytes).await,
+        vec![row(&["\\x615c62", "\\x00ff10"])]
+    );
     query(&client, "SET bytea_output = 'escape'").await;
-    assert_eq!(query(&client, bytes).await, vec![row(&["a\\\\b"])]);
+    assert_eq!(
+        query(&client, bytes).await,
+        vec![row(&["a\\\\b", "\\000\\377\\020"])]
+    );
+    let err = client
+        .simple_query("SELECT CAST('\\x0' AS BYTEA)")
+        .await
+        .expect_err("odd hex");
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("22P02"));
     // SHOW ALL: PostgreSQL's three columns, the engine's limits among them.
     let all = query(&client, "SHOW ALL").await;
     assert!(all.len() > 30, "{all:?}");

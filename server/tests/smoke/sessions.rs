@@ -99,3 +99,63 @@ async fn garbage_oversized_and_idle_connections_do_not_hurt_the_server() {
         );
     }
 }
+
+/// `pg_cancel_backend` stops another session's statement (57014, the session goes on);
+/// `pg_terminate_backend` ends its connection; an unknown pid is `false`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_session_cancels_and_terminates_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (process, victim) = spin_connection(&dir).await;
+    let (admin, conn) = tokio_postgres::connect(&process.url(), NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let pid: i32 = victim
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
+    assert_ne!(
+        pid,
+        admin
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .expect("pid")
+            .get::<_, i32>(0)
+    );
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let row = admin
+            .query_one(&format!("SELECT pg_cancel_backend({pid})"), &[])
+            .await
+            .expect("cancel");
+        (admin, row.get::<_, bool>(0))
+    });
+    let err = victim
+        .query("SELECT spin($1)", &[&1i64])
+        .await
+        .expect_err("canceled");
+    assert_eq!(
+        err.as_db_error().map(|e| e.code().code()),
+        Some("57014"),
+        "{err}"
+    );
+    let (admin, signaled) = canceller.await.expect("canceller");
+    assert!(signaled);
+    assert_eq!(query(&victim, "SELECT add_one(1)").await, vec![row(&["2"])]);
+
+    assert_eq!(
+        query(&admin, "SELECT pg_cancel_backend(2000000000)").await,
+        vec![row(&["f"])]
+    );
+    assert_eq!(
+        query(&admin, &format!("SELECT pg_terminate_backend({pid})")).await,
+        vec![row(&["t"])]
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        victim.simple_query("SELECT 1").await.is_err(),
+        "the terminated connection is closed"
+    );
+    assert_eq!(query(&admin, "SELECT 1").await, vec![row(&["1"])]);
+}
