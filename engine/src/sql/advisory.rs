@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, StringArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::array::{BooleanBuilder, Int64Array};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
@@ -20,6 +19,7 @@ use datafusion::logical_expr::{
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{CancelReason, Error};
+use crate::sql::call::{int64_at, void, CallArgs};
 use crate::udf::query::CancelHandle;
 
 /// Which session holds each lock, and how many times.
@@ -146,31 +146,21 @@ impl std::hash::Hash for LockFunction {
     }
 }
 
-/// The lock key of row `i`: one bigint, or two ints packed as PostgreSQL packs them.
-fn key(columns: &[ArrayRef], i: usize) -> DfResult<Option<i64>> {
-    let mut parts = Vec::with_capacity(columns.len());
-    for c in columns {
-        let c = cast(c, &DataType::Int64)?;
-        let c = c.as_primitive::<Int64Type>();
-        if c.is_null(i) {
-            return Ok(None);
-        }
-        parts.push(c.value(i));
-    }
-    Ok(match parts.as_slice() {
-        [k] => Some(*k),
-        [a, b] => {
-            let (a, b) = (i32::try_from(*a), i32::try_from(*b));
-            match (a, b) {
-                (Ok(a), Ok(b)) => Some((i64::from(a) << 32) | i64::from(b as u32)),
-                _ => {
-                    return Err(Error::InvalidLimit(
-                        "advisory lock keys of two parts are integers (int4)".into(),
-                    )
-                    .into())
-                }
+/// The lock key of row `i`: one bigint, or two ints packed as PostgreSQL packs them;
+/// `None` for a NULL part.
+fn key(parts: &[Int64Array], i: usize) -> DfResult<Option<i64>> {
+    let values: Option<Vec<i64>> = parts.iter().map(|p| int64_at(p, i)).collect();
+    Ok(match values.as_deref() {
+        Some([k]) => Some(*k),
+        Some([a, b]) => match (i32::try_from(*a), i32::try_from(*b)) {
+            (Ok(a), Ok(b)) => Some((i64::from(a) << 32) | i64::from(b as u32)),
+            _ => {
+                return Err(Error::InvalidLimit(
+                    "advisory lock keys of two parts are integers (int4)".into(),
+                )
+                .into())
             }
-        }
+        },
         _ => None,
     })
 }
@@ -202,26 +192,20 @@ impl ScalarUDFImpl for LockFunction {
             }
             Op::UnlockAll => {
                 l.locks.release_all(l.session);
-                // PostgreSQL's void result prints as an empty string.
                 return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
                     Some(String::new()),
                 )));
             }
             _ => {}
         }
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if scalar { 1 } else { args.number_rows };
-        let columns: Vec<ArrayRef> = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
+        let call = CallArgs::new(&args)?;
+        // Each key part cast once for the batch.
+        let parts: Vec<Int64Array> = (0..call.len())
+            .filter_map(|i| call.int64(i).transpose())
             .collect::<DfResult<_>>()?;
         let mut out = BooleanBuilder::new();
-        for i in 0..rows {
-            let Some(k) = key(&columns, i)? else {
+        for i in 0..call.rows {
+            let Some(k) = key(&parts, i)? else {
                 out.append_null();
                 continue;
             };
@@ -235,18 +219,10 @@ impl ScalarUDFImpl for LockFunction {
                 Op::UnlockAll | Op::BackendPid => {}
             }
         }
-        let array: ArrayRef = Arc::new(out.finish());
-        let result: ArrayRef = if self.op == Op::Lock {
-            // void: an empty string per row, as PostgreSQL prints a void result.
-            Arc::new(StringArray::from(vec![""; rows]))
-        } else {
-            array
-        };
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?)
-        } else {
-            ColumnarValue::Array(result)
-        })
+        if self.op == Op::Lock {
+            return call.result(void(call.rows));
+        }
+        call.result(Arc::new(out.finish()))
     }
 }
 

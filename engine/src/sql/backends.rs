@@ -6,10 +6,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::ScalarValue;
+use datafusion::arrow::array::{BooleanBuilder, Int64Array};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
@@ -18,6 +16,7 @@ use datafusion::logical_expr::{
 use parking_lot::Mutex;
 
 use crate::error::Error;
+use crate::sql::call::{int64_at, CallArgs};
 use crate::udf::query::CancelHandle;
 
 /// What ends a session's connection (set by the wire layer).
@@ -158,20 +157,17 @@ impl ScalarUDFImpl for SignalFunction {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if scalar { 1 } else { args.number_rows };
-        let pids = cast(&args.args[0].to_array(rows)?, &DataType::Int64)?;
-        let pids = pids.as_primitive::<Int64Type>();
+        let call = CallArgs::new(&args)?;
+        let pids = call
+            .int64(0)?
+            .unwrap_or_else(|| Int64Array::from(Vec::<i64>::new()));
         let mut out = BooleanBuilder::new();
-        for i in 0..rows {
-            if pids.is_null(i) {
+        for i in 0..call.rows {
+            let Some(pid) = int64_at(&pids, i) else {
                 out.append_null();
                 continue;
-            }
-            let signaled = match i32::try_from(pids.value(i)) {
+            };
+            let signaled = match i32::try_from(pid) {
                 Ok(pid) => self
                     .backends
                     .signal(pid, &self.caller, self.admin, self.terminate)?,
@@ -179,12 +175,7 @@ impl ScalarUDFImpl for SignalFunction {
             };
             out.append_value(signaled);
         }
-        let array: ArrayRef = Arc::new(out.finish());
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(array)
-        })
+        call.result(Arc::new(out.finish()))
     }
 }
 

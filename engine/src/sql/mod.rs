@@ -6,6 +6,7 @@
 
 pub(crate) mod advisory;
 pub(crate) mod backends;
+pub(crate) mod call;
 pub(crate) mod database;
 pub(crate) mod ddl;
 pub(crate) mod exec;

@@ -14,10 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
+use datafusion::arrow::array::{ArrayRef, StringArray, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::ScalarValue;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
@@ -29,6 +28,7 @@ use parking_lot::Mutex;
 use crate::error::Error;
 use crate::introspection::session_info::SERVER_VERSION;
 use crate::pg::text::TextFormat;
+use crate::sql::call::{text_at, CallArgs};
 use crate::sql::output::Output;
 use crate::wasm::limits::{format_duration, parse_duration_or_zero};
 
@@ -893,67 +893,54 @@ impl ScalarUDFImpl for SettingFunction {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let rows = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let columns: Vec<ArrayRef> = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<DfResult<_>>()?;
-        let text = |c: &ArrayRef, i: usize| -> DfResult<Option<String>> {
-            let c = datafusion::arrow::compute::cast(c, &DataType::Utf8)?;
-            let c = c.as_string::<i32>();
-            Ok(c.is_valid(i).then(|| c.value(i).to_string()))
+        let call = CallArgs::new(&args)?;
+        let names = call
+            .text(0)?
+            .unwrap_or_else(|| StringArray::from(Vec::<String>::new()));
+        let flags = call.text(if self.name == "current_setting" { 1 } else { 2 })?;
+        let flag = |i: usize| {
+            flags
+                .as_ref()
+                .and_then(|f| text_at(f, i))
+                .is_some_and(|v| matches!(v, "true" | "t" | "on" | "1"))
         };
-        let flag = |c: &ArrayRef, i: usize| -> DfResult<bool> {
-            Ok(text(c, i)?.is_some_and(|v| matches!(v.as_str(), "true" | "t" | "on" | "1")))
-        };
-        let n = if scalar { 1 } else { rows };
+        let values = call.text(1)?;
         let mut out = StringBuilder::new();
-        for i in 0..n {
-            let Some(name) = text(&columns[0], i)? else {
+        for i in 0..call.rows {
+            let Some(name) = text_at(&names, i) else {
                 out.append_null();
                 continue;
             };
-            let lower = name.to_lowercase();
-            if self.name == "current_setting" {
-                let missing_ok = columns.len() > 1 && flag(&columns[1], i)?;
-                // The engine's own settings live in DataFusion's config.
-                if lower.starts_with("wasm.") || lower.starts_with("datafusion.") {
-                    let entry = args
-                        .config_options
-                        .entries()
-                        .into_iter()
-                        .find(|e| e.key == lower);
-                    match entry {
-                        Some(e) => out.append_option(e.value),
-                        None if missing_ok => out.append_null(),
-                        None => return Err(unrecognized(&name).into()),
-                    }
-                    continue;
-                }
-                match self.parameters.lock().get(&name) {
-                    Ok((_, value)) => out.append_value(value),
-                    Err(_) if missing_ok => out.append_null(),
-                    Err(e) => return Err(e.into()),
-                }
-            } else {
-                let value = text(&columns[1], i)?;
-                let local = flag(&columns[2], i)?;
+            if self.name == "set_config" {
+                let value = values.as_ref().and_then(|v| text_at(v, i));
                 let mut parameters = self.parameters.lock();
-                parameters.set(&name, value.as_deref(), local)?;
-                out.append_value(parameters.get(&name)?.1);
+                parameters.set(name, value, flag(i))?;
+                out.append_value(parameters.get(name)?.1);
+                continue;
+            }
+            let missing_ok = flag(i);
+            let lower = name.to_lowercase();
+            // The engine's own settings live in DataFusion's config.
+            if lower.starts_with("wasm.") || lower.starts_with("datafusion.") {
+                let entry = args
+                    .config_options
+                    .entries()
+                    .into_iter()
+                    .find(|e| e.key == lower);
+                match entry {
+                    Some(e) => out.append_option(e.value),
+                    None if missing_ok => out.append_null(),
+                    None => return Err(unrecognized(name).into()),
+                }
+                continue;
+            }
+            match self.parameters.lock().get(name) {
+                Ok((_, value)) => out.append_value(value),
+                Err(_) if missing_ok => out.append_null(),
+                Err(e) => return Err(e.into()),
             }
         }
-        let array: ArrayRef = Arc::new(out.finish());
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(array)
-        })
+        call.result(Arc::new(out.finish()))
     }
 }
 

@@ -57,41 +57,26 @@ fn run_client(name: &str, program: &Path, args: &[PathBuf], installed: bool) {
     );
 }
 
-fn python() -> PathBuf {
-    clients_dir().join(".venv/bin/python")
+/// A Python client program, run by the suite's virtualenv.
+fn python_client(name: &str, program: &str) {
+    let py = clients_dir().join(".venv/bin/python");
+    let installed = py.exists();
+    run_client(name, &py, &[clients_dir().join(program)], installed);
 }
 
 #[test]
 fn psycopg() {
-    let py = python();
-    run_client(
-        "psycopg",
-        &py,
-        &[clients_dir().join("psycopg_client.py")],
-        py.exists(),
-    );
+    python_client("psycopg", "psycopg_client.py");
 }
 
 #[test]
 fn asyncpg() {
-    let py = python();
-    run_client(
-        "asyncpg",
-        &py,
-        &[clients_dir().join("asyncpg_client.py")],
-        py.exists(),
-    );
+    python_client("asyncpg", "asyncpg_client.py");
 }
 
 #[test]
 fn sqlalchemy() {
-    let py = python();
-    run_client(
-        "sqlalchemy",
-        &py,
-        &[clients_dir().join("sqlalchemy_client.py")],
-        py.exists(),
-    );
+    python_client("sqlalchemy", "sqlalchemy_client.py");
 }
 
 /// Debian's pgjdbc (Maven Central is not reachable here), run as a single-file Java
