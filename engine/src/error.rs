@@ -199,6 +199,9 @@ pub enum Error {
     /// No savepoint of that name in the transaction (3B001).
     #[error("{0}")]
     UndefinedSavepoint(String),
+    /// Input past one of the server's size or count limits (54000), naming the limit.
+    #[error("{0}")]
+    ProgramLimit(String),
 }
 
 impl Error {
@@ -245,6 +248,7 @@ impl Error {
             Error::ActiveTransaction(_) => "25001",
             Error::NoActiveTransaction(_) => "25P01",
             Error::UndefinedSavepoint(_) => "3B001",
+            Error::ProgramLimit(_) => "54000",
         }
     }
 }

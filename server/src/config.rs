@@ -62,6 +62,18 @@ pub struct ServeArgs {
     /// Largest module CREATE FUNCTION accepts (file or inline), e.g. 64MB.
     #[arg(long, env = "WASMUDF_MAX_MODULE_SIZE", default_value = "64MB")]
     pub max_module_size: String,
+    /// Most functions one component may describe; CREATE FUNCTION and wasm_load of a
+    /// component that describes more fail with 54000.
+    #[arg(
+        long,
+        env = "WASMUDF_MAX_FUNCTIONS_PER_COMPONENT",
+        default_value_t = 1000
+    )]
+    pub max_functions_per_component: usize,
+    /// Largest description (names and types) a component may give of its functions,
+    /// e.g. 1MB; more fails with 54000.
+    #[arg(long, env = "WASMUDF_MAX_DESCRIPTION_SIZE", default_value = "1MB")]
+    pub max_description_size: String,
     /// Partitions DataFusion plans queries with (default: number of cores).
     #[arg(long, env = "WASMUDF_TARGET_PARTITIONS")]
     pub target_partitions: Option<usize>,

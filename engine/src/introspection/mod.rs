@@ -18,6 +18,7 @@ use datafusion::prelude::SessionContext;
 use crate::error::Result;
 use crate::store::catalog::FunctionRecord;
 use crate::store::CATALOG_NAME;
+use crate::udf::scope::QueryScope;
 use crate::wasm::cache::CacheOutcome;
 
 pub(crate) mod pg_catalog;
@@ -35,9 +36,16 @@ pub(crate) trait DatabaseView: Send + Sync + std::fmt::Debug {
     fn artifact_outcomes(&self) -> HashMap<String, CacheOutcome>;
     /// The data directory (for `pg_database_size`).
     fn data_dir(&self) -> &Path;
-    /// `wasm_load(spec)` run by `user`: loads the module, defines every function it
-    /// describes under its own name, and returns their records.
-    fn load_functions(self: Arc<Self>, user: &str, spec: &str) -> Result<Vec<FunctionRecord>>;
+    /// `wasm_load(spec)` run by `user` in the query `scope`: loads the module, defines
+    /// every function it describes under its own name, and returns their records. The
+    /// work runs on a blocking thread of the query executor; canceling the query
+    /// stops the component's load-time code and, before the commit, the change.
+    fn spawn_load(
+        self: Arc<Self>,
+        user: String,
+        spec: String,
+        scope: Option<QueryScope>,
+    ) -> Result<tokio::task::JoinHandle<Result<Vec<FunctionRecord>>>>;
 }
 
 /// The database a view reads, held weakly: the views live in the database's own

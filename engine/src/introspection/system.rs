@@ -31,6 +31,7 @@ use crate::introspection::{
 };
 use crate::store::catalog::{kind_word, volatility_word, FunctionRecord, StoredLimits};
 use crate::store::CATALOG_NAME;
+use crate::udf::scope::QueryScope;
 use crate::udf::settings::WasmSettings;
 use crate::wasm::cache::CacheOutcome;
 
@@ -385,9 +386,11 @@ fn parameter_rows(rs: &[FunctionRecord]) -> HashMap<&'static str, ArrayRef> {
 /// `SELECT * FROM wasm_load('math.wasm')`: registers every function of a module under
 /// its own name with the component's declarations, and lists them.
 ///
-/// Registration happens when the call is planned, all or nothing: a name that
-/// already exists with another definition (or is a built-in) fails the whole load;
-/// functions the same module already defined identically are left as they are.
+/// Registration happens when the query runs (not when it is planned or described),
+/// all or nothing, on a blocking thread of the query executor: a name that already
+/// exists with another definition (or is a built-in) fails the whole load; functions
+/// the same module already defined identically are left as they are. Canceling the
+/// query stops the component's load-time code and, before the commit, the change.
 #[derive(Debug)]
 struct WasmLoad {
     db: DatabaseHandle,
@@ -395,7 +398,6 @@ struct WasmLoad {
 
 impl TableFunctionImpl for WasmLoad {
     fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
-        let db = upgrade(&self.db)?;
         let spec = match args.exprs() {
             [Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _)] => {
                 s.clone()
@@ -407,21 +409,58 @@ impl TableFunctionImpl for WasmLoad {
                 .into())
             }
         };
-        let user = args
-            .session()
-            .config_options()
-            .extensions
+        Ok(Arc::new(WasmLoadTable {
+            db: self.db.clone(),
+            spec,
+        }))
+    }
+}
+
+/// One `wasm_load(spec)` call: the load runs when the table is scanned.
+#[derive(Debug)]
+struct WasmLoadTable {
+    db: DatabaseHandle,
+    spec: String,
+}
+
+fn wasm_load_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("arguments", DataType::Utf8, false),
+        Field::new("returns", DataType::Utf8, false),
+        Field::new("volatility", DataType::Utf8, false),
+        Field::new("strict", DataType::Boolean, false),
+    ]))
+}
+
+#[async_trait]
+impl TableProvider for WasmLoadTable {
+    fn schema(&self) -> SchemaRef {
+        wasm_load_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let extensions = &state.config_options().extensions;
+        let user = extensions
             .get::<WasmSettings>()
             .map(|s| s.user.clone())
             .unwrap_or_default();
-        let listed = db.load_functions(&user, &spec)?;
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("arguments", DataType::Utf8, false),
-            Field::new("returns", DataType::Utf8, false),
-            Field::new("volatility", DataType::Utf8, false),
-            Field::new("strict", DataType::Boolean, false),
-        ]));
+        let scope = extensions.get::<QueryScope>().cloned();
+        let listed = upgrade(&self.db)?
+            .spawn_load(user, self.spec.clone(), scope)?
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))??;
+        let schema = wasm_load_schema();
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![
@@ -442,6 +481,8 @@ impl TableFunctionImpl for WasmLoad {
                 )),
             ],
         )?;
-        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+        MemTable::try_new(schema, vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -10,7 +11,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use parking_lot::{Mutex, RwLock};
 
-use crate::error::{Error, Result};
+use crate::error::{CancelReason, Error, Result};
 use crate::introspection::{pg_catalog, session_info, system, DatabaseHandle, DatabaseView};
 use crate::sql::advisory::AdvisoryLocks;
 use crate::sql::backends::Backends;
@@ -20,6 +21,7 @@ use crate::sql::session::Session;
 use crate::sql::{ddl, tables};
 use crate::store::catalog::{Catalog, FunctionRecord};
 use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
+use crate::udf::scope::QueryScope;
 use crate::udf::settings::WasmSettings;
 use crate::wasm::cache::CacheOutcome;
 use crate::wasm::engine::{Engine, EngineConfig, Module};
@@ -131,8 +133,13 @@ impl DbInner {
     }
 
     /// Loads a component through the engine's artifact cache, remembering the outcome.
-    pub(crate) fn load_component(&self, bytes: &[u8]) -> Result<Module> {
-        let (module, outcome) = self.engine.load_component_traced(bytes)?;
+    /// Its load-time code stops once `cancel` is set.
+    pub(crate) fn load_component(
+        &self,
+        bytes: &[u8],
+        cancel: Option<&Arc<AtomicBool>>,
+    ) -> Result<Module> {
+        let (module, outcome) = self.engine.load_component_cancelable(bytes, cancel)?;
         // The first load in this process is the one that produced the machine code;
         // later ones reuse the in-memory module.
         self.artifacts
@@ -166,8 +173,31 @@ impl DatabaseView for DbInner {
         &self.data_dir
     }
 
-    fn load_functions(self: Arc<Self>, user: &str, spec: &str) -> Result<Vec<FunctionRecord>> {
-        ddl::wasm_load(&Database { inner: self }, user, spec)
+    fn spawn_load(
+        self: Arc<Self>,
+        user: String,
+        spec: String,
+        scope: Option<QueryScope>,
+    ) -> Result<tokio::task::JoinHandle<Result<Vec<FunctionRecord>>>> {
+        let db = Database { inner: self };
+        let executor = &db.inner.executor;
+        let work = {
+            let db = db.clone();
+            move || {
+                let commit_point = || match &scope {
+                    Some(s) if !s.pass_commit_point() => {
+                        Err(Error::QueryCanceled(CancelReason::UserRequest))
+                    }
+                    _ => Ok(()),
+                };
+                let load = ddl::LoadControl {
+                    cancel: scope.as_ref().and_then(|s| s.cancel.as_ref()),
+                    commit_point: &commit_point,
+                };
+                ddl::wasm_load(&db, &user, &spec, &load)
+            }
+        };
+        executor.spawn_blocking(work).map_err(Error::from)
     }
 }
 

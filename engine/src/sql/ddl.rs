@@ -2,16 +2,17 @@
 //! AST (DataFusion's planner drops STRICT, SET and the export name), checked against
 //! the component's own description, then committed to the catalog and the registry.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::{AggregateUDF, ExprSchemable, ScalarUDF, Volatility};
 use datafusion::sql::sqlparser::ast::{
-    ArgMode, CreateFunction, CreateFunctionBody, DataType as SqlType, DropFunction, Expr,
-    FunctionBehavior, FunctionCalledOnNull, FunctionDefinitionSetParam, FunctionReturnType,
-    FunctionSetValue, Ident, ObjectName, ObjectNamePart, Value,
+    ArgMode, CreateFunction as SqlCreateFunction, CreateFunctionBody, DataType as SqlType,
+    DropFunction, Expr, FunctionBehavior, FunctionCalledOnNull, FunctionDefinitionSetParam,
+    FunctionReturnType, FunctionSetValue, Ident, ObjectName, ObjectNamePart, Value,
 };
 
 use crate::error::{log_text, Error, Result};
@@ -29,8 +30,27 @@ use crate::wasm::engine::Module;
 use crate::wasm::limits::LimitOverrides;
 use crate::wasm::signature::{sql_type_name, FunctionKind, FunctionSignature, NullHandling};
 
-/// `CREATE [OR REPLACE] FUNCTION name(args) RETURNS type LANGUAGE wasm ... AS 'module' [, 'export']`.
-pub(crate) fn create_function(session: &Session, cf: &CreateFunction) -> Result<CommandTag> {
+/// What a `CREATE FUNCTION` asks for, read from the statement: cheap, on the caller's
+/// task. [`CreateFunction::run`] does the load-time work.
+pub(crate) struct CreateFunction {
+    name: String,
+    module_spec: String,
+    export: String,
+    declared_args: Vec<DataType>,
+    declared_return: DataType,
+    volatility: Option<Volatility>,
+    null_handling: Option<NullHandling>,
+    limits: LimitOverrides,
+    or_replace: bool,
+    owner: String,
+}
+
+/// Reads `CREATE [OR REPLACE] FUNCTION name(args) RETURNS type LANGUAGE wasm ... AS
+/// 'module' [, 'export']`.
+pub(crate) fn plan_create_function(
+    session: &Session,
+    cf: &SqlCreateFunction,
+) -> Result<CreateFunction> {
     check_supported(cf)?;
     let name = function_name(&cf.name)?;
     let (module_spec, export) = module_and_export(cf)?;
@@ -48,65 +68,115 @@ pub(crate) fn create_function(session: &Session, cf: &CreateFunction) -> Result<
         FunctionCalledOnNull::CalledOnNullInput => NullHandling::CalledOnNull,
     });
     let limits = limit_clauses(session, &cf.set_params)?;
-
-    let db = &session.db;
-    if db.inner.is_protected_builtin(&name) {
+    if session.db.inner.is_protected_builtin(&name) {
         return Err(Error::DuplicateFunction(format!(
             "function {name} is a built-in function and cannot be redefined"
         )));
     }
-    let (bytes, module) = load_module(db, &module_spec)?;
-    let sig = module.function(&export).map_err(|_| {
-        let names: Vec<&str> = module.functions().iter().map(|f| f.name.as_str()).collect();
-        Error::InvalidDefinition(format!(
-            "the component has no function \"{export}\" (it has: {})",
-            names.join(", ")
-        ))
-    })?;
-    check_signature(&name, sig, &declared_args, &declared_return)?;
-    if sig.null_handling == NullHandling::Strict
-        && null_handling == Some(NullHandling::CalledOnNull)
-    {
-        return Err(Error::InvalidDefinition(format!(
-            "function {export} is STRICT in its component (its code never sees nulls) and cannot be declared CALLED ON NULL INPUT"
-        )));
-    }
-    let options = UdfOptions {
-        name: Some(name.clone()),
-        limits,
+    Ok(CreateFunction {
+        name,
+        module_spec,
+        export,
+        declared_args,
+        declared_return,
         volatility,
         null_handling,
-    };
-    // Checks volatility and limits before anything is stored.
-    module.overload(&export, &options, sig.kind)?;
-
-    let record = FunctionRecord {
-        name: name.clone(),
-        schema: DEFAULT_SCHEMA.into(),
-        arg_types: sig.params.iter().map(sql_type_name).collect(),
-        returns: sql_type_name(&sig.returns),
-        kind: sig.kind,
-        module: module.hash(),
-        export,
-        volatility: volatility.unwrap_or(sig.volatility),
-        strict: null_handling.unwrap_or(sig.null_handling) == NullHandling::Strict,
-        limits: StoredLimits {
-            fuel: limits.fuel,
-            memory: limits.memory,
-            timeout_ms: limits.timeout.map(|t| t.as_millis() as u64),
-            stack: limits.stack.map(|s| s as u64),
-        },
-        created: now(),
-        seq: 0,
+        limits,
+        or_replace: cf.or_replace,
         owner: session.user.clone(),
-    };
-    install(db, vec![(record, bytes)], cf.or_replace)?;
-    Ok(CommandTag::CreateFunction)
+    })
+}
+
+impl CreateFunction {
+    /// Loads the module (its guest code stops when `load` is canceled), checks the
+    /// declaration against it and installs the function, unless `load` was canceled
+    /// before the commit.
+    pub(crate) fn run(self, db: &Database, load: &LoadControl) -> Result<CommandTag> {
+        let CreateFunction {
+            name,
+            module_spec,
+            export,
+            declared_args,
+            declared_return,
+            volatility,
+            null_handling,
+            limits,
+            or_replace,
+            owner,
+        } = self;
+        let (bytes, module) = load_module(db, &module_spec, load.cancel)?;
+        let sig = module.function(&export).map_err(|_| {
+            Error::InvalidDefinition(format!(
+                "the component has no function \"{export}\" (it has: {})",
+                some_names(module.functions().iter().map(|f| f.name.as_str()))
+            ))
+        })?;
+        check_signature(&name, sig, &declared_args, &declared_return)?;
+        if sig.null_handling == NullHandling::Strict
+            && null_handling == Some(NullHandling::CalledOnNull)
+        {
+            return Err(Error::InvalidDefinition(format!(
+                "function {export} is STRICT in its component (its code never sees nulls) and cannot be declared CALLED ON NULL INPUT"
+            )));
+        }
+        let options = UdfOptions {
+            name: Some(name.clone()),
+            limits,
+            volatility,
+            null_handling,
+        };
+        // Checks volatility and limits before anything is stored.
+        module.overload(&export, &options, sig.kind)?;
+
+        let record = FunctionRecord {
+            name: name.clone(),
+            schema: DEFAULT_SCHEMA.into(),
+            arg_types: sig.params.iter().map(sql_type_name).collect(),
+            returns: sql_type_name(&sig.returns),
+            kind: sig.kind,
+            module: module.hash(),
+            export,
+            volatility: volatility.unwrap_or(sig.volatility),
+            strict: null_handling.unwrap_or(sig.null_handling) == NullHandling::Strict,
+            limits: StoredLimits {
+                fuel: limits.fuel,
+                memory: limits.memory,
+                timeout_ms: limits.timeout.map(|t| t.as_millis() as u64),
+                stack: limits.stack.map(|s| s as u64),
+            },
+            created: now(),
+            seq: 0,
+            owner,
+        };
+        install(db, &module, &bytes, vec![record], or_replace, load)?;
+        Ok(CommandTag::CreateFunction)
+    }
+}
+
+/// How load-time work is stopped: the flag the component's own code watches, and the
+/// check at the point of no return (an error there leaves the catalog as it was).
+pub(crate) struct LoadControl<'a> {
+    pub cancel: Option<&'a Arc<AtomicBool>>,
+    pub commit_point: &'a dyn Fn() -> Result<()>,
+}
+
+/// Up to ten of `names`, then how many more: a message stays short however many
+/// functions a component describes.
+fn some_names<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    const SHOWN: usize = 10;
+    let total = names.len();
+    let mut out: Vec<&str> = names.take(SHOWN).collect();
+    let more = total.saturating_sub(SHOWN);
+    let more = (more > 0).then(|| format!("... and {more} more"));
+    if let Some(m) = &more {
+        out.push(m);
+    }
+    out.join(", ")
 }
 
 /// Refuses what a Wasm function cannot be: another language, and the CREATE FUNCTION
 /// forms wasmudf does not support (0A000).
-fn check_supported(cf: &CreateFunction) -> Result<()> {
+fn check_supported(cf: &SqlCreateFunction) -> Result<()> {
     let unsupported = |what: &str| Err(not_supported(what));
     match cf.language.as_ref().map(|l| l.value.to_ascii_lowercase()) {
         Some(l) if l == "wasm" => {}
@@ -144,7 +214,7 @@ fn not_supported(what: &str) -> Error {
 }
 
 /// `AS 'module' [, 'export']`.
-fn module_and_export(cf: &CreateFunction) -> Result<(String, Option<String>)> {
+fn module_and_export(cf: &SqlCreateFunction) -> Result<(String, Option<String>)> {
     match &cf.function_body {
         Some(CreateFunctionBody::AsBeforeOptions { body, link_symbol }) => Ok((
             string_literal(body, "the module")?,
@@ -163,7 +233,7 @@ fn module_and_export(cf: &CreateFunction) -> Result<(String, Option<String>)> {
 }
 
 /// The argument and result types as declared, in Arrow terms.
-fn declared_types(session: &Session, cf: &CreateFunction) -> Result<(Vec<DataType>, DataType)> {
+fn declared_types(session: &Session, cf: &SqlCreateFunction) -> Result<(Vec<DataType>, DataType)> {
     let mut args = Vec::new();
     for arg in cf.args.iter().flatten() {
         if matches!(arg.mode, Some(ArgMode::Out | ArgMode::InOut)) {
@@ -189,10 +259,16 @@ fn declared_types(session: &Session, cf: &CreateFunction) -> Result<(Vec<DataTyp
 /// `SELECT * FROM wasm_load('module')` run by `user`: defines every function the
 /// module describes under its own name with the component's declarations, all or
 /// nothing, and returns the records of all of them.
-pub(crate) fn wasm_load(db: &Database, user: &str, spec: &str) -> Result<Vec<FunctionRecord>> {
+pub(crate) fn wasm_load(
+    db: &Database,
+    user: &str,
+    spec: &str,
+    load: &LoadControl,
+) -> Result<Vec<FunctionRecord>> {
     db.inner.require_admin(user, "load modules")?;
-    let (bytes, module) = load_module(db, spec)?;
-    let mut records = Vec::new();
+    let (bytes, module) = load_module(db, spec, load.cancel)?;
+    let hash = module.hash();
+    let mut listed = Vec::with_capacity(module.functions().len());
     for f in module.functions() {
         if db.inner.is_protected_builtin(&f.name) {
             return Err(Error::DuplicateFunction(format!(
@@ -200,115 +276,139 @@ pub(crate) fn wasm_load(db: &Database, user: &str, spec: &str) -> Result<Vec<Fun
                 f.name
             )));
         }
-        records.push((
-            FunctionRecord {
-                name: f.name.clone(),
-                schema: DEFAULT_SCHEMA.into(),
-                arg_types: f.params.iter().map(sql_type_name).collect(),
-                returns: sql_type_name(&f.returns),
-                kind: f.kind,
-                module: module.hash(),
-                export: f.name.clone(),
-                volatility: f.volatility,
-                strict: f.null_handling == NullHandling::Strict,
-                limits: StoredLimits::default(),
-                created: now(),
-                seq: 0,
-                owner: user.to_string(),
-            },
-            bytes.clone(),
-        ));
+        listed.push(FunctionRecord {
+            name: f.name.clone(),
+            schema: DEFAULT_SCHEMA.into(),
+            arg_types: f.params.iter().map(sql_type_name).collect(),
+            returns: sql_type_name(&f.returns),
+            kind: f.kind,
+            module: hash.clone(),
+            export: f.name.clone(),
+            volatility: f.volatility,
+            strict: f.null_handling == NullHandling::Strict,
+            limits: StoredLimits::default(),
+            created: now(),
+            seq: 0,
+            owner: user.to_string(),
+        });
     }
-    let listed: Vec<FunctionRecord> = records.iter().map(|(r, _)| r.clone()).collect();
     // Loading the same module again is a no-op for functions it already defined
-    // identically: a client that describes a statement before running it (the
-    // extended protocol) plans it twice.
-    records.retain(|(r, _)| {
+    // identically (a script run twice, a client that retries).
+    let new: Vec<FunctionRecord> = {
         let registry = db.inner.functions.read();
-        registry.records.get(&r.key()).is_none_or(|existing| {
-            existing.module != r.module
-                || existing.export != r.export
-                || existing.returns != r.returns
-        })
-    });
-    if !records.is_empty() {
-        install(db, records, false)?;
+        listed
+            .iter()
+            .filter(|r| {
+                registry.records.get(&r.key()).is_none_or(|existing| {
+                    existing.module != r.module
+                        || existing.export != r.export
+                        || existing.returns != r.returns
+                })
+            })
+            .cloned()
+            .collect()
+    };
+    if !new.is_empty() {
+        install(db, &module, &bytes, new, false, load)?;
     }
     Ok(listed)
 }
 
 /// Reads the module `spec` names and loads it; component errors are bad definitions.
-pub(crate) fn load_module(db: &Database, spec: &str) -> Result<(Vec<u8>, Module)> {
+/// Its load-time code stops once `cancel` is set.
+pub(crate) fn load_module(
+    db: &Database,
+    spec: &str,
+    cancel: Option<&Arc<AtomicBool>>,
+) -> Result<(Vec<u8>, Module)> {
     let bytes = read_module(
         spec,
         db.inner.modules_dir.as_deref(),
         &db.inner.catalog,
         db.inner.engine.config().max_module_size,
     )?;
-    let module = db.inner.load_component(&bytes).map_err(definition)?;
+    let module = db
+        .inner
+        .load_component(&bytes, cancel)
+        .map_err(definition)?;
     Ok((bytes, module))
 }
 
-/// Commits `records` (with their module bytes) and makes them live, all or nothing.
+/// Commits `records`, all functions of `module` (whose component is `bytes`), and
+/// makes them live, all or nothing. Linear in the number of functions: every check
+/// is one pass or a map lookup, so a component with many functions cannot hold the
+/// DDL and registry locks for long.
 pub(crate) fn install(
     db: &Database,
-    records: Vec<(FunctionRecord, Vec<u8>)>,
+    module: &Module,
+    bytes: &[u8],
+    records: Vec<FunctionRecord>,
     or_replace: bool,
+    load: &LoadControl,
 ) -> Result<()> {
     let _ddl = db.inner.ddl.lock();
     let mut registry = db.inner.functions.write();
-    for (record, _) in &records {
-        if !or_replace && registry.records.contains_key(&record.key()) {
+    if !or_replace {
+        if let Some(record) = records
+            .iter()
+            .find(|r| registry.records.contains_key(&r.key()))
+        {
             return Err(Error::DuplicateFunction(format!(
                 "function {} already exists; use CREATE OR REPLACE FUNCTION to replace it",
                 record.key()
             )));
         }
     }
-    for (record, bytes) in &records {
-        if !registry.modules.contains_key(&record.module) {
-            let module = db.inner.load_component(bytes)?;
-            registry.modules.insert(record.module.clone(), module);
-        }
-    }
+    let hash = module.hash();
+    registry
+        .modules
+        .entry(hash.clone())
+        .or_insert_with(|| module.clone());
     // Build the new functions before committing, so a failure leaves nothing behind.
     let mut next = registry.records.clone();
     let mut seq = next.values().map(|r| r.seq).max().unwrap_or(0);
-    let records: Vec<(FunctionRecord, Vec<u8>)> = records
+    let mut kinds: HashMap<&str, FunctionKind> = HashMap::with_capacity(records.len());
+    let mut keys = HashSet::with_capacity(records.len());
+    for record in &records {
+        kinds.insert(&record.name, record.kind);
+        keys.insert(record.key());
+    }
+    // DataFusion resolves a name to one kind of function (an overload being replaced
+    // does not count).
+    for other in next.values() {
+        if let Some(&kind) = kinds.get(other.name.as_str()) {
+            if kind != other.kind && !keys.contains(&other.key()) {
+                return Err(Error::DuplicateFunction(format!(
+                    "function {} already exists as {} ({}); {} cannot share its name",
+                    other.name,
+                    kind_name(other.kind),
+                    other.key(),
+                    kind_name(kind),
+                )));
+            }
+        }
+    }
+    let names: Vec<String> = kinds.keys().map(|n| n.to_string()).collect();
+    let records: Vec<FunctionRecord> = records
         .into_iter()
-        .map(|(mut r, bytes)| {
+        .map(|mut r| {
             seq += 1;
             r.seq = seq;
-            (r, bytes)
+            r
         })
         .collect();
-    for (record, _) in &records {
+    for record in &records {
         next.insert(record.key(), record.clone());
-    }
-    let names: Vec<String> = records.iter().map(|(r, _)| r.name.clone()).collect();
-    for (record, _) in &records {
-        // DataFusion resolves a name to one kind of function.
-        if let Some(other) = next
-            .values()
-            .find(|r| r.name == record.name && r.kind != record.kind)
-        {
-            return Err(Error::DuplicateFunction(format!(
-                "function {} already exists as {} ({}); {} cannot share its name",
-                record.name,
-                kind_name(other.kind),
-                other.key(),
-                kind_name(record.kind),
-            )));
-        }
     }
     let built = build_udfs(db, &mut registry, &next, &names)?;
 
     let change = db.inner.catalog.change()?;
-    for (record, bytes) in &records {
-        change.put_module(&record.module, bytes)?;
+    change.put_module(&hash, bytes)?;
+    for record in &records {
         change.put_function(record)?;
     }
     change.collect_modules()?;
+    (load.commit_point)()?;
     change.commit()?;
 
     registry.records = next;
@@ -416,31 +516,25 @@ pub(crate) fn drop_function(
 
 /// Rebuilds every function of the catalog at startup. A function whose module
 /// cannot be loaded is logged and left out (and stays in the catalog), so one bad
-/// entry cannot keep the server from starting.
+/// entry cannot keep the server from starting. Linear in the number of functions.
 pub(crate) fn restore_functions(db: &Database) -> Result<()> {
     let records = db.inner.catalog.functions()?;
     let mut registry = db.inner.functions.write();
-    let mut names: Vec<String> = Vec::new();
-    let mut all = std::collections::BTreeMap::new();
+    let mut by_name: BTreeMap<String, BTreeMap<String, FunctionRecord>> = BTreeMap::new();
     for record in records {
-        if !names.contains(&record.name) {
-            names.push(record.name.clone());
-        }
-        all.insert(record.key(), record);
+        by_name
+            .entry(record.name.clone())
+            .or_default()
+            .insert(record.key(), record);
     }
-    for name in &names {
-        let one: std::collections::BTreeMap<_, _> = all
-            .iter()
-            .filter(|(_, r)| &r.name == name)
-            .map(|(k, r)| (k.clone(), r.clone()))
-            .collect();
-        match build_udfs(db, &mut registry, &one, std::slice::from_ref(name)) {
+    for (name, overloads) in by_name {
+        match build_udfs(db, &mut registry, &overloads, std::slice::from_ref(&name)) {
             Ok(built) => {
-                registry.records.extend(one);
+                registry.records.extend(overloads);
                 apply(&mut registry, built);
             }
             Err(e) => tracing::error!(
-                function = %log_text(name),
+                function = %log_text(&name),
                 error = %log_text(&e.to_string()),
                 "cannot restore function"
             ),
@@ -451,22 +545,28 @@ pub(crate) fn restore_functions(db: &Database) -> Result<()> {
 }
 
 /// The function for each of `names` as `records` define it (`None`: no overload left).
+/// One pass over `records`, whatever the number of names.
 fn build_udfs(
     db: &Database,
     registry: &mut Registry,
-    records: &std::collections::BTreeMap<String, FunctionRecord>,
+    records: &BTreeMap<String, FunctionRecord>,
     names: &[String],
 ) -> Result<Vec<(String, Option<SqlFunction>)>> {
-    let mut out = Vec::new();
-    for name in names {
-        if out.iter().any(|(n, _)| n == name) {
-            continue;
+    let mut mine: HashMap<&str, Vec<&FunctionRecord>> =
+        names.iter().map(|n| (n.as_str(), Vec::new())).collect();
+    for record in records.values() {
+        if let Some(list) = mine.get_mut(record.name.as_str()) {
+            list.push(record);
         }
-        let mut mine: Vec<&FunctionRecord> = records.values().filter(|r| &r.name == name).collect();
-        mine.sort_by_key(|r| r.seq);
-        let kind = mine.first().map_or(FunctionKind::Scalar, |r| r.kind);
-        let mut overloads = Vec::new();
-        for record in mine {
+    }
+    let mut out = Vec::with_capacity(mine.len());
+    for (name, mut overloads_of) in mine {
+        overloads_of.sort_by_key(|r| r.seq);
+        let kind = overloads_of
+            .first()
+            .map_or(FunctionKind::Scalar, |r| r.kind);
+        let mut overloads = Vec::with_capacity(overloads_of.len());
+        for record in overloads_of {
             let module = module_for(db, &mut registry.modules, &record.module)?;
             overloads.push(Arc::new(module.overload(
                 &record.export,
@@ -482,7 +582,7 @@ fn build_udfs(
                 AggregateUDF::new_from_impl(WasmAggregateUdf::new(name, overloads)),
             )),
         });
-        out.push((name.clone(), udf));
+        out.push((name.to_string(), udf));
     }
     Ok(out)
 }
@@ -511,7 +611,7 @@ pub(crate) fn module_for(
         .catalog
         .module(hash)?
         .ok_or_else(|| Error::Catalog(format!("module {hash} is missing from the catalog")))?;
-    let module = db.inner.load_component(&bytes)?;
+    let module = db.inner.load_component(&bytes, None)?;
     if module.hash() != hash {
         return Err(Error::Catalog(format!(
             "stored module {hash} does not match its hash"

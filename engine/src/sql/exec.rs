@@ -71,6 +71,22 @@ impl Executor {
     }
 }
 
+impl Executor {
+    /// Runs blocking work (a component's compile and load-time code, a catalog commit)
+    /// on this runtime's blocking threads: never on the caller's network threads,
+    /// and never on the workers that run query plans.
+    pub(crate) fn spawn_blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> DfResult<tokio::task::JoinHandle<T>> {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| DataFusionError::Internal("executor shut down".into()))?;
+        Ok(runtime.spawn_blocking(work))
+    }
+}
+
 impl Drop for Executor {
     fn drop(&mut self) {
         // Dropping a runtime from async code panics; queries still running were

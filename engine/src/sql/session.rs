@@ -724,7 +724,10 @@ impl Session {
             Command::Set(statement) => self.run_on_session(statement, CommandTag::Set).await,
             Command::CreateFunction(cf) => {
                 admin("create functions")?;
-                Ok(command(ddl::create_function(self, &cf)?))
+                let create = ddl::plan_create_function(self, &cf)?;
+                Ok(command(
+                    self.run_load(move |db, load| create.run(db, load)).await?,
+                ))
             }
             Command::DropFunction {
                 statement,
@@ -1001,6 +1004,65 @@ impl Session {
         self.execute_in(query, plan).await
     }
 
+    /// Makes `handle` this session's running statement (CancelRequest reaches it) and
+    /// starts its `statement_timeout` timer; the guard cancels it when dropped.
+    fn start_statement(&self, handle: &CancelHandle) -> CancelOnDrop {
+        *self.running.lock() = Some(handle.clone());
+        let timeout = self.parameters.lock().statement_timeout();
+        let timer = timeout.map(|limit| {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(limit).await;
+                handle.cancel_for(CancelReason::StatementTimeout);
+            })
+            .abort_handle()
+        });
+        CancelOnDrop {
+            handle: handle.clone(),
+            timer,
+            producer: None,
+        }
+    }
+
+    /// Runs load-time work (a component's compile and load-time code, the catalog
+    /// commit) as a statement: on a blocking thread of the executor, never on the
+    /// caller's network threads; a CancelRequest or `statement_timeout` ends the
+    /// statement with 57014 at once, stops the component's code within an epoch tick,
+    /// and stops the change unless it already passed its commit point (then the
+    /// statement succeeds).
+    async fn run_load<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Database, &ddl::LoadControl) -> crate::error::Result<T> + Send + 'static,
+    ) -> DfResult<T> {
+        let handle = self.db.inner.engine.query(&self.ctx).cancel_handle();
+        let _guard = self.start_statement(&handle);
+        let db = self.db.clone();
+        let worker = handle.clone();
+        let task = self.db.inner.executor.spawn_blocking(move || {
+            let commit_point = || {
+                if worker.pass_commit_point() {
+                    Ok(())
+                } else {
+                    Err(Error::QueryCanceled(
+                        worker.reason().unwrap_or(CancelReason::UserRequest),
+                    ))
+                }
+            };
+            let load = ddl::LoadControl {
+                cancel: Some(worker.flag()),
+                commit_point: &commit_point,
+            };
+            work(&db, &load)
+        })?;
+        tokio::select! {
+            biased;
+            _ = handle.canceled() => Err(canceled_error(&handle)),
+            done = task => done
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+                .map_err(DataFusionError::from),
+        }
+    }
+
     /// Runs a plan built by the engine itself (the fill of CREATE TABLE AS) like a
     /// query: on the executor, cancelable, under `statement_timeout`.
     pub(crate) async fn execute_plan(&self, plan: LogicalPlan) -> DfResult<Output> {
@@ -1019,21 +1081,7 @@ impl Session {
             })
         );
         let handle = query.cancel_handle();
-        *self.running.lock() = Some(handle.clone());
-        let timeout = self.parameters.lock().statement_timeout();
-        let timer = timeout.map(|limit| {
-            let handle = handle.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(limit).await;
-                handle.cancel_for(CancelReason::StatementTimeout);
-            })
-            .abort_handle()
-        });
-        let mut guard = CancelOnDrop {
-            handle: handle.clone(),
-            timer,
-            producer: None,
-        };
+        let mut guard = self.start_statement(&handle);
         let canceled = |e: DataFusionError| {
             if handle.is_canceled() {
                 canceled_error(&handle)
@@ -1047,7 +1095,13 @@ impl Session {
             .await
             .map_err(canceled)?;
         let task_ctx = Arc::new(df.task_ctx());
-        let physical = df.create_physical_plan().await.map_err(canceled)?;
+        // Planning may do real work (`wasm_load` loads its module when scanned): it
+        // races the cancel signal too.
+        let physical = tokio::select! {
+            biased;
+            _ = handle.canceled() => return Err(canceled_error(&handle)),
+            physical = df.create_physical_plan() => physical.map_err(canceled)?,
+        };
         let schema = physical.schema();
         let (batches, producer) = self.db.inner.executor.execute(physical, task_ctx)?;
         guard.producer = Some(producer);

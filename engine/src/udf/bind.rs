@@ -47,7 +47,10 @@ impl AnalyzerRule for BindWasmFunctions {
         // one; without one they carry their own.
         let (scope, bind_scalars) = match config.extensions.get::<QueryScope>() {
             Some(scope) => (scope.clone(), false),
-            None => (QueryScope::new(Arc::new(AtomicBool::new(false))), true),
+            None => (
+                QueryScope::new(Arc::new(AtomicBool::new(false)), Default::default()),
+                true,
+            ),
         };
         let binding = Binding {
             scope: Some(scope.clone()),

@@ -66,12 +66,7 @@ impl Module {
         options: &UdfOptions,
         kind: FunctionKind,
     ) -> Result<Overload> {
-        let index = self
-            .inner
-            .functions
-            .iter()
-            .position(|f| f.name == export)
-            .ok_or_else(|| Error::NoSuchFunction(export.to_string()))?;
+        let index = self.index_of(export)?;
         let sig = &self.inner.functions[index];
         if sig.kind != kind {
             return Err(Error::InvalidDescription(format!(

@@ -9,7 +9,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::error::CancelReason;
 use crate::udf::bind;
-use crate::udf::scope::QueryScope;
+use crate::udf::scope::{CommitGate, QueryScope};
 use crate::wasm::engine::Engine;
 
 /// Cancels a running query from another task or thread.
@@ -20,15 +20,29 @@ pub struct CancelHandle {
     /// Wakes the task streaming the query's results, so a query busy outside Wasm
     /// (a long scan or sort) stops too.
     wake: Arc<tokio::sync::Notify>,
+    /// Past this point a catalog change is made whatever cancels arrive.
+    commit: Arc<CommitGate>,
 }
 
 impl CancelHandle {
-    fn new(flag: Arc<AtomicBool>) -> Self {
+    fn new(flag: Arc<AtomicBool>, commit: Arc<CommitGate>) -> Self {
         CancelHandle {
             flag,
             reason: Arc::new(AtomicU8::new(0)),
             wake: Arc::new(tokio::sync::Notify::new()),
+            commit,
         }
+    }
+
+    /// Passes the statement's commit point: false if it was canceled first (then the
+    /// change must not be made); after it, cancels are ignored.
+    pub(crate) fn pass_commit_point(&self) -> bool {
+        self.commit.pass(&self.flag)
+    }
+
+    /// The flag a guest call watches to stop when this query is canceled.
+    pub(crate) fn flag(&self) -> &Arc<AtomicBool> {
+        &self.flag
     }
 
     /// Stops the query: a Wasm call in progress traps within one epoch tick with
@@ -38,16 +52,21 @@ impl CancelHandle {
     }
 
     /// As [`CancelHandle::cancel`], recording why (the first reason wins).
+    /// A cancel that comes after a catalog change passed its commit point is ignored.
     pub fn cancel_for(&self, reason: CancelReason) {
         let code = match reason {
             CancelReason::UserRequest => 1,
             CancelReason::StatementTimeout => 2,
         };
-        let _ = self
-            .reason
-            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
-        self.flag.store(true, Ordering::Release);
-        self.wake.notify_one();
+        let canceled = self.commit.cancel_unless_passed(|| {
+            let _ = self
+                .reason
+                .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+            self.flag.store(true, Ordering::Release);
+        });
+        if canceled {
+            self.wake.notify_one();
+        }
     }
 
     /// Resolves once the query is canceled.
@@ -88,18 +107,19 @@ impl Engine {
     /// Opens a query scope over `ctx` (sharing its catalogs, tables and functions).
     pub fn query(&self, ctx: &SessionContext) -> Query {
         let cancel = Arc::new(AtomicBool::new(false));
+        let commit = Arc::new(CommitGate::default());
         let mut state = ctx.state();
         state
             .config_mut()
             .options_mut()
             .extensions
-            .insert(QueryScope::new(cancel.clone()));
+            .insert(QueryScope::new(cancel.clone(), commit.clone()));
         // Accumulators see no configuration: bind each Wasm aggregate to this query
         // when its plans (and those of the views it reads) are analyzed.
         bind::add_rule(&mut state);
         Query {
             ctx: SessionContext::new_with_state(state),
-            cancel: CancelHandle::new(cancel),
+            cancel: CancelHandle::new(cancel, commit),
         }
     }
 }

@@ -21,6 +21,8 @@ static NEXT_QUERY: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug, Clone)]
 pub(crate) struct QueryScope {
     pub(crate) cancel: Option<Arc<AtomicBool>>,
+    /// Where a statement that changes the catalog commits (see [`CommitGate`]).
+    pub(crate) commit: Option<Arc<CommitGate>>,
     /// The query's identity; dropped with the last clone of the scope, when the query
     /// and its plans are gone.
     pub(crate) end: Arc<ScopeEnd>,
@@ -28,9 +30,10 @@ pub(crate) struct QueryScope {
 
 impl QueryScope {
     /// A new query's scope, canceled when `cancel` is set.
-    pub(crate) fn new(cancel: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(cancel: Arc<AtomicBool>, commit: Arc<CommitGate>) -> Self {
         QueryScope {
             cancel: Some(cancel),
+            commit: Some(commit),
             end: Arc::new(ScopeEnd {
                 id: NEXT_QUERY.fetch_add(1, Ordering::Relaxed),
                 pools: Mutex::new(Vec::new()),
@@ -41,6 +44,47 @@ impl QueryScope {
     /// Which query this is.
     pub(crate) fn id(&self) -> u64 {
         self.end.id
+    }
+
+    /// Passes the query's commit point (see [`CommitGate::pass`]); false if it was
+    /// canceled first.
+    pub(crate) fn pass_commit_point(&self) -> bool {
+        match (&self.commit, &self.cancel) {
+            (Some(gate), Some(flag)) => gate.pass(flag),
+            _ => true,
+        }
+    }
+}
+
+/// The point of no return of a statement that changes the catalog. A cancel
+/// (CancelRequest, `statement_timeout`) that comes before it stops the change; one
+/// that comes after is ignored and the statement succeeds, so a client is never told
+/// "canceled" about a change that was made (PostgreSQL holds interrupts during commit
+/// the same way).
+#[derive(Debug, Default)]
+pub(crate) struct CommitGate {
+    passed: Mutex<bool>,
+}
+
+impl CommitGate {
+    /// Passes the point unless `canceled` is already set; from then on cancels are ignored.
+    pub(crate) fn pass(&self, canceled: &AtomicBool) -> bool {
+        let mut passed = self.passed.lock();
+        if canceled.load(Ordering::Acquire) {
+            return false;
+        }
+        *passed = true;
+        true
+    }
+
+    /// Runs `cancel` unless the point was passed; returns whether it ran.
+    pub(crate) fn cancel_unless_passed(&self, cancel: impl FnOnce()) -> bool {
+        let passed = self.passed.lock();
+        if *passed {
+            return false;
+        }
+        cancel();
+        true
     }
 }
 

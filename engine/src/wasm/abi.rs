@@ -129,6 +129,26 @@ pub(crate) struct WitSignature {
     pub null_handling: WitNullHandling,
 }
 
+impl WitSignature {
+    /// Bytes this signature takes as the host holds it (name, types, zone names),
+    /// counted against the engine's `max_description_size`.
+    pub(crate) fn size_hint(&self) -> usize {
+        let ty = |t: &WitType| {
+            size_of::<WitType>()
+                + match t {
+                    WitType::Timestamp(TimestampType {
+                        timezone: Some(z), ..
+                    }) => z.len(),
+                    _ => 0,
+                }
+        };
+        size_of::<Self>()
+            + self.name.len()
+            + self.params.iter().map(ty).sum::<usize>()
+            + ty(&self.returns)
+    }
+}
+
 /// WIT `buffer`, borrowed from Arrow memory for an argument.
 #[derive(ComponentType, Lower, Clone, Copy, Debug)]
 #[component(variant)]

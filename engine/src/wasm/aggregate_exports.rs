@@ -60,7 +60,8 @@ impl AggregateExports {
             .check_type::<(ResourceAny, EmitTo), EvaluateResult>(self.evaluate, "groups.evaluate")
     }
 
-    /// Reads what aggregate number `index` (named `name`) declares about itself.
+    /// Reads what aggregate number `index` (named `name`) declares about itself, within
+    /// the instance's current budget.
     pub(crate) fn info(
         &self,
         instance: &mut GuestInstance,
@@ -71,7 +72,7 @@ impl AggregateExports {
         let index = u32::try_from(index)
             .map_err(|_| Error::InvalidDescription("too many functions".into()))?;
         let (info,) =
-            instance.invoke::<(u32,), InfoResult>(self.info, (index,), limits, None, name)?;
+            instance.invoke_within::<(u32,), InfoResult>(self.info, (index,), limits, name)?;
         let info = info.map_err(|e| {
             Error::InvalidDescription(format!(
                 "aggregate {name}: info failed: {}",

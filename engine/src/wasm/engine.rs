@@ -15,7 +15,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, OptLevel, PoolingAllocationCo
 
 use crate::error::{Error, Result};
 use crate::wasm::abi::{
-    AGGREGATE_INTERFACE, GUEST_INTERFACE, SCALAR_INTERFACE, TYPES_INTERFACE_PREFIX,
+    WitSignature, AGGREGATE_INTERFACE, GUEST_INTERFACE, SCALAR_INTERFACE, TYPES_INTERFACE_PREFIX,
 };
 use crate::wasm::aggregate_exports::AggregateExports;
 use crate::wasm::cache::{ArtifactCache, CacheOutcome};
@@ -35,6 +35,11 @@ pub struct EngineConfig {
     pub fuel_metering: bool,
     /// Largest component accepted, in bytes.
     pub max_module_size: usize,
+    /// Most functions one component may describe (more is 54000 at load).
+    pub max_functions_per_component: usize,
+    /// Largest `describe` output accepted, in bytes of names and types (more is 54000
+    /// at load). The guest's memory limit bounds what the host lifts before counting.
+    pub max_description_size: usize,
     /// Guest instances alive at once across all functions and stack sizes (the main
     /// engine's pooling allocator slots; instances beyond fail with 53000).
     pub max_instances: u32,
@@ -53,6 +58,8 @@ impl Default for EngineConfig {
             ceilings: Limits::default_ceilings(),
             fuel_metering: true,
             max_module_size: 64 << 20,
+            max_functions_per_component: 1000,
+            max_description_size: 1 << 20,
             max_instances: 1000,
             idle_instances_per_function: 2 * thread::available_parallelism().map_or(4, |n| n.get()),
             epoch_tick: Duration::from_millis(2),
@@ -246,6 +253,16 @@ impl Engine {
     /// As [`Engine::load_component`], also telling whether the on-disk artifact cache
     /// was used.
     pub fn load_component_traced(&self, bytes: &[u8]) -> Result<(Module, CacheOutcome)> {
+        self.load_component_cancelable(bytes, None)
+    }
+
+    /// As [`Engine::load_component_traced`]; the component's own load-time code
+    /// (`describe`, `info`) stops within one epoch tick once `cancel` is set.
+    pub(crate) fn load_component_cancelable(
+        &self,
+        bytes: &[u8],
+        cancel: Option<&Arc<AtomicBool>>,
+    ) -> Result<(Module, CacheOutcome)> {
         let inner = &self.inner;
         if bytes.len() > inner.config.max_module_size {
             return Err(Error::InvalidComponent(format!(
@@ -261,7 +278,7 @@ impl Engine {
         check_is_component(bytes)?;
         let hex_hash = hex::encode(hash);
         let (component, outcome) = self.compile(bytes, &hex_hash)?;
-        let module = Arc::new(self.describe(component, hash)?);
+        let module = Arc::new(self.describe(component, hash, cancel)?);
         inner.modules.lock().insert(hash, Arc::downgrade(&module));
         tracing::debug!(hash = %hex_hash, functions = module.functions.len(), ?outcome, "loaded component");
         Ok((Module { inner: module }, outcome))
@@ -309,7 +326,12 @@ impl Engine {
         Ok((component, outcome))
     }
 
-    fn describe(&self, component: Component, hash: [u8; 32]) -> Result<ModuleInner> {
+    fn describe(
+        &self,
+        component: Component,
+        hash: [u8; 32],
+        cancel: Option<&Arc<AtomicBool>>,
+    ) -> Result<ModuleInner> {
         let inner = &self.inner;
         let component_type = component.component_type();
         let imports: Vec<(&str, ComponentItem)> = component_type
@@ -385,14 +407,15 @@ impl Engine {
             metered,
             "describe",
         )?;
+        // One budget for all of the component's load-time code.
+        instance.start_budget(&limits, cancel)?;
         let raw = instance.describe(describe_idx, &limits)?;
+        self.check_description_size(&raw)?;
         let mut functions = Vec::with_capacity(raw.len());
+        let mut by_name = HashMap::with_capacity(raw.len());
         for w in raw {
             let sig = FunctionSignature::try_from(w)?;
-            if functions
-                .iter()
-                .any(|f: &FunctionSignature| f.name == sig.name)
-            {
+            if by_name.insert(sig.name.clone(), functions.len()).is_some() {
                 return Err(Error::InvalidDescription(format!(
                     "function {} is described twice",
                     sig.name
@@ -431,8 +454,29 @@ impl Engine {
                 aggregate,
             },
             functions,
+            by_name,
             engine: self.clone(),
         })
+    }
+
+    /// Refuses a description past the engine's ceilings (54000, naming the limit).
+    fn check_description_size(&self, raw: &[WitSignature]) -> Result<()> {
+        let config = &self.inner.config;
+        if raw.len() > config.max_functions_per_component {
+            return Err(Error::ProgramLimit(format!(
+                "the component describes {} functions, more than the server allows (max_functions_per_component = {})",
+                raw.len(),
+                config.max_functions_per_component
+            )));
+        }
+        let bytes: usize = raw.iter().map(WitSignature::size_hint).sum();
+        if bytes > config.max_description_size {
+            return Err(Error::ProgramLimit(format!(
+                "the component's description is {bytes} bytes, more than the server allows (max_description_size = {} bytes)",
+                config.max_description_size
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -482,6 +526,9 @@ pub(crate) struct ModuleInner {
     /// The contract's exports in `pre`'s component.
     exports: Exports,
     pub(crate) functions: Vec<FunctionSignature>,
+    /// Index into `functions` by name: lookups stay constant-time however many
+    /// functions a component describes.
+    by_name: HashMap<String, usize>,
     pub(crate) engine: Engine,
 }
 
@@ -592,10 +639,15 @@ impl Module {
 
     /// The description of one function.
     pub fn function(&self, name: &str) -> Result<&FunctionSignature> {
+        Ok(&self.inner.functions[self.index_of(name)?])
+    }
+
+    /// The position of function `name` in [`Module::functions`].
+    pub(crate) fn index_of(&self, name: &str) -> Result<usize> {
         self.inner
-            .functions
-            .iter()
-            .find(|f| f.name == name)
+            .by_name
+            .get(name)
+            .copied()
             .ok_or_else(|| Error::NoSuchFunction(name.to_string()))
     }
 

@@ -220,13 +220,23 @@ impl GuestInstance {
         Ok(())
     }
 
-    /// Calls `guest.describe`.
+    /// Starts one budget (fuel, deadline, memory, cancel flag) for the calls that
+    /// follow until the next budget: load-time work (`describe` and every aggregate's
+    /// `info`) shares one, so a component cannot multiply its limits by its function count.
+    pub(crate) fn start_budget(
+        &mut self,
+        limits: &Limits,
+        cancel: Option<&Arc<AtomicBool>>,
+    ) -> Result<(), Error> {
+        self.prepare(limits, cancel)
+    }
+
+    /// Calls `guest.describe`, within the budget [`Self::start_budget`] started.
     pub(crate) fn describe(
         &mut self,
         describe: ComponentExportIndex,
         limits: &Limits,
     ) -> Result<Vec<WitSignature>, Error> {
-        self.prepare(limits, None)?;
         let func: TypedFunc<(), (Vec<WitSignature>,)> = self
             .instance
             .get_typed_func(&mut self.store, describe)
@@ -299,6 +309,21 @@ impl GuestInstance {
         R: ComponentNamedList + Lift,
     {
         self.prepare(limits, cancel)?;
+        self.invoke_within(export, params, limits, function)
+    }
+
+    /// As [`Self::invoke`], within the budget already started.
+    pub(crate) fn invoke_within<P, R>(
+        &mut self,
+        export: ComponentExportIndex,
+        params: P,
+        limits: &Limits,
+        function: &str,
+    ) -> Result<R, Error>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
         let func = self.typed::<P, R>(export, "an export")?;
         self.enter(limits, function, |store| func.call(store, params))
     }

@@ -114,6 +114,9 @@ impl ServerState {
             ceilings,
             max_module_size: parse_bytes(&args.max_module_size).map_err(|e| e.to_string())?
                 as usize,
+            max_functions_per_component: args.max_functions_per_component,
+            max_description_size: parse_bytes(&args.max_description_size)
+                .map_err(|e| e.to_string())? as usize,
             ..EngineConfig::default()
         };
         config.target_partitions = args.target_partitions;

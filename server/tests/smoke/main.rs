@@ -17,6 +17,7 @@ mod copy;
 mod durability;
 mod guest_text;
 mod load;
+mod load_time;
 mod parameters;
 mod psql_cli;
 mod queries;
@@ -91,9 +92,15 @@ fn row(values: &[&str]) -> Vec<Option<String>> {
 
 /// A server whose modules directory also holds `hostile/` (spin, membomb, ...).
 fn start_with_hostile(dir: &tempfile::TempDir) -> ServerProcess {
+    start_with_hostile_and(dir, &[])
+}
+
+/// As [`start_with_hostile`], with more `serve` flags.
+fn start_with_hostile_and(dir: &tempfile::TempDir, flags: &[&str]) -> ServerProcess {
     let modules = dir.path().join("modules");
     wasmudf_sql_tests::write_modules_dir(&modules).expect("modules");
-    let args = vec!["--modules-dir".to_string(), modules.display().to_string()];
+    let mut args = vec!["--modules-dir".to_string(), modules.display().to_string()];
+    args.extend(flags.iter().map(|f| f.to_string()));
     ServerProcess::start(
         env!("CARGO_BIN_EXE_wasmudf").as_ref(),
         &dir.path().join("data"),

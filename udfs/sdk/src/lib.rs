@@ -161,9 +161,19 @@ pub use bindings::exports::wasmudf::udf::aggregate::{AggregateInfo, EmitTo};
 
 /// Exports the listed functions (each marked `#[scalar]`, `#[batch]` or, on a state
 /// struct, `#[aggregate]`) as this component's UDFs. Use once per crate.
+///
+/// `export!(describe = rewrite; f, g)` passes the description through `rewrite`
+/// (a `fn(Vec<FunctionSignature>) -> Vec<FunctionSignature>`) first: for the host's
+/// tests, which need components that describe themselves in ways no honest one does.
 #[macro_export]
 macro_rules! export {
+    (describe = $rewrite:path; $($f:ident),+ $(,)?) => {
+        $crate::export!(@component $rewrite; $($f),+);
+    };
     ($($f:ident),+ $(,)?) => {
+        $crate::export!(@component ::core::convert::identity; $($f),+);
+    };
+    (@component $rewrite:path; $($f:ident),+) => {
         #[doc(hidden)]
         struct __WasmudfComponent;
 
@@ -172,7 +182,7 @@ macro_rules! export {
 
         impl $crate::bindings::exports::wasmudf::udf::guest::Guest for __WasmudfComponent {
             fn describe() -> ::std::vec::Vec<$crate::FunctionSignature> {
-                $crate::describe(__WASMUDF_FUNCTIONS)
+                $rewrite($crate::describe(__WASMUDF_FUNCTIONS))
             }
         }
 
