@@ -19,13 +19,21 @@ use datafusion::catalog::{
     MemTable, MemorySchemaProvider, SchemaProvider, Session as DfSession, TableFunctionArgs,
     TableFunctionImpl, TableProvider,
 };
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableType, Volatility};
-use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    collect, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    ReplaceChildrenOptions,
+};
 use datafusion::prelude::SessionContext;
 
-use crate::error::Error;
+use crate::error::{guest_text, Error};
 use crate::introspection::{
     default_catalog, records_in_order, upgrade, DatabaseHandle, DatabaseView,
 };
@@ -386,7 +394,8 @@ fn parameter_rows(rs: &[FunctionRecord]) -> HashMap<&'static str, ArrayRef> {
 /// `SELECT * FROM wasm_load('math.wasm')`: registers every function of a module under
 /// its own name with the component's declarations, and lists them.
 ///
-/// Registration happens when the query runs (not when it is planned or described),
+/// Registration happens when the query executes (not when it is planned, described or
+/// explained),
 /// all or nothing, on a blocking thread of the query executor: a name that already
 /// exists with another definition (or is a built-in) fails the whole load; functions
 /// the same module already defined identically are left as they are. Canceling the
@@ -416,7 +425,7 @@ impl TableFunctionImpl for WasmLoad {
     }
 }
 
-/// One `wasm_load(spec)` call: the load runs when the table is scanned.
+/// One `wasm_load(spec)` call: the load runs when its plan executes.
 #[derive(Debug)]
 struct WasmLoadTable {
     db: DatabaseHandle,
@@ -445,44 +454,138 @@ impl TableProvider for WasmLoadTable {
 
     async fn scan(
         &self,
-        state: &dyn DfSession,
+        _state: &dyn DfSession,
         projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let extensions = &state.config_options().extensions;
+        let schema = wasm_load_schema();
+        let projection = projection.cloned();
+        let projected = match &projection {
+            Some(p) => Arc::new(schema.project(p)?),
+            None => schema,
+        };
+        Ok(Arc::new(WasmLoadExec {
+            db: self.db.clone(),
+            spec: self.spec.clone(),
+            projection,
+            properties: Arc::new(PlanProperties::new(
+                EquivalenceProperties::new(projected.clone()),
+                Partitioning::UnknownPartitioning(1),
+                EmissionType::Final,
+                Boundedness::Bounded,
+            )),
+            schema: projected,
+        }))
+    }
+}
+
+/// The plan of one `wasm_load(spec)`: the module is loaded when the plan executes
+/// (EXPLAIN plans it without loading anything).
+#[derive(Debug)]
+struct WasmLoadExec {
+    db: DatabaseHandle,
+    spec: String,
+    projection: Option<Vec<usize>>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl DisplayAs for WasmLoadExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "WasmLoadExec: module={}", guest_text(&self.spec))
+    }
+}
+
+/// The name of `wasm_load`'s plan node: a query holding one changes the catalog, so it
+/// runs to completion when the statement runs, whether its rows are read or not.
+pub(crate) const WASM_LOAD_EXEC: &str = "WasmLoadExec";
+
+impl ExecutionPlan for WasmLoadExec {
+    fn name(&self) -> &'static str {
+        WASM_LOAD_EXEC
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        _: Vec<Arc<dyn ExecutionPlan>>,
+        _: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        _partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let extensions = &context.session_config().options().extensions;
         let user = extensions
             .get::<WasmSettings>()
             .map(|s| s.user.clone())
             .unwrap_or_default();
         let scope = extensions.get::<QueryScope>().cloned();
-        let listed = upgrade(&self.db)?
-            .spawn_load(user, self.spec.clone(), scope)?
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))??;
-        let schema = wasm_load_schema();
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(StringArray::from_iter_values(
-                    listed.iter().map(|r| r.name.clone()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    listed.iter().map(|r| r.arg_types.join(", ")),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    listed.iter().map(|r| r.returns.clone()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    listed.iter().map(|r| volatility_word(r.volatility)),
-                )),
-                Arc::new(BooleanArray::from_iter(
-                    listed.iter().map(|r| Some(r.strict)),
-                )),
-            ],
-        )?;
-        MemTable::try_new(schema, vec![vec![batch]])?
-            .scan(state, projection, filters, limit)
-            .await
+        let load = upgrade(&self.db)?.spawn_load(user, self.spec.clone(), scope)?;
+        let projection = self.projection.clone();
+        let batch = async move {
+            let listed = load
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))??;
+            let batch = wasm_load_batch(&listed)?;
+            match &projection {
+                Some(p) => Ok(batch.project(p)?),
+                None => Ok(batch),
+            }
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::once(batch),
+        )))
     }
+}
+
+/// The rows `wasm_load` returns: one per function the module defines.
+fn wasm_load_batch(listed: &[FunctionRecord]) -> DfResult<RecordBatch> {
+    Ok(RecordBatch::try_new(
+        wasm_load_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                listed.iter().map(|r| r.name.clone()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                listed.iter().map(|r| r.arg_types.join(", ")),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                listed.iter().map(|r| r.returns.clone()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                listed.iter().map(|r| volatility_word(r.volatility)),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                listed.iter().map(|r| Some(r.strict)),
+            )),
+        ],
+    )?)
 }

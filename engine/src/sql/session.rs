@@ -15,6 +15,7 @@ use datafusion::logical_expr::{
     Cast, DdlStatement, DmlStatement, Expr, LogicalPlan, TryCast, WriteOp,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
@@ -27,6 +28,7 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{CancelReason, Error};
+use crate::introspection::system::WASM_LOAD_EXEC;
 use crate::pg::column_names;
 use crate::pg::copy::{self, CopyFormat, CopyIn, CopyRequest};
 use crate::pg::text::TextFormat;
@@ -1095,14 +1097,15 @@ impl Session {
             .await
             .map_err(canceled)?;
         let task_ctx = Arc::new(df.task_ctx());
-        // Planning may do real work (`wasm_load` loads its module when scanned): it
-        // races the cancel signal too.
+        // Physical planning may take long (listing a large table's files): it races
+        // the cancel signal too.
         let physical = tokio::select! {
             biased;
             _ = handle.canceled() => return Err(canceled_error(&handle)),
             physical = df.create_physical_plan() => physical.map_err(canceled)?,
         };
         let schema = physical.schema();
+        let changes_catalog = plan_contains(&physical, WASM_LOAD_EXEC);
         let (batches, producer) = self.db.inner.executor.execute(physical, task_ctx)?;
         guard.producer = Some(producer);
         // Each batch races the cancel signal: a canceled query ends with 57014 at once,
@@ -1130,10 +1133,25 @@ impl Session {
             let batches = batches.into_iter().collect::<DfResult<Vec<_>>>()?;
             return Ok(command(CommandTag::Insert(count_rows(&batches))));
         }
+        if changes_catalog {
+            // Runs to completion now, as a DDL statement would: nobody has to read the
+            // rows for the functions to exist.
+            let batches: Vec<_> = stream.collect().await;
+            let batches = batches.into_iter().collect::<DfResult<Vec<_>>>()?;
+            return Ok(Output::Rows(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::iter(batches.into_iter().map(Ok)),
+            ))));
+        }
         Ok(Output::Rows(Box::pin(RecordBatchStreamAdapter::new(
             schema, stream,
         ))))
     }
+}
+
+/// Whether `plan` has a node named `name`.
+fn plan_contains(plan: &Arc<dyn ExecutionPlan>, name: &str) -> bool {
+    plan.name() == name || plan.children().iter().any(|c| plan_contains(c, name))
 }
 
 /// Placeholder types implied by the Wasm functions they are passed to.
