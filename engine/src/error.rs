@@ -199,6 +199,9 @@ pub enum Error {
     /// No savepoint of that name in the transaction (3B001).
     #[error("{0}")]
     UndefinedSavepoint(String),
+    /// A date or timestamp outside the range a client can be given (22008).
+    #[error("{0}")]
+    DatetimeOverflow(String),
     /// Input past one of the server's size or count limits (54000), naming the limit.
     #[error("{0}")]
     ProgramLimit(String),
@@ -249,6 +252,7 @@ impl Error {
             Error::NoActiveTransaction(_) => "25P01",
             Error::UndefinedSavepoint(_) => "3B001",
             Error::ProgramLimit(_) => "54000",
+            Error::DatetimeOverflow(_) => "22008",
         }
     }
 }

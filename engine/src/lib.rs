@@ -39,6 +39,12 @@ mod store;
 mod udf;
 mod wasm;
 
+// The fuzz targets' entry points; built in tests too, where their property-test
+// versions run in CI.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
+
 // Embedding: Wasm functions in your own DataFusion `SessionContext`.
 pub use error::{
     find_udf_error, log_text, sqlstate, CancelReason, Error, Result, GUEST_TEXT_LIMIT,
@@ -66,6 +72,7 @@ pub use store::{CATALOG_NAME, DEFAULT_SCHEMA};
 // PostgreSQL value formats, for servers and tests that speak the wire protocol.
 pub use introspection::session_info::SERVER_VERSION;
 pub use pg::copy::{copy_header, copy_lines, CopyFormat, CopyIn};
+pub use pg::datetime_range::check_datetime_range;
 pub use pg::text::{
     bytea_from_text, numeric_from_binary, numeric_to_binary, pg_text, pg_text_in, TextFormat,
 };

@@ -20,6 +20,7 @@ const LAYERS: &[&str] = &[
     "store",
     "introspection",
     "sql",
+    "fuzzing",
 ];
 
 /// The only DataFusion paths the wasmtime layer may name: Arrow types, and the

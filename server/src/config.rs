@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// e.g. 1MB; more fails with 54000.
     #[arg(long, env = "WASMUDF_MAX_DESCRIPTION_SIZE", default_value = "1MB")]
     pub max_description_size: String,
+    /// Most data one COPY FROM STDIN may send, e.g. 256MB (it is held in memory until
+    /// CopyDone); more fails with 54000 and loads nothing.
+    #[arg(long, env = "WASMUDF_MAX_COPY_SIZE", default_value = "256MB")]
+    pub max_copy_size: String,
     /// Partitions DataFusion plans queries with (default: number of cores).
     #[arg(long, env = "WASMUDF_TARGET_PARTITIONS")]
     pub target_partitions: Option<usize>,

@@ -4,16 +4,18 @@
 //! The wire exchange is the server's; the engine reads the statement, turns the client's
 //! bytes into a batch appended to the table, and renders result rows as COPY lines.
 
-use datafusion::arrow::array::{new_null_array, ArrayRef, RecordBatch, StringArray};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{new_null_array, ArrayRef, BinaryArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget,
 };
 
 use crate::error::Error;
-use crate::pg::text::pg_text;
+use crate::pg::text::{bytea_from_text, pg_text};
 
 /// The data format of a COPY, as its options chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +35,7 @@ pub struct CopyFormat {
 }
 
 impl CopyFormat {
-    fn text() -> Self {
+    pub(crate) fn text() -> Self {
         CopyFormat {
             csv: false,
             delimiter: '\t',
@@ -44,7 +46,7 @@ impl CopyFormat {
         }
     }
 
-    fn csv() -> Self {
+    pub(crate) fn csv() -> Self {
         CopyFormat {
             csv: true,
             delimiter: ',',
@@ -244,9 +246,32 @@ pub(crate) fn parse(copy: &CopyIn, data: &[u8]) -> DfResult<RecordBatch> {
         .map(
             |(t, field)| match copy.columns.iter().position(|&c| c == t) {
                 Some(c) => {
-                    let strings: StringArray = rows.iter().map(|r| r[c].as_deref()).collect();
-                    cast_with_options(&strings, field.data_type(), &options)
-                        .map_err(|e| bad_data(0, format!("column {}: {e}", field.name())))
+                    let failed = |e: String| bad_data(0, format!("column {}: {e}", field.name()));
+                    let parsed: ArrayRef = if matches!(
+                        field.data_type(),
+                        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+                    ) {
+                        // bytea's own text form (`\x0102`, escapes), not the text's bytes.
+                        let mut bytes = Vec::with_capacity(rows.len());
+                        for (i, r) in rows.iter().enumerate() {
+                            let value = r[c].as_deref().map(bytea_from_text).transpose();
+                            bytes.push(value.map_err(|e| {
+                                bad_data(
+                                    i + 1 + usize::from(copy.format.header),
+                                    format!("column {}: {e}", field.name()),
+                                )
+                            })?);
+                        }
+                        Arc::new(BinaryArray::from_iter(bytes))
+                    } else {
+                        Arc::new(
+                            rows.iter()
+                                .map(|r| r[c].as_deref())
+                                .collect::<StringArray>(),
+                        )
+                    };
+                    cast_with_options(&parsed, field.data_type(), &options)
+                        .map_err(|e| failed(e.to_string()))
                 }
                 None => Ok(new_null_array(field.data_type(), rows.len())),
             },
@@ -261,12 +286,13 @@ type Row = Vec<Option<String>>;
 /// for NULL, backslash escapes; a line `\.` ends the data.
 fn parse_text(text: &str, format: &CopyFormat) -> DfResult<Vec<Row>> {
     let mut rows = Vec::new();
+    let lines = text.split('\n').count();
     for (i, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line == "\\." {
             break;
         }
-        if line.is_empty() && i + 1 == text.split('\n').count() {
+        if line.is_empty() && i + 1 == lines {
             break;
         }
         let mut row = Vec::new();
@@ -591,6 +617,42 @@ mod tests {
                     } else {
                         prop_assert_eq!(got.to_data(), want.to_data(), "data: {:?}", data);
                     }
+                }
+            }
+
+            /// Whatever bytes a client sends, in either format, into columns of every
+            /// kind: rows or a 22P02 naming the problem, never a panic.
+            #[test]
+            fn any_upload_parses_or_is_refused(
+                data in proptest::collection::vec(
+                    prop_oneof![
+                        any::<u8>(),
+                        proptest::sample::select(b"\t\n\r,\"\\.Nx01".to_vec()),
+                    ],
+                    0..200,
+                ),
+                csv: bool,
+                header: bool,
+            ) {
+                let schema = Arc::new(Schema::new(vec![
+                    Field::new("s", DataType::Utf8, true),
+                    Field::new("i", DataType::Int64, true),
+                    Field::new("b", DataType::Binary, true),
+                    Field::new("d", DataType::Date32, true),
+                ]));
+                let format = if csv {
+                    CopyFormat { header, ..CopyFormat::csv() }
+                } else {
+                    CopyFormat::text()
+                };
+                let copy = CopyIn {
+                    table: "t".into(),
+                    table_schema: schema,
+                    columns: vec![0, 1, 2, 3],
+                    format,
+                };
+                if let Err(e) = parse(&copy, &data) {
+                    prop_assert_eq!(crate::error::sqlstate(&e), "22P02", "{}", e);
                 }
             }
         }

@@ -6,4 +6,5 @@
 
 pub(crate) mod column_names;
 pub(crate) mod copy;
+pub(crate) mod datetime_range;
 pub(crate) mod text;

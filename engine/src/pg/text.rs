@@ -17,6 +17,8 @@ use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::util::display::{ArrayFormatter, DurationFormat, FormatOptions};
 use datafusion::error::Result as DfResult;
 
+use crate::pg::datetime_range;
+
 /// Renders every value of `array` as PostgreSQL would print it (`None` for NULL).
 ///
 /// ```
@@ -58,6 +60,7 @@ impl Default for TextFormat {
 
 /// As [`pg_text`], printed as a session with `format` prints.
 pub fn pg_text_in(array: &dyn Array, format: &TextFormat) -> DfResult<Vec<Option<String>>> {
+    datetime_range::check_datetime_range(array)?;
     // Logical nulls: a Null-typed column (`SELECT NULL`) has no validity buffer.
     let nulls = array.logical_nulls();
     let render = |f: &dyn Fn(usize) -> String| -> Vec<Option<String>> {

@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::{AggregateUDF, ExprSchemable, ScalarUDF, Volatility};
 use datafusion::sql::sqlparser::ast::{
     ArgMode, CreateFunction as SqlCreateFunction, CreateFunctionBody, DataType as SqlType,
     DropFunction, Expr, FunctionBehavior, FunctionCalledOnNull, FunctionDefinitionSetParam,
-    FunctionReturnType, FunctionSetValue, Ident, ObjectName, ObjectNamePart, Value,
+    FunctionReturnType, FunctionSetValue, Ident, ObjectName, ObjectNamePart, TimezoneInfo, Value,
 };
 
 use crate::error::{log_text, Error, Result};
@@ -694,8 +694,16 @@ fn string_literal(expr: &Expr, what: &str) -> Result<String> {
     }
 }
 
-/// The Arrow type DataFusion gives a SQL type name.
+/// The Arrow type DataFusion gives a SQL type name; `timestamptz` (which DataFusion
+/// plans without a zone) is a timestamp with one, so it matches components that
+/// return instants.
 pub(crate) fn arrow_type(session: &Session, t: &SqlType) -> Result<DataType> {
+    if let SqlType::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) = t {
+        return Ok(DataType::Timestamp(
+            TimeUnit::Microsecond,
+            Some("+00:00".into()),
+        ));
+    }
     let schema = DFSchema::empty();
     let expr = session
         .ctx

@@ -729,3 +729,80 @@ fn session_command(sql: &SqlStatement, moves: bool) -> Result<Option<Family>> {
     };
     Ok(Some(Family::Command(Box::new(command))))
 }
+
+#[cfg(test)]
+mod property_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Pieces of the statements the engine reads from the AST itself (CREATE/DROP
+    /// FUNCTION and AGGREGATE, MOVE, SET), and of the text around them.
+    const PIECES: &[&str] = &[
+        "CREATE",
+        "OR REPLACE",
+        "FUNCTION",
+        "AGGREGATE",
+        "DROP",
+        "MOVE",
+        "FETCH",
+        "SET",
+        "f",
+        "\"F\"",
+        "(",
+        ")",
+        "bigint",
+        "text",
+        "timestamptz",
+        "RETURNS",
+        "LANGUAGE",
+        "wasm",
+        "AS",
+        "'m.wasm'",
+        ",",
+        "'x'",
+        "wasm.fuel",
+        "=",
+        "TO",
+        "'1'",
+        "STRICT",
+        "IMMUTABLE",
+        ";",
+        "$$",
+        "$1",
+        "'",
+        "\"",
+        "--",
+        "/*",
+        "*/",
+        "\n",
+        "IF EXISTS",
+        "SELECT",
+        "1",
+        "FROM",
+        "ALL",
+        "NEXT",
+        "CURSOR",
+        "DECLARE",
+        "é",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Any text, DDL-shaped or not: statements the engine can classify, or an
+        /// error; never a panic.
+        #[test]
+        fn any_statement_text_parses_or_is_refused(
+            pieces in proptest::collection::vec(proptest::sample::select(PIECES), 0..24),
+            noise in "(?s).{0,16}",
+        ) {
+            let sql = format!("{} {noise}", pieces.join(" "));
+            if let Ok(statements) = parse(&sql) {
+                for s in &statements {
+                    let _ = Family::of(s);
+                }
+            }
+        }
+    }
+}

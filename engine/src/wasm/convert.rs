@@ -5,6 +5,7 @@ use datafusion::arrow::array::{make_array, Array, ArrayData, ArrayRef, Decimal12
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, DecimalType};
 
+use crate::pg::datetime_range;
 use crate::wasm::abi::{BufferOut, BufferRef, ColumnOut, ColumnRef};
 
 /// Element width of a column's value buffer on the wire.
@@ -218,6 +219,12 @@ pub(crate) fn output_array(
     if let DataType::Decimal128(precision, _) = dt {
         check_decimal_precision(&array, *precision)?;
     }
+    if let Some((row, kind)) = datetime_range::first_out_of_range(&array) {
+        return Err(format!(
+            "row {row}: {kind} outside the range a client can be given ({})",
+            datetime_range::RANGE
+        ));
+    }
     Ok(array)
 }
 
@@ -236,4 +243,89 @@ fn check_decimal_precision(array: &ArrayRef, precision: u8) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// Every type a guest may return (for the property tests and fuzz targets).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn returnable() -> Vec<DataType> {
+    vec![
+        DataType::Boolean,
+        DataType::Int8,
+        DataType::Int16,
+        DataType::Int32,
+        DataType::Int64,
+        DataType::UInt8,
+        DataType::UInt16,
+        DataType::UInt32,
+        DataType::UInt64,
+        DataType::Float32,
+        DataType::Float64,
+        DataType::Utf8,
+        DataType::Binary,
+        DataType::Date32,
+        DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Second, None),
+        DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Millisecond, None),
+        DataType::Timestamp(
+            datafusion::arrow::datatypes::TimeUnit::Microsecond,
+            Some("+00:00".into()),
+        ),
+        DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, None),
+        DataType::Decimal128(5, 2),
+        DataType::Decimal128(38, 10),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn buffer() -> impl Strategy<Value = BufferOut> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..80).prop_map(BufferOut::Bytes),
+            proptest::collection::vec(any::<u16>(), 0..40).prop_map(BufferOut::U16s),
+            proptest::collection::vec(any::<u32>(), 0..20).prop_map(BufferOut::U32s),
+            proptest::collection::vec(any::<u64>(), 0..20).prop_map(BufferOut::U64s),
+        ]
+    }
+
+    fn column() -> impl Strategy<Value = ColumnOut> {
+        (
+            0u32..12,
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..3)),
+            prop_oneof![
+                Just(Vec::new()),
+                proptest::collection::vec(-3i32..90, 0..14),
+                proptest::collection::vec(any::<i32>(), 0..14),
+            ],
+            buffer(),
+        )
+            .prop_map(|(len, validity, offsets, values)| ColumnOut {
+                len,
+                validity,
+                offsets,
+                values,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Whatever a guest returns, for whatever declared type: an error or a valid
+        /// array of exactly the batch's rows and the declared type, never a panic.
+        #[test]
+        fn guest_output_is_validated_not_trusted(
+            out in column(),
+            rows in 0usize..12,
+            ty in proptest::sample::select(returnable()),
+        ) {
+            if let Ok(array) = output_array(out, rows, &ty, None) {
+                prop_assert_eq!(array.len(), rows);
+                prop_assert_eq!(array.data_type(), &ty);
+                array.to_data().validate_full().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert!(datetime_range::first_out_of_range(&array).is_none());
+            }
+        }
+    }
 }

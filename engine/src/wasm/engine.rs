@@ -410,24 +410,7 @@ impl Engine {
         // One budget for all of the component's load-time code.
         instance.start_budget(&limits, cancel)?;
         let raw = instance.describe(describe_idx, &limits)?;
-        self.check_description_size(&raw)?;
-        let mut functions = Vec::with_capacity(raw.len());
-        let mut by_name = HashMap::with_capacity(raw.len());
-        for w in raw {
-            let sig = FunctionSignature::try_from(w)?;
-            if by_name.insert(sig.name.clone(), functions.len()).is_some() {
-                return Err(Error::InvalidDescription(format!(
-                    "function {} is described twice",
-                    sig.name
-                )));
-            }
-            functions.push(sig);
-        }
-        if functions.is_empty() {
-            return Err(Error::InvalidDescription(
-                "the component describes no functions".into(),
-            ));
-        }
+        let (mut functions, by_name) = read_description(raw, &inner.config)?;
         if functions.iter().any(|f| f.kind == FunctionKind::Scalar) {
             required(SCALAR_INTERFACE, "call", "scalar functions")?;
             instance.check_call_type()?;
@@ -458,26 +441,47 @@ impl Engine {
             engine: self.clone(),
         })
     }
+}
 
-    /// Refuses a description past the engine's ceilings (54000, naming the limit).
-    fn check_description_size(&self, raw: &[WitSignature]) -> Result<()> {
-        let config = &self.inner.config;
-        if raw.len() > config.max_functions_per_component {
-            return Err(Error::ProgramLimit(format!(
-                "the component describes {} functions, more than the server allows (max_functions_per_component = {})",
-                raw.len(),
-                config.max_functions_per_component
-            )));
-        }
-        let bytes: usize = raw.iter().map(WitSignature::size_hint).sum();
-        if bytes > config.max_description_size {
-            return Err(Error::ProgramLimit(format!(
-                "the component's description is {bytes} bytes, more than the server allows (max_description_size = {} bytes)",
-                config.max_description_size
-            )));
-        }
-        Ok(())
+/// The functions a component describes, checked: within the engine's ceilings (54000,
+/// naming the limit), each signature valid, no name twice, at least one. Linear in
+/// the number of functions; returns them with their index by name.
+pub(crate) fn read_description(
+    raw: Vec<WitSignature>,
+    config: &EngineConfig,
+) -> Result<(Vec<FunctionSignature>, HashMap<String, usize>)> {
+    if raw.len() > config.max_functions_per_component {
+        return Err(Error::ProgramLimit(format!(
+            "the component describes {} functions, more than the server allows (max_functions_per_component = {})",
+            raw.len(),
+            config.max_functions_per_component
+        )));
     }
+    let bytes: usize = raw.iter().map(WitSignature::size_hint).sum();
+    if bytes > config.max_description_size {
+        return Err(Error::ProgramLimit(format!(
+            "the component's description is {bytes} bytes, more than the server allows (max_description_size = {} bytes)",
+            config.max_description_size
+        )));
+    }
+    let mut functions = Vec::with_capacity(raw.len());
+    let mut by_name = HashMap::with_capacity(raw.len());
+    for w in raw {
+        let sig = FunctionSignature::try_from(w)?;
+        if by_name.insert(sig.name.clone(), functions.len()).is_some() {
+            return Err(Error::InvalidDescription(format!(
+                "function {} is described twice",
+                sig.name
+            )));
+        }
+        functions.push(sig);
+    }
+    if functions.is_empty() {
+        return Err(Error::InvalidDescription(
+            "the component describes no functions".into(),
+        ));
+    }
+    Ok((functions, by_name))
 }
 
 fn spawn_epoch_ticker(engines: StackEngines, tick: Duration, stop: Arc<AtomicBool>) {

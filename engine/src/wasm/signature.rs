@@ -190,3 +190,99 @@ impl TryFrom<WitSignature> for FunctionSignature {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn wit_type() -> impl Strategy<Value = WitType> {
+        let unit = proptest::sample::select(vec![
+            TimeUnit::Second,
+            TimeUnit::Millisecond,
+            TimeUnit::Microsecond,
+            TimeUnit::Nanosecond,
+        ]);
+        let zone = proptest::option::of(prop_oneof![
+            Just("+00:00".to_string()),
+            Just("Europe/Paris".to_string()),
+            "(?s).{0,12}",
+        ]);
+        prop_oneof![
+            proptest::sample::select(vec![
+                WitType::Boolean,
+                WitType::Int8,
+                WitType::Int16,
+                WitType::Int32,
+                WitType::Int64,
+                WitType::Uint8,
+                WitType::Uint16,
+                WitType::Uint32,
+                WitType::Uint64,
+                WitType::Float32,
+                WitType::Float64,
+                WitType::Utf8,
+                WitType::Binary,
+                WitType::Date32,
+            ]),
+            (unit, zone)
+                .prop_map(|(unit, timezone)| WitType::Timestamp(TimestampType { unit, timezone })),
+            (any::<u8>(), any::<i8>()).prop_map(|(precision, scale)| {
+                WitType::Decimal128(DecimalType { precision, scale })
+            }),
+        ]
+    }
+
+    fn signature() -> impl Strategy<Value = WitSignature> {
+        (
+            prop_oneof!["[a-z_][a-z0-9_]{0,70}", "(?s).{0,80}"],
+            any::<bool>(),
+            proptest::collection::vec(wit_type(), 0..6),
+            wit_type(),
+            0u8..3,
+            any::<bool>(),
+        )
+            .prop_map(|(name, aggregate, params, returns, volatility, strict)| {
+                WitSignature {
+                    name,
+                    kind: if aggregate {
+                        WitKind::Aggregate
+                    } else {
+                        WitKind::Scalar
+                    },
+                    params,
+                    returns,
+                    volatility: match volatility {
+                        0 => WitVolatility::Immutable,
+                        1 => WitVolatility::Stable,
+                        _ => WitVolatility::Volatile,
+                    },
+                    null_handling: if strict {
+                        WitNullHandling::Strict
+                    } else {
+                        WitNullHandling::CalledOnNull
+                    },
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Whatever a component describes: a signature the host can plan with, or an
+        /// error; never a panic, never a name a catalog or a log cannot carry.
+        #[test]
+        fn any_description_is_checked(w in signature()) {
+            if let Ok(sig) = FunctionSignature::try_from(w) {
+                prop_assert!(!sig.name.is_empty() && sig.name.len() <= 63);
+                prop_assert!(!sig.name.chars().any(char::is_control));
+                for t in sig.params.iter().chain([&sig.returns]) {
+                    if let DataType::Decimal128(p, s) = t {
+                        prop_assert!((1..=38).contains(p) && i16::from(*s) <= i16::from(*p));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -21,6 +21,9 @@ use crate::pg::{lock, protocol_error, QueryHandler};
 pub(crate) struct PendingCopy {
     copy: CopyIn,
     data: BytesMut,
+    /// Bytes the client sent, kept or not: past the server's `max_copy_size` the data
+    /// is dropped as it comes (so memory stays bounded) and CopyDone gets 54000.
+    received: u64,
 }
 
 impl PendingCopy {
@@ -29,6 +32,7 @@ impl PendingCopy {
         PendingCopy {
             copy,
             data: BytesMut::new(),
+            received: 0,
         }
     }
 }
@@ -43,7 +47,14 @@ impl CopyHandler for QueryHandler {
     {
         match lock(&self.pending_copy).as_mut() {
             Some(pending) => {
-                pending.data.extend_from_slice(&copy_data.data);
+                // The protocol lets the client send on until CopyDone whatever the
+                // server says; PostgreSQL too reads and discards the rest.
+                pending.received = pending.received.saturating_add(copy_data.data.len() as u64);
+                if pending.received > self.state.max_copy_size {
+                    pending.data = BytesMut::new();
+                } else {
+                    pending.data.extend_from_slice(&copy_data.data);
+                }
                 Ok(())
             }
             None => Err(protocol_error(
@@ -64,6 +75,17 @@ impl CopyHandler for QueryHandler {
                 "CopyDone without a COPY FROM STDIN in progress",
             ));
         };
+        let limit = self.state.max_copy_size;
+        if pending.received > limit {
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".into(),
+                "54000".into(),
+                format!(
+                    "COPY FROM STDIN sent {} bytes, more than the server accepts in one COPY (max_copy_size = {limit} bytes); nothing was loaded: load the data in parts",
+                    pending.received
+                ),
+            ))));
+        }
         match self
             .session
             .get()?

@@ -18,7 +18,8 @@ use wasmudf_engine::datafusion::arrow::record_batch::RecordBatch;
 use wasmudf_engine::datafusion::common::ScalarValue;
 use wasmudf_engine::datafusion::error::{DataFusionError, Result as DfResult};
 use wasmudf_engine::{
-    bytea_from_text, numeric_from_binary, numeric_to_binary, pg_text, pg_text_in, TextFormat,
+    bytea_from_text, check_datetime_range, numeric_from_binary, numeric_to_binary, pg_text,
+    pg_text_in, TextFormat,
 };
 
 /// Days and microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -169,11 +170,13 @@ fn binary_column(column: &ArrayRef, ty: &Type) -> DfResult<Vec<Option<Vec<u8>>>>
             each(&|i| a.value(i).to_vec())
         }
         Type::DATE => {
+            check_datetime_range(column.as_ref())?;
             let a = cast(column, &DataType::Date32)?;
             let a = a.as_primitive::<Date32Type>();
             each(&|i| (a.value(i) - PG_EPOCH_DAYS).to_be_bytes().to_vec())
         }
         Type::TIMESTAMP | Type::TIMESTAMPTZ => {
+            check_datetime_range(column.as_ref())?;
             let zone = match column.data_type() {
                 DataType::Timestamp(_, tz) => tz.clone(),
                 _ => None,

@@ -24,6 +24,8 @@ pub struct ServerState {
     pub(crate) cancel_keys: Mutex<HashMap<(i32, Bytes), Weak<Session>>>,
     /// Statements executing now (a graceful shutdown waits for them).
     running: AtomicUsize,
+    /// Most bytes one COPY FROM STDIN may send (the upload is held in memory).
+    pub(crate) max_copy_size: u64,
 }
 
 impl ServerState {
@@ -151,6 +153,7 @@ impl ServerState {
             scram,
             cancel_keys: Mutex::new(HashMap::new()),
             running: AtomicUsize::new(0),
+            max_copy_size: parse_bytes(&args.max_copy_size).map_err(|e| e.to_string())?,
         })
     }
 }

@@ -138,3 +138,117 @@ async fn copy_loads_and_exports_csv_and_text() {
     );
     assert_eq!(String::from_utf8_lossy(&exported.stdout).trim(), "KJ");
 }
+
+/// One COPY FROM STDIN may send at most `--max-copy-size`: past it the data is dropped
+/// as it arrives (the server's memory stays flat however much the client sends), the
+/// COPY ends with 54000 naming the limit, nothing is loaded, and the connection goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_from_stdin_is_bounded() {
+    use futures::SinkExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let process = start_with_hostile_and(&dir, &["--max-copy-size", "1MB"]);
+    let (client, conn) = tokio_postgres::connect(&process.url(), NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+        .batch_execute("CREATE TABLE lines (id bigint, line text)")
+        .await
+        .expect("create");
+    let before = resident_kib(process.pid());
+    let sink = client
+        .copy_in("COPY lines FROM STDIN")
+        .await
+        .expect("copy in");
+    futures::pin_mut!(sink);
+    let chunk: String = (0..1000)
+        .map(|i| format!("{i}\t{}\n", "x".repeat(60)))
+        .collect();
+    let chunk = bytes::Bytes::from(chunk);
+    let mut sent = 0usize;
+    while sent < 128 << 20 {
+        sink.send(chunk.clone()).await.expect("send");
+        sent += chunk.len();
+    }
+    let err = sink.finish().await.expect_err("past the limit");
+    let db = err.as_db_error().unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(db.code().code(), "54000", "{}", db.message());
+    assert!(
+        db.message().contains("max_copy_size = 1048576 bytes"),
+        "{}",
+        db.message()
+    );
+    if let (Some(before), Some(after)) = (before, resident_kib(process.pid())) {
+        assert!(
+            after < before + (64 << 10),
+            "the server grew from {before} KiB to {after} KiB for a refused COPY"
+        );
+    }
+    assert_eq!(
+        query(&client, "SELECT count(*) FROM lines").await,
+        vec![row(&["0"])]
+    );
+    // Under the limit, the same connection loads as usual.
+    let sink = client
+        .copy_in("COPY lines FROM STDIN")
+        .await
+        .expect("copy in");
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"1\tone\n2\ttwo\n"))
+        .await
+        .expect("send");
+    assert_eq!(sink.finish().await.expect("finish"), 2);
+}
+
+/// bytea columns read COPY fields as bytea's text form (`\x...` hex, as PostgreSQL's
+/// COPY does), in text and CSV; a malformed one names its line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_reads_bytea_as_postgresql_does() {
+    use futures::SinkExt;
+
+    let server = Server::start("copy-bytea");
+    let client = server.client().await;
+    client
+        .batch_execute("CREATE TABLE blobs (id bigint, b bytea)")
+        .await
+        .expect("create");
+    for (sql, data) in [
+        ("COPY blobs FROM STDIN", &b"1\t\\\\x00ff10\n2\t\\N\n"[..]),
+        (
+            "COPY blobs FROM STDIN WITH (FORMAT csv)",
+            &b"3,\\x4142\n"[..],
+        ),
+    ] {
+        let sink = client.copy_in(sql).await.expect("copy in");
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(data))
+            .await
+            .expect("send");
+        sink.finish().await.expect("finish");
+    }
+    assert_eq!(
+        query(
+            &client,
+            "SELECT id, encode(b, 'hex') FROM blobs ORDER BY id"
+        )
+        .await,
+        vec![
+            row(&["1", "00ff10"]),
+            vec![Some("2".into()), None],
+            row(&["3", "4142"]),
+        ]
+    );
+    let sink = client
+        .copy_in("COPY blobs FROM STDIN WITH (FORMAT csv)")
+        .await
+        .expect("copy in");
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"4,\\x41\n5,\\xzz\n"))
+        .await
+        .expect("send");
+    let err = sink.finish().await.expect_err("bad hex");
+    let db = err.as_db_error().unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(db.code().code(), "22P02", "{}", db.message());
+    assert!(db.message().contains("line 2"), "{}", db.message());
+}

@@ -1,7 +1,7 @@
 //! Hostile: functions whose output lies about itself. The host must reject each one
 //! with a clear error before DataFusion sees it.
 
-use wasmudf::{batch, Buffer, Column, Decimal, UdfError};
+use wasmudf::{batch, scalar, Buffer, Column, Date32, Decimal, TimestampMicros, UdfError};
 
 fn rows_u32(rows: usize) -> u32 {
     rows as u32
@@ -107,7 +107,21 @@ fn refuse(rows: usize, _args: &[Column]) -> Result<Column, UdfError> {
     })
 }
 
+/// A date no calendar has for every row but 0: i32::MIN days before 1970.
+#[scalar]
+fn date_from_nowhere(x: i64) -> Date32 {
+    Date32(if x == 0 { 0 } else { i32::MIN })
+}
+
+/// A timestamp past every calendar for every row but 0: i64::MAX microseconds.
+#[scalar]
+fn timestamp_from_nowhere(x: i64) -> TimestampMicros {
+    TimestampMicros(if x == 0 { 0 } else { i64::MAX })
+}
+
 wasmudf::export!(
+    date_from_nowhere,
+    timestamp_from_nowhere,
     wrong_len,
     short_values,
     wrong_type,
