@@ -226,12 +226,48 @@ pub(crate) enum SqlFunction {
 pub(crate) struct Registry {
     /// Bumped on every change; sessions re-sync when it moves.
     pub version: u64,
+    /// The version at which each name last changed (removed names included): a session
+    /// catches up on the names changed since its version, not on every function.
+    pub changed_at: HashMap<String, u64>,
     /// Every overload, by catalog key.
     pub records: BTreeMap<String, FunctionRecord>,
     /// One DataFusion function per SQL name.
     pub udfs: HashMap<String, SqlFunction>,
     /// Loaded modules by hash.
     pub modules: HashMap<String, Module>,
+}
+
+impl Registry {
+    /// Makes `ctx` show each of `names` as the registry has it now: its Wasm function,
+    /// or (dropped) nothing, or the built-in it had replaced.
+    pub(crate) fn sync_names<'a>(
+        &self,
+        ctx: &SessionContext,
+        names: impl Iterator<Item = &'a str>,
+        replaced_builtins: &HashMap<String, ScalarUDF>,
+    ) {
+        for name in names {
+            match self.udfs.get(name) {
+                // A name may change kind (dropped, then created as the other kind).
+                Some(SqlFunction::Scalar(udf)) => {
+                    ctx.deregister_udaf(name);
+                    ctx.register_udf(udf.as_ref().clone());
+                }
+                Some(SqlFunction::Aggregate(udaf)) => {
+                    // Also hides a replaceable built-in scalar of the same name.
+                    ctx.deregister_udf(name);
+                    ctx.register_udaf(udaf.as_ref().clone());
+                }
+                None => {
+                    ctx.deregister_udaf(name);
+                    match replaced_builtins.get(name) {
+                        Some(builtin) => ctx.register_udf(builtin.clone()),
+                        None => ctx.deregister_udf(name),
+                    };
+                }
+            }
+        }
+    }
 }
 
 impl Database {
@@ -337,7 +373,13 @@ impl Database {
 
     /// A new session (one per client connection) for role `user`.
     pub fn session(&self, user: &str) -> Session {
-        let mut state = self.inner.template.state();
+        // The template holds every Wasm function (kept in step under the registry's
+        // lock): a new session copies them at the version it then starts from, so a
+        // login costs a map copy, not a registration per function.
+        let (mut state, synced) = {
+            let registry = self.inner.functions.read();
+            (self.inner.template.state(), registry.version)
+        };
         if let Some(settings) = state
             .config_mut()
             .options_mut()
@@ -350,7 +392,7 @@ impl Database {
         for f in session_info::functions(user) {
             ctx.register_udf(f.as_ref().clone());
         }
-        Session::new(self.clone(), ctx, user)
+        Session::new(self.clone(), ctx, user, synced)
     }
 
     /// The Wasm engine.

@@ -412,7 +412,7 @@ pub(crate) fn install(
     change.commit()?;
 
     registry.records = next;
-    apply(&mut registry, built);
+    apply(db, &mut registry, built);
     Ok(())
 }
 
@@ -510,7 +510,7 @@ pub(crate) fn drop_function(
         registry.modules.remove(&hash);
     }
     registry.records = next;
-    apply(&mut registry, built);
+    apply(db, &mut registry, built);
     Ok(tag)
 }
 
@@ -531,7 +531,7 @@ pub(crate) fn restore_functions(db: &Database) -> Result<()> {
         match build_udfs(db, &mut registry, &overloads, std::slice::from_ref(&name)) {
             Ok(built) => {
                 registry.records.extend(overloads);
-                apply(&mut registry, built);
+                apply(db, &mut registry, built);
             }
             Err(e) => tracing::error!(
                 function = %log_text(&name),
@@ -587,14 +587,22 @@ fn build_udfs(
     Ok(out)
 }
 
-fn apply(registry: &mut Registry, built: Vec<(String, Option<SqlFunction>)>) {
-    for (name, udf) in built {
+/// Makes `built` live: in the registry, at a new version, and in the session template
+/// new sessions copy.
+fn apply(db: &Database, registry: &mut Registry, built: Vec<(String, Option<SqlFunction>)>) {
+    registry.version += 1;
+    for (name, udf) in &built {
+        registry.changed_at.insert(name.clone(), registry.version);
         match udf {
-            Some(u) => registry.udfs.insert(name, u),
-            None => registry.udfs.remove(&name),
+            Some(u) => registry.udfs.insert(name.clone(), u.clone()),
+            None => registry.udfs.remove(name),
         };
     }
-    registry.version += 1;
+    registry.sync_names(
+        &db.inner.template,
+        built.iter().map(|(n, _)| n.as_str()),
+        &db.inner.replaced_builtins,
+    );
 }
 
 /// The loaded module for `hash`, from memory or the catalog's stored bytes.

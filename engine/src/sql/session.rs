@@ -23,7 +23,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::StreamExt;
 use parking_lot::Mutex;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ use crate::pg::copy::{self, CopyFormat, CopyIn, CopyRequest};
 use crate::pg::text::TextFormat;
 use crate::sql::advisory::{self, SessionLocks};
 use crate::sql::backends;
-use crate::sql::database::{Database, SqlFunction};
+use crate::sql::database::Database;
 use crate::sql::output::{command, count_rows, with_pg_names, CommandTag, Description, Output};
 use crate::sql::parameters::{self, Parameters, SharedParameters};
 use crate::sql::statement::{self, Command, Family, ParameterStatement, Statement};
@@ -48,7 +48,6 @@ pub struct Session {
     pub(crate) ctx: SessionContext,
     pub(crate) user: String,
     synced: AtomicU64,
-    registered: Mutex<HashSet<String>>,
     running: Arc<Mutex<Option<CancelHandle>>>,
     /// This session among the database's (advisory locks are held by it).
     id: u64,
@@ -118,7 +117,8 @@ fn canceled_error(handle: &CancelHandle) -> DataFusionError {
 
 impl Session {
     /// A new session of `db` for role `user`, planning in `ctx`.
-    pub(crate) fn new(db: Database, ctx: SessionContext, user: &str) -> Self {
+    /// `ctx` already shows the database's functions as of registry version `synced`.
+    pub(crate) fn new(db: Database, ctx: SessionContext, user: &str, synced: u64) -> Self {
         let superuser = db.inner.is_admin(user);
         let parameters = Arc::new(Mutex::new(Parameters::new(user, superuser)));
         for f in parameters::functions(&parameters) {
@@ -150,8 +150,7 @@ impl Session {
             db,
             ctx,
             user: user.to_string(),
-            synced: AtomicU64::new(u64::MAX),
-            registered: Mutex::new(HashSet::new()),
+            synced: AtomicU64::new(synced),
             running,
             parameters,
             applied: AtomicU64::new(u64::MAX),
@@ -304,37 +303,19 @@ impl Session {
     }
 
     /// Brings this session's function registry up to date with the database's.
+    /// Only the names changed since the session's version are touched.
     pub(crate) fn sync_functions(&self) {
         let registry = self.db.inner.functions.read();
-        if self.synced.load(Ordering::Acquire) == registry.version {
+        let synced = self.synced.load(Ordering::Acquire);
+        if synced == registry.version {
             return;
         }
-        let mut registered = self.registered.lock();
-        let restore_scalar = |name: &str| match self.db.inner.replaced_builtins.get(name) {
-            Some(builtin) => self.ctx.register_udf(builtin.clone()),
-            None => self.ctx.deregister_udf(name),
-        };
-        for name in registered.iter() {
-            if !registry.udfs.contains_key(name) {
-                self.ctx.deregister_udaf(name);
-                restore_scalar(name);
-            }
-        }
-        // A name may have changed kind (dropped, then created as the other kind).
-        for (name, f) in &registry.udfs {
-            match f {
-                SqlFunction::Scalar(udf) => {
-                    self.ctx.deregister_udaf(name);
-                    self.ctx.register_udf(udf.as_ref().clone());
-                }
-                SqlFunction::Aggregate(udaf) => {
-                    // Also hides a replaceable built-in scalar of the same name.
-                    self.ctx.deregister_udf(name);
-                    self.ctx.register_udaf(udaf.as_ref().clone());
-                }
-            }
-        }
-        *registered = registry.udfs.keys().cloned().collect();
+        let changed = registry
+            .changed_at
+            .iter()
+            .filter(|(_, &at)| at > synced)
+            .map(|(name, _)| name.as_str());
+        registry.sync_names(&self.ctx, changed, &self.db.inner.replaced_builtins);
         self.synced.store(registry.version, Ordering::Release);
     }
 
