@@ -3,11 +3,8 @@
 //! (PostgreSQL goes on to 294276 AD for timestamps, so every value in this range is
 //! one PostgreSQL can hold). A value outside it is an error, never text in a typed column.
 
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Date64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType,
-};
+use datafusion::arrow::array::Array;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 
 use crate::error::Error;
 
@@ -32,50 +29,56 @@ fn timestamp_in_range(value: i64, per_second: i64) -> bool {
 }
 
 /// The first non-null row of a date or timestamp `array` outside the range, with the
-/// kind of value ("date", "timestamp"); `None` if all are in range or it is of another type.
+/// kind of value ("date", "timestamp"); `None` if all are in range or it is of another
+/// type. One pass over the values buffer (every Arrow date and timestamp is a plain
+/// `i32` or `i64` buffer), no per-row dispatch.
 pub(crate) fn first_out_of_range(array: &dyn Array) -> Option<(usize, &'static str)> {
-    let first = |len: usize, valid: &dyn Fn(usize) -> bool, ok: &dyn Fn(usize) -> bool| {
-        (0..len).find(|&i| valid(i) && !ok(i))
-    };
-    let valid = |i: usize| array.is_valid(i);
-    let len = array.len();
-    let row = match array.data_type() {
-        DataType::Date32 => {
-            let a = array.as_primitive::<Date32Type>();
-            first(len, &valid, &|i| days_in_range(i64::from(a.value(i))))
-        }
-        DataType::Date64 => {
-            let a = array.as_primitive::<Date64Type>();
-            first(len, &valid, &|i| timestamp_in_range(a.value(i), 1_000))
-        }
+    let data = array.to_data();
+    let (kind, row) = match array.data_type() {
+        DataType::Date32 => (
+            "date",
+            first_invalid(array, data.buffer::<i32>(0), |d| {
+                days_in_range(i64::from(d))
+            }),
+        ),
+        DataType::Date64 => (
+            "date",
+            first_invalid(array, data.buffer::<i64>(0), |ms| {
+                timestamp_in_range(ms, 1_000)
+            }),
+        ),
         DataType::Timestamp(unit, _) => {
-            let (values, per_second): (Box<dyn Fn(usize) -> i64>, i64) = match unit {
-                TimeUnit::Second => {
-                    let a = array.as_primitive::<TimestampSecondType>();
-                    (Box::new(move |i| a.value(i)), 1)
-                }
-                TimeUnit::Millisecond => {
-                    let a = array.as_primitive::<TimestampMillisecondType>();
-                    (Box::new(move |i| a.value(i)), 1_000)
-                }
-                TimeUnit::Microsecond => {
-                    let a = array.as_primitive::<TimestampMicrosecondType>();
-                    (Box::new(move |i| a.value(i)), 1_000_000)
-                }
-                TimeUnit::Nanosecond => {
-                    let a = array.as_primitive::<TimestampNanosecondType>();
-                    (Box::new(move |i| a.value(i)), 1_000_000_000)
-                }
+            let per_second = match unit {
+                TimeUnit::Second => 1,
+                TimeUnit::Millisecond => 1_000,
+                TimeUnit::Microsecond => 1_000_000,
+                TimeUnit::Nanosecond => 1_000_000_000,
             };
-            first(len, &valid, &|i| timestamp_in_range(values(i), per_second))
+            (
+                "timestamp",
+                first_invalid(array, data.buffer::<i64>(0), |v| {
+                    timestamp_in_range(v, per_second)
+                }),
+            )
         }
         _ => return None,
-    }?;
-    let kind = match array.data_type() {
-        DataType::Date32 | DataType::Date64 => "date",
-        _ => "timestamp",
     };
-    Some((row, kind))
+    row.map(|r| (r, kind))
+}
+
+/// The first row of `array` that is not null and whose value (from `values`, the
+/// array's own buffer from its offset) fails `ok`.
+fn first_invalid<T: Copy>(
+    array: &dyn Array,
+    values: &[T],
+    ok: impl Fn(T) -> bool,
+) -> Option<usize> {
+    values
+        .iter()
+        .take(array.len())
+        .enumerate()
+        .find(|&(i, &v)| !ok(v) && array.is_valid(i))
+        .map(|(i, _)| i)
 }
 
 /// PostgreSQL's error for a date or timestamp column holding a value outside the

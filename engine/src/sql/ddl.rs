@@ -92,63 +92,53 @@ impl CreateFunction {
     /// declaration against it and installs the function, unless `load` was canceled
     /// before the commit.
     pub(crate) fn run(self, db: &Database, load: &LoadControl) -> Result<CommandTag> {
-        let CreateFunction {
-            name,
-            module_spec,
-            export,
-            declared_args,
-            declared_return,
-            volatility,
-            null_handling,
-            limits,
-            or_replace,
-            owner,
-        } = self;
-        let (bytes, module) = load_module(db, &module_spec, load.cancel)?;
-        let sig = module.function(&export).map_err(|_| {
+        let (bytes, module) = load_module(db, &self.module_spec, load.cancel)?;
+        let sig = module.function(&self.export).map_err(|_| {
             Error::InvalidDefinition(format!(
-                "the component has no function \"{export}\" (it has: {})",
+                "the component has no function \"{}\" (it has: {})",
+                self.export,
                 some_names(module.functions().iter().map(|f| f.name.as_str()))
             ))
         })?;
-        check_signature(&name, sig, &declared_args, &declared_return)?;
+        check_signature(&self.name, sig, &self.declared_args, &self.declared_return)?;
         if sig.null_handling == NullHandling::Strict
-            && null_handling == Some(NullHandling::CalledOnNull)
+            && self.null_handling == Some(NullHandling::CalledOnNull)
         {
             return Err(Error::InvalidDefinition(format!(
-                "function {export} is STRICT in its component (its code never sees nulls) and cannot be declared CALLED ON NULL INPUT"
+                "function {} is STRICT in its component (its code never sees nulls) and cannot be declared CALLED ON NULL INPUT",
+                self.export
             )));
         }
         let options = UdfOptions {
-            name: Some(name.clone()),
-            limits,
-            volatility,
-            null_handling,
+            name: Some(self.name.clone()),
+            limits: self.limits,
+            volatility: self.volatility,
+            null_handling: self.null_handling,
         };
         // Checks volatility and limits before anything is stored.
-        module.overload(&export, &options, sig.kind)?;
+        module.overload(&self.export, &options, sig.kind)?;
 
         let record = FunctionRecord {
-            name: name.clone(),
+            name: self.name.clone(),
             schema: DEFAULT_SCHEMA.into(),
             arg_types: sig.params.iter().map(sql_type_name).collect(),
             returns: sql_type_name(&sig.returns),
             kind: sig.kind,
             module: module.hash(),
-            export,
-            volatility: volatility.unwrap_or(sig.volatility),
-            strict: null_handling.unwrap_or(sig.null_handling) == NullHandling::Strict,
+            export: self.export,
+            volatility: self.volatility.unwrap_or(sig.volatility),
+            strict: self.null_handling.unwrap_or(sig.null_handling) == NullHandling::Strict,
             limits: StoredLimits {
-                fuel: limits.fuel,
-                memory: limits.memory,
-                timeout_ms: limits.timeout.map(|t| t.as_millis() as u64),
-                stack: limits.stack.map(|s| s as u64),
+                fuel: self.limits.fuel,
+                memory: self.limits.memory,
+                timeout_ms: self.limits.timeout.map(|t| t.as_millis() as u64),
+                stack: self.limits.stack.map(|s| s as u64),
             },
             created: now(),
             seq: 0,
-            owner,
+            owner: self.owner,
         };
-        install(db, &module, &bytes, vec![record], or_replace, load)?;
+        install(db, &module, &bytes, vec![record], self.or_replace, load)?;
         Ok(CommandTag::CreateFunction)
     }
 }

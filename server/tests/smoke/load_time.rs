@@ -24,6 +24,16 @@ fn db_error(err: &tokio_postgres::Error) -> &tokio_postgres::error::DbError {
         .unwrap_or_else(|| panic!("not a server error: {err}"))
 }
 
+/// No stalled CREATE or load left a function behind.
+async fn assert_nothing_defined(client: &tokio_postgres::Client) {
+    let left = query(
+        client,
+        "SELECT count(*) FROM wasm.functions WHERE name = 'stalled'",
+    )
+    .await;
+    assert_eq!(left, vec![row(&["0"])]);
+}
+
 /// Three CREATE FUNCTIONs whose component never finishes describing itself run at
 /// once; meanwhile new clients log in and run queries, and the CREATEs are still
 /// running when they are done. Each CREATE ends with the guest's deadline (57014)
@@ -65,12 +75,7 @@ async fn stalled_creates_do_not_hold_up_other_clients() {
         );
     }
     let client = connect(&url).await;
-    let left = query(
-        &client,
-        "SELECT count(*) FROM wasm.functions WHERE name = 'stalled'",
-    )
-    .await;
-    assert_eq!(left, vec![row(&["0"])]);
+    assert_nothing_defined(&client).await;
 }
 
 /// `statement_timeout` and a CancelRequest stop a CREATE FUNCTION or a `wasm_load`
@@ -146,12 +151,7 @@ async fn statement_timeout_and_cancel_stop_loading_a_component() {
         // The canceled connection goes on.
         assert_eq!(query(&creator, "SELECT 1").await, vec![row(&["1"])]);
     }
-    let left = query(
-        &client,
-        "SELECT count(*) FROM wasm.functions WHERE name = 'stalled'",
-    )
-    .await;
-    assert_eq!(left, vec![row(&["0"])]);
+    assert_nothing_defined(&client).await;
 }
 
 /// A component that describes 20,000 functions is refused under the default ceiling
