@@ -202,6 +202,23 @@ pub enum Error {
     /// A date or timestamp outside the range a client can be given (22008).
     #[error("{0}")]
     DatetimeOverflow(String),
+    /// A function argument with a value the function does not take (22023).
+    #[error("{0}")]
+    InvalidParameterValue(String),
+    /// A NULL where the function needs a value (22004).
+    #[error("{0}")]
+    NullValueNotAllowed(String),
+    /// A value that no PostgreSQL array can hold: a ragged or NULL-holed list of
+    /// lists sent as a multidimensional array (2202E).
+    #[error("{0}")]
+    InvalidArray(String),
+    /// A regular expression that does not compile (2201B).
+    #[error("{0}")]
+    InvalidRegularExpression(String),
+    /// A malformed escape in a pattern (a LIKE pattern ending in its escape
+    /// character: 22025).
+    #[error("{0}")]
+    InvalidEscapeSequence(String),
     /// Input past one of the server's size or count limits (54000), naming the limit.
     #[error("{0}")]
     ProgramLimit(String),
@@ -253,6 +270,11 @@ impl Error {
             Error::UndefinedSavepoint(_) => "3B001",
             Error::ProgramLimit(_) => "54000",
             Error::DatetimeOverflow(_) => "22008",
+            Error::InvalidEscapeSequence(_) => "22025",
+            Error::InvalidParameterValue(_) => "22023",
+            Error::NullValueNotAllowed(_) => "22004",
+            Error::InvalidRegularExpression(_) => "2201B",
+            Error::InvalidArray(_) => "2202E",
         }
     }
 }

@@ -74,7 +74,8 @@ pub use introspection::session_info::SERVER_VERSION;
 pub use pg::copy::{copy_header, copy_lines, CopyFormat, CopyIn};
 pub use pg::datetime_range::check_datetime_range;
 pub use pg::text::{
-    bytea_from_text, numeric_from_binary, numeric_to_binary, pg_text, pg_text_in, TextFormat,
+    array_from_text, array_literal, bytea_from_text, numeric_from_binary, numeric_to_binary,
+    pg_text, pg_text_in, TextFormat,
 };
 
 /// The WIT contract every component implements, for tools that embed it.

@@ -90,6 +90,19 @@ with psycopg.connect(URL) as conn:
                             (b"\x00\xff", "BYTEA"), (True, "BOOLEAN"), (datetime.date(2000, 1, 1), "DATE")):
             got = cur.execute(f"SELECT CAST(%s AS {cast})", (value,)).fetchone()[0]
             check(got == value, f"parameter round trip {value!r} -> {got!r} binary={binary}")
+        # Arrays: result columns decode as lists; a list parameter is an array
+        # (`= ANY(%s)`, as pgcli's completion queries pass relkinds).
+        ints, texts, grid = cur.execute(
+            "SELECT make_array(1, NULL, 3), make_array('a b', 'c\"d', ''), make_array(make_array(1, 2), make_array(3, 4))"
+        ).fetchone()
+        check((ints, texts, grid) == ([1, None, 3], ["a b", 'c"d', ""], [[1, 2], [3, 4]]),
+              f"arrays binary={binary}: {ints} {texts} {grid}")
+        kinds = cur.execute(
+            "SELECT relname FROM pg_catalog.pg_class WHERE relkind = ANY(%s) AND relname IN ('pg_class', 'pg_proc') ORDER BY 1",
+            (["r", "v"],),
+        ).fetchall()
+        check(kinds == [("pg_class",), ("pg_proc",)], f"= ANY(list) binary={binary}: {kinds}")
+        check(cur.execute("SELECT CAST(%s AS BIGINT[])", ([5, -6],)).fetchone()[0] == [5, -6], "bigint[] parameter")
     conn.commit()
 
     # Errors carry their SQLSTATE and leave the connection usable.

@@ -1,4 +1,5 @@
-"""SQLAlchemy 2 (psycopg driver) against wasmudf: Core and the ORM, with defaults.
+"""SQLAlchemy 2 (psycopg driver) against wasmudf: Core, the ORM, the inspector and
+pandas on top of it, with defaults.
 
 Run by the smoke suite (server/tests/smoke/clients.rs) with the server's URL.
 """
@@ -71,6 +72,40 @@ with Session(engine) as session:
     check(found.name == "item 7", f"orm {found.name}")
     names = session.scalars(sa.select(Item.name).order_by(Item.id.desc()).limit(2)).all()
     check(names == ["item 19", "item 18"], f"orm order {names}")
+
+# Reflection: the inspector's catalog queries (LIKE ... ESCAPE, json_build_object,
+# pg_get_serial_sequence, unnest(indkey) with generate_subscripts, pg_table_is_visible).
+inspector = sa.inspect(engine)
+schemas = inspector.get_schema_names()
+check("public" in schemas and not any(s.startswith("pg_") for s in schemas), f"schemas {schemas}")
+tables = inspector.get_table_names()
+check("sa_items" in tables, f"tables {tables}")
+views = inspector.get_view_names()
+check("functions" not in views and "columns" not in views, f"wasm and information_schema views listed as the user's: {views}")
+columns = inspector.get_columns("sa_items")
+check([c["name"] for c in columns] == ["id", "name"], f"columns {columns}")
+check(isinstance(columns[0]["type"], sa.BigInteger) and isinstance(columns[1]["type"], sa.Text), f"column types {columns}")
+check(all(c["nullable"] and c["default"] is None for c in columns), f"column options {columns}")
+check(inspector.get_pk_constraint("sa_items")["constrained_columns"] == [], "no primary key")
+check(inspector.get_indexes("sa_items") == [], "no indexes")
+check(inspector.get_unique_constraints("sa_items") == [], "no unique constraints")
+check(inspector.get_foreign_keys("sa_items") == [], "no foreign keys")
+reflected = sa.Table("sa_items", sa.MetaData(), autoload_with=engine)
+check(list(reflected.c.keys()) == ["id", "name"], f"autoload {reflected.c.keys()}")
+
+# pandas on the same engine: to_sql creates and fills a table, read_sql_table reflects
+# it, read_sql runs a query with a parameter through a Wasm function.
+import pandas as pd
+
+frame = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", None], "c": [1.5, None, 2.5]})
+frame.to_sql("sa_frame", engine, index=False)
+back = pd.read_sql_table("sa_frame", engine)
+check(list(back.columns) == ["a", "b", "c"] and len(back) == 3, f"read_sql_table {back}")
+check(back.sort_values("a")["b"].tolist()[:2] == ["x", "y"], f"read_sql_table values {back}")
+queried = pd.read_sql(sa.text("SELECT add_one(a) AS next FROM sa_frame WHERE a > :low ORDER BY a"), engine, params={"low": 1})
+check(queried["next"].tolist() == [3, 4], f"read_sql {queried}")
+with engine.begin() as conn:
+    conn.execute(sa.text("DROP TABLE sa_frame"))
 
 metadata.drop_all(engine)
 print("sqlalchemy: ok")

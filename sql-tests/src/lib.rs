@@ -27,6 +27,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod arrays;
 mod inprocess;
 mod render;
 mod runner;

@@ -18,8 +18,14 @@ use std::str::FromStr;
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, NaiveDate, SecondsFormat};
-use tokio_postgres::types::{FromSql, Type};
+use std::sync::Arc;
+
+use tokio_postgres::types::{FromSql, Kind, Type};
+use wasmudf_engine::datafusion::arrow::array::{ArrayRef, Float32Array, Float64Array};
+use wasmudf_engine::datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use wasmudf_engine::numeric_from_binary;
+
+use crate::arrays;
 
 type DecodeError = Box<dyn std::error::Error + Sync + Send>;
 
@@ -152,6 +158,17 @@ impl<'a> FromSql<'a> for DfCell {
                     .ok_or("timestamp out of range")?
                     .to_rfc3339_opts(SecondsFormat::AutoSi, true)
             }
+            // `_` arm, ArrayFormatter on List*: `[1, 2]`, nested `[[1, 2], [3, 4]]`,
+            // elements as ArrayFormatter prints their type, NULL as `NULL`.
+            _ if matches!(ty.kind(), Kind::Array(_)) => {
+                let array = arrays::decode(raw)?;
+                let items = array
+                    .items
+                    .iter()
+                    .map(|item| list_element(&array.element, *item))
+                    .collect::<Result<Vec<_>, _>>()?;
+                arrays::datafusion_list(&array.dims, &items)
+            }
             // normalize.rs Utf8/LargeUtf8/Utf8View (and Dictionary of them, which
             // recurses into the values) => varchar_to_str. Every other type the server
             // sends as TEXT (lists, structs, intervals, ...) goes through the same
@@ -170,6 +187,30 @@ impl<'a> FromSql<'a> for DfCell {
     fn accepts(_: &Type) -> bool {
         true
     }
+}
+
+/// One element of a list as arrow's `ArrayFormatter` prints it inside the list (with
+/// DataFusion's null text): floats keep their `.0`, strings are not escaped.
+fn list_element(ty: &Type, raw: Option<&[u8]>) -> Result<String, DecodeError> {
+    let Some(raw) = raw else {
+        return Ok(NULL_STR.to_string());
+    };
+    let array: ArrayRef = match *ty {
+        Type::FLOAT4 => Arc::new(Float32Array::from(vec![f32::from_be_bytes(fixed(raw)?)])),
+        Type::FLOAT8 => Arc::new(Float64Array::from(vec![f64::from_be_bytes(fixed(raw)?)])),
+        Type::TEXT | Type::VARCHAR => {
+            return Ok(std::str::from_utf8(raw)?.to_string());
+        }
+        // ArrayFormatter prints a decimal with its scale (`1.0000`), which the wire's
+        // display scale is.
+        Type::NUMERIC => return Ok(numeric_from_binary(raw)?),
+        _ => return Ok(DfCell::from_sql(ty, raw)?.0),
+    };
+    let options = FormatOptions::default().with_null(NULL_STR);
+    let text = ArrayFormatter::try_new(array.as_ref(), &options)?
+        .value(0)
+        .to_string();
+    Ok(text)
 }
 
 /// normalize.rs `expand_row`: if the *last* cell holds newlines (EXPLAIN plans,

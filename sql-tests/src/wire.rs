@@ -6,13 +6,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 use tokio::sync::Mutex;
-use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::types::{FromSql, Kind, Type};
 use tokio_postgres::{Client, NoTls};
 use wasmudf_engine::datafusion::arrow::array::{
     ArrayRef, Date32Array, Float32Array, Float64Array, TimestampMicrosecondArray,
 };
-use wasmudf_engine::{numeric_from_binary, pg_text};
+use wasmudf_engine::{array_literal, numeric_from_binary, pg_text};
 
+use crate::arrays;
 use crate::render::{cell, copy_rows, is_copy_to_stdout, pg_column_type, split_copy_in, SqlError};
 use crate::upstream::{expand_row, DfCell};
 use futures::{SinkExt, StreamExt};
@@ -281,6 +282,18 @@ impl<'a> FromSql<'a> for PgCell {
                 ])
                 .with_timezone("+00:00"),
             ))?,
+            _ if matches!(ty.kind(), Kind::Array(_)) => {
+                let array = arrays::decode(raw)?;
+                let items = array
+                    .items
+                    .iter()
+                    .map(|item| match item {
+                        Some(bytes) => PgCell::from_sql(&array.element, bytes).map(|c| c.0),
+                        None => Ok(None),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                array_literal(&array.dims, &items)
+            }
             // Text types, and every other type the server sends as text.
             _ => std::str::from_utf8(raw)?.to_string(),
         };

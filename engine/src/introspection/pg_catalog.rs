@@ -139,6 +139,22 @@ pub(crate) fn setup(template: &SessionContext, admins: &[String]) -> crate::Resu
             Answer::NullText,
             Signature::any(2, Volatility::Stable),
         ),
+        // No column owns a sequence (there are no serial or identity columns).
+        (
+            "pg_get_serial_sequence",
+            Answer::NullText,
+            Signature::any(2, Volatility::Stable),
+        ),
+        ("pg_collation_is_visible", Answer::True, one()),
+        // No table has an index (the static rows are PostgreSQL's own catalogs').
+        (
+            "pg_get_indexdef",
+            Answer::NullText,
+            Signature::one_of(
+                vec![TypeSignature::Any(1), TypeSignature::Any(3)],
+                Volatility::Stable,
+            ),
+        ),
     ];
     for (name, answer, signature) in functions {
         template.register_udf(ScalarUDF::new_from_impl(CatalogFunction {
@@ -195,18 +211,237 @@ static COMPATIBILITY: LazyLock<PostgresCompatibilityParser> =
 /// cannot.
 pub(crate) fn parse_catalog_query(sql: &str) -> Option<Vec<SqlStatement>> {
     let statements = COMPATIBILITY.parse(sql).ok()?;
-    Some(
-        statements
-            .into_iter()
-            .map(array_subqueries_aggregated)
-            .collect(),
-    )
+    Some(statements.into_iter().map(catalog_rewrites).collect())
 }
 
 /// Rewrites one catalog statement (when the whole text could not go through
 /// [`parse_catalog_query`]).
 pub(crate) fn rewrite_catalog_statement(statement: SqlStatement) -> SqlStatement {
-    array_subqueries_aggregated(COMPATIBILITY.rewrite(statement))
+    catalog_rewrites(COMPATIBILITY.rewrite(statement))
+}
+
+/// Our rewrites of a catalog statement, after the crate's.
+fn catalog_rewrites(statement: SqlStatement) -> SqlStatement {
+    let statement = array_subqueries_aggregated(statement);
+    let statement = scalar_subqueries_aggregated(subqueries_under_case_nulled(statement));
+    function_columns_named(catalog_functions_rewritten(statement))
+}
+
+/// A scalar subquery inside a CASE (SQLAlchemy's column reflection reads a column's
+/// default, identity options and collation that way) as NULL: DataFusion cannot plan
+/// a subquery evaluated only when a branch is taken. What those subqueries look up
+/// does not exist here (no column has a default, an identity or a collation), so NULL
+/// is also their answer.
+fn subqueries_under_case_nulled(mut statement: SqlStatement) -> SqlStatement {
+    fn null_subqueries(expr: &mut SqlExpr) {
+        let _ = visit_expressions_mut(expr, |e| {
+            if matches!(e, SqlExpr::Subquery(_)) {
+                *e = SqlExpr::Value(Value::Null.with_empty_span());
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    let _ = visit_expressions_mut(&mut statement, |expr| {
+        if let SqlExpr::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } = expr
+        {
+            for e in operand.iter_mut().chain(else_result.iter_mut()) {
+                null_subqueries(e);
+            }
+            for when in conditions {
+                null_subqueries(&mut when.condition);
+                null_subqueries(&mut when.result);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    statement
+}
+
+/// Unaliased function calls in a select list named as PostgreSQL names them, after the
+/// function (`count(1)` is `count`), where that name is unique in its list: a catalog
+/// query may refer to such a column from outside its subquery or CTE (pgcli's casing
+/// query orders a CTE by its `count`). The top-level names are set the same way later
+/// (`pg::column_names`).
+fn function_columns_named(mut statement: SqlStatement) -> SqlStatement {
+    use datafusion::sql::sqlparser::ast::{Ident, VisitMut, VisitorMut};
+    struct Namer;
+    impl VisitorMut for Namer {
+        type Break = ();
+        fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            let SetExpr::Select(select) = query.body.as_mut() else {
+                return ControlFlow::Continue(());
+            };
+            let name_of = |item: &SelectItem| match item {
+                SelectItem::UnnamedExpr(SqlExpr::Function(f)) => f
+                    .name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(|i| i.value.to_ascii_lowercase()),
+                SelectItem::UnnamedExpr(SqlExpr::Identifier(i)) => {
+                    Some(i.value.to_ascii_lowercase())
+                }
+                SelectItem::UnnamedExpr(SqlExpr::CompoundIdentifier(parts)) => {
+                    parts.last().map(|i| i.value.to_ascii_lowercase())
+                }
+                SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.to_ascii_lowercase()),
+                _ => None,
+            };
+            let names: Vec<Option<String>> = select.projection.iter().map(name_of).collect();
+            for (i, item) in select.projection.iter_mut().enumerate() {
+                let SelectItem::UnnamedExpr(expr @ SqlExpr::Function(_)) = item else {
+                    continue;
+                };
+                let Some(name) = names[i].clone() else {
+                    continue;
+                };
+                if names.iter().filter(|n| n.as_deref() == Some(&name)).count() == 1 {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: expr.clone(),
+                        alias: Ident::new(name),
+                    };
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = statement.visit(&mut Namer);
+    statement
+}
+
+/// Aggregates DataFusion knows, which a scalar subquery's item may already be.
+const AGGREGATES: &[&str] = &[
+    "count",
+    "min",
+    "max",
+    "sum",
+    "avg",
+    "array_agg",
+    "string_agg",
+    "bool_or",
+    "bool_and",
+    "first_value",
+    "last_value",
+];
+
+/// A scalar subquery of one plain item (`(SELECT pg_get_expr(d.adbin, d.adrelid) FROM
+/// pg_attrdef d WHERE d.adrelid = a.attrelid AND ...)`, SQLAlchemy's column reflection)
+/// with that item under `first_value(...)`: DataFusion plans a correlated scalar
+/// subquery only when it is aggregated. Catalog lookups like these find one row at
+/// most, where the two agree; PostgreSQL would refuse a second row.
+fn scalar_subqueries_aggregated(mut statement: SqlStatement) -> SqlStatement {
+    let _ = visit_expressions_mut(&mut statement, |expr| {
+        let SqlExpr::Subquery(query) = expr else {
+            return ControlFlow::<()>::Continue(());
+        };
+        if query.limit_clause.is_some() || query.fetch.is_some() {
+            return ControlFlow::Continue(());
+        }
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let plain = select.projection.len() == 1
+            && select.distinct.is_none()
+            && matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
+            && select.having.is_none()
+            && !select.from.is_empty();
+        if !plain {
+            return ControlFlow::Continue(());
+        }
+        let item = match &mut select.projection[0] {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => return ControlFlow::Continue(()),
+        };
+        let aggregated = matches!(item, SqlExpr::Function(f)
+        if f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+            AGGREGATES.contains(&i.value.to_ascii_lowercase().as_str())
+        }));
+        if aggregated {
+            return ControlFlow::Continue(());
+        }
+        let call = format!("first_value({item})");
+        if let Ok(wrapped) = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&call)
+            .and_then(|mut p| p.parse_expr())
+        {
+            *item = wrapped;
+        }
+        ControlFlow::Continue(())
+    });
+    statement
+}
+
+/// Catalog functions whose answer is a query over the catalog, as that query:
+/// - `pg_table_is_visible(oid)`: whether the relation's schema is one that unqualified
+///   names resolve in (`pg_catalog` and `public`), so the `wasm` and
+///   `information_schema` views are not listed as the user's (SQLAlchemy's
+///   `get_view_names`, psql's `\dv`);
+/// - `generate_subscripts(array, 1)`, a set-returning function DataFusion lacks, as
+///   `unnest` of the subscripts' range (SQLAlchemy's index and constraint reflection
+///   pairs it with `unnest(indkey)`; the two unnest side by side, as in PostgreSQL).
+fn catalog_functions_rewritten(mut statement: SqlStatement) -> SqlStatement {
+    let parse = |sql: String| {
+        Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_expr())
+            .ok()
+    };
+    let _ = visit_expressions_mut(&mut statement, |expr| {
+        if let Some(oid) = regtype_as_text(expr) {
+            if let Some(replacement) = parse(format!("format_type({oid}, NULL)")) {
+                *expr = replacement;
+            }
+            return ControlFlow::<()>::Continue(());
+        }
+        let SqlExpr::Function(f) = expr else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let name = match f.name.0.as_slice() {
+            [name] => name,
+            [schema, name]
+                if schema
+                    .as_ident()
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("pg_catalog")) =>
+            {
+                name
+            }
+            _ => return ControlFlow::Continue(()),
+        };
+        let Some(name) = name.as_ident().map(|i| i.value.to_ascii_lowercase()) else {
+            return ControlFlow::Continue(());
+        };
+        let FunctionArguments::List(list) = &f.args else {
+            return ControlFlow::Continue(());
+        };
+        let args: Vec<String> = list.args.iter().map(ToString::to_string).collect();
+        let replacement = match (name.as_str(), args.as_slice()) {
+            // A scalar subquery, which DataFusion plans in a select list as in WHERE
+            // (an IN subquery only in WHERE).
+            ("pg_table_is_visible", [oid]) => parse(format!(
+                "coalesce((SELECT bool_or(visible_namespace.nspname IN ('pg_catalog', \
+                 '{DEFAULT_SCHEMA}')) FROM pg_catalog.pg_class AS visible_class \
+                 JOIN pg_catalog.pg_namespace AS visible_namespace \
+                 ON visible_namespace.oid = visible_class.relnamespace \
+                 WHERE visible_class.oid = ({oid})), false)"
+            )),
+            // Every catalog array has one dimension: another one has no subscripts.
+            ("generate_subscripts", [array, dimension]) => parse(format!(
+                "unnest(range(1, CASE WHEN ({dimension}) = 1 \
+                 THEN CAST(cardinality({array}) AS BIGINT) + 1 ELSE 1 END))"
+            )),
+            _ => None,
+        };
+        if let Some(replacement) = replacement {
+            *expr = replacement;
+        }
+        ControlFlow::Continue(())
+    });
+    statement
 }
 
 /// `ARRAY(SELECT x FROM ...)`, which DataFusion lacks (psql's `\\du` and `\\d+` use it),
@@ -292,6 +527,37 @@ fn array_subquery(query: &Query) -> Option<SqlExpr> {
     Some(SqlExpr::Subquery(Box::new(aggregated)))
 }
 
+/// The operand of `x::regtype::text`, which PostgreSQL prints as the type's name
+/// (`bigint`): here `regtype` is the bare OID, so the name comes from `format_type`
+/// (pgcli's column and function completion reads `atttypid::regtype::text`).
+fn regtype_as_text(expr: &SqlExpr) -> Option<String> {
+    let type_name = |t: &datafusion::sql::sqlparser::ast::DataType| {
+        let name = t.to_string().to_ascii_lowercase();
+        name.strip_prefix("pg_catalog.")
+            .unwrap_or(&name)
+            .to_string()
+    };
+    let SqlExpr::Cast {
+        expr: inner,
+        data_type,
+        ..
+    } = expr
+    else {
+        return None;
+    };
+    if !matches!(type_name(data_type).as_str(), "text" | "varchar") {
+        return None;
+    }
+    match inner.as_ref() {
+        SqlExpr::Cast {
+            expr: oid,
+            data_type,
+            ..
+        } if type_name(data_type) == "regtype" => Some(oid.to_string()),
+        _ => None,
+    }
+}
+
 /// Roles for `pg_roles`: the administrators, as superusers.
 #[derive(Debug, Clone)]
 struct Roles {
@@ -359,14 +625,27 @@ impl SchemaProvider for LiveCatalog {
             },
         };
         // Columns psql reads that the crate leaves out: `pg_class.reloptions` (`\d+`).
-        let missing = match name.as_str() {
+        // pg_index's `int2vector` / `oidvector` columns are arrays (SQLAlchemy unnests
+        // them); the static export stores them as text ("1 2").
+        let columns = match name.as_str() {
             "pg_class" => vec![
                 Field::new("reloptions", text_list(), true),
                 Field::new("relacl", text_list(), true),
             ],
+            "pg_index" => ["indkey", "indcollation", "indclass", "indoption"]
+                .into_iter()
+                .map(|name| Field::new(name, int_vector(), true))
+                .collect(),
+            // pgcli's completion casts them (`proargtypes::regtype[]`).
+            "pg_proc" => vec![
+                Field::new("proargtypes", int_vector(), true),
+                Field::new("proallargtypes", int_vector(), true),
+                Field::new("proargmodes", text_list(), true),
+                Field::new("proargnames", text_list(), true),
+            ],
             _ => Vec::new(),
         };
-        Ok(Some(Arc::new(Adjusted::new(table, missing))))
+        Ok(Some(Arc::new(Adjusted::new(table, columns))))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -454,14 +733,70 @@ fn text_list() -> DataType {
     DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
 }
 
+/// PostgreSQL's `int2vector` / `oidvector`, as an array of int4.
+fn int_vector() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true)))
+}
+
+/// The elements of an array the static export stores as text: `"1 2"` (a vector) or
+/// `"[1, 2]"` / `"['i', 'o']"` (a list), unquoted.
+fn stored_elements(text: &str) -> impl Iterator<Item = &str> {
+    let text = text.trim();
+    let text = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|e| !e.is_empty())
+        .map(|e| e.trim_matches('\''))
+}
+
+/// An array column the static export stores as text as the array it is (`int4[]`
+/// or `text[]`, as `ty` says); an int element that is not a number is NULL.
+fn array_from_stored_text(column: &dyn Array, ty: &DataType) -> DfResult<ArrayRef> {
+    use datafusion::arrow::array::{Int32Builder, ListBuilder, StringBuilder};
+    let text = cast(column, &DataType::Utf8)?;
+    let text = text.as_string::<i32>();
+    if ty == &int_vector() {
+        let mut lists = ListBuilder::new(Int32Builder::new())
+            .with_field(Arc::new(Field::new_list_field(DataType::Int32, true)));
+        for value in text {
+            match value {
+                Some(v) => {
+                    for element in stored_elements(v) {
+                        lists.values().append_option(element.parse::<i32>().ok());
+                    }
+                    lists.append(true);
+                }
+                None => lists.append(false),
+            }
+        }
+        return Ok(Arc::new(lists.finish()));
+    }
+    let mut lists = ListBuilder::new(StringBuilder::new())
+        .with_field(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+    for value in text {
+        match value {
+            Some(v) => {
+                for element in stored_elements(v) {
+                    lists.values().append_value(element);
+                }
+                lists.append(true);
+            }
+            None => lists.append(false),
+        }
+    }
+    Ok(Arc::new(lists.finish()))
+}
+
 /// Whether `field` is an access-privilege column the static export stores as text.
 fn is_text_acl(field: &Field) -> bool {
     field.name().ends_with("acl") && field.data_type() == &DataType::Utf8
 }
 
 /// A catalog table as psql reads it: access-privilege columns (`relacl`, `nspacl`,
-/// `proacl`, ...) as text lists, which are NULL here (there are no grants), and columns
-/// the crate leaves out added as NULL.
+/// `proacl`, ...) as text lists, which are NULL here (there are no grants), columns
+/// the crate leaves out added as NULL, and vector columns it stores as text as arrays.
 #[derive(Debug)]
 struct Adjusted {
     inner: Arc<dyn TableProvider>,
@@ -469,13 +804,15 @@ struct Adjusted {
 }
 
 impl Adjusted {
-    fn new(inner: Arc<dyn TableProvider>, missing: Vec<Field>) -> Self {
+    fn new(inner: Arc<dyn TableProvider>, columns: Vec<Field>) -> Self {
         let inner_schema = inner.schema();
         let mut fields: Vec<Field> = inner_schema
             .fields()
             .iter()
             .map(|f| {
-                if is_text_acl(f) {
+                if let Some(retyped) = columns.iter().find(|m| m.name() == f.name()) {
+                    retyped.clone()
+                } else if is_text_acl(f) {
                     f.as_ref()
                         .clone()
                         .with_data_type(text_list())
@@ -486,7 +823,7 @@ impl Adjusted {
             })
             .collect();
         fields.extend(
-            missing
+            columns
                 .into_iter()
                 .filter(|f| inner_schema.field_with_name(f.name()).is_err()),
         );
@@ -524,10 +861,19 @@ impl TableProvider for Adjusted {
                 .iter()
                 .enumerate()
                 .map(|(i, f)| match batch.columns().get(i) {
-                    Some(c) if c.data_type() == f.data_type() => c.clone(),
-                    _ => new_null_array(f.data_type(), rows),
+                    Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+                    // Access privileges stay NULL (see above); other arrays are parsed.
+                    Some(c)
+                        if c.data_type() == &DataType::Utf8
+                            && !f.name().ends_with("acl")
+                            && (f.data_type() == &int_vector()
+                                || f.data_type() == &text_list()) =>
+                    {
+                        array_from_stored_text(c.as_ref(), f.data_type())
+                    }
+                    _ => Ok(new_null_array(f.data_type(), rows)),
                 })
-                .collect();
+                .collect::<DfResult<_>>()?;
             batches.push(RecordBatch::try_new(self.schema.clone(), columns)?);
         }
         MemTable::try_new(self.schema.clone(), vec![batches])?
@@ -658,6 +1004,24 @@ fn function_rows(db: &dyn DatabaseView, namespace: i32) -> BTreeMap<&'static str
         )),
     );
     columns.insert("pronargdefaults", int(0));
+    columns.insert(
+        "prorettype",
+        Arc::new(Int32Array::from_iter(
+            rows.iter()
+                .map(|(_, r)| type_oid(&r.returns).map(|o| o as i32)),
+        )),
+    );
+    // An oidvector, in the static export's text form ("20 20").
+    columns.insert(
+        "proargtypes",
+        text(&|r| {
+            r.arg_types
+                .iter()
+                .map(|t| type_oid(t).unwrap_or(0).to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        }),
+    );
     columns.insert("prosrc", text(&|r| r.export.clone()));
     columns.insert("probin", text(&|r| r.module.clone()));
     columns
@@ -762,6 +1126,15 @@ fn type_oid(name: &str) -> Option<i64> {
     let name = name.trim().to_lowercase();
     let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
     let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+    // A type modifier does not change the type: `numeric(10,2)`, `varchar(20)`.
+    let name = match name.split_once('(') {
+        Some((base, rest)) => format!(
+            "{}{}",
+            base.trim_end(),
+            rest.split_once(')').map_or("", |(_, tail)| tail)
+        ),
+        None => name,
+    };
     TYPE_OIDS
         .iter()
         .find(|(names, _)| names.contains(&name.as_str()))

@@ -17,6 +17,7 @@ use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::util::display::{ArrayFormatter, DurationFormat, FormatOptions};
 use datafusion::error::Result as DfResult;
 
+use crate::error::Error;
 use crate::pg::datetime_range;
 
 /// Renders every value of `array` as PostgreSQL would print it (`None` for NULL).
@@ -127,8 +128,11 @@ pub fn pg_text_in(array: &dyn Array, format: &TextFormat) -> DfResult<Vec<Option
                 pg_timestamp(secs, frac, divisor, zone.as_ref())
             })
         }
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => {
+            return array_text(array, format, render);
+        }
         dt => {
-            // A NULL inside a list or struct prints as NULL (a top-level NULL is sent as
+            // A NULL inside a struct prints as NULL (a top-level NULL is sent as
             // SQL NULL); durations in words (`730 days 0 hours 0 mins 0.000000000 secs`),
             // closer to PostgreSQL's interval output than ISO 8601.
             let options = FormatOptions::default()
@@ -157,6 +161,138 @@ pub fn pg_text_in(array: &dyn Array, format: &TextFormat) -> DfResult<Vec<Option
             })
         }
     })
+}
+
+/// Arrays as PostgreSQL prints them: `{1,2,NULL}`, `{"a b","","NULL"}` (quoted where
+/// needed), nested lists as `{{1,2},{3}}`.
+fn array_text(
+    array: &dyn Array,
+    format: &TextFormat,
+    render: impl Fn(&dyn Fn(usize) -> String) -> Vec<Option<String>>,
+) -> DfResult<Vec<Option<String>>> {
+    let element = match array.data_type() {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => f.clone(),
+        _ => unreachable!("called for list types only"),
+    };
+    let list = datafusion::arrow::compute::cast(array, &DataType::List(element.clone()))?;
+    let list = list.as_list::<i32>();
+    let nested = matches!(
+        element.data_type(),
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _)
+    );
+    let values = pg_text_in(list.values().as_ref(), format)?;
+    let offsets = list.value_offsets();
+    if nested {
+        // A PostgreSQL array is rectangular: sub-arrays of one length, none NULL.
+        let inner = datafusion::arrow::compute::cast(
+            list.values(),
+            &DataType::List(match element.data_type() {
+                DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                    f.clone()
+                }
+                _ => unreachable!("nested means a list of lists"),
+            }),
+        )?;
+        let inner = inner.as_list::<i32>();
+        for i in (0..list.len()).filter(|i| list.is_valid(*i)) {
+            let entries = offsets[i] as usize..offsets[i + 1] as usize;
+            let mut lengths = entries.clone().map(|j| inner.value_length(j));
+            let first = lengths.next();
+            if entries.clone().any(|j| inner.is_null(j)) || lengths.any(|l| Some(l) != first) {
+                return Err(Error::InvalidArray(
+                    "multidimensional arrays must have array expressions with matching \
+                     dimensions"
+                        .into(),
+                )
+                .into());
+            }
+        }
+    }
+    Ok(render(&|i| {
+        let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+        let mut out = String::from("{");
+        for (n, value) in values[start..end].iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            match value {
+                None => out.push_str("NULL"),
+                Some(v) if nested => out.push_str(v),
+                Some(v) => array_element(v, &mut out),
+            }
+        }
+        out.push('}');
+        out
+    }))
+}
+
+/// The text form of an array of `dims` (outermost first; empty for `{}`) holding
+/// `elements` (already in their PostgreSQL text form, `None` for NULL) in row-major
+/// order, as PostgreSQL's `array_out` prints it: `{{1,2},{3,4}}`, `{"a b",NULL}`.
+///
+/// ```
+/// use wasmudf_engine::array_literal;
+/// let items = ["1", "2", "3", "4"].map(|s| Some(s.to_string()));
+/// assert_eq!(array_literal(&[2, 2], &items), "{{1,2},{3,4}}");
+/// assert_eq!(array_literal(&[2], &[Some("a b".into()), None]), r#"{"a b",NULL}"#);
+/// assert_eq!(array_literal(&[], &[]), "{}");
+/// ```
+pub fn array_literal(dims: &[usize], elements: &[Option<String>]) -> String {
+    fn level(dims: &[usize], elements: &[Option<String>], out: &mut String) {
+        out.push('{');
+        match dims {
+            [] | [_] => {
+                for (n, e) in elements.iter().enumerate() {
+                    if n > 0 {
+                        out.push(',');
+                    }
+                    match e {
+                        None => out.push_str("NULL"),
+                        Some(v) => array_element(v, out),
+                    }
+                }
+            }
+            [outer, inner @ ..] => {
+                let size = elements.len() / (*outer).max(1);
+                for (n, chunk) in elements.chunks(size.max(1)).enumerate() {
+                    if n > 0 {
+                        out.push(',');
+                    }
+                    level(inner, chunk, out);
+                }
+            }
+        }
+        out.push('}');
+    }
+    let mut out = String::new();
+    level(dims, elements, &mut out);
+    out
+}
+
+/// One element of an array's text form, double-quoted when PostgreSQL's `array_out`
+/// quotes it (empty, `NULL`, or holding braces, commas, quotes, backslashes or white
+/// space), with quotes and backslashes escaped.
+fn array_element(text: &str, out: &mut String) {
+    let needs_quotes = text.is_empty()
+        || text.eq_ignore_ascii_case("null")
+        || text.chars().any(|c| {
+            matches!(
+                c,
+                '{' | '}' | ',' | '"' | '\\' | ' ' | '\t' | '\n' | '\r' | '\u{b}' | '\u{c}'
+            )
+        });
+    if !needs_quotes {
+        out.push_str(text);
+        return;
+    }
+    out.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
 }
 
 /// Seconds and the non-negative sub-second remainder of a count of `per_second` units.
@@ -269,6 +405,83 @@ pub fn bytea_from_text(text: &str) -> Result<Vec<u8>, String> {
         }
     }
     Ok(out)
+}
+
+/// The elements of a one-dimensional array in PostgreSQL's text form (`{a,"b c",NULL}`),
+/// as the text of each (`None` for NULL), as `array_in` reads it: white space around
+/// an unquoted element is dropped, a backslash makes the next character literal, a
+/// quoted `"NULL"` is the text NULL. Nested arrays and dimension decorations
+/// (`[1:2]={...}`) are refused.
+///
+/// ```
+/// use wasmudf_engine::array_from_text;
+/// assert_eq!(
+///     array_from_text(r#"{r, "v w" ,NULL,"NULL",a\,b}"#).unwrap(),
+///     vec![Some("r".into()), Some("v w".into()), None, Some("NULL".into()), Some("a,b".into())]
+/// );
+/// assert_eq!(array_from_text("{}").unwrap(), Vec::<Option<String>>::new());
+/// assert!(array_from_text("{{1},{2}}").is_err());
+/// ```
+pub fn array_from_text(text: &str) -> Result<Vec<Option<String>>, String> {
+    let malformed = |why: &str| format!("malformed array literal: \"{text}\": {why}");
+    let inner = text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(|| malformed("array value must start with \"{\" and end with \"}\""))?;
+    let mut elements = Vec::new();
+    if inner.trim().is_empty() {
+        return Ok(elements);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        let mut quoted = false;
+        // Quoted or escaped somewhere: never NULL, never trimmed past that point.
+        let mut literal = false;
+        // Length of `value` without the trailing white space of an unquoted element.
+        let mut kept = 0;
+        loop {
+            match chars.peek().copied() {
+                None | Some(',') if !quoted => break,
+                None => return Err(malformed("unexpected end of input")),
+                Some('"') => {
+                    chars.next();
+                    quoted = !quoted;
+                    literal = true;
+                }
+                Some('\\') => {
+                    chars.next();
+                    let escaped = chars
+                        .next()
+                        .ok_or_else(|| malformed("unexpected end of input"))?;
+                    value.push(escaped);
+                    literal = true;
+                    kept = value.len();
+                }
+                Some('{' | '}') if !quoted => {
+                    return Err(malformed("multidimensional arrays are not supported"))
+                }
+                Some(c) => {
+                    chars.next();
+                    value.push(c);
+                    if quoted || !c.is_whitespace() {
+                        kept = value.len();
+                    }
+                }
+            }
+        }
+        value.truncate(kept);
+        if !literal && value.is_empty() {
+            return Err(malformed("unexpected \",\" character"));
+        }
+        elements.push((literal || !value.eq_ignore_ascii_case("null")).then_some(value));
+        if chars.next().is_none() {
+            break;
+        }
+    }
+    Ok(elements)
 }
 
 /// bytea in PostgreSQL's escape format: printable ASCII as is, a backslash doubled,

@@ -17,6 +17,7 @@ use crate::sql::advisory::AdvisoryLocks;
 use crate::sql::backends::Backends;
 use crate::sql::exec::Executor;
 use crate::sql::literal_types::IntegerLiterals;
+use crate::sql::pg_functions;
 use crate::sql::session::Session;
 use crate::sql::{ddl, tables};
 use crate::store::catalog::{Catalog, FunctionRecord};
@@ -309,6 +310,9 @@ impl Database {
         // the session information functions last, as they replace the catalog's.
         let admins = config.admin_roles.clone().unwrap_or_default();
         let pg_catalog_db = pg_catalog::setup(&template, &admins)?;
+        for f in pg_functions::functions() {
+            template.register_udf(f);
+        }
         for f in session_info::functions("") {
             template.register_udf(f.as_ref().clone());
         }

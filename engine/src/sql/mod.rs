@@ -13,6 +13,7 @@ pub(crate) mod exec;
 pub(crate) mod literal_types;
 pub(crate) mod output;
 pub(crate) mod parameters;
+pub(crate) mod pg_functions;
 pub(crate) mod session;
 pub(crate) mod statement;
 pub(crate) mod tables;

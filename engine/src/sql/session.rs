@@ -2,7 +2,7 @@
 //! it runs (each in its own query scope, on the database's executor, cancelable and
 //! under `statement_timeout`).
 
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::config::ExtensionOptions;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
@@ -12,7 +12,7 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream};
 use datafusion::logical_expr::Statement as PlanStatement;
 use datafusion::logical_expr::{
-    Cast, DdlStatement, DmlStatement, Expr, LogicalPlan, TryCast, WriteOp,
+    Cast, DdlStatement, DmlStatement, Expr, ExprSchemable, LogicalPlan, TryCast, WriteOp,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::ExecutionPlan;
@@ -1139,8 +1139,28 @@ fn plan_contains(plan: &Arc<dyn ExecutionPlan>, name: &str) -> bool {
 fn placeholder_hints(plan: &LogicalPlan) -> DfResult<HashMap<String, DataType>> {
     let mut hints = HashMap::new();
     plan.apply_with_subqueries(|node| {
+        // Expressions resolve against the node's input (a Filter's, a Projection's).
+        let schema = node
+            .inputs()
+            .first()
+            .map_or_else(|| node.schema().clone(), |input| input.schema().clone());
         node.apply_expressions(|e| {
             e.apply(|e| {
+                // `x = ANY($1)` (planned as `array_has($1, x)`): the parameter is an
+                // array of x's type, as PostgreSQL infers it.
+                if let Expr::ScalarFunction(f) = e {
+                    if let (Some(Expr::Placeholder(p)), Some(needle)) =
+                        (f.args.first(), f.args.get(1))
+                    {
+                        if f.func.name() == "array_has" {
+                            if let Ok(ty) = needle.get_type(&schema) {
+                                hints.entry(p.id.clone()).or_insert(DataType::List(Arc::new(
+                                    Field::new_list_field(ty, true),
+                                )));
+                            }
+                        }
+                    }
+                }
                 // `$1::int4`: the parameter is what it is cast to, as PostgreSQL
                 // describes it.
                 if let Expr::Cast(Cast { expr, field, .. })

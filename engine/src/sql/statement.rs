@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::introspection::pg_catalog;
 use crate::pg::column_names;
 use crate::pg::copy::{self, CopyRequest};
+use crate::pg::like;
 
 /// One parsed statement, ready to [`crate::Session::run`].
 #[derive(Debug, Clone)]
@@ -209,12 +210,186 @@ fn bytea_literals(statement: &mut DfStatement) -> Result<()> {
     }
 }
 
+/// `LIKE` / `ILIKE` with a literal pattern and an `ESCAPE` other than the backslash
+/// (SQLAlchemy's schema filter `LIKE 'pg/_%' ESCAPE '/'`), which DataFusion refuses, as
+/// the same pattern escaped with backslashes; any other pattern through `like_escape`.
+fn like_escapes(statement: &mut DfStatement) -> Result<()> {
+    let DfStatement::Statement(sql) = statement else {
+        return Ok(());
+    };
+    let outcome = visit_expressions_mut(sql.as_mut(), |expr| {
+        let (SqlExpr::Like {
+            pattern,
+            escape_char,
+            ..
+        }
+        | SqlExpr::ILike {
+            pattern,
+            escape_char,
+            ..
+        }) = expr
+        else {
+            return ControlFlow::Continue(());
+        };
+        let escape = match escape_char.as_ref().map(|v| &v.value) {
+            Some(Value::SingleQuotedString(c)) if c.chars().count() <= 1 => c.chars().next(),
+            _ => return ControlFlow::Continue(()),
+        };
+        if escape == Some('\\') {
+            return ControlFlow::Continue(());
+        }
+        let literal = match pattern.as_mut() {
+            SqlExpr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)) => Some(v),
+            _ => None,
+        };
+        let Some(v) = literal else {
+            // A computed pattern (SQLAlchemy's `$1::VARCHAR || '%'`) is translated when
+            // it is evaluated, by PostgreSQL's own `like_escape(pattern, escape)`.
+            let escape_text = escape.map(String::from).unwrap_or_default();
+            let call = format!(
+                "like_escape(({pattern}), '{}')",
+                escape_text.replace('\'', "''")
+            );
+            if let Ok(translated) = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&call)
+                .and_then(|mut p| p.parse_expr())
+            {
+                **pattern = translated;
+                *escape_char = None;
+            }
+            return ControlFlow::Continue(());
+        };
+        let Value::SingleQuotedString(text) = &v.value else {
+            return ControlFlow::Continue(());
+        };
+        match like::with_backslash_escapes(text, escape) {
+            Ok(translated) => {
+                v.value = Value::SingleQuotedString(translated);
+                *escape_char = None;
+                ControlFlow::Continue(())
+            }
+            Err(e) => ControlFlow::Break(e),
+        }
+    });
+    match outcome {
+        ControlFlow::Break(e) => Err(Error::InvalidEscapeSequence(e)),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// `regexp_split_to_table(...)` in an expression (pgcli's completion calls it in a
+/// select list) as `unnest(regexp_split_to_array(...))`: DataFusion has no
+/// set-returning scalar functions, and unnest in a select list yields the same rows.
+fn set_returning_functions(statement: &mut DfStatement) {
+    use datafusion::sql::sqlparser::ast::{
+        Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+        ObjectName,
+    };
+    let DfStatement::Statement(sql) = statement else {
+        return;
+    };
+    let _ = visit_expressions_mut(sql.as_mut(), |expr| {
+        let SqlExpr::Function(f) = expr else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let named = match f.name.0.as_slice() {
+            [name] => Some(name),
+            [schema, name]
+                if schema
+                    .as_ident()
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("pg_catalog")) =>
+            {
+                Some(name)
+            }
+            _ => None,
+        };
+        let is_split = named
+            .and_then(|n| n.as_ident())
+            .is_some_and(|i| i.value.eq_ignore_ascii_case("regexp_split_to_table"));
+        if is_split && matches!(f.args, FunctionArguments::List(_)) {
+            let mut inner = f.clone();
+            inner.name = ObjectName::from(vec![Ident::new("regexp_split_to_array")]);
+            let mut outer: Function = f.clone();
+            outer.name = ObjectName::from(vec![Ident::new("unnest")]);
+            outer.args = FunctionArguments::List(FunctionArgumentList {
+                duplicate_treatment: None,
+                args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                    SqlExpr::Function(inner),
+                ))],
+                clauses: Vec::new(),
+            });
+            *expr = SqlExpr::Function(outer);
+        }
+        ControlFlow::Continue(())
+    });
+}
+
+/// Array literals in PostgreSQL's text form as the arrays they are: `'{a,b}'::text[]`
+/// (and `CAST('{1,2}' AS int[])`) as `CAST(ARRAY['a','b'] AS text[])`, and a bare
+/// `x = ANY('{r,v}')` (psycopg's client-side binding of a list) as `x = ANY(ARRAY['r',
+/// 'v'])`: DataFusion does not cast text to a list. A malformed literal is 22P02.
+fn array_literals(statement: &mut DfStatement) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{Array, ArrayElemTypeDef};
+    fn as_array(text: &str) -> std::result::Result<SqlExpr, String> {
+        let elements = crate::pg::text::array_from_text(text)?;
+        Ok(SqlExpr::Array(Array {
+            elem: elements
+                .into_iter()
+                .map(|e| {
+                    SqlExpr::Value(
+                        match e {
+                            Some(text) => Value::SingleQuotedString(text),
+                            None => Value::Null,
+                        }
+                        .into(),
+                    )
+                })
+                .collect(),
+            named: true,
+        }))
+    }
+    let DfStatement::Statement(sql) = statement else {
+        return Ok(());
+    };
+    let outcome = visit_expressions_mut(sql.as_mut(), |expr| {
+        let literal = match expr {
+            SqlExpr::Cast {
+                expr: inner,
+                data_type: SqlDataType::Array(ArrayElemTypeDef::SquareBracket(_, _)),
+                ..
+            } => inner,
+            SqlExpr::AnyOp { right, .. } | SqlExpr::AllOp { right, .. } => right,
+            _ => return ControlFlow::Continue(()),
+        };
+        let SqlExpr::Value(v) = literal.as_ref() else {
+            return ControlFlow::Continue(());
+        };
+        let Value::SingleQuotedString(text) = &v.value else {
+            return ControlFlow::Continue(());
+        };
+        match as_array(text) {
+            Ok(array) => {
+                **literal = array;
+                ControlFlow::Continue(())
+            }
+            Err(e) => ControlFlow::Break(e),
+        }
+    });
+    match outcome {
+        ControlFlow::Break(e) => Err(Error::InvalidText(e)),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
 fn parse_rewritten(sql: &str) -> DfResult<Vec<Statement>> {
     match DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}) {
         Ok(statements) => catalog_queries_rewritten(sql, statements)
             .into_iter()
             .map(|mut s| {
                 bytea_literals(&mut s)?;
+                like_escapes(&mut s)?;
+                array_literals(&mut s)?;
+                set_returning_functions(&mut s);
                 Ok(Statement::new(s))
             })
             .collect(),

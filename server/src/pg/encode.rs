@@ -8,18 +8,19 @@ use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::api::Type;
 use pgwire::messages::data::DataRow;
+use postgres_types::Kind;
 use wasmudf_engine::datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use wasmudf_engine::datafusion::arrow::compute::cast;
 use wasmudf_engine::datafusion::arrow::datatypes::{
-    DataType, Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Schema,
+    DataType, Date32Type, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Schema,
     TimeUnit, TimestampMicrosecondType,
 };
 use wasmudf_engine::datafusion::arrow::record_batch::RecordBatch;
 use wasmudf_engine::datafusion::common::ScalarValue;
 use wasmudf_engine::datafusion::error::{DataFusionError, Result as DfResult};
 use wasmudf_engine::{
-    bytea_from_text, check_datetime_range, numeric_from_binary, numeric_to_binary, pg_text,
-    pg_text_in, TextFormat,
+    array_from_text, bytea_from_text, check_datetime_range, numeric_from_binary, numeric_to_binary,
+    pg_text, pg_text_in, Error, TextFormat,
 };
 
 /// Days and microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -47,7 +48,44 @@ pub fn pg_type(dt: &DataType) -> Type {
         DataType::Date32 | DataType::Date64 => Type::DATE,
         DataType::Timestamp(_, None) => Type::TIMESTAMP,
         DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
+        // A list of lists is a multidimensional array, whose type is its elements'
+        // array type, as in PostgreSQL (`int4[]` for `{{1,2},{3,4}}`).
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            let element = pg_type(f.data_type());
+            match element_of(&element) {
+                Some(_) => element,
+                None => array_of(&element).unwrap_or(Type::TEXT),
+            }
+        }
         _ => Type::TEXT,
+    }
+}
+
+/// PostgreSQL's array type of `element` (`int4` -> `int4[]`); None for an element
+/// type sent as text.
+fn array_of(element: &Type) -> Option<Type> {
+    Some(match *element {
+        Type::BOOL => Type::BOOL_ARRAY,
+        Type::INT2 => Type::INT2_ARRAY,
+        Type::INT4 => Type::INT4_ARRAY,
+        Type::INT8 => Type::INT8_ARRAY,
+        Type::FLOAT4 => Type::FLOAT4_ARRAY,
+        Type::FLOAT8 => Type::FLOAT8_ARRAY,
+        Type::NUMERIC => Type::NUMERIC_ARRAY,
+        Type::BYTEA => Type::BYTEA_ARRAY,
+        Type::DATE => Type::DATE_ARRAY,
+        Type::TIMESTAMP => Type::TIMESTAMP_ARRAY,
+        Type::TIMESTAMPTZ => Type::TIMESTAMPTZ_ARRAY,
+        Type::TEXT => Type::TEXT_ARRAY,
+        _ => return None,
+    })
+}
+
+/// The element type of PostgreSQL array type `ty`, if it is one.
+fn element_of(ty: &Type) -> Option<&Type> {
+    match ty.kind() {
+        Kind::Array(element) => Some(element),
+        _ => None,
     }
 }
 
@@ -66,7 +104,14 @@ pub fn arrow_type(ty: &Type) -> Option<DataType> {
         Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
         Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
         Type::NUMERIC => DataType::Decimal128(38, 10),
-        _ => return None,
+        // `"char"` (pg_class.relkind) is text here.
+        Type::CHAR => DataType::Utf8,
+        _ => match element_of(ty) {
+            Some(element) => {
+                DataType::List(Arc::new(Field::new_list_field(arrow_type(element)?, true)))
+            }
+            None => return None,
+        },
     })
 }
 
@@ -189,12 +234,102 @@ fn binary_column(column: &ArrayRef, ty: &Type) -> DfResult<Vec<Option<Vec<u8>>>>
             .into_iter()
             .map(|v| v.map(|text| numeric_to_binary(&text)))
             .collect(),
+        _ if element_of(ty).is_some() => binary_arrays(column, ty)?,
         // TEXT, and every type sent as text: the binary format of text is its UTF-8.
         _ => pg_text(column.as_ref())?
             .into_iter()
             .map(|v| v.map(String::into_bytes))
             .collect(),
     })
+}
+
+/// `dt` with every list level a `List` (not Large or FixedSize), to walk one way.
+fn plain_lists(dt: &DataType) -> DataType {
+    match dt {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            DataType::List(Arc::new(Field::new_list_field(
+                plain_lists(f.data_type()),
+                true,
+            )))
+        }
+        other => other.clone(),
+    }
+}
+
+/// PostgreSQL's binary array format (`array_send`) of every list in `column`: the
+/// number of dimensions (0 when empty), whether any element is NULL, the element OID,
+/// each dimension's length and lower bound (1), then each element as its length (-1
+/// for NULL) and its binary form. A list of lists is a multidimensional array, which
+/// must be rectangular with no NULL sub-array, as PostgreSQL's are (2202E otherwise).
+fn binary_arrays(column: &ArrayRef, ty: &Type) -> DfResult<Vec<Option<Vec<u8>>>> {
+    let element_type = element_of(ty)
+        .cloned()
+        .ok_or_else(|| DataFusionError::Internal(format!("{ty} is not an array type")))?;
+    let column = cast(column, &plain_lists(column.data_type()))?;
+    // The list levels, outermost first, and the leaf elements' binary forms.
+    let mut levels = Vec::new();
+    let mut leaf: ArrayRef = column.clone();
+    while let DataType::List(_) = leaf.data_type() {
+        let list = leaf.as_list::<i32>().clone();
+        leaf = list.values().clone();
+        levels.push(list);
+    }
+    let elements = binary_column(&leaf, &element_type)?;
+    let nulls = column.logical_nulls();
+    (0..column.len())
+        .map(|row| {
+            if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+                return Ok(None);
+            }
+            let mut dims = Vec::with_capacity(levels.len());
+            let (mut start, mut end) = (row, row + 1);
+            for (depth, list) in levels.iter().enumerate() {
+                let offsets = list.value_offsets();
+                let mut length = None;
+                for entry in start..end {
+                    if depth > 0 && list.is_null(entry) {
+                        return Err(ragged("a NULL sub-array"));
+                    }
+                    let n = (offsets[entry + 1] - offsets[entry]) as usize;
+                    if *length.get_or_insert(n) != n {
+                        return Err(ragged("sub-arrays of different lengths"));
+                    }
+                }
+                dims.push(length.unwrap_or(0));
+                (start, end) = (offsets[start] as usize, offsets[end] as usize);
+            }
+            let items = &elements[start..end];
+            let mut out = BytesMut::new();
+            let empty = items.is_empty();
+            out.put_i32(if empty { 0 } else { dims.len() as i32 });
+            out.put_i32(i32::from(items.iter().any(Option::is_none)));
+            out.put_u32(element_type.oid());
+            if !empty {
+                for dim in &dims {
+                    out.put_i32(*dim as i32);
+                    out.put_i32(1);
+                }
+            }
+            for item in items {
+                match item {
+                    None => out.put_i32(-1),
+                    Some(bytes) => {
+                        out.put_i32(bytes.len() as i32);
+                        out.put_slice(bytes);
+                    }
+                }
+            }
+            Ok(Some(out.to_vec()))
+        })
+        .collect()
+}
+
+/// A list of lists that no PostgreSQL array can hold.
+fn ragged(what: &str) -> DataFusionError {
+    DataFusionError::External(Box::new(Error::InvalidArray(format!(
+        "multidimensional arrays must have array expressions with matching dimensions \
+         (this one has {what})"
+    ))))
 }
 
 /// A Bind parameter as an Arrow scalar: decoded as the PostgreSQL type it was sent
@@ -212,6 +347,15 @@ pub fn decode_param(
             None => ScalarValue::Null,
         });
     };
+    if let Some(DataType::List(element) | DataType::LargeList(element)) = &arrow {
+        let value = array_param(raw, format, sent_as, element.data_type())?;
+        return match arrow {
+            Some(dt) if dt != value.data_type() => value
+                .cast_to(&dt)
+                .map_err(|e| format!("invalid input for type {}: {e}", sent_as.name())),
+            _ => Ok(value),
+        };
+    }
     let bytea = matches!(
         arrow,
         Some(DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
@@ -235,6 +379,90 @@ pub fn decode_param(
             .map_err(|e| format!("invalid input for type {}: {e}", sent_as.name())),
         _ => Ok(value),
     }
+}
+
+/// An array parameter (`relkind = ANY($1)` with a `text[]`) as a list of `element`:
+/// from its text form (`{r,v}`) or PostgreSQL's binary array format (one dimension).
+fn array_param(
+    raw: &[u8],
+    format: FieldFormat,
+    sent_as: &Type,
+    element: &DataType,
+) -> Result<ScalarValue, String> {
+    let element_sent_as = element_of(sent_as).cloned().unwrap_or(Type::TEXT);
+    let values: Vec<ScalarValue> = match format {
+        FieldFormat::Text => {
+            let text =
+                std::str::from_utf8(raw).map_err(|_| "parameter is not valid UTF-8".to_string())?;
+            array_from_text(text)?
+                .into_iter()
+                .map(|item| {
+                    let bytes = item.map(|t| Bytes::from(t.into_bytes()));
+                    decode_param(
+                        bytes.as_ref(),
+                        FieldFormat::Text,
+                        &element_sent_as,
+                        Some(element),
+                    )
+                })
+                .collect::<Result<_, _>>()?
+        }
+        FieldFormat::Binary => {
+            let mut input = raw;
+            let mut int = |what: &str| take_i32(&mut input, what);
+            let dimensions = int("dimensions")?;
+            let _has_nulls = int("null flag")?;
+            let oid = int("element type")? as u32;
+            let element_sent_as = Type::from_oid(oid).unwrap_or(element_sent_as);
+            let length = match dimensions {
+                0 => 0,
+                1 => {
+                    let length = int("length")?;
+                    let _lower_bound = int("lower bound")?;
+                    usize::try_from(length)
+                        .map_err(|_| "binary array parameter has a negative length".to_string())?
+                }
+                _ => return Err("multidimensional array parameters are not supported".into()),
+            };
+            let mut values = Vec::with_capacity(length.min(raw.len() / 4));
+            for _ in 0..length {
+                let size = take_i32(&mut input, "element length")?;
+                let bytes = if size < 0 {
+                    None
+                } else {
+                    let size = size as usize;
+                    if input.len() < size {
+                        return Err("binary array parameter ends inside an element".into());
+                    }
+                    let (item, rest) = input.split_at(size);
+                    input = rest;
+                    Some(Bytes::copy_from_slice(item))
+                };
+                values.push(decode_param(
+                    bytes.as_ref(),
+                    FieldFormat::Binary,
+                    &element_sent_as,
+                    Some(element),
+                )?);
+            }
+            if !input.is_empty() {
+                return Err("binary array parameter has bytes after its last element".into());
+            }
+            values
+        }
+    };
+    Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+        &values, element,
+    )))
+}
+
+/// The next big-endian int32 of a binary parameter.
+fn take_i32(input: &mut &[u8], what: &str) -> Result<i32, String> {
+    let (head, rest) = input
+        .split_first_chunk::<4>()
+        .ok_or_else(|| format!("binary array parameter ends before its {what}"))?;
+    *input = rest;
+    Ok(i32::from_be_bytes(*head))
 }
 
 fn binary_param(raw: &[u8], ty: &Type) -> Result<ScalarValue, String> {

@@ -79,6 +79,11 @@ fn sqlalchemy() {
     python_client("sqlalchemy", "sqlalchemy_client.py");
 }
 
+#[test]
+fn pgcli() {
+    python_client("pgcli", "pgcli_client.py");
+}
+
 /// Debian's pgjdbc (Maven Central is not reachable here), run as a single-file Java
 /// program.
 #[test]

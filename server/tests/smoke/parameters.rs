@@ -168,6 +168,98 @@ async fn constants_and_cast_parameters_have_postgres_types() {
 }
 
 #[tokio::test]
+async fn arrays_go_out_and_come_in_as_postgres_arrays() {
+    let server = Server::start("arrays");
+    let client = server.client().await;
+    query(&client, "CREATE TABLE kinds (name TEXT, kind TEXT)").await;
+    query(
+        &client,
+        "INSERT INTO kinds VALUES ('t', 'r'), ('v', 'v'), ('i', 'i')",
+    )
+    .await;
+    // Result columns announced as arrays and sent in the binary array format.
+    let statement = client
+        .prepare(
+            "SELECT make_array(1, NULL, 3) AS ints, make_array('a b', 'c') AS texts, \
+             make_array(make_array(1.5, 2.5), make_array(3.5, 4.5)) AS grid, \
+             make_array(true) AS flags",
+        )
+        .await
+        .expect("prepare");
+    let types: Vec<Type> = statement
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+    assert_eq!(
+        types,
+        // Constants inside a call stay int8 and DataFusion's 1.5 is a double.
+        vec![
+            Type::INT8_ARRAY,
+            Type::TEXT_ARRAY,
+            Type::FLOAT8_ARRAY,
+            Type::BOOL_ARRAY
+        ]
+    );
+    let values = client.query_one(&statement, &[]).await.expect("arrays");
+    assert_eq!(
+        values.get::<_, Vec<Option<i64>>>("ints"),
+        vec![Some(1), None, Some(3)]
+    );
+    assert_eq!(values.get::<_, Vec<String>>("texts"), vec!["a b", "c"]);
+    assert_eq!(values.get::<_, Vec<bool>>("flags"), vec![true]);
+    // (tokio-postgres reads one-dimensional arrays only; the grid's binary form is
+    // checked by the slt server target, scalar.slt.)
+    // Text format: PostgreSQL's array literal.
+    assert_eq!(
+        query(
+            &client,
+            "SELECT make_array(make_array(1, 2), make_array(3, 4)), make_array('a b', NULL)"
+        )
+        .await,
+        vec![row(&["{{1,2},{3,4}}", "{\"a b\",NULL}"])]
+    );
+    // An array parameter, in binary (tokio-postgres) and text (a literal) form.
+    let kinds = client
+        .query(
+            "SELECT name FROM kinds WHERE kind = ANY($1) ORDER BY name",
+            &[&vec!["r", "v"]],
+        )
+        .await
+        .expect("= ANY($1)");
+    let names: Vec<String> = kinds.iter().map(|r| r.get(0)).collect();
+    assert_eq!(names, vec!["t", "v"]);
+    let echoed = client
+        .query_one("SELECT $1::int8[]", &[&vec![1i64, -2, 3]])
+        .await
+        .expect("int8[] parameter");
+    assert_eq!(echoed.get::<_, Vec<i64>>(0), vec![1, -2, 3]);
+    // Array literals in text form, cast or compared with ANY (psycopg's client-side
+    // binding of a list); a malformed one is 22P02.
+    assert_eq!(
+        query(
+            &client,
+            "SELECT name FROM kinds WHERE kind = ANY('{r,i}') ORDER BY name"
+        )
+        .await,
+        vec![row(&["i"]), row(&["t"])]
+    );
+    assert_eq!(
+        query(&client, "SELECT '{1, 2,NULL}'::int[], CAST('{}' AS text[])").await,
+        vec![row(&["{1,2,NULL}", "{}"])]
+    );
+    let err = client
+        .query_one("SELECT '{a,'::text[]", &[])
+        .await
+        .expect_err("malformed literal accepted");
+    assert_eq!(
+        err.as_db_error().map(|e| e.code().code()),
+        Some("22P02"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn deallocate_drops_protocol_prepared_statements() {
     let server = Server::start("deallocate");
     let client = server.client().await;
