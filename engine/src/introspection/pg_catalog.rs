@@ -293,6 +293,30 @@ fn function_columns_named(mut statement: SqlStatement) -> SqlStatement {
                 _ => None,
             };
             let names: Vec<Option<String>> = select.projection.iter().map(name_of).collect();
+            // Unaliased items DataFusion would name alike (pgjdbc's getProcedures selects
+            // `NULL, NULL, NULL`): PostgreSQL names each `?column?`; DataFusion needs
+            // distinct names, so the second and later get a numbered one.
+            let mut seen: Vec<String> = Vec::new();
+            for item in select.projection.iter_mut() {
+                let SelectItem::UnnamedExpr(expr) = item else {
+                    continue;
+                };
+                if matches!(
+                    expr,
+                    SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_) | SqlExpr::Function(_)
+                ) {
+                    continue;
+                }
+                let text = expr.to_string();
+                let copies = seen.iter().filter(|s| **s == text).count();
+                seen.push(text);
+                if copies > 0 {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: expr.clone(),
+                        alias: Ident::with_quote('"', format!("?column?{}", copies + 1)),
+                    };
+                }
+            }
             for (i, item) in select.projection.iter_mut().enumerate() {
                 let SelectItem::UnnamedExpr(expr @ SqlExpr::Function(_)) = item else {
                     continue;
@@ -392,6 +416,21 @@ fn catalog_functions_rewritten(mut statement: SqlStatement) -> SqlStatement {
             .ok()
     };
     let _ = visit_expressions_mut(&mut statement, |expr| {
+        // `(composite).field` (pgjdbc's `(result.KEYS).x`): DataFusion reads a struct's
+        // field as `struct['field']`.
+        if let SqlExpr::CompoundFieldAccess { root, access_chain } = expr {
+            use datafusion::sql::sqlparser::ast::AccessExpr;
+            if let [AccessExpr::Dot(SqlExpr::Identifier(field))] = access_chain.as_slice() {
+                let root = match root.as_ref() {
+                    SqlExpr::Nested(e) => e.to_string(),
+                    e => e.to_string(),
+                };
+                if let Some(replacement) = parse(format!("({root})['{}']", field.value)) {
+                    *expr = replacement;
+                }
+            }
+            return ControlFlow::<()>::Continue(());
+        }
         if let Some(oid) = regtype_as_text(expr) {
             if let Some(replacement) = parse(format!("format_type({oid}, NULL)")) {
                 *expr = replacement;
@@ -404,9 +443,10 @@ fn catalog_functions_rewritten(mut statement: SqlStatement) -> SqlStatement {
         let name = match f.name.0.as_slice() {
             [name] => name,
             [schema, name]
-                if schema
-                    .as_ident()
-                    .is_some_and(|i| i.value.eq_ignore_ascii_case("pg_catalog")) =>
+                if schema.as_ident().is_some_and(|i| {
+                    i.value.eq_ignore_ascii_case("pg_catalog")
+                        || i.value.eq_ignore_ascii_case("information_schema")
+                }) =>
             {
                 name
             }
@@ -428,6 +468,12 @@ fn catalog_functions_rewritten(mut statement: SqlStatement) -> SqlStatement {
                  JOIN pg_catalog.pg_namespace AS visible_namespace \
                  ON visible_namespace.oid = visible_class.relnamespace \
                  WHERE visible_class.oid = ({oid})), false)"
+            )),
+            // `information_schema._pg_expandarray(a)`, the set of (x: element, n:
+            // subscript) pairs pgjdbc's getPrimaryKeys and getIndexInfo read.
+            ("_pg_expandarray", [array]) => parse(format!(
+                "named_struct('x', unnest({array}), 'n', \
+                 unnest(range(1, CAST(cardinality({array}) AS BIGINT) + 1)))"
             )),
             // Every catalog array has one dimension: another one has no subscripts.
             ("generate_subscripts", [array, dimension]) => parse(format!(

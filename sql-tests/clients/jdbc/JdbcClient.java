@@ -3,6 +3,7 @@
 
 import java.math.BigDecimal;
 import java.sql.Connection;
+import java.sql.DatabaseMetaData;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -100,6 +101,41 @@ public class JdbcClient {
             }
             try (Statement s = c.createStatement(); ResultSet r = s.executeQuery("SELECT add_one(1)")) {
                 check(r.next() && r.getLong(1) == 2, "usable after cancel");
+            }
+            // DatabaseMetaData: the catalog queries tools (DBeaver, IDEs) run.
+            try (Statement s = c.createStatement()) {
+                s.execute("CREATE TABLE jdbc_meta (id BIGINT, label TEXT)");
+            }
+            DatabaseMetaData meta = c.getMetaData();
+            try (ResultSet r = meta.getTables(null, "public", "jdbc_meta", new String[] {"TABLE"})) {
+                check(r.next() && r.getString("TABLE_NAME").equals("jdbc_meta") && !r.next(), "getTables");
+            }
+            try (ResultSet r = meta.getColumns(null, "public", "jdbc_meta", "%")) {
+                check(r.next() && r.getString("COLUMN_NAME").equals("id") && r.getInt("DATA_TYPE") == java.sql.Types.BIGINT, "getColumns id");
+                check(r.next() && r.getString("COLUMN_NAME").equals("label") && r.getString("TYPE_NAME").equals("text") && !r.next(), "getColumns label");
+            }
+            try (ResultSet r = meta.getPrimaryKeys(null, "public", "jdbc_meta")) {
+                check(!r.next(), "getPrimaryKeys: no key");
+            }
+            try (ResultSet r = meta.getIndexInfo(null, "public", "jdbc_meta", false, true)) {
+                check(!r.next(), "getIndexInfo: no index");
+            }
+            // Procedures are prokind 'p' (PostgreSQL 11+): Wasm functions are functions.
+            try (ResultSet r = meta.getProcedures(null, "public", "%")) {
+                check(!r.next(), "getProcedures");
+            }
+            try (ResultSet r = meta.getFunctions(null, "public", "gcd")) {
+                check(r.next() && r.getString("FUNCTION_NAME").equals("gcd"), "getFunctions");
+            }
+            try (ResultSet r = meta.getSchemas()) {
+                boolean publicSchema = false;
+                while (r.next()) {
+                    publicSchema |= r.getString("TABLE_SCHEM").equals("public");
+                }
+                check(publicSchema, "getSchemas");
+            }
+            try (Statement s = c.createStatement()) {
+                s.execute("DROP TABLE jdbc_meta");
             }
         }
         System.out.println("pgjdbc: ok");
