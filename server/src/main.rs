@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use futures::FutureExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing_subscriber::EnvFilter;
@@ -49,6 +50,23 @@ async fn main() {
                     EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| EnvFilter::new("info")),
                 )
                 .init();
+            // A panic is one log line, its message sanitized, not a backtrace on stderr:
+            // pgwire 0.42's decoder panics on some malformed messages (a Parse that
+            // declares more parameter types than it carries), which a client controls.
+            std::panic::set_hook(Box::new(|info| {
+                let message = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                let location = info.location().map(ToString::to_string).unwrap_or_default();
+                tracing::error!(
+                    %location,
+                    message = %wasmudf_engine::log_text(&message),
+                    "panic"
+                );
+            }));
             if let Err(e) = serve(args).await {
                 tracing::error!("{e}");
                 eprintln!("wasmudf: {e}");
@@ -116,10 +134,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 tokio::spawn(async move {
                     let _slot = slot;
                     tracing::info!(%peer, "connection opened");
+                    // A panic while serving ends this connection only (its slot and
+                    // session are released as the task unwinds).
+                    let serving = std::panic::AssertUnwindSafe(
+                        pgwire::tokio::process_socket(socket, tls, handlers),
+                    )
+                    .catch_unwind();
                     tokio::select! {
-                        served = pgwire::tokio::process_socket(socket, tls, handlers) => match served {
-                            Err(e) => tracing::info!(%peer, error = %wasmudf_engine::log_text(&e.to_string()), "connection ended with an error"),
-                            Ok(()) => tracing::info!(%peer, "connection closed"),
+                        served = serving => match served {
+                            Ok(Err(e)) => tracing::info!(%peer, error = %wasmudf_engine::log_text(&e.to_string()), "connection ended with an error"),
+                            Ok(Ok(())) => tracing::info!(%peer, "connection closed"),
+                            Err(_) => tracing::warn!(%peer, "connection ended: serving it panicked (see the panic line before)"),
                         },
                         // Dropping the connection's future closes its socket.
                         _ = terminated.notified() => tracing::info!(%peer, "connection terminated by pg_terminate_backend"),

@@ -268,3 +268,56 @@ impl CancelHandler for Canceller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Property-test versions of the fuzzing of what a client sends before it has a
+    //! session (the `pgwire_messages` target in `engine/fuzz` runs the decoding for
+    //! millions of inputs): whatever the bytes, decoding and the `options` parser end
+    //! in a value or an error, never a panic.
+    use super::startup_options;
+    use bytes::BytesMut;
+    use pgwire::messages::{DecodeContext, PgWireFrontendMessage};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn frontend_messages_decode_or_fail(data in proptest::collection::vec(any::<u8>(), 0..300), started: bool) {
+            let mut context = DecodeContext::default();
+            if started {
+                context.awaiting_frontend_ssl = false;
+                context.awaiting_frontend_startup = false;
+            }
+            let mut buf = BytesMut::from(&data[..]);
+            for _ in 0..16 {
+                match PgWireFrontendMessage::decode(&mut buf, &context) {
+                    Ok(Some(_)) => {
+                        context.awaiting_frontend_ssl = false;
+                        context.awaiting_frontend_startup = false;
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+
+        #[test]
+        fn any_options_parse_or_fail(options in "\\PC{0,80}") {
+            let _ = startup_options(&options);
+        }
+
+        #[test]
+        fn options_libpq_writes_read_back(
+            pairs in proptest::collection::vec(("[a-z_]{1,12}", "[ -~]{0,12}"), 0..5)
+        ) {
+            // libpq's PGOPTIONS form: `-c name=value`, spaces and backslashes escaped.
+            let options: Vec<String> = pairs
+                .iter()
+                .map(|(n, v)| format!("-c {n}={}", v.replace('\\', "\\\\").replace(' ', "\\ ")))
+                .collect();
+            let parsed = startup_options(&options.join(" ")).map_err(|e| e.to_string());
+            prop_assert_eq!(parsed, Ok(pairs.clone()));
+        }
+    }
+}

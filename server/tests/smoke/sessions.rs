@@ -159,3 +159,111 @@ async fn one_session_cancels_and_terminates_another() {
     );
     assert_eq!(query(&admin, "SELECT 1").await, vec![row(&["1"])]);
 }
+
+/// Found by the `pgwire_messages` fuzz target: pgwire 0.42.1 panics decoding many
+/// malformed messages (here a Parse that declares a parameter type it does not carry).
+/// The panic ends that connection only: its slot is released (with at most two
+/// connections, five such clients in a row still get in), other sessions go on, and
+/// the log gets one line per panic, no backtrace.
+#[tokio::test]
+async fn a_malformed_message_ends_only_its_connection() {
+    use std::io::{Read, Write};
+    // Started by hand, with its whole log (stdout and stderr) in a file.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_wasmudf"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .args(["--max-connections", "2", "--log-level", "info"])
+        .env("NO_COLOR", "1")
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .spawn()
+        .expect("start the server");
+    let url = format!("host=127.0.0.1 port={port} user=wasmudf connect_timeout=5");
+    let mut connected = None;
+    for _ in 0..300 {
+        match tokio_postgres::connect(&url, NoTls).await {
+            Ok(c) => {
+                connected = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let Some((bystander, conn)) = connected else {
+        let _ = server.kill();
+        panic!("{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+    };
+    tokio::spawn(conn);
+    let startup = {
+        let mut body = 196_608u32.to_be_bytes().to_vec();
+        body.extend_from_slice(b"user\0wasmudf\0database\0wasmudf\0\0");
+        let mut packet = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+        packet.extend(body);
+        packet
+    };
+    // Parse: unnamed, "SELECT 1", one parameter type declared, two of its bytes sent.
+    let mut parse_body = b"\0SELECT 1\0".to_vec();
+    parse_body.extend_from_slice(&1u16.to_be_bytes());
+    parse_body.extend_from_slice(&[0, 0]);
+    let mut parse = vec![b'P'];
+    parse.extend_from_slice(&((parse_body.len() + 4) as u32).to_be_bytes());
+    parse.extend(parse_body);
+    // A logged-in raw connection; the previous one's slot may take a moment to free.
+    let logged_in = || {
+        for _ in 0..100 {
+            let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            socket
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            socket.write_all(&startup).expect("startup");
+            let mut seen = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                if seen.windows(6).any(|w| w == b"Z\0\0\0\x05I") {
+                    return socket;
+                }
+                match socket.read(&mut chunk) {
+                    Ok(n) if n > 0 => seen.extend_from_slice(&chunk[..n]),
+                    _ => break,
+                }
+            }
+            // Refused (53300, too many connections): try again shortly.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no connection slot came free");
+    };
+    for _ in 0..5 {
+        let mut socket = logged_in();
+        socket.write_all(&parse).expect("parse");
+        // The server closes this connection.
+        let mut rest = Vec::new();
+        let _ = socket.read_to_end(&mut rest);
+    }
+    assert_eq!(query(&bystander, "SELECT 41 + 1").await, vec![row(&["42"])]);
+    let (newcomer, conn) = tokio_postgres::connect(&url, NoTls)
+        .await
+        .expect("a slot is free again");
+    tokio::spawn(conn);
+    assert_eq!(query(&newcomer, "SELECT 1").await, vec![row(&["1"])]);
+    let _ = server.kill();
+    let _ = server.wait();
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert_eq!(
+        log.matches("connection ended: serving it panicked").count(),
+        5,
+        "{log}"
+    );
+    assert!(!log.contains("stack backtrace"), "{log}");
+}
