@@ -43,6 +43,11 @@ impl CallArgs {
         self.columns.len()
     }
 
+    /// Argument `i` as it came (`None` past the last argument).
+    pub(crate) fn column(&self, i: usize) -> Option<&ArrayRef> {
+        self.columns.get(i)
+    }
+
     /// Argument `i` as text (`None` past the last argument).
     pub(crate) fn text(&self, i: usize) -> DfResult<Option<StringArray>> {
         self.columns

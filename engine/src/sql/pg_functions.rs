@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, GenericListBuilder, StringBuilder};
+use datafusion::arrow::array::{Array, GenericListBuilder, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{
@@ -121,14 +121,12 @@ impl ScalarUDFImpl for JsonBuildObject {
             )
             .into());
         }
-        let rows = args.number_rows;
-        let columns: Vec<(Vec<Option<String>>, Shape)> = args
-            .args
-            .iter()
-            .map(|a| {
-                let array: ArrayRef = a.to_array(rows)?;
-                Ok((pg_text(array.as_ref())?, shape(array.data_type())))
-            })
+        // One row for a call on constants, not one per row of the batch.
+        let call = CallArgs::new(&args)?;
+        let rows = call.rows;
+        let columns: Vec<(Vec<Option<String>>, Shape)> = (0..call.len())
+            .filter_map(|i| call.column(i))
+            .map(|array| Ok((pg_text(array.as_ref())?, shape(array.data_type()))))
             .collect::<DfResult<_>>()?;
         let mut out = StringBuilder::with_capacity(rows, rows * 16);
         let mut object = String::new();
@@ -155,18 +153,7 @@ impl ScalarUDFImpl for JsonBuildObject {
             object.push('}');
             out.append_value(&object);
         }
-        let array: ArrayRef = Arc::new(out.finish());
-        Ok(
-            if args
-                .args
-                .iter()
-                .all(|a| matches!(a, ColumnarValue::Scalar(_)))
-            {
-                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&array, 0)?)
-            } else {
-                ColumnarValue::Array(array)
-            },
-        )
+        call.result(Arc::new(out.finish()))
     }
 }
 
