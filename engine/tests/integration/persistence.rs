@@ -102,48 +102,6 @@ async fn everything_comes_back_after_a_restart() {
     assert_eq!(scalar(&s, "SELECT count(*) FROM t").await, "6");
 }
 
-#[tokio::test]
-async fn table_ddl_errors_and_schemas() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open_db(dir.path()).await;
-    let s = db.session("alice");
-    ok(&s, "CREATE TABLE t (a int)").await;
-    fails_with(&s, "CREATE TABLE t (a int)", "42P07", "already exists").await;
-    assert_eq!(
-        ok(&s, "CREATE TABLE IF NOT EXISTS t (a int)").await,
-        "CREATE TABLE"
-    );
-    fails_with(&s, "DROP TABLE nope", "42P01", "does not exist").await;
-    ok(&s, "DROP TABLE IF EXISTS nope").await;
-    fails_with(&s, "CREATE TABLE wasm.x (a int)", "42501", "system schema").await;
-    fails_with(&s, "DROP TABLE wasm.functions", "42501", "system schema").await;
-    fails_with(&s, "CREATE TABLE nowhere.x (a int)", "3F000", "nowhere").await;
-    ok(&s, "CREATE SCHEMA s1").await;
-    fails_with(&s, "CREATE SCHEMA s1", "42P06", "already exists").await;
-    ok(&s, "CREATE TABLE s1.x AS SELECT 1 AS one").await;
-    fails_with(&s, "DROP SCHEMA s1", "2BP01", "not empty").await;
-    ok(&s, "DROP SCHEMA s1 CASCADE").await;
-    fails_with(&s, "SELECT * FROM s1.x", "42P01", "").await;
-    fails_with(&s, "COPY t TO '/tmp/x.csv'", "42501", "COPY").await;
-    fails_with(&s, "CREATE DATABASE other", "0A000", "one database").await;
-    // A failed CREATE TABLE AS leaves no table behind.
-    ok(
-        &s,
-        "CREATE FUNCTION safe_div(bigint, bigint) RETURNS bigint LANGUAGE wasm AS 'math.wasm'",
-    )
-    .await;
-    fails_with(
-        &s,
-        "CREATE TABLE bad AS SELECT safe_div(1, 0) AS x",
-        "38000",
-        "safe_div",
-    )
-    .await;
-    fails_with(&s, "SELECT * FROM bad", "42P01", "").await;
-    assert_eq!(ok(&s, "BEGIN").await, "BEGIN");
-    assert_eq!(ok(&s, "COMMIT").await, "COMMIT");
-}
-
 /// `(artifact)` of every module in `wasm.modules`, sorted and joined.
 async fn artifacts(s: &wasmudf_engine::Session) -> String {
     scalar(
