@@ -72,6 +72,7 @@ pub use store::{CATALOG_NAME, DEFAULT_SCHEMA};
 // PostgreSQL value formats, for servers and tests that speak the wire protocol.
 pub use introspection::session_info::SERVER_VERSION;
 pub use pg::copy::{copy_header, copy_lines, CopyFormat, CopyIn};
+pub use pg::datetime_input::{canonical_datetime, DatetimeKind};
 pub use pg::datetime_range::check_datetime_range;
 pub use pg::text::{
     array_from_text, array_literal, bytea_from_text, numeric_from_binary, numeric_to_binary,

@@ -293,30 +293,6 @@ fn function_columns_named(mut statement: SqlStatement) -> SqlStatement {
                 _ => None,
             };
             let names: Vec<Option<String>> = select.projection.iter().map(name_of).collect();
-            // Unaliased items DataFusion would name alike (pgjdbc's getProcedures selects
-            // `NULL, NULL, NULL`): PostgreSQL names each `?column?`; DataFusion needs
-            // distinct names, so the second and later get a numbered one.
-            let mut seen: Vec<String> = Vec::new();
-            for item in select.projection.iter_mut() {
-                let SelectItem::UnnamedExpr(expr) = item else {
-                    continue;
-                };
-                if matches!(
-                    expr,
-                    SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_) | SqlExpr::Function(_)
-                ) {
-                    continue;
-                }
-                let text = expr.to_string();
-                let copies = seen.iter().filter(|s| **s == text).count();
-                seen.push(text);
-                if copies > 0 {
-                    *item = SelectItem::ExprWithAlias {
-                        expr: expr.clone(),
-                        alias: Ident::with_quote('"', format!("?column?{}", copies + 1)),
-                    };
-                }
-            }
             for (i, item) in select.projection.iter_mut().enumerate() {
                 let SelectItem::UnnamedExpr(expr @ SqlExpr::Function(_)) = item else {
                     continue;

@@ -113,6 +113,68 @@ fn type_name(data_type: &DataType) -> String {
     .to_string()
 }
 
+/// Every SELECT list in `statement` with its repeated unaliased items (`SELECT 1, 1`,
+/// `count(*), count(*)`, `a, a`) given distinct hidden aliases: PostgreSQL allows the
+/// repeats, DataFusion needs unique names to plan. Run after [`pg_column_names`], whose
+/// names the result keeps, so a client still sees PostgreSQL's (repeated) names.
+pub(crate) fn repeated_items_aliased(statement: &mut DfStatement) {
+    use datafusion::sql::sqlparser::ast::{VisitMut, VisitorMut};
+    use std::ops::ControlFlow;
+    fn selects(body: &mut SetExpr) {
+        match body {
+            SetExpr::SetOperation { left, right, .. } => {
+                selects(left);
+                selects(right);
+            }
+            SetExpr::Select(select) => {
+                let mut seen: Vec<String> = Vec::new();
+                for (position, item) in select.projection.iter_mut().enumerate() {
+                    // DataFusion names an item after its text, an alias after itself;
+                    // qualified columns of different tables (`x.a, y.a`) it tells apart.
+                    let key = match &*item {
+                        SelectItem::UnnamedExpr(e) => e.to_string(),
+                        SelectItem::ExprWithAlias { alias, .. } => {
+                            seen.push(ident(alias));
+                            continue;
+                        }
+                        _ => continue,
+                    };
+                    let repeated = seen.contains(&key);
+                    seen.push(key);
+                    if let (true, SelectItem::UnnamedExpr(expr)) = (repeated, &*item) {
+                        *item = SelectItem::ExprWithAlias {
+                            expr: expr.clone(),
+                            alias: Ident::with_quote('"', format!("?column?{}", position + 1)),
+                        };
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    struct Visitor;
+    impl VisitorMut for Visitor {
+        type Break = ();
+        fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            selects(query.body.as_mut());
+            ControlFlow::Continue(())
+        }
+    }
+    match statement {
+        // A table's or view's columns take the names: PostgreSQL refuses a repeat there
+        // (42701), and so does the planner without the aliases.
+        DfStatement::Statement(s)
+            if !matches!(
+                s.as_ref(),
+                SqlStatement::CreateTable(_) | SqlStatement::CreateView { .. }
+            ) =>
+        {
+            let _ = s.visit(&mut Visitor);
+        }
+        _ => {}
+    }
+}
+
 /// `schema` with the PostgreSQL names, when there is one name per column.
 pub(crate) fn renamed(schema: &SchemaRef, names: &[String]) -> Option<SchemaRef> {
     if names.len() != schema.fields().len()
@@ -150,6 +212,28 @@ mod tests {
 
     fn list(names: &[&str]) -> Option<Vec<String>> {
         Some(names.iter().map(|n| n.to_string()).collect())
+    }
+
+    #[test]
+    fn repeated_items_get_hidden_aliases_and_keep_their_names() {
+        let mut statements = DFParser::parse_sql_with_dialect(
+            "SELECT 1, 1, a, a, x.b, y.b, count(*) AS n, count(*) FROM t \
+             UNION SELECT 2, 2, 3, 4, 5, 6, 7, 8",
+            &PostgreSqlDialect {},
+        )
+        .expect("parses");
+        let mut statement = statements.pop_front().expect("one statement");
+        let before = pg_column_names(&statement);
+        repeated_items_aliased(&mut statement);
+        assert_eq!(
+            statement.to_string(),
+            "SELECT 1, 1 AS \"?column?2\", a, a AS \"?column?4\", x.b, y.b, count(*) AS n, \
+             count(*) FROM t UNION SELECT 2, 2 AS \"?column?2\", 3, 4, 5, 6, 7, 8"
+        );
+        assert_eq!(
+            before,
+            list(&["?column?", "?column?", "a", "a", "b", "b", "n", "count"])
+        );
     }
 
     #[test]

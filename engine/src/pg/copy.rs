@@ -15,6 +15,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use crate::error::Error;
+use crate::pg::datetime_input::{canonical_datetime, DatetimeKind};
 use crate::pg::text::{bytea_from_text, pg_text};
 
 /// The data format of a COPY, as its options chose it.
@@ -263,6 +264,18 @@ pub(crate) fn parse(copy: &CopyIn, data: &[u8]) -> DfResult<RecordBatch> {
                             })?);
                         }
                         Arc::new(BinaryArray::from_iter(bytes))
+                    } else if let Some(kind) = DatetimeKind::of(field.data_type()) {
+                        // PostgreSQL's ISO forms Arrow's parser does not read (a zone after
+                        // a date, an hour-only offset).
+                        Arc::new(
+                            rows.iter()
+                                .map(|r| {
+                                    r[c].as_deref().map(|t| {
+                                        canonical_datetime(t, kind).unwrap_or_else(|| t.to_string())
+                                    })
+                                })
+                                .collect::<StringArray>(),
+                        )
                     } else {
                         Arc::new(
                             rows.iter()

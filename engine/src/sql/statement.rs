@@ -35,9 +35,11 @@ pub struct Statement {
 }
 
 impl Statement {
-    pub(crate) fn new(sql: DfStatement) -> Self {
+    pub(crate) fn new(mut sql: DfStatement) -> Self {
+        let column_names = column_names::pg_column_names(&sql);
+        column_names::repeated_items_aliased(&mut sql);
         Statement {
-            column_names: column_names::pg_column_names(&sql),
+            column_names,
             sql,
             drop_aggregate: false,
             moves: false,
@@ -208,6 +210,52 @@ fn bytea_literals(statement: &mut DfStatement) -> Result<()> {
         ))),
         ControlFlow::Continue(()) => Ok(()),
     }
+}
+
+/// `'2024-02-29 +00'::date`, `TIMESTAMP '2024-02-29 10:00+05'` and the other ISO forms
+/// PostgreSQL reads and Arrow's cast does not, as the canonical text Arrow reads
+/// (see [`crate::pg::datetime_input`]).
+fn datetime_literals(statement: &mut DfStatement) {
+    use crate::pg::datetime_input::{canonical_datetime, DatetimeKind};
+    use datafusion::sql::sqlparser::ast::TimezoneInfo;
+    fn kind(dt: &SqlDataType) -> Option<DatetimeKind> {
+        match dt {
+            SqlDataType::Date => Some(DatetimeKind::Date),
+            SqlDataType::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
+                Some(DatetimeKind::Timestamp)
+            }
+            SqlDataType::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => {
+                Some(DatetimeKind::Timestamptz)
+            }
+            _ => None,
+        }
+    }
+    let DfStatement::Statement(sql) = statement else {
+        return;
+    };
+    let _ = visit_expressions_mut(sql.as_mut(), |expr| {
+        let (value, kind) = match expr {
+            SqlExpr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } => match (inner.as_mut(), kind(data_type)) {
+                (SqlExpr::Value(v), Some(k)) => (&mut v.value, k),
+                _ => return ControlFlow::<()>::Continue(()),
+            },
+            SqlExpr::TypedString(typed) => match kind(&typed.data_type) {
+                Some(k) => (&mut typed.value.value, k),
+                None => return ControlFlow::Continue(()),
+            },
+            _ => return ControlFlow::Continue(()),
+        };
+        if let Value::SingleQuotedString(text) = value {
+            if let Some(canonical) = canonical_datetime(text, kind) {
+                *text = canonical;
+            }
+        }
+        ControlFlow::Continue(())
+    });
 }
 
 /// `LIKE` / `ILIKE` with a literal pattern and an `ESCAPE` other than the backslash
@@ -387,6 +435,7 @@ fn parse_rewritten(sql: &str) -> DfResult<Vec<Statement>> {
             .into_iter()
             .map(|mut s| {
                 bytea_literals(&mut s)?;
+                datetime_literals(&mut s);
                 like_escapes(&mut s)?;
                 array_literals(&mut s)?;
                 set_returning_functions(&mut s);

@@ -19,8 +19,8 @@ use wasmudf_engine::datafusion::arrow::record_batch::RecordBatch;
 use wasmudf_engine::datafusion::common::ScalarValue;
 use wasmudf_engine::datafusion::error::{DataFusionError, Result as DfResult};
 use wasmudf_engine::{
-    array_from_text, bytea_from_text, check_datetime_range, numeric_from_binary, numeric_to_binary,
-    pg_text, pg_text_in, Error, TextFormat,
+    array_from_text, bytea_from_text, canonical_datetime, check_datetime_range,
+    numeric_from_binary, numeric_to_binary, pg_text, pg_text_in, DatetimeKind, Error, TextFormat,
 };
 
 /// Days and microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -366,11 +366,17 @@ pub fn decode_param(
         FieldFormat::Text if bytea => ScalarValue::Binary(Some(bytea_from_text(
             std::str::from_utf8(raw).map_err(|_| "parameter is not valid UTF-8".to_string())?,
         )?)),
-        FieldFormat::Text => ScalarValue::Utf8(Some(
-            std::str::from_utf8(raw)
-                .map_err(|_| "parameter is not valid UTF-8".to_string())?
-                .to_string(),
-        )),
+        FieldFormat::Text => {
+            let text =
+                std::str::from_utf8(raw).map_err(|_| "parameter is not valid UTF-8".to_string())?;
+            // PostgreSQL's ISO date/time forms Arrow's cast does not read (pgjdbc's
+            // setDate sends `2024-02-29 +00`).
+            let kind = arrow.as_ref().and_then(DatetimeKind::of);
+            ScalarValue::Utf8(Some(
+                kind.and_then(|k| canonical_datetime(text, k))
+                    .unwrap_or_else(|| text.to_string()),
+            ))
+        }
         FieldFormat::Binary => binary_param(raw, sent_as)?,
     };
     match arrow {

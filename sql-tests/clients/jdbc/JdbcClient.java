@@ -66,6 +66,23 @@ public class JdbcClient {
                 check(r.getTimestamp(7) != null, "now()");
                 check(r.getString(8) == null && r.wasNull(), "NULL");
             }
+            // setDate / setTimestamp send PostgreSQL's input forms (`2024-02-29 +00`,
+            // `2024-02-29 10:11:12.123456+00`) untyped; into a column and back.
+            try (Statement s = c.createStatement()) {
+                s.execute("CREATE TABLE jdbc_days (d DATE, t TIMESTAMP)");
+            }
+            try (PreparedStatement p = c.prepareStatement("INSERT INTO jdbc_days VALUES (?, ?)")) {
+                p.setDate(1, java.sql.Date.valueOf("2024-02-29"));
+                p.setTimestamp(2, java.sql.Timestamp.valueOf("2024-02-29 10:11:12.123456"));
+                check(p.executeUpdate() == 1, "insert setDate/setTimestamp");
+            }
+            try (PreparedStatement p = c.prepareStatement("SELECT d, t FROM jdbc_days WHERE d = ?")) {
+                p.setDate(1, java.sql.Date.valueOf("2024-02-29"));
+                try (ResultSet r = p.executeQuery()) {
+                    check(r.next() && r.getDate(1).toString().equals("2024-02-29"), "setDate round trip");
+                    check(r.getTimestamp(2).toString().equals("2024-02-29 10:11:12.123456"), "setTimestamp round trip " + r.getTimestamp(2));
+                }
+            }
             // Errors carry their SQLSTATE; the connection stays usable.
             check(sqlstate(c, "SELECT safe_div(1, 0)").equals("38000"), "guest error");
             check(sqlstate(c, "SELECT * FROM nope").equals("42P01"), "undefined table");
