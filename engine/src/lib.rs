@@ -78,6 +78,7 @@ pub use pg::text::{
     array_from_text, array_literal, bytea_from_text, numeric_from_binary, numeric_to_binary,
     pg_text, pg_text_in, TextFormat,
 };
+pub use pg::types::{pg_type_name, pg_type_oid, pg_type_oid_of, PG_TYPE_KEY};
 
 /// The WIT contract every component implements, for tools that embed it.
 pub const WIT_CONTRACT: &str = include_str!("../wit/udf.wit");

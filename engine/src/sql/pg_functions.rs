@@ -3,7 +3,7 @@
 //! options with it), `regexp_split_to_array` (with `regexp_split_to_table`, which
 //! the statement layer reads as `unnest(regexp_split_to_array(...))`; pgcli's
 //! completion calls it) and `like_escape` (a computed LIKE pattern with an ESCAPE
-//! other than the backslash, as SQLAlchemy's schema filter writes it).
+//! other than the backslash, as SQLAlchemy's schema filter writes it); `pg_typeof`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,7 +27,55 @@ pub(crate) fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(JsonBuildObject::new()),
         ScalarUDF::new_from_impl(RegexpSplitToArray::new()),
         ScalarUDF::new_from_impl(LikeEscape::new()),
+        ScalarUDF::new_from_impl(PgTypeof::new()),
     ]
+}
+
+/// `pg_typeof(any)`: the name of the PostgreSQL type its argument goes out as
+/// (`integer`, `timestamp with time zone`, `text[]`), the same type a client's
+/// RowDescription announces for it (see [`crate::pg::types`]).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PgTypeof {
+    signature: Signature,
+}
+
+impl PgTypeof {
+    fn new() -> Self {
+        PgTypeof {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let field = args
+            .arg_fields
+            .first()
+            .ok_or_else(|| DataFusionError::Internal("pg_typeof takes one argument".into()))?;
+        // An untyped NULL is PostgreSQL's `unknown` (sent as text).
+        let name = if field.data_type() == &DataType::Null {
+            "unknown".into()
+        } else {
+            let oid = crate::pg::types::pg_type_oid(field);
+            crate::pg::types::pg_type_name(oid).unwrap_or_else(|| "text".into())
+        };
+        Ok(ColumnarValue::Scalar(
+            datafusion::common::ScalarValue::Utf8(Some(name)),
+        ))
+    }
 }
 
 /// `json_build_object(VARIADIC "any")`: `{"a" : 1, "b" : "x"}`, spaced as PostgreSQL

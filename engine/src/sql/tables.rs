@@ -77,12 +77,16 @@ fn schema_provider(session: &Session, schema: &str) -> Result<Arc<dyn SchemaProv
 /// the DDL lock: other sessions never see it half-filled, the fill may read the table
 /// it replaces, and a failure leaves the old one as it was.
 pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> DfResult<Output> {
+    // CREATE TABLE ... AS a query without column definitions: PostgreSQL's columns then
+    // take any value, NULL too, whatever the query's rows happened to hold.
+    let from_query = matches!(&statement, DfStatement::Statement(s)
+        if matches!(s.as_ref(), Statement::CreateTable(ct) if ct.query.is_some() && ct.columns.is_empty()));
     let cmt = memory_table_plan(session, statement).await?;
     let (schema, table) = split(&cmt.name)?;
     check_writable_schema(&schema)?;
     // Checked before OR REPLACE drops the old table: a table whose columns share a name
     // could never be read back.
-    let arrow_schema = distinct_columns(session, &cmt)?;
+    let arrow_schema = distinct_columns(session, &cmt, from_query)?;
     let provider = schema_provider(session, &schema)?;
     if provider.table_exist(&table) {
         if cmt.if_not_exists {
@@ -153,17 +157,34 @@ async fn memory_table_plan(
 }
 
 /// The table's Arrow schema, as the fill will produce it (after the analyzer's
-/// rules: `AS SELECT 1` makes an int4 column); 42701 if two columns share a name.
-fn distinct_columns(session: &Session, cmt: &CreateMemoryTable) -> Result<SchemaRef> {
+/// rules: `AS SELECT 1` makes an int4 column), every column nullable when it is
+/// `from_query`; 42701 if two columns share a name.
+fn distinct_columns(
+    session: &Session,
+    cmt: &CreateMemoryTable,
+    from_query: bool,
+) -> Result<SchemaRef> {
     let state = session.ctx.state();
     let analyzed = state.analyzer().execute_and_check(
         cmt.input.as_ref().clone(),
         state.config_options(),
         |_, _| {},
     );
-    let arrow_schema: SchemaRef = Arc::new(match analyzed {
+    let arrow_schema = match analyzed {
         Ok(plan) => plan.schema().as_arrow().clone(),
         Err(_) => cmt.input.schema().as_arrow().clone(),
+    };
+    let arrow_schema: SchemaRef = Arc::new(if from_query {
+        Schema::new_with_metadata(
+            arrow_schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+            arrow_schema.metadata().clone(),
+        )
+    } else {
+        arrow_schema
     });
     let mut names = HashSet::new();
     if let Some(dup) = arrow_schema

@@ -20,7 +20,8 @@ use wasmudf_engine::datafusion::common::ScalarValue;
 use wasmudf_engine::datafusion::error::{DataFusionError, Result as DfResult};
 use wasmudf_engine::{
     array_from_text, bytea_from_text, canonical_datetime, check_datetime_range,
-    numeric_from_binary, numeric_to_binary, pg_text, pg_text_in, DatetimeKind, Error, TextFormat,
+    numeric_from_binary, numeric_to_binary, pg_text, pg_text_in, pg_type_oid, pg_type_oid_of,
+    DatetimeKind, Error, TextFormat,
 };
 
 /// Days and microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -29,56 +30,13 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// The PostgreSQL type a column of `dt` is sent as.
 pub fn pg_type(dt: &DataType) -> Type {
-    match dt {
-        DataType::Boolean => Type::BOOL,
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
-        DataType::Int32 | DataType::UInt16 => Type::INT4,
-        DataType::Int64 | DataType::UInt32 => Type::INT8,
-        DataType::UInt64
-        | DataType::Decimal32(_, _)
-        | DataType::Decimal64(_, _)
-        | DataType::Decimal128(_, _)
-        | DataType::Decimal256(_, _) => Type::NUMERIC,
-        DataType::Float16 | DataType::Float32 => Type::FLOAT4,
-        DataType::Float64 => Type::FLOAT8,
-        DataType::Binary
-        | DataType::LargeBinary
-        | DataType::BinaryView
-        | DataType::FixedSizeBinary(_) => Type::BYTEA,
-        DataType::Date32 | DataType::Date64 => Type::DATE,
-        DataType::Timestamp(_, None) => Type::TIMESTAMP,
-        DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
-        // A list of lists is a multidimensional array, whose type is its elements'
-        // array type, as in PostgreSQL (`int4[]` for `{{1,2},{3,4}}`).
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-            let element = pg_type(f.data_type());
-            match element_of(&element) {
-                Some(_) => element,
-                None => array_of(&element).unwrap_or(Type::TEXT),
-            }
-        }
-        _ => Type::TEXT,
-    }
+    Type::from_oid(pg_type_oid_of(dt)).unwrap_or(Type::TEXT)
 }
 
-/// PostgreSQL's array type of `element` (`int4` -> `int4[]`); None for an element
-/// type sent as text.
-fn array_of(element: &Type) -> Option<Type> {
-    Some(match *element {
-        Type::BOOL => Type::BOOL_ARRAY,
-        Type::INT2 => Type::INT2_ARRAY,
-        Type::INT4 => Type::INT4_ARRAY,
-        Type::INT8 => Type::INT8_ARRAY,
-        Type::FLOAT4 => Type::FLOAT4_ARRAY,
-        Type::FLOAT8 => Type::FLOAT8_ARRAY,
-        Type::NUMERIC => Type::NUMERIC_ARRAY,
-        Type::BYTEA => Type::BYTEA_ARRAY,
-        Type::DATE => Type::DATE_ARRAY,
-        Type::TIMESTAMP => Type::TIMESTAMP_ARRAY,
-        Type::TIMESTAMPTZ => Type::TIMESTAMPTZ_ARRAY,
-        Type::TEXT => Type::TEXT_ARRAY,
-        _ => return None,
-    })
+/// The PostgreSQL type of a result column: its Arrow type's, or the one its
+/// metadata names (`json`, `jsonb`).
+pub fn pg_field_type(field: &Field) -> Type {
+    Type::from_oid(pg_type_oid(field)).unwrap_or(Type::TEXT)
 }
 
 /// The element type of PostgreSQL array type `ty`, if it is one.
@@ -127,7 +85,7 @@ pub fn fields(schema: &Schema, format: &Format) -> Arc<Vec<FieldInfo>> {
                     f.name().clone(),
                     None,
                     None,
-                    pg_type(f.data_type()),
+                    pg_field_type(f),
                     format.format_for(i),
                 )
             })

@@ -24,6 +24,12 @@ async function main() {
   // int4 arrives as a number, int8 as a string.
   assert.deepEqual((await client.query('SELECT 1 AS one')).rows[0], { one: 1 });
   assert.deepEqual((await client.query('SELECT CAST(1 AS BIGINT) AS big')).rows[0], { big: '1' });
+  // ... also from CASE, VALUES and UNION, as an application's queries write them.
+  assert.deepEqual(
+    (await client.query("SELECT x, CASE WHEN x > 1 THEN 1 ELSE 0 END AS flag FROM (VALUES (1), (2)) v(x) ORDER BY x")).rows,
+    [{ x: 1, flag: 0 }, { x: 2, flag: 1 }],
+  );
+  assert.deepEqual((await client.query('SELECT 1 AS n UNION ALL SELECT 2 ORDER BY n')).rows, [{ n: 1 }, { n: 2 }]);
   assert.equal((await client.query('SELECT add_one($1::int8) AS a', [41])).rows[0].a, '42');
   assert.equal((await client.query('SELECT initials($1) AS i', ['Ada Lovelace'])).rows[0].i, 'AL');
   const types = (await client.query(
