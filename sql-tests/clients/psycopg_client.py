@@ -12,6 +12,7 @@ import threading
 import time
 
 import psycopg
+from psycopg.types.json import Jsonb
 import psycopg.errors
 from psycopg_pool import ConnectionPool
 
@@ -90,6 +91,21 @@ with psycopg.connect(URL) as conn:
                             (b"\x00\xff", "BYTEA"), (True, "BOOLEAN"), (datetime.date(2000, 1, 1), "DATE")):
             got = cur.execute(f"SELECT CAST(%s AS {cast})", (value,)).fetchone()[0]
             check(got == value, f"parameter round trip {value!r} -> {got!r} binary={binary}")
+        # json / jsonb decode as Python values, in text and binary; Json / Jsonb
+        # parameters go into json columns and back; operators read into them.
+        j, jb = cur.execute("""SELECT '{"a": [1, 2.5], "b": null}'::json, '{"b":1,"a":2}'::jsonb""").fetchone()
+        check(j == {"a": [1, 2.5], "b": None} and jb == {"a": 2, "b": 1}, f"json binary={binary}: {j} {jb}")
+        cur.execute("CREATE TABLE IF NOT EXISTS docs (id INT, doc JSONB)")
+        cur.execute("INSERT INTO docs VALUES (%s, %s)", (int(binary), Jsonb({"k": [1, "x"], "n": {"m": True}})))
+        doc, k1, m = cur.execute(
+            "SELECT doc, doc -> 'k' ->> 1, doc #> '{n,m}' FROM docs WHERE id = %s", (int(binary),)
+        ).fetchone()
+        check(doc == {"k": [1, "x"], "n": {"m": True}} and k1 == "x" and m is True, f"jsonb column: {doc} {k1} {m}")
+        try:
+            cur.execute("INSERT INTO docs VALUES (9, %s)", ("not json",))
+            check(False, "invalid json accepted")
+        except psycopg.errors.InvalidTextRepresentation:
+            conn.rollback()
         # Arrays: result columns decode as lists; a list parameter is an array
         # (`= ANY(%s)`, as pgcli's completion queries pass relkinds).
         ints, texts, grid = cur.execute(

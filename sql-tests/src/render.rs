@@ -95,7 +95,9 @@ pub fn pg_column_type(ty: &tokio_postgres::types::Type) -> DefaultColumnType {
     match *ty {
         Type::INT2 | Type::INT4 | Type::INT8 => DefaultColumnType::Integer,
         Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC => DefaultColumnType::FloatingPoint,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DefaultColumnType::Text,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::JSONB => {
+            DefaultColumnType::Text
+        }
         // Arrays print as their text form, as the in-process target types lists.
         _ if matches!(ty.kind(), tokio_postgres::types::Kind::Array(_)) => DefaultColumnType::Text,
         _ => DefaultColumnType::Any,

@@ -294,6 +294,11 @@ impl<'a> FromSql<'a> for PgCell {
                     .collect::<Result<Vec<_>, _>>()?;
                 array_literal(&array.dims, &items)
             }
+            // jsonb's binary form: a version byte, then the text.
+            Type::JSONB => match raw.split_first() {
+                Some((1, text)) => std::str::from_utf8(text)?.to_string(),
+                _ => return Err("jsonb without version 1".into()),
+            },
             // Text types, and every other type the server sends as text.
             _ => std::str::from_utf8(raw)?.to_string(),
         };

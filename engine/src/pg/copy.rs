@@ -16,7 +16,9 @@ use datafusion::sql::sqlparser::ast::{
 
 use crate::error::Error;
 use crate::pg::datetime_input::{canonical_datetime, DatetimeKind};
+use crate::pg::json::{json_checked, jsonb_text};
 use crate::pg::text::{bytea_from_text, pg_text};
+use crate::pg::types::PG_TYPE_KEY;
 
 /// The data format of a COPY, as its options chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,6 +266,25 @@ pub(crate) fn parse(copy: &CopyIn, data: &[u8]) -> DfResult<RecordBatch> {
                             })?);
                         }
                         Arc::new(BinaryArray::from_iter(bytes))
+                    } else if let Some(jsonb) = json_kind(field) {
+                        // json / jsonb: checked (22P02 at the line), jsonb in normal form.
+                        let mut texts = Vec::with_capacity(rows.len());
+                        for (i, r) in rows.iter().enumerate() {
+                            let value = r[c].as_deref().map(|t| {
+                                if jsonb {
+                                    jsonb_text(t)
+                                } else {
+                                    json_checked(t).map(str::to_string)
+                                }
+                            });
+                            texts.push(value.transpose().map_err(|e| {
+                                bad_data(
+                                    i + 1 + usize::from(copy.format.header),
+                                    format!("column {}: invalid JSON: {e}", field.name()),
+                                )
+                            })?);
+                        }
+                        Arc::new(StringArray::from(texts))
                     } else if let Some(kind) = DatetimeKind::of(field.data_type()) {
                         // PostgreSQL's ISO forms Arrow's parser does not read (a zone after
                         // a date, an hour-only offset).
@@ -291,6 +312,15 @@ pub(crate) fn parse(copy: &CopyIn, data: &[u8]) -> DfResult<RecordBatch> {
         )
         .collect::<DfResult<Vec<ArrayRef>>>()?;
     Ok(RecordBatch::try_new(copy.table_schema.clone(), columns)?)
+}
+
+/// Whether `field` is `jsonb` (`Some(true)`) or `json` (`Some(false)`).
+fn json_kind(field: &datafusion::arrow::datatypes::Field) -> Option<bool> {
+    match field.metadata().get(PG_TYPE_KEY).map(String::as_str) {
+        Some("json") => Some(false),
+        Some("jsonb") => Some(true),
+        _ => None,
+    }
 }
 
 type Row = Vec<Option<String>>;

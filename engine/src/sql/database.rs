@@ -7,7 +7,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::optimizer::analyzer::{Analyzer, AnalyzerRule};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use parking_lot::{Mutex, RwLock};
 
@@ -16,8 +18,9 @@ use crate::introspection::{pg_catalog, session_info, system, DatabaseHandle, Dat
 use crate::sql::advisory::AdvisoryLocks;
 use crate::sql::backends::Backends;
 use crate::sql::exec::Executor;
+use crate::sql::json::{self, JsonColumns, JsonOperators};
 use crate::sql::literal_types::IntegerLiterals;
-use crate::sql::pg_functions;
+use crate::sql::pg_functions::{self, TypeofAtPlanning};
 use crate::sql::session::Session;
 use crate::sql::{ddl, tables};
 use crate::store::catalog::{Catalog, FunctionRecord};
@@ -299,18 +302,28 @@ impl Database {
             .options_mut()
             .extensions
             .insert(WasmSettings::new(engine_cfg.defaults, engine_cfg.ceilings));
-        let template = SessionContext::new_with_state(
-            SessionStateBuilder::new()
-                .with_config(session_config)
-                .with_default_features()
-                .with_analyzer_rules(IntegerLiterals::with_default_rules())
-                .build(),
-        );
+        // PostgreSQL's typing rules run first, before DataFusion's type coercion.
+        let mut analyzer_rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = vec![
+            Arc::new(IntegerLiterals),
+            Arc::new(TypeofAtPlanning),
+            Arc::new(JsonColumns),
+        ];
+        analyzer_rules.extend(Analyzer::new().rules);
+        let mut state = SessionStateBuilder::new()
+            .with_config(session_config)
+            .with_default_features()
+            .with_analyzer_rules(analyzer_rules)
+            .build();
+        state.register_expr_planner(Arc::new(JsonOperators))?;
+        let template = SessionContext::new_with_state(state);
         // Registered before the built-in list is taken, so no Wasm function takes them;
         // the session information functions last, as they replace the catalog's.
         let admins = config.admin_roles.clone().unwrap_or_default();
         let pg_catalog_db = pg_catalog::setup(&template, &admins)?;
-        for f in pg_functions::functions() {
+        for f in pg_functions::functions()
+            .into_iter()
+            .chain(json::functions())
+        {
             template.register_udf(f);
         }
         for f in session_info::functions("") {

@@ -24,20 +24,11 @@ use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, Union, Values,
 };
-use datafusion::optimizer::analyzer::{Analyzer, AnalyzerRule};
+use datafusion::optimizer::analyzer::AnalyzerRule;
 
 /// Types the output columns that are small integer constants as `Int32`.
 #[derive(Debug, Default)]
 pub(crate) struct IntegerLiterals;
-
-impl IntegerLiterals {
-    /// DataFusion's analyzer rules with this one first (before type coercion).
-    pub(crate) fn with_default_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
-        let mut rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = vec![Arc::new(IntegerLiterals)];
-        rules.extend(Analyzer::new().rules);
-        rules
-    }
-}
 
 /// The value of integer constant arithmetic, if it and every step of it fit in an
 /// `int4` (so the Int32 evaluation cannot overflow where PostgreSQL would not).

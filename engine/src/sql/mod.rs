@@ -10,6 +10,7 @@ pub(crate) mod call;
 pub(crate) mod database;
 pub(crate) mod ddl;
 pub(crate) mod exec;
+pub(crate) mod json;
 pub(crate) mod literal_types;
 pub(crate) mod output;
 pub(crate) mod parameters;

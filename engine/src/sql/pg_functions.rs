@@ -31,6 +31,62 @@ pub(crate) fn functions() -> Vec<ScalarUDF> {
     ]
 }
 
+/// `pg_typeof(x)` answered while planning, from `x`'s logical type (its field's
+/// metadata included: `json`, `jsonb`), which is the type a client's RowDescription
+/// announces; at execution a scan's physical field may not carry that metadata.
+/// Runs after the integer-literal rule (so `pg_typeof(1)` sees `Int32`).
+#[derive(Debug, Default)]
+pub(crate) struct TypeofAtPlanning;
+
+impl datafusion::optimizer::analyzer::AnalyzerRule for TypeofAtPlanning {
+    fn analyze(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+        _: &datafusion::common::config::ConfigOptions,
+    ) -> DfResult<datafusion::logical_expr::LogicalPlan> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        use datafusion::common::DFSchema;
+        use datafusion::logical_expr::expr_rewriter::NamePreserver;
+        use datafusion::logical_expr::{Expr, ExprSchemable};
+        plan.transform_up_with_subqueries(|plan| {
+            let mut schema = DFSchema::empty();
+            for input in plan.inputs() {
+                schema.merge(input.schema());
+            }
+            let names = NamePreserver::new(&plan);
+            plan.map_expressions(|e| {
+                let name = names.save(&e);
+                e.transform_up(|e| match e {
+                    Expr::ScalarFunction(f) if f.name() == "pg_typeof" && f.args.len() == 1 => {
+                        let field = f.args[0].to_field(&schema)?.1;
+                        Ok(Transformed::yes(Expr::Literal(
+                            datafusion::common::ScalarValue::Utf8(Some(type_name(&field))),
+                            None,
+                        )))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })
+                .map(|t| t.update_data(|e| name.restore(e)))
+            })
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "pg_typeof_at_planning"
+    }
+}
+
+/// PostgreSQL's name of the type values of `field` go out as; `unknown` for an
+/// untyped NULL.
+fn type_name(field: &Field) -> String {
+    if field.data_type() == &DataType::Null {
+        return "unknown".into();
+    }
+    let oid = crate::pg::types::pg_type_oid(field);
+    crate::pg::types::pg_type_name(oid).unwrap_or_else(|| "text".into())
+}
+
 /// `pg_typeof(any)`: the name of the PostgreSQL type its argument goes out as
 /// (`integer`, `timestamp with time zone`, `text[]`), the same type a client's
 /// RowDescription announces for it (see [`crate::pg::types`]).
@@ -65,13 +121,7 @@ impl ScalarUDFImpl for PgTypeof {
             .arg_fields
             .first()
             .ok_or_else(|| DataFusionError::Internal("pg_typeof takes one argument".into()))?;
-        // An untyped NULL is PostgreSQL's `unknown` (sent as text).
-        let name = if field.data_type() == &DataType::Null {
-            "unknown".into()
-        } else {
-            let oid = crate::pg::types::pg_type_oid(field);
-            crate::pg::types::pg_type_name(oid).unwrap_or_else(|| "text".into())
-        };
+        let name = type_name(field);
         Ok(ColumnarValue::Scalar(
             datafusion::common::ScalarValue::Utf8(Some(name)),
         ))
@@ -115,25 +165,6 @@ fn shape(ty: &DataType) -> Shape {
     }
 }
 
-/// `text` as a JSON string literal, escaped as PostgreSQL's `escape_json` does.
-pub(crate) fn quoted(text: &str, out: &mut String) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 fn value(text: &str, shape: Shape, out: &mut String) {
     let bare = matches!(shape, Shape::Bare) && !matches!(text, "NaN" | "Infinity" | "-Infinity");
     if bare {
@@ -145,7 +176,7 @@ fn value(text: &str, shape: Shape, out: &mut String) {
             text
         });
     } else {
-        quoted(text, out);
+        crate::pg::json::quote(text, out);
     }
 }
 
@@ -191,7 +222,7 @@ impl ScalarUDFImpl for JsonBuildObject {
                 if pair > 0 {
                     object.push_str(", ");
                 }
-                quoted(key, &mut object);
+                crate::pg::json::quote(key, &mut object);
                 object.push_str(" : ");
                 match kv[1].0[row].as_deref() {
                     Some(text) => value(text, kv[1].1, &mut object),

@@ -258,6 +258,44 @@ fn datetime_literals(statement: &mut DfStatement) {
     });
 }
 
+/// `x::json` / `CAST(x AS jsonb)` / `JSON '...'` as `pg_json(x)` / `pg_jsonb(x)`, the
+/// types' input functions (DataFusion has no JSON type; see [`crate::sql::json`]).
+fn json_casts(statement: &mut DfStatement) {
+    let DfStatement::Statement(sql) = statement else {
+        return;
+    };
+    let _ = visit_expressions_mut(sql.as_mut(), |expr| {
+        let (function, inner) = match expr {
+            SqlExpr::Cast {
+                expr: inner,
+                data_type: data_type @ (SqlDataType::JSON | SqlDataType::JSONB),
+                ..
+            } => (json_input(data_type), inner.to_string()),
+            SqlExpr::TypedString(typed)
+                if matches!(typed.data_type, SqlDataType::JSON | SqlDataType::JSONB) =>
+            {
+                (json_input(&typed.data_type), typed.value.to_string())
+            }
+            _ => return ControlFlow::<()>::Continue(()),
+        };
+        if let Ok(call) = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&format!("{function}(({inner}))"))
+            .and_then(|mut p| p.parse_expr())
+        {
+            *expr = call;
+        }
+        ControlFlow::Continue(())
+    });
+}
+
+/// The input function of SQL type `json` or `jsonb`.
+pub(crate) fn json_input(data_type: &SqlDataType) -> &'static str {
+    match data_type {
+        SqlDataType::JSONB => crate::sql::json::JsonKind::Jsonb.input_function(),
+        _ => crate::sql::json::JsonKind::Json.input_function(),
+    }
+}
+
 /// `LIKE` / `ILIKE` with a literal pattern and an `ESCAPE` other than the backslash
 /// (SQLAlchemy's schema filter `LIKE 'pg/_%' ESCAPE '/'`), which DataFusion refuses, as
 /// the same pattern escaped with backslashes; any other pattern through `like_escape`.
@@ -436,6 +474,7 @@ fn parse_rewritten(sql: &str) -> DfResult<Vec<Statement>> {
             .map(|mut s| {
                 bytea_literals(&mut s)?;
                 datetime_literals(&mut s);
+                json_casts(&mut s);
                 like_escapes(&mut s)?;
                 array_literals(&mut s)?;
                 set_returning_functions(&mut s);

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::catalog::default_table_source::provider_as_source;
@@ -32,6 +32,7 @@ use crate::error::{log_text, Error, Result};
 use crate::introspection::default_catalog;
 use crate::sql::database::Database;
 use crate::sql::ddl::normalize;
+use crate::sql::json::JsonKind;
 use crate::sql::literal_types;
 use crate::sql::output::{command, CommandTag, Output};
 use crate::sql::session::Session;
@@ -76,17 +77,22 @@ fn schema_provider(session: &Session, schema: &str) -> Result<Arc<dyn SchemaProv
 /// The new table is filled unregistered, then committed and swapped in at once under
 /// the DDL lock: other sessions never see it half-filled, the fill may read the table
 /// it replaces, and a failure leaves the old one as it was.
-pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> DfResult<Output> {
+pub(crate) async fn create_table(
+    session: &Session,
+    mut statement: DfStatement,
+) -> DfResult<Output> {
     // CREATE TABLE ... AS a query without column definitions: PostgreSQL's columns then
     // take any value, NULL too, whatever the query's rows happened to hold.
     let from_query = matches!(&statement, DfStatement::Statement(s)
         if matches!(s.as_ref(), Statement::CreateTable(ct) if ct.query.is_some() && ct.columns.is_empty()));
+    let json_columns = json_columns_as_text(&mut statement);
     let cmt = memory_table_plan(session, statement).await?;
     let (schema, table) = split(&cmt.name)?;
     check_writable_schema(&schema)?;
     // Checked before OR REPLACE drops the old table: a table whose columns share a name
     // could never be read back.
-    let arrow_schema = distinct_columns(session, &cmt, from_query)?;
+    let arrow_schema =
+        with_json_columns(distinct_columns(session, &cmt, from_query)?, &json_columns);
     let provider = schema_provider(session, &schema)?;
     if provider.table_exist(&table) {
         if cmt.if_not_exists {
@@ -127,6 +133,49 @@ pub(crate) async fn create_table(session: &Session, statement: DfStatement) -> D
             Err(e.into())
         }
     }
+}
+
+/// The `json` / `jsonb` columns a CREATE TABLE defines, each made `text` for the
+/// planner (which has no JSON type); [`with_json_columns`] marks them in the schema.
+fn json_columns_as_text(statement: &mut DfStatement) -> Vec<(String, JsonKind)> {
+    use datafusion::sql::sqlparser::ast::DataType as SqlDataType;
+    let DfStatement::Statement(s) = statement else {
+        return Vec::new();
+    };
+    let Statement::CreateTable(ct) = s.as_mut() else {
+        return Vec::new();
+    };
+    let mut json = Vec::new();
+    for column in &mut ct.columns {
+        let kind = match column.data_type {
+            SqlDataType::JSON => JsonKind::Json,
+            SqlDataType::JSONB => JsonKind::Jsonb,
+            _ => continue,
+        };
+        let name = match column.name.quote_style {
+            Some(_) => column.name.value.clone(),
+            None => column.name.value.to_lowercase(),
+        };
+        json.push((name, kind));
+        column.data_type = SqlDataType::Text;
+    }
+    json
+}
+
+/// `schema` with the `json` / `jsonb` columns marked as such.
+fn with_json_columns(schema: SchemaRef, json: &[(String, JsonKind)]) -> SchemaRef {
+    if json.is_empty() {
+        return schema;
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match json.iter().find(|(name, _)| name == f.name()) {
+            Some((_, kind)) => f.as_ref().clone().with_metadata(kind.metadata()),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// The plan of a CREATE TABLE, refusing the forms wasmudf does not support.

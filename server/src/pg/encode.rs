@@ -56,7 +56,9 @@ pub fn arrow_type(ty: &Type) -> Option<DataType> {
         Type::INT8 => DataType::Int64,
         Type::FLOAT4 => DataType::Float32,
         Type::FLOAT8 => DataType::Float64,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DataType::Utf8,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::JSONB => {
+            DataType::Utf8
+        }
         Type::BYTEA => DataType::Binary,
         Type::DATE => DataType::Date32,
         Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -191,6 +193,18 @@ fn binary_column(column: &ArrayRef, ty: &Type) -> DfResult<Vec<Option<Vec<u8>>>>
         Type::NUMERIC => pg_text(column.as_ref())?
             .into_iter()
             .map(|v| v.map(|text| numeric_to_binary(&text)))
+            .collect(),
+        // jsonb's binary form: a version byte (1), then the text.
+        Type::JSONB => pg_text(column.as_ref())?
+            .into_iter()
+            .map(|v| {
+                v.map(|text| {
+                    let mut bytes = Vec::with_capacity(text.len() + 1);
+                    bytes.push(1);
+                    bytes.extend_from_slice(text.as_bytes());
+                    bytes
+                })
+            })
             .collect(),
         _ if element_of(ty).is_some() => binary_arrays(column, ty)?,
         // TEXT, and every type sent as text: the binary format of text is its UTF-8.
@@ -454,7 +468,15 @@ fn binary_param(raw: &[u8], ty: &Type) -> Result<ScalarValue, String> {
             Some("+00:00".into()),
         ),
         Type::NUMERIC => ScalarValue::Utf8(Some(numeric_from_binary(raw)?)),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+        Type::JSONB => match raw.split_first() {
+            Some((1, text)) => ScalarValue::Utf8(Some(
+                std::str::from_utf8(text)
+                    .map_err(|_| "parameter is not valid UTF-8".to_string())?
+                    .to_string(),
+            )),
+            _ => return Err("binary jsonb parameter must start with version 1".into()),
+        },
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN | Type::JSON => {
             ScalarValue::Utf8(Some(
                 std::str::from_utf8(raw)
                     .map_err(|_| "parameter is not valid UTF-8".to_string())?
