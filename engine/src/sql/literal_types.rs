@@ -5,13 +5,14 @@
 //!
 //! An analyzer rule that runs before type coercion, on the query's output columns
 //! only: a column that is integer constant arithmetic (`1`, `-1`, `2 + 3 AS five`)
-//! whose every step fits in 32 bits becomes `Int32`, as PostgreSQL types it; so does
-//! a CASE or `coalesce` / `nullif` / `greatest` / `least` of such constants (and NULL),
-//! `pg_typeof`'s argument, a `VALUES` column of such constants, and each branch of a
-//! UNION, where the output uses them as they are (through subquery aliases, projections
-//! that output, compare or choose between them, ORDER BY, LIMIT, DISTINCT). Elsewhere literals keep DataFusion's
-//! `Int64`: coercion inside expressions depends on it, and an `Int32` computed further
-//! (`x * x`) could overflow where the `Int64` does not.
+//! whose every step fits in 32 bits becomes `Int32`, as PostgreSQL types it; so do the
+//! results of a CASE, an ARRAY or `coalesce` / `nullif` / `greatest` / `least` of such
+//! constants (and NULL), `pg_typeof`'s argument, a `VALUES` column of such constants,
+//! and each branch of a UNION, where the output uses them as they are (through subquery
+//! aliases, projections that output, compare or choose between them, ORDER BY, LIMIT,
+//! DISTINCT). Elsewhere literals keep DataFusion's `Int64`: coercion inside expressions
+//! depends on it, and an `Int32` computed further (`x * x`, a CASE condition's `x * 3`)
+//! could overflow where the `Int64` does not (DataFusion's integer arithmetic wraps).
 
 use std::sync::Arc;
 
@@ -54,8 +55,8 @@ fn int4_constant(expr: &Expr) -> Option<i32> {
 
 /// Whether `expr` is a value PostgreSQL types `int4` from its constants: integer
 /// constant arithmetic that fits, or a CASE or type-following function (`coalesce`,
-/// `nullif`, `greatest`, `least`) whose results are such constants or NULL, one at least
-/// a constant.
+/// `nullif`, `greatest`, `least`, an ARRAY) whose results are such constants or NULL,
+/// one at least a constant.
 fn int4_valued(expr: &Expr) -> bool {
     fn branch(expr: &Expr, constant: &mut bool) -> bool {
         match expr {
@@ -97,12 +98,32 @@ fn narrowed(expr: Expr) -> Result<Transformed<Expr>> {
             Expr::ScalarFunction(f)
                 if f.name() == "pg_typeof" && f.args.first().is_some_and(int4_valued) =>
             {
-                Expr::ScalarFunction(f).map_children(narrow_literals)
+                Expr::ScalarFunction(f).map_children(narrow_results)
             }
             other => Ok(Transformed::no(other)),
         });
     }
-    narrow_literals(expr)
+    narrow_results(expr)
+}
+
+/// The constants `expr` (an [`int4_valued`] one) takes its value from as `Int32`: a
+/// CASE's results, not its conditions (`WHEN x * 3 > 5` keeps computing in `Int64`).
+fn narrow_results(expr: Expr) -> Result<Transformed<Expr>> {
+    match expr {
+        Expr::Case(mut case) => {
+            case.when_then_expr = case
+                .when_then_expr
+                .into_iter()
+                .map(|(when, then)| Ok((when, Box::new(narrow_results(*then)?.data))))
+                .collect::<Result<_>>()?;
+            if let Some(e) = case.else_expr.take() {
+                case.else_expr = Some(Box::new(narrow_results(*e)?.data));
+            }
+            Ok(Transformed::yes(Expr::Case(case)))
+        }
+        Expr::ScalarFunction(_) | Expr::Alias(_) => expr.map_children(narrow_results),
+        other => narrow_literals(other),
+    }
 }
 
 /// Every `Int64` literal of `expr` as `Int32` (callers checked that they fit).
@@ -188,7 +209,7 @@ fn output_projection(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
                         .zip(&narrow)
                         .map(|(e, n)| {
                             if *n {
-                                narrow_literals(e).map(|t| t.data)
+                                narrow_results(e).map(|t| t.data)
                             } else {
                                 Ok(e)
                             }
