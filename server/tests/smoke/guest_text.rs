@@ -11,46 +11,17 @@ async fn guest_error_text_cannot_forge_the_wire_or_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let modules = dir.path().join("modules");
     wasmudf_sql_tests::write_modules_dir(&modules).expect("modules");
-    // Started by hand, at info level (where every failed statement is logged), with its
-    // log (stdout and stderr) in a file of its own.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let log_path = dir.path().join("server.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_wasmudf"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .arg("--modules-dir")
-        .arg(&modules)
-        .args(["--log-level", "info"])
-        .env("NO_COLOR", "1")
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log)
-        .spawn()
-        .expect("start the server");
-    let url = format!("host=127.0.0.1 port={port} user=wasmudf connect_timeout=5");
-    let mut connected = None;
-    for _ in 0..300 {
-        match tokio_postgres::connect(&url, NoTls).await {
-            Ok(c) => {
-                connected = Some(c);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    let (client, conn) = connected.unwrap_or_else(|| {
-        let _ = server.kill();
-        panic!("{}", std::fs::read_to_string(&log_path).unwrap_or_default())
-    });
-    tokio::spawn(conn);
+    // At info level, where every failed statement is logged.
+    let mut server = LoggedServer::start(
+        dir.path(),
+        &[
+            "--modules-dir".as_ref(),
+            modules.as_os_str(),
+            "--log-level".as_ref(),
+            "info".as_ref(),
+        ],
+    );
+    let client = server.client().await;
     client.batch_execute(CREATE_FORGE).await.expect("create");
     let fail = |sql: &'static str| {
         let client = &client;
@@ -98,9 +69,7 @@ async fn guest_error_text_cannot_forge_the_wire_or_the_log() {
 
     // The log has each failure on one line of its own: no line the guest wrote, and
     // not the 4 MB.
-    let _ = server.kill();
-    let _ = server.wait();
-    let log = std::fs::read_to_string(&log_path).expect("server log");
+    let log = server.stop();
     assert!(
         !log.lines()
             .any(|l| l.starts_with("2026-12-01T00:00:00.000000Z")),

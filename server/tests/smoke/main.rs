@@ -68,6 +68,77 @@ impl Server {
     }
 }
 
+/// A server started by hand with its whole log (stdout and stderr) in a file, for the
+/// tests that read what it logged (ServerProcess pipes its output); killed on drop.
+struct LoggedServer {
+    child: std::process::Child,
+    port: u16,
+    url: String,
+    log_path: std::path::PathBuf,
+}
+
+impl LoggedServer {
+    /// `wasmudf serve` on a free port and `dir`/data, with `flags`.
+    fn start(dir: &std::path::Path, flags: &[&std::ffi::OsStr]) -> LoggedServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log_path = dir.join("server.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmudf"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(dir.join("data"))
+            .args(flags)
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start the server");
+        LoggedServer {
+            child,
+            port,
+            url: format!("host=127.0.0.1 port={port} user=wasmudf connect_timeout=5"),
+            log_path,
+        }
+    }
+
+    /// A connection, once the server listens (its log in the panic if it never does).
+    async fn client(&mut self) -> tokio_postgres::Client {
+        for _ in 0..300 {
+            if let Ok((client, conn)) = tokio_postgres::connect(&self.url, NoTls).await {
+                tokio::spawn(conn);
+                return client;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = self.child.kill();
+        panic!(
+            "{}",
+            std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        );
+    }
+
+    /// Stops the server; everything it logged.
+    fn stop(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.log_path).expect("server log")
+    }
+}
+
+impl Drop for LoggedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Runs `sql` over the simple protocol; every row as text, `None` for NULL.
 async fn query(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
     let messages = client

@@ -168,44 +168,18 @@ async fn one_session_cancels_and_terminates_another() {
 #[tokio::test]
 async fn a_malformed_message_ends_only_its_connection() {
     use std::io::{Read, Write};
-    // Started by hand, with its whole log (stdout and stderr) in a file.
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let log_path = dir.path().join("server.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_wasmudf"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .args(["--max-connections", "2", "--log-level", "info"])
-        .env("NO_COLOR", "1")
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log)
-        .spawn()
-        .expect("start the server");
-    let url = format!("host=127.0.0.1 port={port} user=wasmudf connect_timeout=5");
-    let mut connected = None;
-    for _ in 0..300 {
-        match tokio_postgres::connect(&url, NoTls).await {
-            Ok(c) => {
-                connected = Some(c);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    let Some((bystander, conn)) = connected else {
-        let _ = server.kill();
-        panic!("{}", std::fs::read_to_string(&log_path).unwrap_or_default());
-    };
-    tokio::spawn(conn);
+    let mut server = LoggedServer::start(
+        dir.path(),
+        &[
+            "--max-connections".as_ref(),
+            "2".as_ref(),
+            "--log-level".as_ref(),
+            "info".as_ref(),
+        ],
+    );
+    let (port, url) = (server.port, server.url.clone());
+    let bystander = server.client().await;
     let startup = {
         let mut body = 196_608u32.to_be_bytes().to_vec();
         body.extend_from_slice(b"user\0wasmudf\0database\0wasmudf\0\0");
@@ -257,9 +231,7 @@ async fn a_malformed_message_ends_only_its_connection() {
         .expect("a slot is free again");
     tokio::spawn(conn);
     assert_eq!(query(&newcomer, "SELECT 1").await, vec![row(&["1"])]);
-    let _ = server.kill();
-    let _ = server.wait();
-    let log = std::fs::read_to_string(&log_path).expect("log");
+    let log = server.stop();
     assert_eq!(
         log.matches("connection ended: serving it panicked").count(),
         5,
