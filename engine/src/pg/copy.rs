@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::pg::datetime_input::{canonical_datetime, DatetimeKind};
 use crate::pg::json::{json_checked, jsonb_text};
 use crate::pg::text::{bytea_from_text, pg_text};
-use crate::pg::types::PG_TYPE_KEY;
+use crate::pg::types::JsonKind;
 
 /// The data format of a COPY, as its options chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,16 +266,13 @@ pub(crate) fn parse(copy: &CopyIn, data: &[u8]) -> DfResult<RecordBatch> {
                             })?);
                         }
                         Arc::new(BinaryArray::from_iter(bytes))
-                    } else if let Some(jsonb) = json_kind(field) {
+                    } else if let Some(kind) = JsonKind::of(field) {
                         // json / jsonb: checked (22P02 at the line), jsonb in normal form.
                         let mut texts = Vec::with_capacity(rows.len());
                         for (i, r) in rows.iter().enumerate() {
-                            let value = r[c].as_deref().map(|t| {
-                                if jsonb {
-                                    jsonb_text(t)
-                                } else {
-                                    json_checked(t).map(str::to_string)
-                                }
+                            let value = r[c].as_deref().map(|t| match kind {
+                                JsonKind::Jsonb => jsonb_text(t),
+                                JsonKind::Json => json_checked(t).map(str::to_string),
                             });
                             texts.push(value.transpose().map_err(|e| {
                                 bad_data(
@@ -312,15 +309,6 @@ pub(crate) fn parse(copy: &CopyIn, data: &[u8]) -> DfResult<RecordBatch> {
         )
         .collect::<DfResult<Vec<ArrayRef>>>()?;
     Ok(RecordBatch::try_new(copy.table_schema.clone(), columns)?)
-}
-
-/// Whether `field` is `jsonb` (`Some(true)`) or `json` (`Some(false)`).
-fn json_kind(field: &datafusion::arrow::datatypes::Field) -> Option<bool> {
-    match field.metadata().get(PG_TYPE_KEY).map(String::as_str) {
-        Some("json") => Some(false),
-        Some("jsonb") => Some(true),
-        _ => None,
-    }
 }
 
 type Row = Vec<Option<String>>;

@@ -28,12 +28,49 @@ const TYPES: &[(u32, u32, &str)] = &[
 
 const TEXT: u32 = 25;
 
+/// `json` or `jsonb`: `Utf8` values whose field metadata names the type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum JsonKind {
+    Json,
+    Jsonb,
+}
+
+impl JsonKind {
+    /// The type's name, as its metadata and messages write it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            JsonKind::Json => "json",
+            JsonKind::Jsonb => "jsonb",
+        }
+    }
+
+    fn oid(self) -> u32 {
+        match self {
+            JsonKind::Json => 114,
+            JsonKind::Jsonb => 3802,
+        }
+    }
+
+    /// The kind `field`'s metadata marks it as, if any.
+    pub(crate) fn of(field: &Field) -> Option<Self> {
+        match field.metadata().get(PG_TYPE_KEY).map(String::as_str) {
+            Some("json") => Some(JsonKind::Json),
+            Some("jsonb") => Some(JsonKind::Jsonb),
+            _ => None,
+        }
+    }
+
+    /// The metadata that marks a field as this type.
+    pub(crate) fn metadata(self) -> std::collections::HashMap<String, String> {
+        [(PG_TYPE_KEY.to_string(), self.name().to_string())].into()
+    }
+}
+
 /// The OID of the PostgreSQL type the values of `field` go out as.
 pub fn pg_type_oid(field: &Field) -> u32 {
-    match field.metadata().get(PG_TYPE_KEY).map(String::as_str) {
-        Some("json") => 114,
-        Some("jsonb") => 3802,
-        _ => pg_type_oid_of(field.data_type()),
+    match JsonKind::of(field) {
+        Some(kind) => kind.oid(),
+        None => pg_type_oid_of(field.data_type()),
     }
 }
 

@@ -1,10 +1,9 @@
 //! `json` and `jsonb`: values are their text (`Utf8`), marked with the PostgreSQL type
-//! in the field's metadata ([`PG_TYPE_KEY`]) so clients get OID 114 / 3802. A cast or a
+//! in the field's metadata ([`JsonKind`]) so clients get OID 114 / 3802. A cast or a
 //! column of either type goes through `pg_json` / `pg_jsonb`, which check the text (and
 //! put `jsonb` in its normal form); the operators `->`, `->>`, `#>`, `#>>` and `?` are
 //! planned onto `datafusion-functions-json`'s accessors.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::StringBuilder;
@@ -14,7 +13,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
-use datafusion::logical_expr::sqlparser::ast::BinaryOperator;
+use datafusion::logical_expr::sqlparser::ast::{BinaryOperator, DataType as SqlDataType};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, Projection, ReturnFieldArgs,
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, WriteOp,
@@ -23,7 +22,7 @@ use datafusion::optimizer::analyzer::AnalyzerRule;
 
 use crate::error::Error;
 use crate::pg::json::{json_checked, jsonb_text};
-use crate::pg::types::PG_TYPE_KEY;
+use crate::pg::types::JsonKind;
 use crate::sql::call::{text_at, CallArgs};
 
 /// The JSON functions every session has: the type input functions and the accessors
@@ -52,41 +51,20 @@ pub(crate) fn functions() -> Vec<ScalarUDF> {
     all
 }
 
-/// `json` or `jsonb`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum JsonKind {
-    Json,
-    Jsonb,
+/// The function that makes a text a value of `kind`.
+pub(crate) fn input_function(kind: JsonKind) -> &'static str {
+    match kind {
+        JsonKind::Json => "pg_json",
+        JsonKind::Jsonb => "pg_jsonb",
+    }
 }
 
-impl JsonKind {
-    fn name(self) -> &'static str {
-        match self {
-            JsonKind::Json => "json",
-            JsonKind::Jsonb => "jsonb",
-        }
-    }
-
-    /// The function that makes a text a value of this type.
-    pub(crate) fn input_function(self) -> &'static str {
-        match self {
-            JsonKind::Json => "pg_json",
-            JsonKind::Jsonb => "pg_jsonb",
-        }
-    }
-
-    /// The kind a field's metadata marks it as, if any.
-    pub(crate) fn of(field: &Field) -> Option<Self> {
-        match field.metadata().get(PG_TYPE_KEY).map(String::as_str) {
-            Some("json") => Some(JsonKind::Json),
-            Some("jsonb") => Some(JsonKind::Jsonb),
-            _ => None,
-        }
-    }
-
-    /// The metadata that marks a field as this type.
-    pub(crate) fn metadata(self) -> HashMap<String, String> {
-        [(PG_TYPE_KEY.to_string(), self.name().to_string())].into()
+/// The kind of SQL type `data_type`, if it is `json` or `jsonb`.
+pub(crate) fn json_kind_of(data_type: &SqlDataType) -> Option<JsonKind> {
+    match data_type {
+        SqlDataType::JSON => Some(JsonKind::Json),
+        SqlDataType::JSONB => Some(JsonKind::Jsonb),
+        _ => None,
     }
 }
 
@@ -109,7 +87,7 @@ impl JsonInput {
 
 impl ScalarUDFImpl for JsonInput {
     fn name(&self) -> &str {
-        self.kind.input_function()
+        input_function(self.kind)
     }
 
     fn signature(&self) -> &Signature {
@@ -214,22 +192,22 @@ pub(crate) struct JsonColumns;
 impl AnalyzerRule for JsonColumns {
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
         plan.transform_up(|plan| {
-            let LogicalPlan::Dml(dml) = &plan else {
-                return Ok(Transformed::no(plan));
-            };
-            if !matches!(dml.op, WriteOp::Insert(_)) {
-                return Ok(Transformed::no(plan));
-            }
-            let target = dml.target.schema();
-            let kinds: Vec<Option<JsonKind>> =
-                target.fields().iter().map(|f| JsonKind::of(f)).collect();
-            let input_fields = dml.input.schema().fields().len();
-            if kinds.iter().all(Option::is_none) || input_fields != kinds.len() {
-                return Ok(Transformed::no(plan));
-            }
             let LogicalPlan::Dml(mut dml) = plan else {
-                unreachable!("matched above")
+                return Ok(Transformed::no(plan));
             };
+            let kinds: Vec<Option<JsonKind>> = dml
+                .target
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| JsonKind::of(f))
+                .collect();
+            if !matches!(dml.op, WriteOp::Insert(_))
+                || kinds.iter().all(Option::is_none)
+                || dml.input.schema().fields().len() != kinds.len()
+            {
+                return Ok(Transformed::no(LogicalPlan::Dml(dml)));
+            }
             let exprs = dml
                 .input
                 .schema()

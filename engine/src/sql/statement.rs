@@ -265,19 +265,22 @@ fn json_casts(statement: &mut DfStatement) {
         return;
     };
     let _ = visit_expressions_mut(sql.as_mut(), |expr| {
-        let (function, inner) = match expr {
+        use crate::sql::json::{input_function, json_kind_of};
+        let (kind, inner) = match expr {
             SqlExpr::Cast {
                 expr: inner,
-                data_type: data_type @ (SqlDataType::JSON | SqlDataType::JSONB),
+                data_type,
                 ..
-            } => (json_input(data_type), inner.to_string()),
-            SqlExpr::TypedString(typed)
-                if matches!(typed.data_type, SqlDataType::JSON | SqlDataType::JSONB) =>
-            {
-                (json_input(&typed.data_type), typed.value.to_string())
+            } => (json_kind_of(data_type), inner.to_string()),
+            SqlExpr::TypedString(typed) => {
+                (json_kind_of(&typed.data_type), typed.value.to_string())
             }
             _ => return ControlFlow::<()>::Continue(()),
         };
+        let Some(kind) = kind else {
+            return ControlFlow::Continue(());
+        };
+        let function = input_function(kind);
         if let Ok(call) = Parser::new(&PostgreSqlDialect {})
             .try_with_sql(&format!("{function}(({inner}))"))
             .and_then(|mut p| p.parse_expr())
@@ -286,14 +289,6 @@ fn json_casts(statement: &mut DfStatement) {
         }
         ControlFlow::Continue(())
     });
-}
-
-/// The input function of SQL type `json` or `jsonb`.
-pub(crate) fn json_input(data_type: &SqlDataType) -> &'static str {
-    match data_type {
-        SqlDataType::JSONB => crate::sql::json::JsonKind::Jsonb.input_function(),
-        _ => crate::sql::json::JsonKind::Json.input_function(),
-    }
 }
 
 /// `LIKE` / `ILIKE` with a literal pattern and an `ESCAPE` other than the backslash

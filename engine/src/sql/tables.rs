@@ -30,9 +30,10 @@ use datafusion::sql::sqlparser::ast::{ObjectName, ObjectNamePart, ObjectType, St
 
 use crate::error::{log_text, Error, Result};
 use crate::introspection::default_catalog;
+use crate::pg::types::JsonKind;
 use crate::sql::database::Database;
 use crate::sql::ddl::normalize;
-use crate::sql::json::JsonKind;
+use crate::sql::json::json_kind_of;
 use crate::sql::literal_types;
 use crate::sql::output::{command, CommandTag, Output};
 use crate::sql::session::Session;
@@ -147,10 +148,8 @@ fn json_columns_as_text(statement: &mut DfStatement) -> Vec<(String, JsonKind)> 
     };
     let mut json = Vec::new();
     for column in &mut ct.columns {
-        let kind = match column.data_type {
-            SqlDataType::JSON => JsonKind::Json,
-            SqlDataType::JSONB => JsonKind::Jsonb,
-            _ => continue,
+        let Some(kind) = json_kind_of(&column.data_type) else {
+            continue;
         };
         let name = match column.name.quote_style {
             Some(_) => column.name.value.clone(),
