@@ -74,11 +74,14 @@ pub use introspection::session_info::SERVER_VERSION;
 pub use pg::copy::{copy_header, copy_lines, CopyFormat, CopyIn};
 pub use pg::datetime_input::{canonical_datetime, DatetimeKind};
 pub use pg::datetime_range::check_datetime_range;
+pub use pg::interval::{pg_intervals, pg_times, PgInterval};
 pub use pg::text::{
     array_from_text, array_literal, bytea_from_text, numeric_from_binary, numeric_to_binary,
-    pg_text, pg_text_in, TextFormat,
+    pg_field_text, pg_text, pg_text_in, TextFormat,
 };
-pub use pg::types::{pg_type_name, pg_type_oid, pg_type_oid_of, PG_TYPE_KEY};
+pub use pg::types::{
+    pg_column_origin, pg_type_name, pg_type_oid, pg_type_oid_of, pg_vector_text, PG_TYPE_KEY,
+};
 
 /// The WIT contract every component implements, for tools that embed it.
 pub const WIT_CONTRACT: &str = include_str!("../wit/udf.wit");

@@ -119,6 +119,27 @@ with psycopg.connect(URL) as conn:
         ).fetchall()
         check(kinds == [("pg_class",), ("pg_proc",)], f"= ANY(list) binary={binary}: {kinds}")
         check(cur.execute("SELECT CAST(%s AS BIGINT[])", ([5, -6],)).fetchone()[0] == [5, -6], "bigint[] parameter")
+        # time and interval decode as datetime.time / timedelta; timedelta and time
+        # parameters (sent as interval and time) come back as they went.
+        t, iv, diff = cur.execute(
+            "SELECT '10:11:12.5'::time, '1 day 02:00:00'::interval, TIMESTAMP '2024-01-02' - TIMESTAMP '2023-12-31 01:00'"
+        ).fetchone()
+        check((t, iv, diff) == (datetime.time(10, 11, 12, 500000), datetime.timedelta(days=1, hours=2),
+                                datetime.timedelta(days=1, hours=23)), f"time/interval binary={binary}: {t} {iv} {diff}")
+        for value in (datetime.timedelta(days=-1, hours=2, microseconds=5), datetime.timedelta(hours=30),
+                      datetime.time(23, 59, 59, 1)):
+            got = cur.execute("SELECT %s", (value,)).fetchone()[0]
+            check(got == value, f"parameter round trip {value!r} -> {got!r} binary={binary}")
+    conn.commit()
+
+    # A result column that reads a table's column names the table and column number
+    # (RowDescription), as psycopg's pgresult.ftable / ftablecol report.
+    conn.execute("CREATE TABLE origins (a INT NOT NULL, b TEXT)")
+    res = conn.execute("SELECT b, a, a + 1 FROM origins o").pgresult
+    oid = conn.execute("SELECT oid FROM pg_catalog.pg_class WHERE relname = 'origins'").fetchone()[0]
+    check([(res.ftable(i), res.ftablecol(i)) for i in range(3)] == [(oid, 2), (oid, 1), (0, 0)],
+          f"column origins {[(res.ftable(i), res.ftablecol(i)) for i in range(3)]} (table {oid})")
+    conn.execute("DROP TABLE origins")
     conn.commit()
 
     # Errors carry their SQLSTATE and leave the connection usable.

@@ -9,7 +9,7 @@ use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 use tokio::sync::Mutex;
 use wasmudf_engine::datafusion::error::DataFusionError;
 use wasmudf_engine::{
-    collect, copy_header, copy_lines, pg_text_in, Database, DatabaseConfig, Output, Session,
+    collect, copy_header, copy_lines, pg_field_text, Database, DatabaseConfig, Output, Session,
 };
 
 use crate::render::{column_type, copy_rows, split_copy_in, SqlError};
@@ -140,7 +140,8 @@ impl AsyncDB for Conn {
                     let columns = batch
                         .columns()
                         .iter()
-                        .map(|c| pg_text_in(c.as_ref(), &format))
+                        .zip(schema.fields())
+                        .map(|(c, f)| pg_field_text(f, c.as_ref(), &format))
                         .collect::<Result<Vec<_>, DataFusionError>>()
                         .map_err(|e| SqlError::from_df(&e))?;
                     for r in 0..batch.num_rows() {

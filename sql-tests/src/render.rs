@@ -82,9 +82,13 @@ pub fn column_type(dt: &DataType) -> DefaultColumnType {
         | DataType::FixedSizeBinary(_)
         | DataType::Date32
         | DataType::Date64
-        | DataType::Timestamp(_, _) => DefaultColumnType::Any,
-        // Everything else goes over the wire as text (lists, structs, intervals,
-        // durations; a Null-typed column like PostgreSQL's unknown).
+        | DataType::Timestamp(_, _)
+        | DataType::Time32(_)
+        | DataType::Time64(_)
+        | DataType::Interval(_)
+        | DataType::Duration(_) => DefaultColumnType::Any,
+        // Everything else goes over the wire as text (lists, structs; a Null-typed
+        // column like PostgreSQL's unknown).
         _ => DefaultColumnType::Text,
     }
 }

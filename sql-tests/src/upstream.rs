@@ -21,7 +21,9 @@ use chrono::{DateTime, NaiveDate, SecondsFormat};
 use std::sync::Arc;
 
 use tokio_postgres::types::{FromSql, Kind, Type};
-use wasmudf_engine::datafusion::arrow::array::{ArrayRef, Float32Array, Float64Array};
+use wasmudf_engine::datafusion::arrow::array::{
+    ArrayRef, Float32Array, Float64Array, Time64NanosecondArray,
+};
 use wasmudf_engine::datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use wasmudf_engine::numeric_from_binary;
 
@@ -158,6 +160,17 @@ impl<'a> FromSql<'a> for DfCell {
                     .ok_or("timestamp out of range")?
                     .to_rfc3339_opts(SecondsFormat::AutoSi, true)
             }
+            // `_` arm, ArrayFormatter on Time64 (DataFusion's times are nanoseconds;
+            // the wire carries microseconds).
+            Type::TIME => formatted(Arc::new(Time64NanosecondArray::from(vec![
+                i64::from_be_bytes(fixed(raw)?)
+                    .checked_mul(1000)
+                    .ok_or("time out of range")?,
+            ])))?,
+            // `_` arm, ArrayFormatter on an Interval(MonthDayNano) (`1 mons 2 days`). A
+            // Duration is sent as an interval too and prints that way here, not as
+            // DataFusion's ISO 8601 duration.
+            Type::INTERVAL => formatted(Arc::new(crate::wire::interval_array(raw)?))?,
             // `_` arm, ArrayFormatter on List*: `[1, 2]`, nested `[[1, 2], [3, 4]]`,
             // elements as ArrayFormatter prints their type, NULL as `NULL`.
             _ if matches!(ty.kind(), Kind::Array(_)) => {
@@ -187,6 +200,14 @@ impl<'a> FromSql<'a> for DfCell {
     fn accepts(_: &Type) -> bool {
         true
     }
+}
+
+/// A one-value array as DataFusion's sqllogictest prints it (`ArrayFormatter`).
+fn formatted(array: ArrayRef) -> Result<String, DecodeError> {
+    let options = FormatOptions::default().with_null(NULL_STR);
+    Ok(ArrayFormatter::try_new(array.as_ref(), &options)?
+        .value(0)
+        .to_string())
 }
 
 /// One element of a list as arrow's `ArrayFormatter` prints it inside the list (with

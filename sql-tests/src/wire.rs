@@ -9,8 +9,10 @@ use tokio::sync::Mutex;
 use tokio_postgres::types::{FromSql, Kind, Type};
 use tokio_postgres::{Client, NoTls};
 use wasmudf_engine::datafusion::arrow::array::{
-    ArrayRef, Date32Array, Float32Array, Float64Array, TimestampMicrosecondArray,
+    ArrayRef, Date32Array, Float32Array, Float64Array, IntervalMonthDayNanoArray,
+    Time64MicrosecondArray, TimestampMicrosecondArray,
 };
+use wasmudf_engine::datafusion::arrow::datatypes::IntervalMonthDayNano;
 use wasmudf_engine::{array_literal, numeric_from_binary, pg_text};
 
 use crate::arrays;
@@ -249,12 +251,43 @@ fn via_arrow(array: ArrayRef) -> Result<String, DecodeError> {
     Ok(pg_text(array.as_ref())?.pop().flatten().unwrap_or_default())
 }
 
+/// interval_send's microseconds, days and months as a one-value Arrow interval.
+pub(crate) fn interval_array(raw: &[u8]) -> Result<IntervalMonthDayNanoArray, DecodeError> {
+    let raw: [u8; 16] = fixed(raw)?;
+    let (micros, rest) = raw.split_at(8);
+    let (days, months) = rest.split_at(4);
+    let micros = i64::from_be_bytes(micros.try_into()?);
+    Ok(IntervalMonthDayNanoArray::from(vec![
+        IntervalMonthDayNano {
+            months: i32::from_be_bytes(months.try_into()?),
+            days: i32::from_be_bytes(days.try_into()?),
+            nanoseconds: micros.checked_mul(1000).ok_or("interval out of range")?,
+        },
+    ]))
+}
+
 impl<'a> FromSql<'a> for PgCell {
     fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, DecodeError> {
         let text = match *ty {
             Type::BOOL => if fixed::<1>(raw)?[0] != 0 { "t" } else { "f" }.to_string(),
             Type::INT2 => i16::from_be_bytes(fixed(raw)?).to_string(),
             Type::INT4 => i32::from_be_bytes(fixed(raw)?).to_string(),
+            Type::OID => u32::from_be_bytes(fixed(raw)?).to_string(),
+            // int2vector / oidvector print their elements between spaces.
+            Type::INT2_VECTOR | Type::OID_VECTOR => {
+                let array = arrays::decode(raw)?;
+                array
+                    .items
+                    .iter()
+                    .map(|item| match item {
+                        Some(bytes) => {
+                            PgCell::from_sql(&array.element, bytes).map(|c| c.0.unwrap_or_default())
+                        }
+                        None => Ok(String::new()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(" ")
+            }
             Type::INT8 => i64::from_be_bytes(fixed(raw)?).to_string(),
             Type::FLOAT4 => via_arrow(Arc::new(Float32Array::from(vec![f32::from_be_bytes(
                 fixed(raw)?,
@@ -282,6 +315,10 @@ impl<'a> FromSql<'a> for PgCell {
                 ])
                 .with_timezone("+00:00"),
             ))?,
+            Type::TIME => via_arrow(Arc::new(Time64MicrosecondArray::from(vec![
+                i64::from_be_bytes(fixed(raw)?),
+            ])))?,
+            Type::INTERVAL => via_arrow(Arc::new(interval_array(raw)?))?,
             _ if matches!(ty.kind(), Kind::Array(_)) => {
                 let array = arrays::decode(raw)?;
                 let items = array

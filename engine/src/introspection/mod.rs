@@ -23,6 +23,7 @@ use crate::wasm::cache::CacheOutcome;
 
 pub(crate) mod pg_catalog;
 pub(crate) mod session_info;
+pub(crate) mod settings;
 pub(crate) mod system;
 
 /// What the introspection views read of the live database, and the one action they

@@ -43,7 +43,9 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use std::ops::ControlFlow;
 
 use crate::error::Error;
+use crate::introspection::settings::PgSettings;
 use crate::introspection::{records_in_order, DatabaseHandle, DatabaseView};
+use crate::pg::types::PG_TYPE_KEY;
 use crate::store::catalog::FunctionRecord;
 use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
 use crate::wasm::signature::FunctionKind;
@@ -109,6 +111,9 @@ pub(crate) fn setup(template: &SessionContext, admins: &[String]) -> crate::Resu
         ),
         ("pg_size_pretty", Answer::SizePretty, one()),
         ("to_regtype", Answer::ToRegtype, one()),
+        ("regproc_oid", Answer::RegprocOid, one()),
+        ("regprocedure_oid", Answer::RegprocedureOid, one()),
+        ("pg_get_functiondef", Answer::FunctionDef, one()),
         (
             "pg_database_size",
             Answer::DatabaseSize,
@@ -222,9 +227,86 @@ pub(crate) fn rewrite_catalog_statement(statement: SqlStatement) -> SqlStatement
 
 /// Our rewrites of a catalog statement, after the crate's.
 fn catalog_rewrites(statement: SqlStatement) -> SqlStatement {
+    let statement = regproc_names(statement);
     let statement = array_subqueries_aggregated(statement);
     let statement = scalar_subqueries_aggregated(subqueries_under_case_nulled(statement));
     function_columns_named(catalog_functions_rewritten(statement))
+}
+
+/// `'array_in'::regproc` as the function's name, not its OID: the columns of type
+/// `regproc` (`pg_type.typinput`, ...) hold names here, so pgjdbc's type cache
+/// (`typinput = 'array_in'::regproc`) compares names with names. The crate's rewriter
+/// has made the cast a lookup, `(SELECT oid FROM pg_catalog.pg_proc WHERE proname =
+/// 'array_in')`, which is turned back into the name.
+fn regproc_names(mut statement: SqlStatement) -> SqlStatement {
+    // `'name'::regproc::oid` (psql's `\sf`) wants the OID: the Wasm function's.
+    let _ = visit_expressions_mut(&mut statement, |expr| {
+        if let SqlExpr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = expr
+        {
+            let to_oid = data_type.to_string().to_lowercase().ends_with("oid");
+            if let (true, SqlExpr::Subquery(query)) = (to_oid, inner.as_ref()) {
+                if let Some(name) = pg_proc_lookup(query) {
+                    let literal = Value::SingleQuotedString(name);
+                    if let Ok(call) = Parser::new(&PostgreSqlDialect {})
+                        .try_with_sql(&format!("regproc_oid({literal})"))
+                        .and_then(|mut p| p.parse_expr())
+                    {
+                        *expr = call;
+                    }
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let _ = visit_expressions_mut(&mut statement, |expr| {
+        if let SqlExpr::Subquery(query) = expr {
+            if let Some(name) = pg_proc_lookup(query) {
+                let bare = name
+                    .strip_prefix("pg_catalog.")
+                    .unwrap_or(&name)
+                    .to_string();
+                *expr = SqlExpr::Value(Value::SingleQuotedString(bare).with_empty_span());
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    statement
+}
+
+/// The name in the crate's rewrite of `'name'::regproc`: `SELECT oid FROM
+/// pg_catalog.pg_proc WHERE proname = 'name'`.
+fn pg_proc_lookup(query: &Query) -> Option<String> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let from_pg_proc = matches!(select.from.as_slice(), [from]
+        if from.joins.is_empty()
+            && matches!(&from.relation, TableFactor::Table { name, alias: None, .. }
+                if name.to_string().eq_ignore_ascii_case("pg_catalog.pg_proc")));
+    let oid_only = matches!(select.projection.as_slice(),
+        [SelectItem::UnnamedExpr(SqlExpr::Identifier(i))] if i.value == "oid");
+    if !from_pg_proc || !oid_only {
+        return None;
+    }
+    match &select.selection {
+        Some(SqlExpr::BinaryOp { left, op, right })
+            if op.to_string() == "="
+                && matches!(left.as_ref(), SqlExpr::Identifier(i) if i.value == "proname") =>
+        {
+            match right.as_ref() {
+                SqlExpr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(name) => Some(name.clone()),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// A scalar subquery inside a CASE (SQLAlchemy's column reflection reads a column's
@@ -636,6 +718,7 @@ impl SchemaProvider for LiveCatalog {
                     namespaces: self.inner.clone(),
                 },
             )?),
+            "pg_settings" => return Ok(Some(Arc::new(PgSettings::new()))),
             "pg_language" => Arc::new(LiveTable::new(
                 self.statics.pg_language.schema(),
                 self.statics.pg_language.data(),
@@ -654,13 +737,27 @@ impl SchemaProvider for LiveCatalog {
                 Field::new("reloptions", text_list(), true),
                 Field::new("relacl", text_list(), true),
             ],
-            "pg_index" => ["indkey", "indcollation", "indclass", "indoption"]
-                .into_iter()
-                .map(|name| Field::new(name, int_vector(), true))
-                .collect(),
+            "pg_index" => vec![
+                vector("indkey", "int2vector"),
+                vector("indcollation", "oidvector"),
+                vector("indclass", "oidvector"),
+                vector("indoption", "int2vector"),
+            ],
+            // pgjdbc's key listing subscripts them (`con.confkey[pos.n]`).
+            "pg_constraint" => [
+                "conkey",
+                "confkey",
+                "conpfeqop",
+                "conppeqop",
+                "conffeqop",
+                "conexclop",
+            ]
+            .into_iter()
+            .map(|name| Field::new(name, int_vector(), true))
+            .collect(),
             // pgcli's completion casts them (`proargtypes::regtype[]`).
             "pg_proc" => vec![
-                Field::new("proargtypes", int_vector(), true),
+                vector("proargtypes", "oidvector"),
                 Field::new("proallargtypes", int_vector(), true),
                 Field::new("proargmodes", text_list(), true),
                 Field::new("proargnames", text_list(), true),
@@ -753,6 +850,13 @@ impl TableProvider for LiveTable {
 /// PostgreSQL's `aclitem[]`, as psql passes it to `array_to_string`.
 fn text_list() -> DataType {
     DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
+}
+
+/// A column of PostgreSQL's `int2vector` or `oidvector` (`pg_type`): an array of int4
+/// that goes out as that type (text `20 20`, which pgjdbc splits on spaces).
+fn vector(name: &str, pg_type: &str) -> Field {
+    Field::new(name, int_vector(), true)
+        .with_metadata([(PG_TYPE_KEY.to_string(), pg_type.to_string())].into())
 }
 
 /// PostgreSQL's `int2vector` / `oidvector`, as an array of int4.
@@ -1068,6 +1172,142 @@ fn oids_of(arg: &ColumnarValue, rows: usize) -> DfResult<Int64Array> {
         .clone())
 }
 
+/// The OID of the Wasm function `text` names: `name` or `schema.name` (the only
+/// overload), or with `procedure`, `name(type, ...)` (that overload).
+fn function_named(
+    functions: &[(i32, FunctionRecord)],
+    text: &str,
+    procedure: bool,
+) -> DfResult<i32> {
+    let text = text.trim();
+    let (name, arguments) = match text.split_once('(') {
+        Some((name, rest)) if procedure => {
+            let rest = rest.trim_end();
+            (name.trim(), Some(rest.strip_suffix(')').unwrap_or(rest)))
+        }
+        _ => (text, None),
+    };
+    let unquote = |s: &str| {
+        let s = s.trim();
+        match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+            Some(quoted) => quoted.replace("\"\"", "\""),
+            None => s.to_lowercase(),
+        }
+    };
+    let (schema, name) = match name.rsplit_once('.') {
+        Some((schema, name)) => (Some(unquote(schema)), unquote(name)),
+        None => (None, unquote(name)),
+    };
+    // Argument types compared by OID, so `int8`, `bigint` and `BIGINT` are one.
+    let type_key = |t: &str| {
+        let t = t.trim().to_lowercase();
+        type_oid(&t).map_or(t, |oid| oid.to_string())
+    };
+    // Split at the commas outside parentheses (`numeric(10,2), bigint`).
+    let split = |a: &str| {
+        let (mut parts, mut depth, mut start) = (Vec::new(), 0i32, 0);
+        for (i, c) in a.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    parts.push(a[start..i].to_string());
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        parts.push(a[start..].to_string());
+        parts
+    };
+    let wanted: Option<Vec<String>> = arguments.map(|a| {
+        split(a)
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .map(type_key)
+            .collect()
+    });
+    let matches: Vec<i32> = functions
+        .iter()
+        .filter(|(_, r)| {
+            r.name == name
+                && schema.as_ref().is_none_or(|s| *s == r.schema)
+                && wanted.as_ref().is_none_or(|w| {
+                    *w == r.arg_types.iter().map(|t| type_key(t)).collect::<Vec<_>>()
+                })
+        })
+        .map(|(oid, _)| *oid)
+        .collect();
+    let shown = crate::error::guest_text(text);
+    match matches.as_slice() {
+        [oid] => Ok(*oid),
+        [] => Err(Error::UndefinedFunction(format!("function \"{shown}\" does not exist")).into()),
+        _ => Err(
+            Error::AmbiguousFunction(format!("more than one function named \"{shown}\"")).into(),
+        ),
+    }
+}
+
+/// The statement that defines `r` again, laid out as PostgreSQL's
+/// `pg_get_functiondef` lays out a function (psql's `\sf`).
+fn function_definition(r: &FunctionRecord) -> String {
+    let quote = |name: &str| {
+        let plain = name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        if plain {
+            name.to_string()
+        } else {
+            format!("\"{}\"", name.replace('"', "\"\""))
+        }
+    };
+    let mut out = format!(
+        "CREATE OR REPLACE FUNCTION {}.{}({})\n RETURNS {}\n LANGUAGE wasm\n",
+        quote(&r.schema),
+        quote(&r.name),
+        r.arg_types.join(", "),
+        r.returns
+    );
+    let volatility = match r.volatility {
+        Volatility::Immutable => Some("IMMUTABLE"),
+        Volatility::Stable => Some("STABLE"),
+        Volatility::Volatile => None,
+    };
+    let options: Vec<&str> = volatility
+        .into_iter()
+        .chain(r.strict.then_some("STRICT"))
+        .collect();
+    if !options.is_empty() {
+        out.push_str(&format!(" {}\n", options.join(" ")));
+    }
+    use crate::wasm::limits::{format_bytes, format_duration};
+    let limits = &r.limits;
+    let settings = [
+        ("wasm.fuel", limits.fuel.map(|f| f.to_string())),
+        ("wasm.memory", limits.memory.map(format_bytes)),
+        (
+            "wasm.timeout",
+            limits
+                .timeout_ms
+                .map(|ms| format_duration(std::time::Duration::from_millis(ms))),
+        ),
+        ("wasm.stack", limits.stack.map(format_bytes)),
+    ];
+    for (setting, value) in settings {
+        if let Some(value) = value {
+            out.push_str(&format!(" SET {setting} TO '{value}'\n"));
+        }
+    }
+    out.push_str(&format!(
+        "AS 'sha256:{}', '{}'\n",
+        r.module,
+        r.export.replace('\'', "''")
+    ));
+    out
+}
+
 /// What a catalog function answers.
 #[derive(Debug, PartialEq, Eq, Hash, Clone)]
 enum Answer {
@@ -1091,6 +1331,15 @@ enum Answer {
     /// `to_regtype(text)`: the OID of a built-in type by any of its names, NULL for a
     /// name no type has (there are no user-defined types).
     ToRegtype,
+    /// `'name'::regproc::oid` (psql's `\sf name`): the OID of the one Wasm function of
+    /// that name; 42725 if it is overloaded, 42883 if there is none.
+    RegprocOid,
+    /// `'name(type, ...)'::regprocedure::oid` (psql's `\sf name(type, ...)`): the OID
+    /// of that overload; 42883 if there is none.
+    RegprocedureOid,
+    /// `pg_get_functiondef(oid)`: the CREATE statement that defines a Wasm function
+    /// again, NULL for any other OID.
+    FunctionDef,
 }
 
 /// PostgreSQL's built-in types by their names and aliases (what `to_regtype` and
@@ -1198,6 +1447,7 @@ impl ScalarUDFImpl for CatalogFunction {
         Ok(match self.answer {
             Answer::True => DataType::Boolean,
             Answer::DatabaseSize | Answer::NullBigint | Answer::ToRegtype => DataType::Int64,
+            Answer::RegprocOid | Answer::RegprocedureOid => DataType::Int32,
             _ => DataType::Utf8,
         })
     }
@@ -1228,6 +1478,32 @@ impl ScalarUDFImpl for CatalogFunction {
                 let sizes = oids_of(&args.args[0], rows)?;
                 Arc::new(StringArray::from_iter(
                     sizes.iter().map(|s| s.map(size_pretty)),
+                ))
+            }
+            Answer::RegprocOid | Answer::RegprocedureOid => {
+                let names = cast(&args.args[0].to_array(rows)?, &DataType::Utf8)?;
+                let names = names.as_string::<i32>();
+                let functions = function_oids(&*database(&self.db)?);
+                let procedure = self.answer == Answer::RegprocedureOid;
+                let oids = (0..names.len())
+                    .map(|i| {
+                        names
+                            .is_valid(i)
+                            .then(|| function_named(&functions, names.value(i), procedure))
+                            .transpose()
+                    })
+                    .collect::<DfResult<Vec<Option<i32>>>>()?;
+                Arc::new(Int32Array::from(oids))
+            }
+            Answer::FunctionDef => {
+                let oids = oids_of(&args.args[0], rows)?;
+                let known: BTreeMap<i64, FunctionRecord> = function_oids(&*database(&self.db)?)
+                    .into_iter()
+                    .map(|(o, r)| (i64::from(o), r))
+                    .collect();
+                Arc::new(StringArray::from_iter(
+                    oids.iter()
+                        .map(|oid| known.get(&oid?).map(function_definition)),
                 ))
             }
             Answer::FunctionResult | Answer::FunctionArguments => {

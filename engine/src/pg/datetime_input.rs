@@ -21,6 +21,8 @@ pub enum DatetimeKind {
     Timestamp,
     /// `timestamp with time zone`.
     Timestamptz,
+    /// `interval` (PostgreSQL's forms: `1 day 02:00:00`; see [`crate::pg::interval`]).
+    Interval,
 }
 
 impl DatetimeKind {
@@ -30,6 +32,7 @@ impl DatetimeKind {
             DataType::Date32 | DataType::Date64 => Some(Self::Date),
             DataType::Timestamp(_, None) => Some(Self::Timestamp),
             DataType::Timestamp(_, Some(_)) => Some(Self::Timestamptz),
+            DataType::Interval(_) => Some(Self::Interval),
             _ => None,
         }
     }
@@ -49,6 +52,9 @@ struct Parts {
 /// `YYYY-MM-DDTHH:MM:SS.ffffff`, with `+00:00` for a zoned `timestamptz`), or `None`
 /// when it is not one of the ISO forms this reads (Arrow's parser then has its say).
 pub fn canonical_datetime(text: &str, kind: DatetimeKind) -> Option<String> {
+    if kind == DatetimeKind::Interval {
+        return crate::pg::interval::canonical_interval(text);
+    }
     let parts = parse(text.trim())?;
     let (clock, micros) = parts.time.unwrap_or_default();
     let local = parts
@@ -65,6 +71,7 @@ pub fn canonical_datetime(text: &str, kind: DatetimeKind) -> Option<String> {
             }
             None => iso(local),
         }),
+        DatetimeKind::Interval => None,
     }
 }
 
@@ -132,9 +139,14 @@ fn time(text: &str) -> Option<(NaiveTime, i64)> {
     } else {
         0
     };
-    // Microseconds, as PostgreSQL keeps them (rounded at the seventh digit).
+    Some((NaiveTime::from_hms_opt(h, m, s)?, fraction_micros(fraction)))
+}
+
+/// The digits after a decimal point as microseconds, as PostgreSQL keeps them (rounded
+/// at the seventh digit).
+pub(crate) fn fraction_micros(digits: &str) -> i64 {
     let mut micros = 0i64;
-    for (i, d) in fraction
+    for (i, d) in digits
         .bytes()
         .chain(std::iter::repeat(b'0'))
         .take(7)
@@ -146,7 +158,7 @@ fn time(text: &str) -> Option<(NaiveTime, i64)> {
             micros += 1;
         }
     }
-    Some((NaiveTime::from_hms_opt(h, m, s)?, micros))
+    micros
 }
 
 /// `Z`, `UTC`, `GMT`, `+HH`, `+HH:MM`, `+HH:MM:SS`, `+HHMM` (or `-`), as seconds east.

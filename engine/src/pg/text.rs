@@ -7,8 +7,9 @@
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{
-    DataType, Float16Type, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    DataType, Date64Type, Float16Type, Float32Type, Float64Type, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
 };
 use std::str::FromStr;
 
@@ -19,6 +20,7 @@ use datafusion::error::Result as DfResult;
 
 use crate::error::Error;
 use crate::pg::datetime_range;
+use crate::pg::interval::{format_interval, format_time, pg_intervals, pg_times};
 
 /// Renders every value of `array` as PostgreSQL would print it (`None` for NULL).
 ///
@@ -128,13 +130,29 @@ pub fn pg_text_in(array: &dyn Array, format: &TextFormat) -> DfResult<Vec<Option
                 pg_timestamp(secs, frac, divisor, zone.as_ref())
             })
         }
+        // Sent as a timestamp: a Date64 may carry a time of day.
+        DataType::Date64 => {
+            let a = array.as_primitive::<Date64Type>();
+            render(&|i| {
+                let (secs, frac) = split(a.value(i), 1_000);
+                pg_timestamp(secs, frac, 1_000, None)
+            })
+        }
+        DataType::Time32(_) | DataType::Time64(_) => {
+            let times = pg_times(array)?;
+            times.into_iter().map(|t| t.map(format_time)).collect()
+        }
+        DataType::Interval(_) | DataType::Duration(_) => pg_intervals(array)?
+            .into_iter()
+            .map(|v| v.map(format_interval))
+            .collect(),
         DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => {
             return array_text(array, format, render);
         }
         dt => {
             // A NULL inside a struct prints as NULL (a top-level NULL is sent as
-            // SQL NULL); durations in words (`730 days 0 hours 0 mins 0.000000000 secs`),
-            // closer to PostgreSQL's interval output than ISO 8601.
+            // SQL NULL); durations inside one in words (`730 days 0 hours 0 mins
+            // 0.000000000 secs`), closer to PostgreSQL's interval output than ISO 8601.
             let options = FormatOptions::default()
                 .with_null("NULL")
                 .with_duration_format(DurationFormat::Pretty);
@@ -161,6 +179,20 @@ pub fn pg_text_in(array: &dyn Array, format: &TextFormat) -> DfResult<Vec<Option
             })
         }
     })
+}
+
+/// As [`pg_text_in`], for a result column `field` (whose metadata may name a type its
+/// Arrow type does not tell: an `oidvector` prints as `20 20`).
+pub fn pg_field_text(
+    field: &datafusion::arrow::datatypes::Field,
+    array: &dyn Array,
+    format: &TextFormat,
+) -> DfResult<Vec<Option<String>>> {
+    use crate::pg::types::{pg_type_oid, pg_vector_text, INT2VECTOR, OIDVECTOR};
+    match pg_type_oid(field) {
+        INT2VECTOR | OIDVECTOR => pg_vector_text(array),
+        _ => pg_text_in(array, format),
+    }
 }
 
 /// Arrays as PostgreSQL prints them: `{1,2,NULL}`, `{"a b","","NULL"}` (quoted where

@@ -2,11 +2,32 @@
 //! (RowDescription's type OID), `pg_typeof` and the catalog, so what a driver decodes
 //! and what SQL says of a value cannot disagree.
 
-use datafusion::arrow::datatypes::{DataType, Field};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
+use datafusion::error::Result as DfResult;
 
 /// Metadata key of an Arrow field whose PostgreSQL type its Arrow type does not tell
 /// (`json` and `jsonb` values are `Utf8`): the type's name.
 pub const PG_TYPE_KEY: &str = "wasmudf.pg_type";
+
+/// Metadata key of a result column that reads a table's column: the table's OID
+/// (RowDescription's table OID).
+pub(crate) const PG_TABLE_OID_KEY: &str = "wasmudf.pg_table_oid";
+/// Metadata key of a result column that reads a table's column: its number in the
+/// table, from 1 (RowDescription's column attribute number).
+pub(crate) const PG_ATTNUM_KEY: &str = "wasmudf.pg_attnum";
+
+/// The table OID and column number a result column reads, if it is a plain reference
+/// to a table's column (what RowDescription carries; 0 otherwise).
+pub fn pg_column_origin(field: &Field) -> Option<(i32, i16)> {
+    let metadata = field.metadata();
+    let oid = metadata.get(PG_TABLE_OID_KEY)?.parse().ok()?;
+    let attnum = metadata.get(PG_ATTNUM_KEY)?.parse().ok()?;
+    Some((oid, attnum))
+}
 
 /// PostgreSQL's types as wasmudf sends them: OID, array type OID, `format_type` name.
 const TYPES: &[(u32, u32, &str)] = &[
@@ -14,14 +35,18 @@ const TYPES: &[(u32, u32, &str)] = &[
     (17, 1001, "bytea"),
     (20, 1016, "bigint"),
     (21, 1005, "smallint"),
+    (22, 1006, "int2vector"),
     (23, 1007, "integer"),
     (25, 1009, "text"),
+    (30, 1013, "oidvector"),
     (114, 199, "json"),
     (700, 1021, "real"),
     (701, 1022, "double precision"),
     (1082, 1182, "date"),
+    (1083, 1183, "time without time zone"),
     (1114, 1115, "timestamp without time zone"),
     (1184, 1185, "timestamp with time zone"),
+    (1186, 1187, "interval"),
     (1700, 1231, "numeric"),
     (3802, 3807, "jsonb"),
 ];
@@ -68,10 +93,42 @@ impl JsonKind {
 
 /// The OID of the PostgreSQL type the values of `field` go out as.
 pub fn pg_type_oid(field: &Field) -> u32 {
-    match JsonKind::of(field) {
-        Some(kind) => kind.oid(),
-        None => pg_type_oid_of(field.data_type()),
+    if let Some(kind) = JsonKind::of(field) {
+        return kind.oid();
     }
+    match field.metadata().get(PG_TYPE_KEY).map(String::as_str) {
+        Some("int2vector") => INT2VECTOR,
+        Some("oidvector") => OIDVECTOR,
+        _ => pg_type_oid_of(field.data_type()),
+    }
+}
+
+/// `int2vector`, an array of `int2` (`pg_index.indkey`).
+pub const INT2VECTOR: u32 = 22;
+/// `oidvector`, an array of `oid` (`pg_proc.proargtypes`).
+pub const OIDVECTOR: u32 = 30;
+
+/// The text form of `int2vector` / `oidvector` values: the elements separated by
+/// spaces (`20 20`), as PostgreSQL prints them (not `{20,20}`).
+pub fn pg_vector_text(array: &dyn Array) -> DfResult<Vec<Option<String>>> {
+    let list = cast(
+        array,
+        &DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true))),
+    )?;
+    let list = list.as_list::<i32>();
+    Ok((0..list.len())
+        .map(|i| {
+            list.is_valid(i).then(|| {
+                let values = list.value(i);
+                let values = values.as_primitive::<Int64Type>();
+                values
+                    .iter()
+                    .map(|v| v.map_or_else(|| "0".to_string(), |v| v.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+        })
+        .collect())
 }
 
 /// The OID of the PostgreSQL type values of Arrow type `dt` go out as: the type that
@@ -94,8 +151,12 @@ pub fn pg_type_oid_of(dt: &DataType) -> u32 {
         | DataType::LargeBinary
         | DataType::BinaryView
         | DataType::FixedSizeBinary(_) => 17,
-        DataType::Date32 | DataType::Date64 => 1082,
-        DataType::Timestamp(_, None) => 1114,
+        DataType::Date32 => 1082,
+        // A Date64 may carry a time of day, which a `date` would drop.
+        DataType::Date64 | DataType::Timestamp(_, None) => 1114,
+        DataType::Time32(_) | DataType::Time64(_) => 1083,
+        // A duration (`timestamp - timestamp`) is an interval in PostgreSQL.
+        DataType::Interval(_) | DataType::Duration(_) => 1186,
         DataType::Timestamp(_, Some(_)) => 1184,
         // A list of lists is a multidimensional array, whose type is its elements'
         // array type, as in PostgreSQL (`int4[]` for `{{1,2},{3,4}}`).
@@ -132,7 +193,6 @@ pub fn pg_type_name(oid: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn each_arrow_type_has_the_type_that_keeps_its_values() {
@@ -158,8 +218,13 @@ mod tests {
                 datafusion::arrow::datatypes::TimeUnit::Second
             ))
             .as_deref(),
-            Some("text")
+            Some("interval")
         );
+        assert_eq!(
+            name(DataType::Date64).as_deref(),
+            Some("timestamp without time zone")
+        );
+        assert_eq!(name(DataType::Utf8View).as_deref(), Some("text"));
         let json = Field::new("j", DataType::Utf8, true)
             .with_metadata([(PG_TYPE_KEY.to_string(), "jsonb".to_string())].into());
         assert_eq!(pg_type_name(pg_type_oid(&json)).as_deref(), Some("jsonb"));

@@ -17,6 +17,7 @@ use crate::error::{CancelReason, Error, Result};
 use crate::introspection::{pg_catalog, session_info, system, DatabaseHandle, DatabaseView};
 use crate::sql::advisory::AdvisoryLocks;
 use crate::sql::backends::Backends;
+use crate::sql::column_origins::RelationOids;
 use crate::sql::exec::Executor;
 use crate::sql::json::{self, JsonColumns, JsonOperators};
 use crate::sql::literal_types::IntegerLiterals;
@@ -115,6 +116,8 @@ pub(crate) struct DbInner {
     pub advisory_locks: Arc<AdvisoryLocks>,
     /// The sessions by backend pid (pg_cancel_backend / pg_terminate_backend).
     pub backends: Arc<Backends>,
+    /// The relations' pg_class OIDs, which RowDescription carries.
+    pub relation_oids: RelationOids,
 }
 
 impl DbInner {
@@ -375,6 +378,7 @@ impl Database {
                 executor,
                 admin_roles: config.admin_roles.clone(),
                 advisory_locks: Arc::new(AdvisoryLocks::default()),
+                relation_oids: RelationOids::default(),
                 backends: Arc::new(Backends::default()),
             }),
         };

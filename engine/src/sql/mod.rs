@@ -7,6 +7,7 @@
 pub(crate) mod advisory;
 pub(crate) mod backends;
 pub(crate) mod call;
+pub(crate) mod column_origins;
 pub(crate) mod database;
 pub(crate) mod ddl;
 pub(crate) mod exec;

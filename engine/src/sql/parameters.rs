@@ -27,6 +27,7 @@ use parking_lot::Mutex;
 
 use crate::error::Error;
 use crate::introspection::session_info::SERVER_VERSION;
+use crate::introspection::settings::{SessionSettings, SettingRow};
 use crate::pg::text::TextFormat;
 use crate::sql::call::{text_at, CallArgs};
 use crate::sql::output::Output;
@@ -238,6 +239,15 @@ static DEFINITIONS: &[Definition] = &[
         Initial::Text("63"),
         any,
         "Shows the maximum identifier length.",
+    ),
+    // pgjdbc reads it (from pg_settings) before it lists foreign keys.
+    def(
+        "max_index_keys",
+        false,
+        Fixed,
+        Initial::Text("32"),
+        any,
+        "Shows the maximum number of index keys.",
     ),
     def(
         "scram_iterations",
@@ -566,6 +576,9 @@ fn time_zone(name: &'static str, value: &str) -> Result<String, Error> {
 /// The session's parameters: the values it set, the transaction's view of them, and
 /// the values RESET returns to (the defaults, as overridden at connect).
 pub(crate) struct Parameters {
+    /// The built-in defaults (for this role).
+    boot: HashMap<&'static str, String>,
+    /// What RESET returns to: the built-in defaults and what the client set at connect.
     defaults: HashMap<&'static str, String>,
     session: HashMap<&'static str, String>,
     /// `SET LOCAL` values, forgotten when the transaction ends.
@@ -588,7 +601,7 @@ struct Savepoint {
 impl Parameters {
     /// The defaults for a session of `user` (`superuser`: an administrator role).
     pub(crate) fn new(user: &str, superuser: bool) -> Self {
-        let defaults = DEFINITIONS
+        let defaults: HashMap<&'static str, String> = DEFINITIONS
             .iter()
             .map(|d| {
                 let value = match d.default {
@@ -600,6 +613,7 @@ impl Parameters {
             })
             .collect();
         Parameters {
+            boot: defaults.clone(),
             defaults,
             session: HashMap::new(),
             local: HashMap::new(),
@@ -639,16 +653,23 @@ impl Parameters {
             )));
         }
         let value = match value {
-            Some(v) => (d.normalize)(d.name, v)?,
-            None => self.defaults.get(d.name).cloned().unwrap_or_default(),
+            Some(v) => Some((d.normalize)(d.name, v)?),
+            None => None,
         };
         if local {
             if self.at_begin.is_some() {
+                let value =
+                    value.unwrap_or_else(|| self.defaults.get(d.name).cloned().unwrap_or_default());
                 self.local.insert(d.name, value);
             }
         } else {
             self.local.remove(d.name);
-            self.session.insert(d.name, value);
+            // RESET / SET ... TO DEFAULT: back to the connect value (pg_settings'
+            // source is `default` again).
+            match value {
+                Some(value) => self.session.insert(d.name, value),
+                None => self.session.remove(d.name),
+            };
         }
         self.version += 1;
         Ok(())
@@ -780,6 +801,55 @@ impl Parameters {
             .collect()
     }
 
+    /// Every parameter as `pg_settings` shows it.
+    pub(crate) fn setting_rows(&self) -> Vec<SettingRow> {
+        DEFINITIONS
+            .iter()
+            .map(|d| {
+                let value = self.value(d.name).to_string();
+                let boot = self.boot.get(d.name).cloned().unwrap_or_default();
+                let reset = self.defaults.get(d.name).cloned().unwrap_or_default();
+                let source = if self.local.contains_key(d.name) || self.session.contains_key(d.name)
+                {
+                    "session"
+                } else if reset != boot {
+                    "client"
+                } else {
+                    "default"
+                };
+                let (vartype, enumvals) = value_kind(d.name);
+                // statement_timeout is an integer of milliseconds there, as in PostgreSQL.
+                let in_unit = |v: &str| match d.name {
+                    "statement_timeout" => parse_duration_or_zero(v)
+                        .map(|t| t.as_millis().to_string())
+                        .unwrap_or_else(|_| v.to_string()),
+                    _ => v.to_string(),
+                };
+                SettingRow {
+                    name: d.name.to_string(),
+                    setting: in_unit(&value),
+                    unit: (d.name == "statement_timeout").then_some("ms"),
+                    category: if d.access == Fixed {
+                        "Preset Options"
+                    } else {
+                        "Client Connection Defaults"
+                    },
+                    short_desc: d.description.to_string(),
+                    context: if d.access == Fixed {
+                        "internal"
+                    } else {
+                        "user"
+                    },
+                    vartype,
+                    source,
+                    enumvals,
+                    boot_val: in_unit(&boot),
+                    reset_val: in_unit(&reset),
+                }
+            })
+            .collect()
+    }
+
     /// The session time zone (checked when set).
     pub(crate) fn time_zone(&self) -> String {
         self.value("TimeZone").to_string()
@@ -799,6 +869,61 @@ impl Parameters {
             extra_float_digits: self.value("extra_float_digits").parse().unwrap_or(1),
             bytea_escape: self.value("bytea_output") == "escape",
         }
+    }
+}
+
+/// A parameter's `pg_settings.vartype`, and an enum's values.
+fn value_kind(name: &str) -> (&'static str, Option<Vec<&'static str>>) {
+    match name {
+        "default_transaction_read_only"
+        | "in_hot_standby"
+        | "integer_datetimes"
+        | "is_superuser"
+        | "standard_conforming_strings"
+        | "transaction_read_only" => ("bool", None),
+        "extra_float_digits"
+        | "max_identifier_length"
+        | "max_index_keys"
+        | "scram_iterations"
+        | "server_version_num"
+        | "statement_timeout" => ("integer", None),
+        "bytea_output" => ("enum", Some(vec!["escape", "hex"])),
+        "IntervalStyle" => (
+            "enum",
+            Some(vec![
+                "postgres",
+                "postgres_verbose",
+                "sql_standard",
+                "iso_8601",
+            ]),
+        ),
+        "client_min_messages" => (
+            "enum",
+            Some(vec![
+                "debug5", "debug4", "debug3", "debug2", "debug1", "log", "notice", "warning",
+                "error",
+            ]),
+        ),
+        "default_transaction_isolation" | "transaction_isolation" => (
+            "enum",
+            Some(vec![
+                "serializable",
+                "repeatable read",
+                "read committed",
+                "read uncommitted",
+            ]),
+        ),
+        _ => ("string", None),
+    }
+}
+
+/// A session's parameters as `pg_settings` reads them.
+#[derive(Debug)]
+pub(crate) struct SettingsView(pub SharedParameters);
+
+impl SessionSettings for SettingsView {
+    fn rows(&self) -> Vec<SettingRow> {
+        self.0.lock().setting_rows()
     }
 }
 

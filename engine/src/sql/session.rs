@@ -28,12 +28,14 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{CancelReason, Error};
+use crate::introspection::settings::SettingsOfSession;
 use crate::introspection::system::WASM_LOAD_EXEC;
 use crate::pg::column_names;
 use crate::pg::copy::{self, CopyFormat, CopyIn, CopyRequest};
 use crate::pg::text::TextFormat;
 use crate::sql::advisory::{self, SessionLocks};
 use crate::sql::backends;
+use crate::sql::column_origins::with_column_origins;
 use crate::sql::database::Database;
 use crate::sql::output::{command, count_rows, with_pg_names, CommandTag, Description, Output};
 use crate::sql::parameters::{self, Parameters, SharedParameters};
@@ -124,6 +126,12 @@ impl Session {
         for f in parameters::functions(&parameters) {
             ctx.register_udf(f);
         }
+        ctx.state_ref()
+            .write()
+            .config_mut()
+            .set_extension(Arc::new(SettingsOfSession(Arc::new(
+                parameters::SettingsView(parameters.clone()),
+            ))));
         static SESSIONS: AtomicU64 = AtomicU64::new(1);
         let id = SESSIONS.fetch_add(1, Ordering::Relaxed);
         let running = Arc::new(Mutex::new(None));
@@ -358,6 +366,18 @@ impl Session {
         self.apply_parameters();
         // DDL changes functions: make them visible to this session's next statement.
         self.sync_functions();
+        if let Ok(Output::Command(
+            CommandTag::CreateTable
+            | CommandTag::CreateView
+            | CommandTag::CreateSchema
+            | CommandTag::DropTable
+            | CommandTag::DropView
+            | CommandTag::DropSchema
+            | CommandTag::Select(_),
+        )) = &out
+        {
+            self.db.inner.relation_oids.forget();
+        }
         out
     }
 
@@ -667,10 +687,11 @@ impl Session {
                 state
                     .analyzer()
                     .execute_and_check(plan.clone(), state.config_options(), |_, _| {});
-            let schema = Arc::new(match analyzed {
-                Ok(analyzed) => analyzed.schema().as_arrow().clone(),
-                Err(_) => plan.schema().as_arrow().clone(),
-            });
+            let analyzed = analyzed.unwrap_or_else(|_| plan.clone());
+            let schema = Arc::new(analyzed.schema().as_arrow().clone());
+            let schema =
+                with_column_origins(&self.ctx, &self.db.inner.relation_oids, &analyzed, schema)
+                    .await;
             Some(
                 statement
                     .column_names
@@ -1072,6 +1093,7 @@ impl Session {
                 e
             }
         };
+        let origins_plan = (!insert).then(|| plan.clone());
         let df = query
             .session()
             .execute_logical_plan(plan)
@@ -1085,7 +1107,18 @@ impl Session {
             _ = handle.canceled() => return Err(canceled_error(&handle)),
             physical = df.create_physical_plan() => physical.map_err(canceled)?,
         };
-        let schema = physical.schema();
+        let schema = match &origins_plan {
+            Some(plan) => {
+                with_column_origins(
+                    &self.ctx,
+                    &self.db.inner.relation_oids,
+                    plan,
+                    physical.schema(),
+                )
+                .await
+            }
+            None => physical.schema(),
+        };
         let changes_catalog = plan_contains(&physical, WASM_LOAD_EXEC);
         let (batches, producer) = self.db.inner.executor.execute(physical, task_ctx)?;
         guard.producer = Some(producer);
@@ -1231,6 +1264,11 @@ fn sql_type(dt: &DataType) -> Option<SqlDataType> {
         DataType::Date32 => SqlDataType::Date,
         DataType::Timestamp(_, None) => SqlDataType::Timestamp(None, TimezoneInfo::None),
         DataType::Timestamp(_, Some(_)) => SqlDataType::Timestamp(None, TimezoneInfo::WithTimeZone),
+        DataType::Time64(_) => SqlDataType::Time(None, TimezoneInfo::None),
+        DataType::Interval(_) => SqlDataType::Interval {
+            fields: None,
+            precision: None,
+        },
         DataType::Decimal128(p, s) => SqlDataType::Numeric(ExactNumberInfo::PrecisionAndScale(
             u64::from(*p),
             i64::from(*s),

@@ -212,9 +212,9 @@ fn bytea_literals(statement: &mut DfStatement) -> Result<()> {
     }
 }
 
-/// `'2024-02-29 +00'::date`, `TIMESTAMP '2024-02-29 10:00+05'` and the other ISO forms
-/// PostgreSQL reads and Arrow's cast does not, as the canonical text Arrow reads
-/// (see [`crate::pg::datetime_input`]).
+/// `'2024-02-29 +00'::date`, `TIMESTAMP '2024-02-29 10:00+05'`, `'1 day 02:00:00'::interval`
+/// and the other forms PostgreSQL reads and Arrow's cast does not, as the canonical
+/// text Arrow reads (see [`crate::pg::datetime_input`], [`crate::pg::interval`]).
 fn datetime_literals(statement: &mut DfStatement) {
     use crate::pg::datetime_input::{canonical_datetime, DatetimeKind};
     use datafusion::sql::sqlparser::ast::TimezoneInfo;
@@ -227,6 +227,7 @@ fn datetime_literals(statement: &mut DfStatement) {
             SqlDataType::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => {
                 Some(DatetimeKind::Timestamptz)
             }
+            SqlDataType::Interval { .. } => Some(DatetimeKind::Interval),
             _ => None,
         }
     }
@@ -247,12 +248,77 @@ fn datetime_literals(statement: &mut DfStatement) {
                 Some(k) => (&mut typed.value.value, k),
                 None => return ControlFlow::Continue(()),
             },
+            // `INTERVAL '1 day 02:00:00'` (not `INTERVAL '1' DAY`, whose field says
+            // what the number is).
+            SqlExpr::Interval(interval)
+                if interval.leading_field.is_none() && interval.last_field.is_none() =>
+            {
+                match interval.value.as_mut() {
+                    SqlExpr::Value(v) => (&mut v.value, DatetimeKind::Interval),
+                    _ => return ControlFlow::Continue(()),
+                }
+            }
             _ => return ControlFlow::Continue(()),
         };
         if let Value::SingleQuotedString(text) = value {
             if let Some(canonical) = canonical_datetime(text, kind) {
                 *text = canonical;
             }
+        }
+        ControlFlow::Continue(())
+    });
+}
+
+/// `'name'::regproc::oid` and `'name(type, ...)'::regprocedure::oid` (psql's `\sf`) as
+/// `regproc_oid('name')` / `regprocedure_oid(...)`: the Wasm function's OID, or the
+/// error PostgreSQL gives for a name that is not one function.
+fn regproc_oids(statement: &mut DfStatement) {
+    let DfStatement::Statement(sql) = statement else {
+        return;
+    };
+    let type_name = |dt: &SqlDataType| {
+        let name = dt.to_string().to_lowercase();
+        name.strip_prefix("pg_catalog.")
+            .unwrap_or(&name)
+            .to_string()
+    };
+    let _ = visit_expressions_mut(sql.as_mut(), |expr| {
+        let SqlExpr::Cast {
+            expr: inner,
+            data_type: outer,
+            ..
+        } = expr
+        else {
+            return ControlFlow::<()>::Continue(());
+        };
+        if !matches!(
+            type_name(outer).as_str(),
+            "oid" | "int" | "integer" | "int4" | "bigint" | "int8"
+        ) {
+            return ControlFlow::Continue(());
+        }
+        let SqlExpr::Cast {
+            expr: name,
+            data_type: reg,
+            ..
+        } = inner.as_ref()
+        else {
+            return ControlFlow::Continue(());
+        };
+        let function = match type_name(reg).as_str() {
+            "regproc" => "regproc_oid",
+            "regprocedure" => "regprocedure_oid",
+            _ => return ControlFlow::Continue(()),
+        };
+        if !matches!(name.as_ref(), SqlExpr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
+        {
+            return ControlFlow::Continue(());
+        }
+        if let Ok(call) = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&format!("{function}({name})"))
+            .and_then(|mut p| p.parse_expr())
+        {
+            *expr = call;
         }
         ControlFlow::Continue(())
     });
@@ -469,6 +535,7 @@ fn parse_rewritten(sql: &str) -> DfResult<Vec<Statement>> {
             .map(|mut s| {
                 bytea_literals(&mut s)?;
                 datetime_literals(&mut s);
+                regproc_oids(&mut s);
                 json_casts(&mut s);
                 like_escapes(&mut s)?;
                 array_literals(&mut s)?;

@@ -12,16 +12,16 @@ use postgres_types::Kind;
 use wasmudf_engine::datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use wasmudf_engine::datafusion::arrow::compute::cast;
 use wasmudf_engine::datafusion::arrow::datatypes::{
-    DataType, Date32Type, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Schema,
-    TimeUnit, TimestampMicrosecondType,
+    DataType, Date32Type, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    IntervalMonthDayNano, IntervalUnit, Schema, TimeUnit, TimestampMicrosecondType,
 };
 use wasmudf_engine::datafusion::arrow::record_batch::RecordBatch;
 use wasmudf_engine::datafusion::common::ScalarValue;
 use wasmudf_engine::datafusion::error::{DataFusionError, Result as DfResult};
 use wasmudf_engine::{
     array_from_text, bytea_from_text, canonical_datetime, check_datetime_range,
-    numeric_from_binary, numeric_to_binary, pg_text, pg_text_in, pg_type_oid, pg_type_oid_of,
-    DatetimeKind, Error, TextFormat,
+    numeric_from_binary, numeric_to_binary, pg_column_origin, pg_intervals, pg_text, pg_text_in,
+    pg_times, pg_type_oid, pg_type_oid_of, pg_vector_text, DatetimeKind, Error, TextFormat,
 };
 
 /// Days and microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -63,6 +63,8 @@ pub fn arrow_type(ty: &Type) -> Option<DataType> {
         Type::DATE => DataType::Date32,
         Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
         Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+        Type::TIME => DataType::Time64(TimeUnit::Microsecond),
+        Type::INTERVAL => DataType::Interval(IntervalUnit::MonthDayNano),
         Type::NUMERIC => DataType::Decimal128(38, 10),
         // `"char"` (pg_class.relkind) is text here.
         Type::CHAR => DataType::Utf8,
@@ -83,10 +85,11 @@ pub fn fields(schema: &Schema, format: &Format) -> Arc<Vec<FieldInfo>> {
             .iter()
             .enumerate()
             .map(|(i, f)| {
+                let origin = pg_column_origin(f);
                 FieldInfo::new(
                     f.name().clone(),
-                    None,
-                    None,
+                    origin.map(|o| o.0),
+                    origin.map(|o| o.1),
                     pg_field_type(f),
                     format.format_for(i),
                 )
@@ -106,6 +109,14 @@ pub fn encode_batch(
         .iter()
         .zip(fields)
         .map(|(column, field)| match field.format() {
+            FieldFormat::Text
+                if matches!(*field.datatype(), Type::OID_VECTOR | Type::INT2_VECTOR) =>
+            {
+                Ok(pg_vector_text(column.as_ref())?
+                    .into_iter()
+                    .map(|v| v.map(String::into_bytes))
+                    .collect())
+            }
             FieldFormat::Text => Ok(pg_text_in(column.as_ref(), text)?
                 .into_iter()
                 .map(|v| v.map(String::into_bytes))
@@ -150,7 +161,8 @@ fn binary_column(column: &ArrayRef, ty: &Type) -> DfResult<Vec<Option<Vec<u8>>>>
             let a = a.as_primitive::<Int16Type>();
             each(&|i| a.value(i).to_be_bytes().to_vec())
         }
-        Type::INT4 => {
+        // An oid (an oidvector's element) has int4's four bytes.
+        Type::INT4 | Type::OID => {
             let a = cast(column, &DataType::Int32)?;
             let a = a.as_primitive::<Int32Type>();
             each(&|i| a.value(i).to_be_bytes().to_vec())
@@ -190,6 +202,23 @@ fn binary_column(column: &ArrayRef, ty: &Type) -> DfResult<Vec<Option<Vec<u8>>>>
             let a = a.as_primitive::<TimestampMicrosecondType>();
             each(&|i| (a.value(i) - PG_EPOCH_MICROS).to_be_bytes().to_vec())
         }
+        Type::TIME => pg_times(column.as_ref())?
+            .into_iter()
+            .map(|v| v.map(|micros| micros.to_be_bytes().to_vec()))
+            .collect(),
+        // interval_send: microseconds, days, months.
+        Type::INTERVAL => pg_intervals(column.as_ref())?
+            .into_iter()
+            .map(|v| {
+                v.map(|v| {
+                    let mut bytes = Vec::with_capacity(16);
+                    bytes.extend_from_slice(&v.micros.to_be_bytes());
+                    bytes.extend_from_slice(&v.days.to_be_bytes());
+                    bytes.extend_from_slice(&v.months.to_be_bytes());
+                    bytes
+                })
+            })
+            .collect(),
         Type::NUMERIC => pg_text(column.as_ref())?
             .into_iter()
             .map(|v| v.map(|text| numeric_to_binary(&text)))
@@ -467,6 +496,20 @@ fn binary_param(raw: &[u8], ty: &Type) -> Result<ScalarValue, String> {
             Some(i64::from_be_bytes(fixed(raw, ty)?) + PG_EPOCH_MICROS),
             Some("+00:00".into()),
         ),
+        Type::TIME => ScalarValue::Time64Microsecond(Some(i64::from_be_bytes(fixed(raw, ty)?))),
+        Type::INTERVAL => {
+            let raw: [u8; 16] = fixed(raw, ty)?;
+            let (micros, rest) = raw.split_at(8);
+            let (days, months) = rest.split_at(4);
+            let micros = i64::from_be_bytes(micros.try_into().unwrap_or_default());
+            ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano {
+                months: i32::from_be_bytes(months.try_into().unwrap_or_default()),
+                days: i32::from_be_bytes(days.try_into().unwrap_or_default()),
+                nanoseconds: micros
+                    .checked_mul(1000)
+                    .ok_or("binary interval parameter is out of range")?,
+            }))
+        }
         Type::NUMERIC => ScalarValue::Utf8(Some(numeric_from_binary(raw)?)),
         Type::JSONB => match raw.split_first() {
             Some((1, text)) => ScalarValue::Utf8(Some(

@@ -45,6 +45,13 @@ CREATE FUNCTION my_gcd(bigint, bigint) RETURNS bigint LANGUAGE wasm AS 'examples
 \df+ my_gcd
 \df geo_mean
 \du
+\sf my_gcd
+\sf my_gcd(int8,int8)
+SET extra_float_digits = 2;
+\dconfig
+\dconfig max_index*
+\dp notes
+\dT
 DROP FUNCTION my_gcd(bigint, bigint);
 \df my_gcd
 \x on
@@ -112,6 +119,29 @@ SELECT reverse_text(:'word') AS reversed;
     has("public | my_gcd | bigint | bigint, bigint | func | immutable | safe | wasmudf | invoker | | wasm | gcd |");
     has("public | geo_mean | double precision | double precision | agg");
     has("wasmudf | Superuser |");
+    // \sf (by name, and by name and argument types): a definition that runs again.
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.as_str() == "CREATE OR REPLACE FUNCTION public.my_gcd(bigint, bigint)")
+            .count(),
+        2,
+        "\\sf printed no definition:\n{stdout}"
+    );
+    has("RETURNS bigint");
+    has("LANGUAGE wasm");
+    has("IMMUTABLE STRICT");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("AS 'sha256:") && l.ends_with("', 'gcd'")),
+        "\\sf printed no module:\n{stdout}"
+    );
+    // \dconfig: what differs from the defaults; by pattern, any parameter.
+    has("extra_float_digits | 2");
+    has("max_index_keys | 32");
+    // \dp: the table, no privileges granted; \dT: no user-defined types.
+    has("public | notes | table | | |");
     // DROP shows at once.
     assert_eq!(
         lines.iter().filter(|l| l.contains("| my_gcd |")).count(),

@@ -137,6 +137,45 @@ public class JdbcClient {
             try (ResultSet r = meta.getIndexInfo(null, "public", "jdbc_meta", false, true)) {
                 check(!r.next(), "getIndexInfo: no index");
             }
+            // Keys (pgjdbc reads max_index_keys from pg_settings first): none here.
+            try (ResultSet r = meta.getImportedKeys(null, "public", "jdbc_meta")) {
+                check(!r.next(), "getImportedKeys: no key");
+            }
+            try (ResultSet r = meta.getExportedKeys(null, "public", "jdbc_meta")) {
+                check(!r.next(), "getExportedKeys: no key");
+            }
+            // The type list (its query compares `typinput = 'array_in'::regproc`).
+            try (ResultSet r = meta.getTypeInfo()) {
+                boolean int8 = false;
+                while (r.next()) {
+                    int8 |= r.getString("TYPE_NAME").equals("int8") && r.getInt("DATA_TYPE") == java.sql.Types.BIGINT;
+                }
+                check(int8, "getTypeInfo lists int8");
+            }
+            // A function's parameters (read from proargtypes, an oidvector `20 20`).
+            try (ResultSet r = meta.getFunctionColumns(null, "public", "add_one", "%")) {
+                int ins = 0;
+                while (r.next()) {
+                    if (r.getInt("COLUMN_TYPE") == DatabaseMetaData.functionColumnIn) {
+                        ins++;
+                        check(r.getString("TYPE_NAME").equals("int8"), "getFunctionColumns type " + r.getString("TYPE_NAME"));
+                    }
+                }
+                check(ins == 1, "getFunctionColumns: one argument, got " + ins);
+            }
+            // A result column names its table, and whether it may be NULL (from the
+            // table OID and column number RowDescription carries).
+            try (Statement s = c.createStatement()) {
+                s.execute("CREATE TABLE jdbc_origin (id BIGINT NOT NULL, label TEXT)");
+                try (ResultSet r = s.executeQuery("SELECT label, id, id + 1 FROM jdbc_origin")) {
+                    java.sql.ResultSetMetaData md = r.getMetaData();
+                    check(md.getTableName(1).equals("jdbc_origin") && md.getTableName(2).equals("jdbc_origin"), "getTableName");
+                    check(md.getTableName(3).isEmpty(), "an expression has no table");
+                    check(md.isNullable(1) == java.sql.ResultSetMetaData.columnNullable, "label nullable");
+                    check(md.isNullable(2) == java.sql.ResultSetMetaData.columnNoNulls, "id NOT NULL");
+                }
+                s.execute("DROP TABLE jdbc_origin");
+            }
             // Procedures are prokind 'p' (PostgreSQL 11+): Wasm functions are functions.
             try (ResultSet r = meta.getProcedures(null, "public", "%")) {
                 check(!r.next(), "getProcedures");

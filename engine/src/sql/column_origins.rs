@@ -1,0 +1,178 @@
+//! The table and column each result column reads, as PostgreSQL's RowDescription says
+//! (its table OID and column number): pgjdbc's `getTableName` / `isNullable` and
+//! psycopg's `Column.table_oid` look them up in the catalog by these numbers.
+//!
+//! A result column has an origin when it is a plain reference to a column of a table
+//! or view in FROM (through any alias of it, grouping or ordering); an expression, a
+//! subquery's column or a set operation's has none (0, as PostgreSQL sends).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::TableReference;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use parking_lot::Mutex;
+
+use crate::pg::types::{PG_ATTNUM_KEY, PG_TABLE_OID_KEY};
+use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
+
+/// pg_class OIDs of the user's relations by (schema, name), as the catalog hands them
+/// out (it keeps a relation's OID while it exists). Looked up in `pg_class` once and
+/// kept until a table or view is created or dropped, so a query pays nothing for it.
+#[derive(Default)]
+pub(crate) struct RelationOids {
+    known: Mutex<Known>,
+}
+
+#[derive(Default)]
+struct Known {
+    /// Counts [`RelationOids::forget`]: a lookup that started before one is not kept.
+    generation: u64,
+    oids: Option<HashMap<(String, String), i32>>,
+}
+
+impl RelationOids {
+    /// Forgets the OIDs: relations were created or dropped.
+    pub(crate) fn forget(&self) {
+        let mut known = self.known.lock();
+        known.generation += 1;
+        known.oids = None;
+    }
+
+    async fn get(&self, ctx: &SessionContext, schema: &str, table: &str) -> Option<i32> {
+        let key = (schema.to_string(), table.to_string());
+        let generation = {
+            let known = self.known.lock();
+            if let Some(oids) = &known.oids {
+                return oids.get(&key).copied();
+            }
+            known.generation
+        };
+        let sql = "SELECT n.nspname, c.relname, c.oid FROM pg_catalog.pg_class c \
+                   JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid \
+                   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'wasm')";
+        let batches = ctx.sql(sql).await.ok()?.collect().await.ok()?;
+        let mut oids = HashMap::new();
+        for batch in &batches {
+            let column = |i: usize, dt: &DataType| cast(batch.column(i), dt).ok();
+            let (Some(schemas), Some(names), Some(numbers)) = (
+                column(0, &DataType::Utf8),
+                column(1, &DataType::Utf8),
+                column(2, &DataType::Int32),
+            ) else {
+                continue;
+            };
+            let (schemas, names, numbers) = (
+                schemas.as_string::<i32>(),
+                names.as_string::<i32>(),
+                numbers.as_primitive::<Int32Type>(),
+            );
+            for row in 0..batch.num_rows() {
+                if schemas.is_valid(row) && names.is_valid(row) && numbers.is_valid(row) {
+                    oids.insert(
+                        (schemas.value(row).to_string(), names.value(row).to_string()),
+                        numbers.value(row),
+                    );
+                }
+            }
+        }
+        let oid = oids.get(&key).copied();
+        let mut known = self.known.lock();
+        if known.generation == generation {
+            known.oids = Some(oids);
+        }
+        oid
+    }
+}
+
+/// For each output column of `plan`, the relation and column name it reads, if it is a
+/// plain column reference to a table or view.
+fn base_columns(plan: &LogicalPlan) -> Vec<Option<(TableReference, String)>> {
+    // Relations in FROM by the name their columns are qualified with: a scan by its
+    // own name, an alias of a scan by the alias. Any other alias (of a subquery) names
+    // columns that are not a table's.
+    let mut scans: HashMap<TableReference, TableReference> = HashMap::new();
+    let mut other_aliases: HashSet<TableReference> = HashSet::new();
+    let mut set_operation = false;
+    let _ = plan.apply(|node| {
+        match node {
+            LogicalPlan::TableScan(scan) => {
+                scans
+                    .entry(scan.table_name.clone())
+                    .or_insert_with(|| scan.table_name.clone());
+            }
+            LogicalPlan::SubqueryAlias(alias) => match alias.input.as_ref() {
+                LogicalPlan::TableScan(scan) => {
+                    scans.insert(alias.alias.clone(), scan.table_name.clone());
+                }
+                _ => {
+                    other_aliases.insert(alias.alias.clone());
+                }
+            },
+            LogicalPlan::Union(_) => set_operation = true,
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    plan.schema()
+        .iter()
+        .map(|(qualifier, field)| {
+            let qualifier = qualifier?;
+            if set_operation || other_aliases.contains(qualifier) {
+                return None;
+            }
+            let table = scans.get(qualifier)?;
+            Some((table.clone(), field.name().clone()))
+        })
+        .collect()
+}
+
+/// `schema` (the columns of `plan`'s result) with each column's table OID and column
+/// number in its metadata, where it has an origin.
+pub(crate) async fn with_column_origins(
+    ctx: &SessionContext,
+    oids: &RelationOids,
+    plan: &LogicalPlan,
+    schema: SchemaRef,
+) -> SchemaRef {
+    let origins = base_columns(plan);
+    if origins.len() != schema.fields().len() || origins.iter().all(Option::is_none) {
+        return schema;
+    }
+    let mut fields: Vec<Field> = Vec::with_capacity(origins.len());
+    for (field, origin) in schema.fields().iter().zip(origins) {
+        let mut field = field.as_ref().clone();
+        if let Some((table, column)) = origin {
+            if let Some((oid, attnum)) = origin_numbers(ctx, oids, &table, &column).await {
+                let mut metadata = field.metadata().clone();
+                metadata.insert(PG_TABLE_OID_KEY.to_string(), oid.to_string());
+                metadata.insert(PG_ATTNUM_KEY.to_string(), attnum.to_string());
+                field = field.with_metadata(metadata);
+            }
+        }
+        fields.push(field);
+    }
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// The OID of `table` and the number of its `column` (from 1, in the table's order).
+async fn origin_numbers(
+    ctx: &SessionContext,
+    oids: &RelationOids,
+    table: &TableReference,
+    column: &str,
+) -> Option<(i32, i16)> {
+    if table.catalog().is_some_and(|c| c != CATALOG_NAME) {
+        return None;
+    }
+    let schema = table.schema().unwrap_or(DEFAULT_SCHEMA);
+    let provider = ctx.table_provider(table.clone()).await.ok()?;
+    let attnum = provider.schema().index_of(column).ok()? + 1;
+    let oid = oids.get(ctx, schema, table.table()).await?;
+    Some((oid, i16::try_from(attnum).ok()?))
+}
