@@ -140,6 +140,9 @@ with psycopg.connect(URL) as conn:
     check([(res.ftable(i), res.ftablecol(i)) for i in range(3)] == [(oid, 2), (oid, 1), (0, 0)],
           f"column origins {[(res.ftable(i), res.ftablecol(i)) for i in range(3)]} (table {oid})")
     conn.execute("DROP TABLE origins")
+    # Window ranks and array sizes are integers, as PostgreSQL types them.
+    rank, size = conn.execute("SELECT row_number() OVER (), array_length(make_array(1, 2), 1)").fetchone()
+    check((rank, size) == (1, 2) and all(type(v) is int for v in (rank, size)), f"rank/size {rank!r} {size!r}")
     conn.commit()
 
     # Errors carry their SQLSTATE and leave the connection usable.

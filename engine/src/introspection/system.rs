@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    new_null_array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array, UInt8Array,
+    new_null_array, ArrayRef, AsArray, BooleanArray, Int32Array, RecordBatch, StringArray,
+    UInt64Array, UInt8Array,
 };
 use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::catalog::information_schema::InformationSchemaProvider;
 use datafusion::catalog::{
     MemTable, MemorySchemaProvider, SchemaProvider, Session as DfSession, TableFunctionArgs,
@@ -235,6 +236,7 @@ impl SchemaProvider for InfoSchema {
         let (key_column, rows): (&str, RowsFn) = match name {
             "routines" => ("routine_name", routine_rows),
             "parameters" => ("specific_name", parameter_rows),
+            "columns" => return Ok(Some(Arc::new(PgColumns::new(table)))),
             _ => return Ok(Some(table)),
         };
         Ok(Some(Arc::new(WithWasmRows {
@@ -301,6 +303,97 @@ impl TableProvider for WithWasmRows {
         batches.push(shape(&schema, (self.rows)(&rs))?);
         let all = concat_batches(&schema, &batches)?;
         MemTable::try_new(schema, vec![vec![all]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// DataFusion's `information_schema.columns` as PostgreSQL's: `data_type` is the
+/// PostgreSQL type's name (`integer`, `text`, `timestamp with time zone`, `ARRAY`), not
+/// Arrow's (`Int32`, `Utf8View`), and `ordinal_position` counts from 1.
+#[derive(Debug)]
+struct PgColumns {
+    inner: Arc<dyn TableProvider>,
+    schema: SchemaRef,
+}
+
+impl PgColumns {
+    fn new(inner: Arc<dyn TableProvider>) -> Self {
+        let fields: Vec<Field> = inner
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "ordinal_position" => f.as_ref().clone().with_data_type(DataType::Int32),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        PgColumns {
+            inner,
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+}
+
+/// PostgreSQL's `information_schema` name for the type of values of Arrow type `text`
+/// (as DataFusion writes it), the Arrow name itself if it does not parse.
+fn pg_data_type(text: &str) -> String {
+    use std::str::FromStr;
+    match DataType::from_str(text) {
+        Ok(DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)) => {
+            "ARRAY".into()
+        }
+        Ok(dt) => crate::pg::types::pg_type_name(crate::pg::types::pg_type_oid_of(&dt))
+            .unwrap_or_else(|| "text".into()),
+        Err(_) => text.to_string(),
+    }
+}
+
+#[async_trait]
+impl TableProvider for PgColumns {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let plan = self.inner.scan(state, None, &[], None).await?;
+        let ordinal = self.schema.index_of("ordinal_position")?;
+        let data_type = self.schema.index_of("data_type")?;
+        let mut batches = Vec::new();
+        for batch in collect(plan, state.task_ctx()).await? {
+            let mut columns = batch.columns().to_vec();
+            let positions = cast(&columns[ordinal], &DataType::Int64)?;
+            let positions = positions.as_primitive::<Int64Type>();
+            columns[ordinal] = Arc::new(
+                positions
+                    .iter()
+                    .map(|p| p.and_then(|p| i32::try_from(p + 1).ok()))
+                    .collect::<Int32Array>(),
+            );
+            let types = cast(&columns[data_type], &DataType::Utf8)?;
+            let types = types.as_string::<i32>();
+            columns[data_type] = cast(
+                &(Arc::new(
+                    types
+                        .iter()
+                        .map(|t| t.map(pg_data_type))
+                        .collect::<StringArray>(),
+                ) as ArrayRef),
+                self.schema.field(data_type).data_type(),
+            )?;
+            batches.push(RecordBatch::try_new(self.schema.clone(), columns)?);
+        }
+        MemTable::try_new(self.schema.clone(), vec![batches])?
             .scan(state, projection, filters, limit)
             .await
     }

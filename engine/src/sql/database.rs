@@ -23,6 +23,7 @@ use crate::sql::json::{self, JsonColumns, JsonOperators};
 use crate::sql::literal_types::IntegerLiterals;
 use crate::sql::pg_functions::{self, TypeofAtPlanning};
 use crate::sql::session::Session;
+use crate::sql::unsigned_results::UnsignedResults;
 use crate::sql::{ddl, tables};
 use crate::store::catalog::{Catalog, FunctionRecord};
 use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
@@ -308,6 +309,7 @@ impl Database {
         // PostgreSQL's typing rules run first, before DataFusion's type coercion.
         let mut analyzer_rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = vec![
             Arc::new(IntegerLiterals),
+            Arc::new(UnsignedResults),
             Arc::new(TypeofAtPlanning),
             Arc::new(JsonColumns),
         ];

@@ -19,3 +19,4 @@ pub(crate) mod pg_functions;
 pub(crate) mod session;
 pub(crate) mod statement;
 pub(crate) mod tables;
+pub(crate) mod unsigned_results;

@@ -54,11 +54,18 @@ impl datafusion::optimizer::analyzer::AnalyzerRule for TypeofAtPlanning {
                 schema.merge(input.schema());
             }
             let names = NamePreserver::new(&plan);
+            // What the output would send of an array size or a window rank.
+            let ranks = crate::sql::unsigned_results::rank_columns(&plan);
             plan.map_expressions(|e| {
                 let name = names.save(&e);
                 e.transform_up(|e| match e {
                     Expr::ScalarFunction(f) if f.name() == "pg_typeof" && f.args.len() == 1 => {
-                        let field = f.args[0].to_field(&schema)?.1;
+                        let mut field = f.args[0].to_field(&schema)?.1.as_ref().clone();
+                        if let Some(signed) =
+                            crate::sql::unsigned_results::signed_type(&f.args[0], &ranks)
+                        {
+                            field = field.with_data_type(signed);
+                        }
                         Ok(Transformed::yes(Expr::Literal(
                             datafusion::common::ScalarValue::Utf8(Some(type_name(&field))),
                             None,
