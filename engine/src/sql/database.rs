@@ -23,6 +23,7 @@ use crate::sql::json::{self, JsonColumns, JsonOperators};
 use crate::sql::literal_types::IntegerLiterals;
 use crate::sql::pg_functions::{self, TypeofAtPlanning};
 use crate::sql::session::Session;
+use crate::sql::text_casts::TemporalTextCasts;
 use crate::sql::unsigned_results::UnsignedResults;
 use crate::sql::{ddl, tables};
 use crate::store::catalog::{Catalog, FunctionRecord};
@@ -310,6 +311,7 @@ impl Database {
         let mut analyzer_rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = vec![
             Arc::new(IntegerLiterals),
             Arc::new(UnsignedResults),
+            Arc::new(TemporalTextCasts),
             Arc::new(TypeofAtPlanning),
             Arc::new(JsonColumns),
         ];

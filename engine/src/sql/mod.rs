@@ -19,4 +19,5 @@ pub(crate) mod pg_functions;
 pub(crate) mod session;
 pub(crate) mod statement;
 pub(crate) mod tables;
+pub(crate) mod text_casts;
 pub(crate) mod unsigned_results;
