@@ -12,8 +12,7 @@ use wasmudf_engine::datafusion::arrow::array::{
     ArrayRef, Date32Array, Float32Array, Float64Array, IntervalMonthDayNanoArray,
     Time64MicrosecondArray, TimestampMicrosecondArray,
 };
-use wasmudf_engine::datafusion::arrow::datatypes::IntervalMonthDayNano;
-use wasmudf_engine::{array_literal, numeric_from_binary, pg_text};
+use wasmudf_engine::{array_literal, numeric_from_binary, pg_text, PgInterval};
 
 use crate::arrays;
 use crate::render::{cell, copy_rows, is_copy_to_stdout, pg_column_type, split_copy_in, SqlError};
@@ -253,17 +252,11 @@ fn via_arrow(array: ArrayRef) -> Result<String, DecodeError> {
 
 /// interval_send's microseconds, days and months as a one-value Arrow interval.
 pub(crate) fn interval_array(raw: &[u8]) -> Result<IntervalMonthDayNanoArray, DecodeError> {
-    let raw: [u8; 16] = fixed(raw)?;
-    let (micros, rest) = raw.split_at(8);
-    let (days, months) = rest.split_at(4);
-    let micros = i64::from_be_bytes(micros.try_into()?);
-    Ok(IntervalMonthDayNanoArray::from(vec![
-        IntervalMonthDayNano {
-            months: i32::from_be_bytes(months.try_into()?),
-            days: i32::from_be_bytes(days.try_into()?),
-            nanoseconds: micros.checked_mul(1000).ok_or("interval out of range")?,
-        },
-    ]))
+    let value = PgInterval::from_binary(raw)
+        .ok_or("an interval is 16 bytes")?
+        .to_month_day_nano()
+        .ok_or("interval out of range")?;
+    Ok(IntervalMonthDayNanoArray::from(vec![value]))
 }
 
 impl<'a> FromSql<'a> for PgCell {

@@ -1495,18 +1495,7 @@ impl ScalarUDFImpl for CatalogFunction {
                     .collect::<DfResult<Vec<Option<i32>>>>()?;
                 Arc::new(Int32Array::from(oids))
             }
-            Answer::FunctionDef => {
-                let oids = oids_of(&args.args[0], rows)?;
-                let known: BTreeMap<i64, FunctionRecord> = function_oids(&*database(&self.db)?)
-                    .into_iter()
-                    .map(|(o, r)| (i64::from(o), r))
-                    .collect();
-                Arc::new(StringArray::from_iter(
-                    oids.iter()
-                        .map(|oid| known.get(&oid?).map(function_definition)),
-                ))
-            }
-            Answer::FunctionResult | Answer::FunctionArguments => {
+            Answer::FunctionResult | Answer::FunctionArguments | Answer::FunctionDef => {
                 let oids = oids_of(&args.args[0], rows)?;
                 let known: BTreeMap<i64, FunctionRecord> = function_oids(&*database(&self.db)?)
                     .into_iter()
@@ -1516,6 +1505,7 @@ impl ScalarUDFImpl for CatalogFunction {
                     let r = known.get(&oid?)?;
                     Some(match self.answer {
                         Answer::FunctionResult => r.returns.clone(),
+                        Answer::FunctionDef => function_definition(r),
                         _ => r.arg_types.join(", "),
                     })
                 })))

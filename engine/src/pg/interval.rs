@@ -10,9 +10,9 @@
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{
     DataType, DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType,
-    DurationSecondType, IntervalDayTimeType, IntervalMonthDayNanoType, IntervalUnit,
-    IntervalYearMonthType, Time32MillisecondType, Time32SecondType, Time64MicrosecondType,
-    Time64NanosecondType, TimeUnit,
+    DurationSecondType, IntervalDayTimeType, IntervalMonthDayNano, IntervalMonthDayNanoType,
+    IntervalUnit, IntervalYearMonthType, Time32MillisecondType, Time32SecondType,
+    Time64MicrosecondType, Time64NanosecondType, TimeUnit,
 };
 use datafusion::error::{DataFusionError, Result as DfResult};
 
@@ -30,6 +30,38 @@ pub struct PgInterval {
     pub days: i32,
     /// Microseconds.
     pub micros: i64,
+}
+
+impl PgInterval {
+    /// PostgreSQL's binary form (`interval_send`): microseconds, days, months.
+    pub fn to_binary(self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.micros.to_be_bytes());
+        out[8..12].copy_from_slice(&self.days.to_be_bytes());
+        out[12..].copy_from_slice(&self.months.to_be_bytes());
+        out
+    }
+
+    /// An interval from its binary form; `None` unless `raw` is 16 bytes.
+    pub fn from_binary(raw: &[u8]) -> Option<Self> {
+        let raw: &[u8; 16] = raw.try_into().ok()?;
+        let (micros, rest) = raw.split_first_chunk::<8>()?;
+        let (days, months) = rest.split_first_chunk::<4>()?;
+        Some(PgInterval {
+            micros: i64::from_be_bytes(*micros),
+            days: i32::from_be_bytes(*days),
+            months: i32::from_be_bytes(months.try_into().ok()?),
+        })
+    }
+
+    /// As Arrow's `IntervalMonthDayNano`; `None` if the nanoseconds overflow.
+    pub fn to_month_day_nano(self) -> Option<IntervalMonthDayNano> {
+        Some(IntervalMonthDayNano {
+            months: self.months,
+            days: self.days,
+            nanoseconds: self.micros.checked_mul(1000)?,
+        })
+    }
 }
 
 /// `text` (PostgreSQL interval input) as the text Arrow's cast reads
@@ -548,6 +580,13 @@ mod tests {
         assert_eq!(f(-1, 0, 0), "-1 mons");
         assert_eq!(format_time(HOUR * 10 + 672_500_000), "10:11:12.5");
         assert_eq!(format_time(0), "00:00:00");
+    }
+
+    #[test]
+    fn binary_form_round_trips() {
+        let v = iv(-14, 3, -5);
+        assert_eq!(PgInterval::from_binary(&v.to_binary()), Some(v));
+        assert_eq!(PgInterval::from_binary(&[0; 15]), None);
     }
 
     #[test]

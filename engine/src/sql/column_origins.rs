@@ -144,11 +144,24 @@ pub(crate) async fn with_column_origins(
     if origins.len() != schema.fields().len() || origins.iter().all(Option::is_none) {
         return schema;
     }
+    // Each table's OID and columns, looked up once however many of its columns show.
+    let mut tables: HashMap<TableReference, Option<(i32, SchemaRef)>> = HashMap::new();
     let mut fields: Vec<Field> = Vec::with_capacity(origins.len());
     for (field, origin) in schema.fields().iter().zip(origins) {
         let mut field = field.as_ref().clone();
         if let Some((table, column)) = origin {
-            if let Some((oid, attnum)) = origin_numbers(ctx, oids, &table, &column).await {
+            if !tables.contains_key(&table) {
+                let found = table_numbers(ctx, oids, &table).await;
+                tables.insert(table.clone(), found);
+            }
+            let numbers = tables
+                .get(&table)
+                .and_then(Option::as_ref)
+                .and_then(|(oid, columns)| {
+                    let attnum = i16::try_from(columns.index_of(&column).ok()? + 1).ok()?;
+                    Some((*oid, attnum))
+                });
+            if let Some((oid, attnum)) = numbers {
                 let mut metadata = field.metadata().clone();
                 metadata.insert(PG_TABLE_OID_KEY.to_string(), oid.to_string());
                 metadata.insert(PG_ATTNUM_KEY.to_string(), attnum.to_string());
@@ -160,19 +173,17 @@ pub(crate) async fn with_column_origins(
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
-/// The OID of `table` and the number of its `column` (from 1, in the table's order).
-async fn origin_numbers(
+/// The OID of `table` and its columns (numbered from 1 in this order).
+async fn table_numbers(
     ctx: &SessionContext,
     oids: &RelationOids,
     table: &TableReference,
-    column: &str,
-) -> Option<(i32, i16)> {
+) -> Option<(i32, SchemaRef)> {
     if table.catalog().is_some_and(|c| c != CATALOG_NAME) {
         return None;
     }
     let schema = table.schema().unwrap_or(DEFAULT_SCHEMA);
     let provider = ctx.table_provider(table.clone()).await.ok()?;
-    let attnum = provider.schema().index_of(column).ok()? + 1;
     let oid = oids.get(ctx, schema, table.table()).await?;
-    Some((oid, i16::try_from(attnum).ok()?))
+    Some((oid, provider.schema()))
 }

@@ -12,7 +12,7 @@ use datafusion::arrow::array::{ArrayRef, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::DFSchema;
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
@@ -127,13 +127,18 @@ impl ScalarUDFImpl for PgTextOf {
                 .unwrap_or_else(|| "UTC".into()),
             ..TextFormat::default()
         };
-        let scalar = matches!(value, ColumnarValue::Scalar(_));
-        let array = value.to_array(args.number_rows)?;
-        let text: ArrayRef = Arc::new(StringArray::from(pg_text_in(array.as_ref(), &format)?));
-        Ok(if scalar {
-            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&text, 0)?)
-        } else {
-            ColumnarValue::Array(text)
+        let render = |array: ArrayRef| -> DfResult<ArrayRef> {
+            Ok(Arc::new(StringArray::from(pg_text_in(
+                array.as_ref(),
+                &format,
+            )?)))
+        };
+        Ok(match value {
+            // A constant (`now()::text`) is rendered once, not once per row.
+            ColumnarValue::Scalar(v) => {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(&render(v.to_array()?)?, 0)?)
+            }
+            ColumnarValue::Array(a) => ColumnarValue::Array(render(a.clone())?),
         })
     }
 }

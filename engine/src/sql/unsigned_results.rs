@@ -41,7 +41,11 @@ pub(crate) fn rank_columns(plan: &LogicalPlan) -> HashSet<String> {
     let _ = plan.apply(|node| {
         if let LogicalPlan::Window(window) = node {
             for e in &window.window_expr {
-                if let Expr::WindowFunction(f) = e.clone().unalias() {
+                let mut inner = e;
+                while let Expr::Alias(alias) = inner {
+                    inner = &alias.expr;
+                }
+                if let Expr::WindowFunction(f) = inner {
                     if INT8_RANKS.contains(&f.fun.name()) {
                         names.insert(e.schema_name().to_string());
                     }
@@ -56,7 +60,8 @@ pub(crate) fn rank_columns(plan: &LogicalPlan) -> HashSet<String> {
 /// PostgreSQL's type for `expr` when it is an array size (`integer`) or a reference to
 /// one of the window ranks in `ranks` (`bigint`, see [`rank_columns`]).
 pub(crate) fn signed_type(expr: &Expr, ranks: &HashSet<String>) -> Option<DataType> {
-    match expr.clone().unalias() {
+    match expr {
+        Expr::Alias(alias) => signed_type(&alias.expr, ranks),
         Expr::ScalarFunction(f) if INT4_SIZES.contains(&f.name()) => Some(DataType::Int32),
         Expr::Column(c) if ranks.contains(&c.name) => Some(DataType::Int64),
         _ => None,

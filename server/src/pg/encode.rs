@@ -13,7 +13,7 @@ use wasmudf_engine::datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use wasmudf_engine::datafusion::arrow::compute::cast;
 use wasmudf_engine::datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
-    IntervalMonthDayNano, IntervalUnit, Schema, TimeUnit, TimestampMicrosecondType,
+    IntervalUnit, Schema, TimeUnit, TimestampMicrosecondType,
 };
 use wasmudf_engine::datafusion::arrow::record_batch::RecordBatch;
 use wasmudf_engine::datafusion::common::ScalarValue;
@@ -21,7 +21,8 @@ use wasmudf_engine::datafusion::error::{DataFusionError, Result as DfResult};
 use wasmudf_engine::{
     array_from_text, bytea_from_text, canonical_datetime, check_datetime_range,
     numeric_from_binary, numeric_to_binary, pg_column_origin, pg_intervals, pg_text, pg_text_in,
-    pg_times, pg_type_oid, pg_type_oid_of, pg_vector_text, DatetimeKind, Error, TextFormat,
+    pg_times, pg_type_oid, pg_type_oid_of, pg_vector_text, DatetimeKind, Error, PgInterval,
+    TextFormat,
 };
 
 /// Days and microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -209,15 +210,7 @@ fn binary_column(column: &ArrayRef, ty: &Type) -> DfResult<Vec<Option<Vec<u8>>>>
         // interval_send: microseconds, days, months.
         Type::INTERVAL => pg_intervals(column.as_ref())?
             .into_iter()
-            .map(|v| {
-                v.map(|v| {
-                    let mut bytes = Vec::with_capacity(16);
-                    bytes.extend_from_slice(&v.micros.to_be_bytes());
-                    bytes.extend_from_slice(&v.days.to_be_bytes());
-                    bytes.extend_from_slice(&v.months.to_be_bytes());
-                    bytes
-                })
-            })
+            .map(|v| v.map(|v| v.to_binary().to_vec()))
             .collect(),
         Type::NUMERIC => pg_text(column.as_ref())?
             .into_iter()
@@ -497,19 +490,12 @@ fn binary_param(raw: &[u8], ty: &Type) -> Result<ScalarValue, String> {
             Some("+00:00".into()),
         ),
         Type::TIME => ScalarValue::Time64Microsecond(Some(i64::from_be_bytes(fixed(raw, ty)?))),
-        Type::INTERVAL => {
-            let raw: [u8; 16] = fixed(raw, ty)?;
-            let (micros, rest) = raw.split_at(8);
-            let (days, months) = rest.split_at(4);
-            let micros = i64::from_be_bytes(micros.try_into().unwrap_or_default());
-            ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano {
-                months: i32::from_be_bytes(months.try_into().unwrap_or_default()),
-                days: i32::from_be_bytes(days.try_into().unwrap_or_default()),
-                nanoseconds: micros
-                    .checked_mul(1000)
-                    .ok_or("binary interval parameter is out of range")?,
-            }))
-        }
+        Type::INTERVAL => ScalarValue::IntervalMonthDayNano(Some(
+            PgInterval::from_binary(raw)
+                .ok_or("binary interval parameter must be 16 bytes")?
+                .to_month_day_nano()
+                .ok_or("binary interval parameter is out of range")?,
+        )),
         Type::NUMERIC => ScalarValue::Utf8(Some(numeric_from_binary(raw)?)),
         Type::JSONB => match raw.split_first() {
             Some((1, text)) => ScalarValue::Utf8(Some(
