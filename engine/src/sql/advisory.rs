@@ -1,7 +1,9 @@
-//! PostgreSQL's session-level advisory locks (`pg_advisory_lock` and friends): real
-//! locks, shared by every session of the database, re-entrant within a session, held
-//! until unlocked or the session ends. And `pg_backend_pid()`, which names the
-//! session as the wire's BackendKeyData does.
+//! PostgreSQL's advisory locks (`pg_advisory_lock` and friends): real locks, shared by
+//! every session of the database, re-entrant within a session, exclusive or shared;
+//! session-level ones are held until unlocked or the session ends, transaction-level
+//! ones (`pg_advisory_xact_lock`) until the transaction ends (in autocommit, the
+//! statement). And `pg_backend_pid()`, which names the session as the wire's
+//! BackendKeyData does.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -22,28 +24,39 @@ use crate::error::{CancelReason, Error};
 use crate::sql::call::{int64_at, void, CallArgs};
 use crate::udf::query::CancelHandle;
 
-/// Which session holds each lock, and how many times.
+/// How a lock is held: PostgreSQL's shared or exclusive mode, for the session or for
+/// the transaction (released when it ends; in autocommit, with the statement).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Mode {
+    shared: bool,
+    xact: bool,
+}
+
+/// Which sessions hold each lock, in which modes, and how many times.
 #[derive(Default)]
 pub(crate) struct AdvisoryLocks {
-    held: Mutex<HashMap<i64, (u64, u64)>>,
+    held: Mutex<HashMap<i64, HashMap<(u64, Mode), u64>>>,
     released: Condvar,
 }
 
 impl AdvisoryLocks {
-    /// Takes `key` for `session` if it is free or already the session's.
-    fn try_lock(&self, session: u64, key: i64) -> bool {
+    /// Takes `key` for `session` in `mode` unless another session holds it in a
+    /// conflicting mode (exclusive conflicts with any other holder, shared with
+    /// exclusive ones); a session never conflicts with itself.
+    fn try_lock(&self, session: u64, key: i64, mode: Mode) -> bool {
         let mut held = self.held.lock();
-        match held.get_mut(&key) {
-            Some((owner, count)) if *owner == session => {
-                *count += 1;
-                true
+        let holders = held.entry(key).or_default();
+        let conflict = holders
+            .keys()
+            .any(|(owner, m)| *owner != session && !(mode.shared && m.shared));
+        if conflict {
+            if holders.is_empty() {
+                held.remove(&key);
             }
-            Some(_) => false,
-            None => {
-                held.insert(key, (session, 1));
-                true
-            }
+            return false;
         }
+        *holders.entry((session, mode)).or_default() += 1;
+        true
     }
 
     /// Waits for `key`, waking each 50 ms to see whether the statement was canceled.
@@ -51,10 +64,11 @@ impl AdvisoryLocks {
         &self,
         session: u64,
         key: i64,
+        mode: Mode,
         running: &Mutex<Option<CancelHandle>>,
     ) -> Result<(), Error> {
         loop {
-            if self.try_lock(session, key) {
+            if self.try_lock(session, key, mode) {
                 return Ok(());
             }
             if let Some(handle) = running.lock().as_ref() {
@@ -71,27 +85,50 @@ impl AdvisoryLocks {
         }
     }
 
-    /// Releases one hold of `key` by `session`; false if it held none.
-    fn unlock(&self, session: u64, key: i64) -> bool {
+    /// Releases one session-level hold of `key` in `mode` by `session`; false if it
+    /// held none.
+    fn unlock(&self, session: u64, key: i64, mode: Mode) -> bool {
         let mut held = self.held.lock();
-        match held.get_mut(&key) {
-            Some((owner, count)) if *owner == session => {
-                *count -= 1;
-                if *count == 0 {
-                    held.remove(&key);
-                    self.released.notify_all();
-                }
-                true
+        let Some(holders) = held.get_mut(&key) else {
+            return false;
+        };
+        let Some(count) = holders.get_mut(&(session, mode)) else {
+            return false;
+        };
+        *count -= 1;
+        if *count == 0 {
+            holders.remove(&(session, mode));
+            if holders.is_empty() {
+                held.remove(&key);
             }
-            _ => false,
+            self.released.notify_all();
         }
+        true
     }
 
-    /// Releases every lock of `session` (`pg_advisory_unlock_all`, session end).
-    pub(crate) fn release_all(&self, session: u64) {
+    /// Releases the holds of `session` whose mode `which` selects.
+    fn release(&self, session: u64, which: impl Fn(Mode) -> bool) {
         let mut held = self.held.lock();
-        held.retain(|_, (owner, _)| *owner != session);
+        held.retain(|_, holders| {
+            holders.retain(|(owner, mode), _| *owner != session || !which(*mode));
+            !holders.is_empty()
+        });
         self.released.notify_all();
+    }
+
+    /// Releases every session-level lock of `session` (`pg_advisory_unlock_all`).
+    pub(crate) fn release_session_locks(&self, session: u64) {
+        self.release(session, |mode| !mode.xact);
+    }
+
+    /// Releases the transaction-level locks of `session` (its transaction ended).
+    pub(crate) fn release_transaction_locks(&self, session: u64) {
+        self.release(session, |mode| mode.xact);
+    }
+
+    /// Releases every lock of `session` (it ended).
+    pub(crate) fn release_all(&self, session: u64) {
+        self.release(session, |_| true);
     }
 }
 
@@ -108,9 +145,9 @@ pub(crate) struct SessionLocks {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Op {
-    Lock,
-    TryLock,
-    Unlock,
+    Lock(Mode),
+    TryLock(Mode),
+    Unlock(Mode),
     UnlockAll,
     BackendPid,
 }
@@ -176,8 +213,8 @@ impl ScalarUDFImpl for LockFunction {
 
     fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
         Ok(match self.op {
-            Op::Lock | Op::UnlockAll => DataType::Utf8,
-            Op::TryLock | Op::Unlock => DataType::Boolean,
+            Op::Lock(_) | Op::UnlockAll => DataType::Utf8,
+            Op::TryLock(_) | Op::Unlock(_) => DataType::Boolean,
             Op::BackendPid => DataType::Int32,
         })
     }
@@ -191,7 +228,7 @@ impl ScalarUDFImpl for LockFunction {
                 ))))
             }
             Op::UnlockAll => {
-                l.locks.release_all(l.session);
+                l.locks.release_session_locks(l.session);
                 return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
                     Some(String::new()),
                 )));
@@ -210,16 +247,16 @@ impl ScalarUDFImpl for LockFunction {
                 continue;
             };
             match self.op {
-                Op::Lock => {
-                    l.locks.lock(l.session, k, &l.running)?;
+                Op::Lock(mode) => {
+                    l.locks.lock(l.session, k, mode, &l.running)?;
                     out.append_value(true);
                 }
-                Op::TryLock => out.append_value(l.locks.try_lock(l.session, k)),
-                Op::Unlock => out.append_value(l.locks.unlock(l.session, k)),
+                Op::TryLock(mode) => out.append_value(l.locks.try_lock(l.session, k, mode)),
+                Op::Unlock(mode) => out.append_value(l.locks.unlock(l.session, k, mode)),
                 Op::UnlockAll | Op::BackendPid => {}
             }
         }
-        if self.op == Op::Lock {
+        if matches!(self.op, Op::Lock(_)) {
             return call.result(void(call.rows));
         }
         call.result(Arc::new(out.finish()))
@@ -236,10 +273,49 @@ pub(crate) fn functions(locks: &SessionLocks) -> Vec<ScalarUDF> {
             Volatility::Volatile,
         )
     };
+    const SESSION: Mode = Mode {
+        shared: false,
+        xact: false,
+    };
+    const SESSION_SHARED: Mode = Mode {
+        shared: true,
+        xact: false,
+    };
+    const XACT: Mode = Mode {
+        shared: false,
+        xact: true,
+    };
+    const XACT_SHARED: Mode = Mode {
+        shared: true,
+        xact: true,
+    };
     [
-        ("pg_advisory_lock", Op::Lock, keyed()),
-        ("pg_try_advisory_lock", Op::TryLock, keyed()),
-        ("pg_advisory_unlock", Op::Unlock, keyed()),
+        ("pg_advisory_lock", Op::Lock(SESSION), keyed()),
+        ("pg_advisory_lock_shared", Op::Lock(SESSION_SHARED), keyed()),
+        ("pg_advisory_xact_lock", Op::Lock(XACT), keyed()),
+        (
+            "pg_advisory_xact_lock_shared",
+            Op::Lock(XACT_SHARED),
+            keyed(),
+        ),
+        ("pg_try_advisory_lock", Op::TryLock(SESSION), keyed()),
+        (
+            "pg_try_advisory_lock_shared",
+            Op::TryLock(SESSION_SHARED),
+            keyed(),
+        ),
+        ("pg_try_advisory_xact_lock", Op::TryLock(XACT), keyed()),
+        (
+            "pg_try_advisory_xact_lock_shared",
+            Op::TryLock(XACT_SHARED),
+            keyed(),
+        ),
+        ("pg_advisory_unlock", Op::Unlock(SESSION), keyed()),
+        (
+            "pg_advisory_unlock_shared",
+            Op::Unlock(SESSION_SHARED),
+            keyed(),
+        ),
         (
             "pg_advisory_unlock_all",
             Op::UnlockAll,
@@ -267,18 +343,77 @@ pub(crate) fn functions(locks: &SessionLocks) -> Vec<ScalarUDF> {
 mod tests {
     use super::*;
 
+    const X: Mode = Mode {
+        shared: false,
+        xact: false,
+    };
+    const S: Mode = Mode {
+        shared: true,
+        xact: false,
+    };
+    const XACT: Mode = Mode {
+        shared: false,
+        xact: true,
+    };
+
     #[test]
     fn locks_are_reentrant_per_session_and_exclusive_between_sessions() {
         let locks = AdvisoryLocks::default();
-        assert!(locks.try_lock(1, 42));
-        assert!(locks.try_lock(1, 42));
-        assert!(!locks.try_lock(2, 42));
-        assert!(locks.unlock(1, 42));
-        assert!(!locks.try_lock(2, 42), "still held once");
-        assert!(locks.unlock(1, 42));
-        assert!(!locks.unlock(1, 42), "held no more");
-        assert!(locks.try_lock(2, 42));
+        assert!(locks.try_lock(1, 42, X));
+        assert!(locks.try_lock(1, 42, X));
+        assert!(!locks.try_lock(2, 42, X));
+        assert!(locks.unlock(1, 42, X));
+        assert!(!locks.try_lock(2, 42, X), "still held once");
+        assert!(locks.unlock(1, 42, X));
+        assert!(!locks.unlock(1, 42, X), "held no more");
+        assert!(locks.try_lock(2, 42, X));
         locks.release_all(2);
-        assert!(locks.try_lock(1, 42));
+        assert!(locks.try_lock(1, 42, X));
+    }
+
+    #[test]
+    fn shared_holders_exclude_only_exclusive_ones() {
+        let locks = AdvisoryLocks::default();
+        assert!(locks.try_lock(1, 7, S));
+        assert!(locks.try_lock(2, 7, S), "shared with shared");
+        assert!(
+            !locks.try_lock(3, 7, X),
+            "exclusive waits for the shared holders"
+        );
+        assert!(
+            locks.try_lock(1, 7, X),
+            "a session does not conflict with itself"
+        );
+        assert!(!locks.try_lock(2, 7, X));
+        assert!(
+            !locks.unlock(2, 7, X),
+            "an unlock names the mode it releases"
+        );
+        assert!(locks.unlock(2, 7, S));
+        locks.release_session_locks(1);
+        assert!(locks.try_lock(3, 7, X));
+        assert!(
+            !locks.try_lock(1, 7, S),
+            "shared waits for an exclusive holder"
+        );
+    }
+
+    #[test]
+    fn transaction_locks_end_with_the_transaction_not_with_unlock_all() {
+        let locks = AdvisoryLocks::default();
+        assert!(locks.try_lock(1, 9, XACT));
+        assert!(locks.try_lock(1, 10, X));
+        locks.release_session_locks(1);
+        assert!(
+            !locks.try_lock(2, 9, X),
+            "unlock_all leaves transaction locks"
+        );
+        assert!(locks.try_lock(2, 10, X));
+        assert!(
+            !locks.unlock(1, 9, X),
+            "pg_advisory_unlock does not release them"
+        );
+        locks.release_transaction_locks(1);
+        assert!(locks.try_lock(2, 9, X));
     }
 }

@@ -17,6 +17,7 @@ use crate::error::{CancelReason, Error, Result};
 use crate::introspection::{pg_catalog, session_info, system, DatabaseHandle, DatabaseView};
 use crate::sql::advisory::AdvisoryLocks;
 use crate::sql::backends::Backends;
+use crate::sql::byte_lengths;
 use crate::sql::column_origins::RelationOids;
 use crate::sql::exec::Executor;
 use crate::sql::json::{self, JsonColumns, JsonOperators};
@@ -330,6 +331,7 @@ impl Database {
         for f in pg_functions::functions()
             .into_iter()
             .chain(json::functions())
+            .chain(byte_lengths::functions())
         {
             template.register_udf(f);
         }

@@ -6,6 +6,7 @@
 
 pub(crate) mod advisory;
 pub(crate) mod backends;
+pub(crate) mod byte_lengths;
 pub(crate) mod call;
 pub(crate) mod column_origins;
 pub(crate) mod database;

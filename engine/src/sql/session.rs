@@ -33,7 +33,7 @@ use crate::introspection::system::WASM_LOAD_EXEC;
 use crate::pg::column_names;
 use crate::pg::copy::{self, CopyFormat, CopyIn, CopyRequest};
 use crate::pg::text::TextFormat;
-use crate::sql::advisory::{self, SessionLocks};
+use crate::sql::advisory::{self, AdvisoryLocks, SessionLocks};
 use crate::sql::backends;
 use crate::sql::column_origins::with_column_origins;
 use crate::sql::database::Database;
@@ -100,6 +100,9 @@ struct CancelOnDrop {
     timer: Option<tokio::task::AbortHandle>,
     /// The execution on the executor, stopped with the statement.
     producer: Option<tokio::task::AbortHandle>,
+    /// Outside a transaction block the statement is its own transaction: its
+    /// transaction-level advisory locks (this session's) end with it.
+    implicit_transaction: Option<(Arc<AdvisoryLocks>, u64)>,
 }
 
 impl Drop for CancelOnDrop {
@@ -108,6 +111,9 @@ impl Drop for CancelOnDrop {
             task.abort();
         }
         self.handle.cancel();
+        if let Some((locks, session)) = &self.implicit_transaction {
+            locks.release_transaction_locks(*session);
+        }
     }
 }
 
@@ -593,6 +599,10 @@ impl Session {
         }
         drop(p);
         self.cursors.lock().retain(|_, c| c.hold);
+        self.db
+            .inner
+            .advisory_locks
+            .release_transaction_locks(self.id);
     }
 
     /// What `statement` takes and returns, planned against the current catalog but
@@ -1012,7 +1022,10 @@ impl Session {
     /// starts its `statement_timeout` timer; the guard cancels it when dropped.
     fn start_statement(&self, handle: &CancelHandle) -> CancelOnDrop {
         *self.running.lock() = Some(handle.clone());
-        let timeout = self.parameters.lock().statement_timeout();
+        let (timeout, in_transaction) = {
+            let p = self.parameters.lock();
+            (p.statement_timeout(), p.in_transaction())
+        };
         let timer = timeout.map(|limit| {
             let handle = handle.clone();
             tokio::spawn(async move {
@@ -1025,6 +1038,8 @@ impl Session {
             handle: handle.clone(),
             timer,
             producer: None,
+            implicit_transaction: (!in_transaction)
+                .then(|| (self.db.inner.advisory_locks.clone(), self.id)),
         }
     }
 
