@@ -130,6 +130,19 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 };
                 let handlers = Arc::new(pg::Connection::new(state.clone()));
                 let terminated = handlers.terminated();
+                let connection = handlers.clone();
+                // A second handle on the socket, to say why it closes when
+                // pg_terminate_backend ends the connection (pgwire owns the first).
+                let (socket, farewell) = match socket.into_std() {
+                    Ok(std) => {
+                        let farewell = std.try_clone().ok();
+                        match tokio::net::TcpStream::from_std(std) {
+                            Ok(socket) => (socket, farewell),
+                            Err(e) => { tracing::warn!(%peer, "socket lost: {e}"); continue; }
+                        }
+                    }
+                    Err(e) => { tracing::warn!(%peer, "socket lost: {e}"); continue; }
+                };
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
@@ -146,8 +159,18 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                             Ok(Ok(())) => tracing::info!(%peer, "connection closed"),
                             Err(_) => tracing::warn!(%peer, "connection ended: serving it panicked (see the panic line before)"),
                         },
-                        // Dropping the connection's future closes its socket.
-                        _ = terminated.notified() => tracing::info!(%peer, "connection terminated by pg_terminate_backend"),
+                        // Dropping the connection's future closes pgwire's socket; the
+                        // client reads PostgreSQL's FATAL first (over a plaintext
+                        // connection: a TLS one is only closed).
+                        _ = terminated.notified() => {
+                            if let (Some(mut farewell), false) = (farewell, connection.is_secure()) {
+                                use std::io::Write;
+                                let fatal = fatal_message("57P01", "terminating connection due to administrator command");
+                                let _ = farewell.write_all(&fatal);
+                                let _ = farewell.shutdown(std::net::Shutdown::Both);
+                            }
+                            tracing::info!(%peer, "connection terminated by pg_terminate_backend");
+                        }
                     }
                 });
             }
@@ -206,19 +229,23 @@ fn tls_acceptor(
 
 /// Tells a client over the connection limit why, as PostgreSQL does (FATAL 53300).
 async fn refuse(mut socket: tokio::net::TcpStream) {
-    use pgwire::messages::Message;
     use tokio::io::AsyncWriteExt;
-    let info = pgwire::error::ErrorInfo::new(
-        "FATAL".into(),
-        "53300".into(),
-        "sorry, too many clients already".into(),
-    );
+    let _ = socket
+        .write_all(&fatal_message("53300", "sorry, too many clients already"))
+        .await;
+    let _ = socket.shutdown().await;
+}
+
+/// A FATAL ErrorResponse, as the server sends it before closing a connection.
+fn fatal_message(code: &str, message: &str) -> bytes::BytesMut {
+    use pgwire::messages::Message;
+    let info = pgwire::error::ErrorInfo::new("FATAL".into(), code.into(), message.into());
     let mut buf = bytes::BytesMut::new();
     if pgwire::messages::response::ErrorResponse::from(info)
         .encode(&mut buf)
-        .is_ok()
+        .is_err()
     {
-        let _ = socket.write_all(&buf).await;
+        buf.clear();
     }
-    let _ = socket.shutdown().await;
+    buf
 }

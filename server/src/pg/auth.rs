@@ -158,6 +158,8 @@ impl StartupHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if let PgWireFrontendMessage::Startup(startup) = &message {
+            self.secure
+                .store(client.is_secure(), std::sync::atomic::Ordering::Relaxed);
             let session = open_session(&self.state, startup)?;
             client.session_extensions().insert(PendingSession(session));
         }

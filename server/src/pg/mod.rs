@@ -44,6 +44,14 @@ impl Connection {
         self.handler.terminated.clone()
     }
 
+    /// Whether the client negotiated TLS (then nothing can be written to the socket
+    /// outside pgwire's TLS stream).
+    pub fn is_secure(&self) -> bool {
+        self.handler
+            .secure
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn new(state: Arc<ServerState>) -> Self {
         let session = Arc::new(ConnectionSession::default());
         let handler = Arc::new(QueryHandler {
@@ -56,6 +64,7 @@ impl Connection {
             pending_copy: Mutex::new(None),
             reported: Mutex::new((0, Vec::new())),
             terminated: Arc::new(tokio::sync::Notify::new()),
+            secure: std::sync::atomic::AtomicBool::new(false),
             prepared_names: Mutex::new(BTreeSet::new()),
         });
         Connection {
@@ -117,6 +126,8 @@ pub struct QueryHandler {
     pub(crate) prepared_names: Mutex<BTreeSet<String>>,
     /// Notified by `pg_terminate_backend` of this connection's session.
     pub(crate) terminated: Arc<tokio::sync::Notify>,
+    /// The client negotiated TLS (set at startup).
+    pub(crate) secure: std::sync::atomic::AtomicBool,
 }
 
 /// Locks a mutex, going on if a panicking thread poisoned it (the maps stay valid).

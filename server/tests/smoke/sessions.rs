@@ -158,6 +158,33 @@ async fn one_session_cancels_and_terminates_another() {
         "the terminated connection is closed"
     );
     assert_eq!(query(&admin, "SELECT 1").await, vec![row(&["1"])]);
+
+    // The terminated client is told why, as PostgreSQL tells it: FATAL 57P01.
+    let (victim, conn) = tokio_postgres::connect(&process.url(), NoTls)
+        .await
+        .expect("connect");
+    let served = tokio::spawn(conn);
+    let pid: i32 = victim
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
+    assert_eq!(
+        query(&admin, &format!("SELECT pg_terminate_backend({pid})")).await,
+        vec![row(&["t"])]
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("the connection ends")
+        .expect("connection task");
+    let err = ended.expect_err("the server ended the connection with an error");
+    let db = err.as_db_error().expect("an ErrorResponse");
+    assert_eq!(db.code().code(), "57P01", "{db:?}");
+    assert_eq!(db.severity(), "FATAL");
+    assert_eq!(
+        db.message(),
+        "terminating connection due to administrator command"
+    );
 }
 
 /// Found by the `pgwire_messages` fuzz target: pgwire 0.42.1 panics decoding many
