@@ -128,10 +128,21 @@ pub(crate) fn repeated_items_aliased(statement: &mut DfStatement) {
             }
             SetExpr::Select(select) => {
                 let mut seen: Vec<String> = Vec::new();
+                // Over one relation, `id`, `p.id` and `t.id` are one column (one name
+                // to DataFusion).
+                let single = single_relation(select);
                 for (position, item) in select.projection.iter_mut().enumerate() {
                     // DataFusion names an item after its text, an alias after itself;
                     // qualified columns of different tables (`x.a, y.a`) it tells apart.
                     let key = match &*item {
+                        SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts))
+                            if single.as_ref().is_some_and(|names| {
+                                parts.len() >= 2 && names.contains(&ident(&parts[parts.len() - 2]))
+                            }) =>
+                        {
+                            ident(&parts[parts.len() - 1])
+                        }
+                        SelectItem::UnnamedExpr(Expr::Identifier(i)) => ident(i),
                         SelectItem::UnnamedExpr(e) => e.to_string(),
                         SelectItem::ExprWithAlias { alias, .. } => {
                             seen.push(ident(alias));
@@ -172,6 +183,37 @@ pub(crate) fn repeated_items_aliased(statement: &mut DfStatement) {
             let _ = s.visit(&mut Visitor);
         }
         _ => {}
+    }
+}
+
+/// The names a column of the SELECT's only relation can be qualified with (its alias,
+/// or its name and its last part), `None` if it reads from more or less than one.
+fn single_relation(select: &datafusion::sql::sqlparser::ast::Select) -> Option<Vec<String>> {
+    use datafusion::sql::sqlparser::ast::TableFactor;
+    let [from] = select.from.as_slice() else {
+        return None;
+    };
+    if !from.joins.is_empty() {
+        return None;
+    }
+    match &from.relation {
+        TableFactor::Table {
+            alias: Some(alias), ..
+        }
+        | TableFactor::Derived {
+            alias: Some(alias), ..
+        } => Some(vec![ident(&alias.name)]),
+        TableFactor::Table {
+            name, alias: None, ..
+        } => {
+            let parts: Vec<String> = name
+                .0
+                .iter()
+                .filter_map(|p| p.as_ident().map(ident))
+                .collect();
+            Some(parts.last().cloned().into_iter().collect())
+        }
+        _ => None,
     }
 }
 
@@ -234,6 +276,28 @@ mod tests {
             before,
             list(&["?column?", "?column?", "a", "a", "b", "b", "n", "count"])
         );
+    }
+
+    #[test]
+    fn one_column_named_twice_over_one_relation_is_a_repeat() {
+        for (sql, aliased) in [
+            (
+                "SELECT id, p.id FROM t p",
+                "SELECT id, p.id AS \"?column?2\" FROM t AS p",
+            ),
+            (
+                "SELECT t.id, id FROM s.t",
+                "SELECT t.id, id AS \"?column?2\" FROM s.t",
+            ),
+            // Two relations: DataFusion tells `a.id` and `b.id` apart itself.
+            ("SELECT a.id, b.id FROM a, b", "SELECT a.id, b.id FROM a, b"),
+        ] {
+            let mut statements =
+                DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}).expect("parses");
+            let mut statement = statements.pop_front().expect("one statement");
+            repeated_items_aliased(&mut statement);
+            assert_eq!(statement.to_string(), aliased);
+        }
     }
 
     #[test]
