@@ -283,7 +283,7 @@ mod tests {
         for (sql, aliased) in [
             (
                 "SELECT id, p.id FROM t p",
-                "SELECT id, p.id AS \"?column?2\" FROM t AS p",
+                "SELECT id, p.id AS \"?column?2\" FROM t p",
             ),
             (
                 "SELECT t.id, id FROM s.t",

@@ -378,24 +378,24 @@ mod tests {
         assert!(locks.try_lock(2, 7, S), "shared with shared");
         assert!(
             !locks.try_lock(3, 7, X),
-            "exclusive waits for the shared holders"
+            "exclusive waits for shared holders"
         );
-        assert!(
-            locks.try_lock(1, 7, X),
-            "a session does not conflict with itself"
-        );
-        assert!(!locks.try_lock(2, 7, X));
+        assert!(!locks.try_lock(1, 7, X), "another session holds it shared");
         assert!(
             !locks.unlock(2, 7, X),
             "an unlock names the mode it releases"
         );
         assert!(locks.unlock(2, 7, S));
-        locks.release_session_locks(1);
-        assert!(locks.try_lock(3, 7, X));
         assert!(
-            !locks.try_lock(1, 7, S),
+            locks.try_lock(1, 7, X),
+            "a session does not conflict with itself"
+        );
+        assert!(
+            !locks.try_lock(3, 7, S),
             "shared waits for an exclusive holder"
         );
+        locks.release_session_locks(1);
+        assert!(locks.try_lock(3, 7, X));
     }
 
     #[test]
