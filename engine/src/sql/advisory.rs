@@ -32,6 +32,23 @@ pub(crate) struct Mode {
     xact: bool,
 }
 
+const SESSION: Mode = Mode {
+    shared: false,
+    xact: false,
+};
+const SESSION_SHARED: Mode = Mode {
+    shared: true,
+    xact: false,
+};
+const XACT: Mode = Mode {
+    shared: false,
+    xact: true,
+};
+const XACT_SHARED: Mode = Mode {
+    shared: true,
+    xact: true,
+};
+
 /// Which sessions hold each lock, in which modes, and how many times.
 #[derive(Default)]
 pub(crate) struct AdvisoryLocks {
@@ -273,22 +290,6 @@ pub(crate) fn functions(locks: &SessionLocks) -> Vec<ScalarUDF> {
             Volatility::Volatile,
         )
     };
-    const SESSION: Mode = Mode {
-        shared: false,
-        xact: false,
-    };
-    const SESSION_SHARED: Mode = Mode {
-        shared: true,
-        xact: false,
-    };
-    const XACT: Mode = Mode {
-        shared: false,
-        xact: true,
-    };
-    const XACT_SHARED: Mode = Mode {
-        shared: true,
-        xact: true,
-    };
     [
         ("pg_advisory_lock", Op::Lock(SESSION), keyed()),
         ("pg_advisory_lock_shared", Op::Lock(SESSION_SHARED), keyed()),
@@ -343,18 +344,8 @@ pub(crate) fn functions(locks: &SessionLocks) -> Vec<ScalarUDF> {
 mod tests {
     use super::*;
 
-    const X: Mode = Mode {
-        shared: false,
-        xact: false,
-    };
-    const S: Mode = Mode {
-        shared: true,
-        xact: false,
-    };
-    const XACT: Mode = Mode {
-        shared: false,
-        xact: true,
-    };
+    const X: Mode = SESSION;
+    const S: Mode = SESSION_SHARED;
 
     #[test]
     fn locks_are_reentrant_per_session_and_exclusive_between_sessions() {
