@@ -133,14 +133,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 let connection = handlers.clone();
                 // A second handle on the socket, to say why it closes when
                 // pg_terminate_backend ends the connection (pgwire owns the first).
-                let (socket, farewell) = match socket.into_std() {
-                    Ok(std) => {
-                        let farewell = std.try_clone().ok();
-                        match tokio::net::TcpStream::from_std(std) {
-                            Ok(socket) => (socket, farewell),
-                            Err(e) => { tracing::warn!(%peer, "socket lost: {e}"); continue; }
-                        }
-                    }
+                let split = socket.into_std().and_then(|std| {
+                    let farewell = std.try_clone().ok();
+                    Ok((tokio::net::TcpStream::from_std(std)?, farewell))
+                });
+                let (socket, farewell) = match split {
+                    Ok(split) => split,
                     Err(e) => { tracing::warn!(%peer, "socket lost: {e}"); continue; }
                 };
                 let tls = tls.clone();

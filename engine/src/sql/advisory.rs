@@ -126,11 +126,19 @@ impl AdvisoryLocks {
     /// Releases the holds of `session` whose mode `which` selects.
     fn release(&self, session: u64, which: impl Fn(Mode) -> bool) {
         let mut held = self.held.lock();
+        let mut released = false;
         held.retain(|_, holders| {
-            holders.retain(|(owner, mode), _| *owner != session || !which(*mode));
+            holders.retain(|(owner, mode), _| {
+                let keep = *owner != session || !which(*mode);
+                released |= !keep;
+                keep
+            });
             !holders.is_empty()
         });
-        self.released.notify_all();
+        // Every autocommit statement ends here: waiters wake only if a lock went.
+        if released {
+            self.released.notify_all();
+        }
     }
 
     /// Releases every session-level lock of `session` (`pg_advisory_unlock_all`).

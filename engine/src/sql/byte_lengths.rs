@@ -5,46 +5,49 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array};
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::kernels::length::{bit_length, length};
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
 };
 
+/// What a binary value is measured in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Unit {
+    Bytes,
+    Bits,
+}
+
 /// The wrapped functions, for the template every session is cloned from.
 pub(crate) fn functions() -> Vec<ScalarUDF> {
     use datafusion::functions::{string, unicode};
     [
-        ("length", unicode::character_length(), 1),
-        ("octet_length", string::octet_length(), 1),
-        ("bit_length", string::bit_length(), 8),
+        ("length", unicode::character_length(), Unit::Bytes),
+        ("octet_length", string::octet_length(), Unit::Bytes),
+        ("bit_length", string::bit_length(), Unit::Bits),
     ]
     .into_iter()
-    .map(|(name, text, bits_per_byte)| {
-        ScalarUDF::new_from_impl(ByteLength::new(name, text, bits_per_byte))
-    })
+    .map(|(name, text, unit)| ScalarUDF::new_from_impl(ByteLength::new(name, text, unit)))
     .collect()
 }
 
-/// One of the functions: bytes (times `bits_per_byte`) of a binary argument, or
-/// DataFusion's `text` function of the same name for a string.
+/// One of the functions: a binary argument's length in `unit` (Arrow's kernels), or DataFusion's
+/// `text` function of the same name for a string.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct ByteLength {
     name: &'static str,
     text: Arc<ScalarUDF>,
-    bits_per_byte: i32,
+    unit: Unit,
     signature: Signature,
 }
 
 impl ByteLength {
-    fn new(name: &'static str, text: Arc<ScalarUDF>, bits_per_byte: i32) -> Self {
-        let binary = [
-            DataType::Binary,
-            DataType::LargeBinary,
-            DataType::BinaryView,
-        ];
-        let mut variants: Vec<TypeSignature> = binary
+    fn new(name: &'static str, text: Arc<ScalarUDF>, unit: Unit) -> Self {
+        let mut variants: Vec<TypeSignature> = BINARY
             .into_iter()
             .map(|t| TypeSignature::Exact(vec![t]))
             .collect();
@@ -53,52 +56,26 @@ impl ByteLength {
         ByteLength {
             name,
             text,
-            bits_per_byte,
+            unit,
             signature,
         }
     }
+
+    /// The lengths as PostgreSQL's `int4` (a `LargeBinary`'s come as int8).
+    fn lengths(&self, values: &ArrayRef) -> DfResult<ArrayRef> {
+        let lengths = match self.unit {
+            Unit::Bytes => length(values.as_ref())?,
+            Unit::Bits => bit_length(values.as_ref())?,
+        };
+        Ok(cast(&lengths, &DataType::Int32)?)
+    }
 }
 
-fn is_binary(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-    )
-}
-
-/// The byte length of each value, NULL for NULL (PostgreSQL's `int4`).
-fn byte_lengths(values: &ArrayRef, bits_per_byte: i32) -> DfResult<Int32Array> {
-    let too_long = || DataFusionError::Execution("bytea value too long for int4".into());
-    let length = |n: usize| -> DfResult<i32> {
-        i32::try_from(n)
-            .ok()
-            .and_then(|n| n.checked_mul(bits_per_byte))
-            .ok_or_else(too_long)
-    };
-    let lengths: DfResult<Vec<Option<i32>>> = match values.data_type() {
-        DataType::Binary => values
-            .as_binary::<i32>()
-            .iter()
-            .map(|v| v.map(|b| length(b.len())).transpose())
-            .collect(),
-        DataType::LargeBinary => values
-            .as_binary::<i64>()
-            .iter()
-            .map(|v| v.map(|b| length(b.len())).transpose())
-            .collect(),
-        DataType::BinaryView => values
-            .as_binary_view()
-            .iter()
-            .map(|v| v.map(|b| length(b.len())).transpose())
-            .collect(),
-        other => {
-            return Err(DataFusionError::Internal(format!(
-                "byte length of a {other} value"
-            )))
-        }
-    };
-    Ok(Int32Array::from(lengths?))
-}
+const BINARY: [DataType; 3] = [
+    DataType::Binary,
+    DataType::LargeBinary,
+    DataType::BinaryView,
+];
 
 impl ScalarUDFImpl for ByteLength {
     fn name(&self) -> &str {
@@ -111,27 +88,24 @@ impl ScalarUDFImpl for ByteLength {
 
     fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
         match args {
-            [t] if is_binary(t) => Ok(DataType::Int32),
+            [t] if BINARY.contains(t) => Ok(DataType::Int32),
             _ => self.text.inner().return_type(args),
         }
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let binary = args.arg_fields.first().map(|f| is_binary(f.data_type()));
-        if binary != Some(true) {
+        let binary = args
+            .arg_fields
+            .first()
+            .is_some_and(|f| BINARY.contains(f.data_type()));
+        if !binary {
             return self.text.inner().invoke_with_args(args);
         }
         match &args.args[..] {
-            [ColumnarValue::Array(values)] => Ok(ColumnarValue::Array(Arc::new(byte_lengths(
-                values,
-                self.bits_per_byte,
-            )?))),
-            [ColumnarValue::Scalar(value)] => {
-                let lengths = byte_lengths(&value.to_array()?, self.bits_per_byte)?;
-                Ok(ColumnarValue::Scalar(
-                    datafusion::common::ScalarValue::try_from_array(&lengths, 0)?,
-                ))
-            }
+            [ColumnarValue::Array(values)] => Ok(ColumnarValue::Array(self.lengths(values)?)),
+            [ColumnarValue::Scalar(value)] => Ok(ColumnarValue::Scalar(
+                ScalarValue::try_from_array(&self.lengths(&value.to_array()?)?, 0)?,
+            )),
             _ => Err(DataFusionError::Internal(format!(
                 "{} takes one argument",
                 self.name
