@@ -49,10 +49,13 @@ const XACT_SHARED: Mode = Mode {
     xact: true,
 };
 
+/// How many times each (session, mode) holds one lock key.
+type Holders = HashMap<(u64, Mode), u64>;
+
 /// Which sessions hold each lock, in which modes, and how many times.
 #[derive(Default)]
 pub(crate) struct AdvisoryLocks {
-    held: Mutex<HashMap<i64, HashMap<(u64, Mode), u64>>>,
+    held: Mutex<HashMap<i64, Holders>>,
     released: Condvar,
 }
 
