@@ -7,6 +7,7 @@ Run by the smoke suite (server/tests/smoke/clients.rs) with the server's URL.
 import sys
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 URL = sys.argv[1].replace("postgresql://", "postgresql+psycopg://", 1)
@@ -90,6 +91,11 @@ check(inspector.get_pk_constraint("sa_items")["constrained_columns"] == [], "no 
 check(inspector.get_indexes("sa_items") == [], "no indexes")
 check(inspector.get_unique_constraints("sa_items") == [], "no unique constraints")
 check(inspector.get_foreign_keys("sa_items") == [], "no foreign keys")
+# A jsonb column reflects as JSONB (the catalog says jsonb, not text).
+with engine.begin() as conn:
+    conn.execute(sa.text("CREATE TABLE IF NOT EXISTS sa_docs (id INT, doc JSONB)"))
+doc_columns = inspector.get_columns("sa_docs")
+check(isinstance(doc_columns[1]["type"], postgresql.JSONB), f"jsonb column reflected as {doc_columns}")
 reflected = sa.Table("sa_items", sa.MetaData(), autoload_with=engine)
 check(list(reflected.c.keys()) == ["id", "name"], f"autoload {reflected.c.keys()}")
 

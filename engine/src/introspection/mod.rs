@@ -25,6 +25,7 @@ pub(crate) mod pg_catalog;
 pub(crate) mod session_info;
 pub(crate) mod settings;
 pub(crate) mod system;
+pub(crate) mod typed_columns;
 
 /// What the introspection views read of the live database, and the one action they
 /// take (`wasm_load`, a table function that defines functions).

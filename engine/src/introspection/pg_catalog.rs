@@ -9,7 +9,7 @@
 //! (`OPERATOR(pg_catalog.~)`, `COLLATE`, `'t'::regclass`, ...) by the crate's rewriter,
 //! applied only to statements that read `pg_catalog`: user queries are never changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, OnceLock, Weak};
 
 use async_trait::async_trait;
@@ -18,8 +18,10 @@ use datafusion::arrow::array::{
     StringArray,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
-use datafusion::catalog::{MemTable, SchemaProvider, Session as DfSession, TableProvider};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
+use datafusion::catalog::{
+    CatalogProviderList, MemTable, SchemaProvider, Session as DfSession, TableProvider,
+};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{
@@ -44,6 +46,7 @@ use std::ops::ControlFlow;
 
 use crate::error::Error;
 use crate::introspection::settings::PgSettings;
+use crate::introspection::typed_columns::typed_columns;
 use crate::introspection::{records_in_order, DatabaseHandle, DatabaseView};
 use crate::pg::types::PG_TYPE_KEY;
 use crate::store::catalog::FunctionRecord;
@@ -87,6 +90,7 @@ pub(crate) fn setup(template: &SessionContext, admins: &[String]) -> crate::Resu
     let schema = LiveCatalog {
         inner,
         statics,
+        catalogs: template.state().catalog_list().clone(),
         db: handle.clone(),
     };
     template
@@ -696,8 +700,9 @@ impl PgCatalogContextProvider for Roles {
 /// The crate's `pg_catalog` with `pg_proc` and `pg_language` made live.
 #[derive(Debug)]
 struct LiveCatalog {
-    inner: Arc<PgCatalogSchemaProvider<Arc<dyn datafusion::catalog::CatalogProviderList>, Roles>>,
+    inner: Arc<PgCatalogSchemaProvider<Arc<dyn CatalogProviderList>, Roles>>,
     statics: Arc<PgCatalogStaticTables>,
+    catalogs: Arc<dyn CatalogProviderList>,
     db: DbHandle,
 }
 
@@ -719,6 +724,14 @@ impl SchemaProvider for LiveCatalog {
                 },
             )?),
             "pg_settings" => return Ok(Some(Arc::new(PgSettings::new()))),
+            "pg_attribute" => match self.inner.table(&name).await? {
+                Some(t) => Arc::new(AttributeTypes {
+                    inner: t,
+                    catalogs: self.catalogs.clone(),
+                    relations: self.inner.clone(),
+                }),
+                None => return Ok(None),
+            },
             "pg_language" => Arc::new(LiveTable::new(
                 self.statics.pg_language.schema(),
                 self.statics.pg_language.data(),
@@ -769,6 +782,123 @@ impl SchemaProvider for LiveCatalog {
 
     fn table_exist(&self, name: &str) -> bool {
         self.inner.table_exist(name)
+    }
+}
+
+/// `pg_attribute` with the type a column's values go out as (`json`, `jsonb`), where
+/// the crate types each column by its Arrow type (`text`).
+#[derive(Debug)]
+struct AttributeTypes {
+    inner: Arc<dyn TableProvider>,
+    catalogs: Arc<dyn CatalogProviderList>,
+    /// This schema's tables, for the relations' OIDs (`pg_class`, `pg_namespace`).
+    relations: Arc<dyn SchemaProvider>,
+}
+
+impl AttributeTypes {
+    /// `pg_attribute`'s rows for the typed columns, by (attrelid, attname).
+    async fn retyped(&self, state: &dyn DfSession) -> DfResult<HashMap<(i32, String), i32>> {
+        let typed = typed_columns(self.catalogs.as_ref()).await?;
+        if typed.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = |table: &'static str, columns: [&'static str; 3]| {
+            let relations = self.relations.clone();
+            async move {
+                let Some(provider) = relations.table(table).await? else {
+                    return Ok::<_, DataFusionError>(Vec::new());
+                };
+                let plan = provider.scan(state, None, &[], None).await?;
+                let mut out = Vec::new();
+                for batch in collect(plan, state.task_ctx()).await? {
+                    let [a, b, c] = columns
+                        .map(|name| batch.column_by_name(name).map(|c| cast(c, &DataType::Utf8)));
+                    let (Some(a), Some(b), Some(c)) = (a, b, c) else {
+                        continue;
+                    };
+                    let (a, b, c) = (a?, b?, c?);
+                    let [a, b, c] = [&a, &b, &c].map(|x| x.as_string::<i32>());
+                    for row in 0..batch.num_rows() {
+                        out.push([a, b, c].map(|x| x.value(row).to_string()));
+                    }
+                }
+                Ok(out)
+            }
+        };
+        let namespaces: HashMap<String, String> = rows("pg_namespace", ["oid", "nspname", "oid"])
+            .await?
+            .into_iter()
+            .map(|[oid, name, _]| (oid, name))
+            .collect();
+        let mut retyped = HashMap::new();
+        for [oid, name, namespace] in rows("pg_class", ["oid", "relname", "relnamespace"]).await? {
+            let (Some(schema), Ok(oid)) = (namespaces.get(&namespace), oid.parse::<i32>()) else {
+                continue;
+            };
+            for ((s, t, column), type_oid) in &typed {
+                if s == schema && *t == name {
+                    retyped.insert((oid, column.clone()), *type_oid as i32);
+                }
+            }
+        }
+        Ok(retyped)
+    }
+}
+
+#[async_trait]
+impl TableProvider for AttributeTypes {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let retyped = self.retyped(state).await?;
+        if retyped.is_empty() {
+            return self.inner.scan(state, projection, filters, limit).await;
+        }
+        let schema = self.inner.schema();
+        let (relid_at, name_at, type_at) = (
+            schema.index_of("attrelid")?,
+            schema.index_of("attname")?,
+            schema.index_of("atttypid")?,
+        );
+        let plan = self.inner.scan(state, None, &[], None).await?;
+        let mut batches = Vec::new();
+        for batch in collect(plan, state.task_ctx()).await? {
+            let relids = cast(batch.column(relid_at), &DataType::Int32)?;
+            let names = cast(batch.column(name_at), &DataType::Utf8)?;
+            let types = cast(batch.column(type_at), &DataType::Int32)?;
+            let (relids, names, types) = (
+                relids.as_primitive::<Int32Type>(),
+                names.as_string::<i32>(),
+                types.as_primitive::<Int32Type>(),
+            );
+            let types: Int32Array = (0..batch.num_rows())
+                .map(|row| {
+                    let key = (relids.value(row), names.value(row).to_string());
+                    match retyped.get(&key) {
+                        Some(oid) => Some(*oid),
+                        None => types.is_valid(row).then(|| types.value(row)),
+                    }
+                })
+                .collect();
+            let mut columns = batch.columns().to_vec();
+            columns[type_at] = cast(&types, schema.field(type_at).data_type())?;
+            batches.push(RecordBatch::try_new(schema.clone(), columns)?);
+        }
+        MemTable::try_new(schema, vec![batches])?
+            .scan(state, projection, filters, limit)
+            .await
     }
 }
 

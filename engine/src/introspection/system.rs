@@ -10,15 +10,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    new_null_array, ArrayRef, AsArray, BooleanArray, Int32Array, RecordBatch, StringArray,
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int32Array, RecordBatch, StringArray,
     UInt64Array, UInt8Array,
 };
 use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::catalog::information_schema::InformationSchemaProvider;
 use datafusion::catalog::{
-    MemTable, MemorySchemaProvider, SchemaProvider, Session as DfSession, TableFunctionArgs,
-    TableFunctionImpl, TableProvider,
+    CatalogProviderList, MemTable, MemorySchemaProvider, SchemaProvider, Session as DfSession,
+    TableFunctionArgs, TableFunctionImpl, TableProvider,
 };
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::ScalarValue;
@@ -35,6 +35,7 @@ use datafusion::physical_plan::{
 use datafusion::prelude::SessionContext;
 
 use crate::error::{guest_text, Error};
+use crate::introspection::typed_columns::typed_columns;
 use crate::introspection::{
     default_catalog, records_in_order, upgrade, DatabaseHandle, DatabaseView,
 };
@@ -74,6 +75,7 @@ pub(crate) fn install(ctx: &SessionContext, weak: DatabaseHandle) -> crate::Resu
         "information_schema",
         Arc::new(InfoSchema {
             inner: Arc::new(inner),
+            catalogs: state.catalog_list().clone(),
             db: weak.clone(),
         }),
     )?;
@@ -220,6 +222,7 @@ fn modules_batch(db: &dyn DatabaseView) -> DfResult<RecordBatch> {
 #[derive(Debug)]
 struct InfoSchema {
     inner: Arc<dyn SchemaProvider>,
+    catalogs: Arc<dyn CatalogProviderList>,
     db: DatabaseHandle,
 }
 
@@ -236,7 +239,7 @@ impl SchemaProvider for InfoSchema {
         let (key_column, rows): (&str, RowsFn) = match name {
             "routines" => ("routine_name", routine_rows),
             "parameters" => ("specific_name", parameter_rows),
-            "columns" => return Ok(Some(Arc::new(PgColumns::new(table)))),
+            "columns" => return Ok(Some(Arc::new(PgColumns::new(table, self.catalogs.clone())))),
             _ => return Ok(Some(table)),
         };
         Ok(Some(Arc::new(WithWasmRows {
@@ -314,11 +317,12 @@ impl TableProvider for WithWasmRows {
 #[derive(Debug)]
 struct PgColumns {
     inner: Arc<dyn TableProvider>,
+    catalogs: Arc<dyn CatalogProviderList>,
     schema: SchemaRef,
 }
 
 impl PgColumns {
-    fn new(inner: Arc<dyn TableProvider>) -> Self {
+    fn new(inner: Arc<dyn TableProvider>, catalogs: Arc<dyn CatalogProviderList>) -> Self {
         let fields: Vec<Field> = inner
             .schema()
             .fields()
@@ -330,6 +334,7 @@ impl PgColumns {
             .collect();
         PgColumns {
             inner,
+            catalogs,
             schema: Arc::new(Schema::new(fields)),
         }
     }
@@ -369,6 +374,10 @@ impl TableProvider for PgColumns {
         let plan = self.inner.scan(state, None, &[], None).await?;
         let ordinal = self.schema.index_of("ordinal_position")?;
         let data_type = self.schema.index_of("data_type")?;
+        let typed = typed_columns(self.catalogs.as_ref()).await?;
+        let [schema_at, table_at, column_at] =
+            ["table_schema", "table_name", "column_name"].map(|c| self.schema.index_of(c));
+        let (schema_at, table_at, column_at) = (schema_at?, table_at?, column_at?);
         let mut batches = Vec::new();
         for batch in collect(plan, state.task_ctx()).await? {
             let mut columns = batch.columns().to_vec();
@@ -380,13 +389,37 @@ impl TableProvider for PgColumns {
                     .map(|p| p.and_then(|p| i32::try_from(p + 1).ok()))
                     .collect::<Int32Array>(),
             );
-            let types = cast(&columns[data_type], &DataType::Utf8)?;
-            let types = types.as_string::<i32>();
+            let text = |i: usize| cast(&columns[i], &DataType::Utf8);
+            let (types, schemas, tables, names) = (
+                text(data_type)?,
+                text(schema_at)?,
+                text(table_at)?,
+                text(column_at)?,
+            );
+            let [types, schemas, tables, names] =
+                [&types, &schemas, &tables, &names].map(|a| a.as_string::<i32>());
+            // A column whose type its Arrow type does not tell (json) by its own.
+            let declared = |row: usize| {
+                let key = (
+                    schemas.value(row).to_string(),
+                    tables.value(row).to_string(),
+                    names.value(row).to_string(),
+                );
+                typed
+                    .get(&key)
+                    .copied()
+                    .and_then(crate::pg::types::pg_type_name)
+            };
             columns[data_type] = cast(
                 &(Arc::new(
-                    types
-                        .iter()
-                        .map(|t| t.map(pg_data_type))
+                    (0..types.len())
+                        .map(|row| {
+                            let arrow = types.is_valid(row).then(|| types.value(row));
+                            match declared(row) {
+                                Some(name) => Some(name),
+                                None => arrow.map(pg_data_type),
+                            }
+                        })
                         .collect::<StringArray>(),
                 ) as ArrayRef),
                 self.schema.field(data_type).data_type(),
