@@ -341,6 +341,10 @@ pub fn sqlstate(err: &DataFusionError) -> &'static str {
         {
             "22P02"
         }
+        // A decimal value beyond its column's precision (`numeric(5,2)` given 1000).
+        DataFusionError::ArrowError(..) if msg.contains("too large to store in a Decimal") => {
+            "22003"
+        }
         DataFusionError::ArrowError(..) => "22000",
         DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
             if msg.contains("is not unique") {

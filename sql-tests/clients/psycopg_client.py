@@ -84,13 +84,19 @@ with psycopg.connect(URL) as conn:
         expected = (1, 2, 3, 1.5, 2.25, decimal.Decimal("12.34"), "text", b"ab", True,
                     datetime.date(2024, 2, 29), datetime.datetime(2024, 2, 29, 10, 11, 12, 123456), None)
         check(row == expected, f"types binary={binary}: {row}")
-        # Parameters under a cast come back as the cast's type (`SELECT %s` alone
-        # is text here: the client-declared type of an uncast parameter is not
-        # carried to the result yet).
+        # Parameters under a cast come back as the cast's type; uncast, as the type
+        # psycopg declares for them (int2 for 7, int8 for -2**40, float8, ...).
         for value, cast in ((7, "INT"), (-2**40, "BIGINT"), (0.1, "DOUBLE PRECISION"), ("héllo", "TEXT"),
                             (b"\x00\xff", "BYTEA"), (True, "BOOLEAN"), (datetime.date(2000, 1, 1), "DATE")):
             got = cur.execute(f"SELECT CAST(%s AS {cast})", (value,)).fetchone()[0]
             check(got == value, f"parameter round trip {value!r} -> {got!r} binary={binary}")
+            got = cur.execute("SELECT %s", (value,)).fetchone()[0]
+            check(got == value and type(got) is type(value), f"uncast parameter {value!r} -> {got!r} binary={binary}")
+        # Decimal constants are numeric (Decimal, not float); an unconstrained numeric
+        # keeps its operand's scale.
+        lit, scaled = cur.execute("SELECT 1.5, 2.5::numeric * 2").fetchone()
+        check((lit, str(scaled)) == (decimal.Decimal("1.5"), "5.0"),
+              f"numeric constants binary={binary}: {lit!r} {scaled!r}")
         # json / jsonb decode as Python values, in text and binary; Json / Jsonb
         # parameters go into json columns and back; operators read into them.
         j, jb = cur.execute("""SELECT '{"a": [1, 2.5], "b": null}'::json, '{"b":1,"a":2}'::jsonb""").fetchone()

@@ -69,8 +69,14 @@ pub struct Conn {
 
 impl Conn {
     async fn client(&mut self) -> Result<&Client, SqlError> {
-        let (url, generation) = self.endpoint.state.lock().await.clone();
+        let (mut url, generation) = self.endpoint.state.lock().await.clone();
         if self.client.as_ref().map(|(g, _)| *g) != Some(generation) {
+            if self.endpoint.conventions == Conventions::DataFusion {
+                // Upstream files are written for DataFusion's float literals (`1.5` a
+                // float8); the server's default is PostgreSQL's numeric literals,
+                // tested in the project's own suites.
+                url.push_str(" options='-c datafusion.sql_parser.parse_float_as_decimal=false'");
+            }
             let (client, connection) = tokio_postgres::connect(&url, NoTls)
                 .await
                 .map_err(|e| SqlError::runner(format!("cannot connect to {url}: {e}")))?;

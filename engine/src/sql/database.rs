@@ -22,6 +22,7 @@ use crate::sql::column_origins::RelationOids;
 use crate::sql::exec::Executor;
 use crate::sql::json::{self, JsonColumns, JsonOperators};
 use crate::sql::literal_types::IntegerLiterals;
+use crate::sql::numeric::{self, NumericDivision};
 use crate::sql::pg_functions::{self, TypeofAtPlanning};
 use crate::sql::session::Session;
 use crate::sql::text_casts::TemporalTextCasts;
@@ -299,7 +300,9 @@ impl Database {
             .with_information_schema(false)
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(true)
-            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+            // `1.5` is a numeric, as in PostgreSQL (DataFusion: a float8).
+            .set_bool("datafusion.sql_parser.parse_float_as_decimal", true);
         if let Some(p) = config.target_partitions {
             session_config = session_config.with_target_partitions(p.max(1));
         }
@@ -315,6 +318,7 @@ impl Database {
             Arc::new(TemporalTextCasts),
             Arc::new(TypeofAtPlanning),
             Arc::new(JsonColumns),
+            Arc::new(NumericDivision),
         ];
         analyzer_rules.extend(Analyzer::new().rules);
         let mut state = SessionStateBuilder::new()
@@ -332,6 +336,7 @@ impl Database {
             .into_iter()
             .chain(json::functions())
             .chain(byte_lengths::functions())
+            .chain(numeric::functions())
         {
             template.register_udf(f);
         }

@@ -21,6 +21,7 @@ use crate::introspection::pg_catalog;
 use crate::pg::column_names;
 use crate::pg::copy::{self, CopyRequest};
 use crate::pg::like;
+use crate::sql::numeric;
 
 /// One parsed statement, ready to [`crate::Session::run`].
 #[derive(Debug, Clone)]
@@ -35,8 +36,15 @@ pub struct Statement {
 }
 
 impl Statement {
-    pub(crate) fn new(mut sql: DfStatement) -> Self {
+    pub(crate) fn new(sql: DfStatement) -> Self {
         let column_names = column_names::pg_column_names(&sql);
+        Self::named(sql, column_names)
+    }
+
+    /// A statement whose result columns PostgreSQL names `column_names`: names told
+    /// from the text as written, before the rewrites that make it plannable
+    /// (`'{}'::json` is column `json`, not its input function's name).
+    fn named(mut sql: DfStatement, column_names: Option<Vec<String>>) -> Self {
         column_names::repeated_items_aliased(&mut sql);
         Statement {
             column_names,
@@ -533,6 +541,7 @@ fn parse_rewritten(sql: &str) -> DfResult<Vec<Statement>> {
         Ok(statements) => catalog_queries_rewritten(sql, statements)
             .into_iter()
             .map(|mut s| {
+                let names = column_names::pg_column_names(&s);
                 bytea_literals(&mut s)?;
                 datetime_literals(&mut s);
                 regproc_oids(&mut s);
@@ -540,7 +549,9 @@ fn parse_rewritten(sql: &str) -> DfResult<Vec<Statement>> {
                 like_escapes(&mut s)?;
                 array_literals(&mut s)?;
                 set_returning_functions(&mut s);
-                Ok(Statement::new(s))
+                numeric::unconstrained_numeric_casts(&mut s);
+                numeric::out_of_range_numbers(&mut s);
+                Ok(Statement::named(s, names))
             })
             .collect(),
         // DataFusion's parser reads only its own `COPY ... TO 'file'`; PostgreSQL's

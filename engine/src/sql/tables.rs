@@ -15,7 +15,7 @@ use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::catalog::default_table_source::provider_as_source;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::common::config::{ParquetColumnOptions, TableParquetOptions};
-use datafusion::common::TableReference;
+use datafusion::common::{ScalarValue, TableReference};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -23,7 +23,8 @@ use datafusion::datasource::listing::{
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{
-    CreateMemoryTable, DdlStatement, LogicalPlan, LogicalPlanBuilder, TableType,
+    CreateMemoryTable, DdlStatement, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder,
+    TableType,
 };
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, ObjectNamePart, ObjectType, Statement};
@@ -35,6 +36,7 @@ use crate::sql::database::Database;
 use crate::sql::ddl::normalize;
 use crate::sql::json::json_kind_of;
 use crate::sql::literal_types;
+use crate::sql::numeric;
 use crate::sql::output::{command, CommandTag, Output};
 use crate::sql::session::Session;
 use crate::store::catalog::{now, relation_key, RelationKind, RelationRecord, SchemaRecord};
@@ -218,7 +220,7 @@ fn distinct_columns(
         state.config_options(),
         |_, _| {},
     );
-    let arrow_schema = match analyzed {
+    let arrow_schema = match &analyzed {
         Ok(plan) => plan.schema().as_arrow().clone(),
         Err(_) => cmt.input.schema().as_arrow().clone(),
     };
@@ -227,7 +229,17 @@ fn distinct_columns(
             arrow_schema
                 .fields()
                 .iter()
-                .map(|f| f.as_ref().clone().with_nullable(true))
+                .enumerate()
+                .map(|(i, f)| {
+                    let f = f.as_ref().clone().with_nullable(true);
+                    match &analyzed {
+                        Ok(plan) if from_constants(plan, i) => {
+                            let stored = numeric::stored_type(f.data_type());
+                            f.with_data_type(stored)
+                        }
+                        _ => f,
+                    }
+                })
                 .collect::<Vec<_>>(),
             arrow_schema.metadata().clone(),
         )
@@ -246,6 +258,51 @@ fn distinct_columns(
         )));
     }
     Ok(arrow_schema)
+}
+
+/// Whether output column `i` of `plan` is made of constants (`SELECT 1.5 AS price`,
+/// a `VALUES` column): a decimal one is typed by its first values' digits, not by a
+/// declaration, so its table column takes more ([`numeric::stored_type`]).
+fn from_constants(plan: &LogicalPlan, i: usize) -> bool {
+    match plan {
+        // Constants, or decimal constants brought to the column's common type.
+        LogicalPlan::Values(values) => values.values.iter().all(|row| match row.get(i) {
+            Some(Expr::Literal(..)) => true,
+            Some(Expr::Cast(c)) => matches!(
+                c.expr.as_ref(),
+                Expr::Literal(
+                    ScalarValue::Decimal32(..)
+                        | ScalarValue::Decimal64(..)
+                        | ScalarValue::Decimal128(..),
+                    _
+                )
+            ),
+            _ => false,
+        }),
+        LogicalPlan::Projection(p) => {
+            let mut expr = p.expr.get(i);
+            while let Some(Expr::Alias(alias)) = expr {
+                expr = Some(alias.expr.as_ref());
+            }
+            match expr {
+                Some(Expr::Literal(..)) => true,
+                Some(Expr::Column(c)) => p
+                    .input
+                    .schema()
+                    .index_of_column(c)
+                    .is_ok_and(|j| from_constants(&p.input, j)),
+                _ => false,
+            }
+        }
+        LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::Distinct(_) => plan
+            .inputs()
+            .first()
+            .is_some_and(|input| from_constants(input, i)),
+        _ => false,
+    }
 }
 
 /// A new managed table between its directory's creation and its commit: files first,
@@ -310,9 +367,24 @@ impl StagedTable {
         if !is_query {
             return Ok(CommandTag::CreateTable);
         }
-        // Typed as the table was created (`distinct_columns`).
+        // Typed as the table was created (`distinct_columns`), decimals widened there.
+        let rows = literal_types::postgres_output_types(cmt.input.as_ref().clone())?;
+        let table = self.provider.schema();
+        let columns = rows
+            .schema()
+            .columns()
+            .into_iter()
+            .zip(table.fields())
+            .map(|(column, field)| {
+                let name = column.name.clone();
+                Expr::Column(column)
+                    .cast_to(field.data_type(), rows.schema())
+                    .map(|e| e.alias(name))
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        let rows = LogicalPlanBuilder::from(rows).project(columns)?.build()?;
         let fill = LogicalPlanBuilder::insert_into(
-            literal_types::postgres_output_types(cmt.input.as_ref().clone())?,
+            rows,
             TableReference::partial(self.schema.as_str(), self.table.as_str()),
             provider_as_source(self.provider.clone()),
             InsertOp::Append,

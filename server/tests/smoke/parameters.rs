@@ -193,12 +193,12 @@ async fn arrays_go_out_and_come_in_as_postgres_arrays() {
         .collect();
     assert_eq!(
         types,
-        // An array of int4 constants is int4[], as in PostgreSQL; DataFusion's 1.5 is a
-        // double.
+        // An array of int4 constants is int4[], of decimal ones numeric[], as in
+        // PostgreSQL.
         vec![
             Type::INT4_ARRAY,
             Type::TEXT_ARRAY,
-            Type::FLOAT8_ARRAY,
+            Type::NUMERIC_ARRAY,
             Type::BOOL_ARRAY
         ]
     );
