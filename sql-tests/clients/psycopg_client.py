@@ -92,6 +92,9 @@ with psycopg.connect(URL) as conn:
             check(got == value, f"parameter round trip {value!r} -> {got!r} binary={binary}")
             got = cur.execute("SELECT %s", (value,)).fetchone()[0]
             check(got == value and type(got) is type(value), f"uncast parameter {value!r} -> {got!r} binary={binary}")
+        # A numeric parameter's value is kept (at scale 10: see docs/server.md).
+        got = cur.execute("SELECT %s", (decimal.Decimal("1.23"),)).fetchone()[0]
+        check(got == decimal.Decimal("1.23"), f"numeric parameter -> {got!r} binary={binary}")
         # Decimal constants are numeric (Decimal, not float); an unconstrained numeric
         # keeps its operand's scale.
         lit, scaled = cur.execute("SELECT 1.5, 2.5::numeric * 2").fetchone()

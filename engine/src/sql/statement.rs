@@ -1142,3 +1142,30 @@ mod property_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_names_are_told_from_the_text_as_written() {
+        // Each of these is rewritten before planning (an input function, pg_numeric,
+        // unnest): the names are PostgreSQL's for the text the client wrote.
+        let statements = parse(
+            "SELECT '{}'::json, 2.5::numeric, x::numeric, regexp_split_to_table('a b', ' ') \
+             FROM t",
+        )
+        .unwrap();
+        assert_eq!(
+            statements[0].column_names.as_deref(),
+            Some(
+                &[
+                    "json".to_string(),
+                    "numeric".to_string(),
+                    "x".to_string(),
+                    "regexp_split_to_table".to_string()
+                ][..]
+            )
+        );
+    }
+}
