@@ -4,7 +4,7 @@
 //! value, and DataFusion plans every typmod-less `numeric` as `Decimal128(38, 10)`, so
 //! `5.0000000000`. Here a typmod-less cast takes the scale its operand has:
 //!
-//! - a string literal, its own (`'3.14'::numeric` is `numeric(38, 2)`), rewritten in
+//! - a string literal, its own (`'3.14'::numeric` is `numeric(22, 2)`), rewritten in
 //!   the statement's text, where the literal is still one;
 //! - any other expression through `pg_numeric(x)`, whose type follows the operand's
 //!   *type* (never its value, so constant folding cannot change it): an integer is
@@ -137,12 +137,12 @@ fn unconstrained(data_type: &SqlDataType) -> bool {
 /// error) for text that is not a number or has more digits after the point than a
 /// decimal holds.
 fn literal_cast(text: &str) -> Option<SqlExpr> {
-    let scale = literal_scale(text)?;
+    let (precision, scale) = literal_digits(text)?;
     Some(SqlExpr::Cast {
         kind: CastKind::Cast,
         expr: Box::new(SqlExpr::value(Value::SingleQuotedString(text.to_string()))),
         data_type: SqlDataType::Numeric(ExactNumberInfo::PrecisionAndScale(
-            u64::from((INTEGER_DIGITS + scale).min(DECIMAL128_MAX_PRECISION)),
+            u64::from(precision),
             i64::from(scale),
         )),
         array: false,
@@ -150,12 +150,23 @@ fn literal_cast(text: &str) -> Option<SqlExpr> {
     })
 }
 
-/// The digits after the point of a numeric literal (`'1.50'`: 2, `'1e3'`: 0).
-fn literal_scale(text: &str) -> Option<u8> {
+/// The precision (at least a bigint's integer digits) and scale (the digits after the
+/// point: `'1.50'` 2, `'1e3'` 0) of a numeric literal's text, if a 128-bit decimal
+/// holds it.
+fn literal_digits(text: &str) -> Option<(u8, u8)> {
     let number = bigdecimal::BigDecimal::from_str(text.trim()).ok()?;
     let (_, exponent) = number.as_bigint_and_exponent();
     let scale = u8::try_from(exponent.max(0)).ok()?;
-    (scale <= DECIMAL128_MAX_PRECISION).then_some(scale)
+    let digits = i64::try_from(number.digits()).ok()?;
+    let integer_digits = u8::try_from((digits - exponent).max(0)).ok()?;
+    let precision = integer_digits.max(INTEGER_DIGITS).checked_add(scale)?;
+    (precision <= DECIMAL128_MAX_PRECISION)
+        .then_some((precision, scale))
+        .or_else(|| {
+            // Fewer spare integer digits, where the value still fits.
+            let needed = integer_digits.checked_add(scale)?;
+            (needed <= DECIMAL128_MAX_PRECISION).then_some((DECIMAL128_MAX_PRECISION, scale))
+        })
 }
 
 /// `pg_numeric(inner)`.
@@ -451,6 +462,10 @@ mod tests {
         assert!(!fits_a_decimal(&"9".repeat(77)));
     }
 
+    fn literal_scale(text: &str) -> Option<u8> {
+        literal_digits(text).map(|(_, scale)| scale)
+    }
+
     #[test]
     fn literal_scales_are_the_digits_after_the_point() {
         assert_eq!(literal_scale("3.14"), Some(2));
@@ -459,6 +474,13 @@ mod tests {
         assert_eq!(literal_scale("1e3"), Some(0));
         assert_eq!(literal_scale("1.5e-3"), Some(4));
         assert_eq!(literal_scale("abc"), None);
+        assert_eq!(literal_digits("3.14"), Some((22, 2)));
+        // More integer digits than a bigint's, still within a decimal.
+        assert_eq!(
+            literal_digits(&format!("{}.5", "9".repeat(30))),
+            Some((31, 1))
+        );
+        assert_eq!(literal_digits(&"9".repeat(39)), None);
         assert_eq!(literal_scale(&format!("0.{}", "1".repeat(40))), None);
     }
 
