@@ -796,53 +796,86 @@ struct AttributeTypes {
 }
 
 impl AttributeTypes {
-    /// `pg_attribute`'s rows for the typed columns, by (attrelid, attname).
-    async fn retyped(&self, state: &dyn DfSession) -> DfResult<HashMap<(i32, String), i32>> {
+    /// The type OIDs of the typed columns, by table OID (attrelid) and column name.
+    async fn retyped(&self, state: &dyn DfSession) -> DfResult<HashMap<i32, HashMap<String, i32>>> {
         let typed = typed_columns(self.catalogs.as_ref()).await?;
         if typed.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows = |table: &'static str, columns: [&'static str; 3]| {
-            let relations = self.relations.clone();
-            async move {
-                let Some(provider) = relations.table(table).await? else {
-                    return Ok::<_, DataFusionError>(Vec::new());
-                };
-                let plan = provider.scan(state, None, &[], None).await?;
-                let mut out = Vec::new();
-                for batch in collect(plan, state.task_ctx()).await? {
-                    let [a, b, c] = columns
-                        .map(|name| batch.column_by_name(name).map(|c| cast(c, &DataType::Utf8)));
-                    let (Some(a), Some(b), Some(c)) = (a, b, c) else {
-                        continue;
-                    };
-                    let (a, b, c) = (a?, b?, c?);
-                    let [a, b, c] = [&a, &b, &c].map(|x| x.as_string::<i32>());
-                    for row in 0..batch.num_rows() {
-                        out.push([a, b, c].map(|x| x.value(row).to_string()));
-                    }
-                }
-                Ok(out)
-            }
-        };
-        let namespaces: HashMap<String, String> = rows("pg_namespace", ["oid", "nspname", "oid"])
-            .await?
-            .into_iter()
-            .map(|[oid, name, _]| (oid, name))
-            .collect();
-        let mut retyped = HashMap::new();
-        for [oid, name, namespace] in rows("pg_class", ["oid", "relname", "relnamespace"]).await? {
-            let (Some(schema), Ok(oid)) = (namespaces.get(&namespace), oid.parse::<i32>()) else {
-                continue;
-            };
-            for ((s, t, column), type_oid) in &typed {
-                if s == schema && *t == name {
-                    retyped.insert((oid, column.clone()), *type_oid as i32);
-                }
+        let oids = relation_oids(self.relations.as_ref(), state).await?;
+        let mut retyped: HashMap<i32, HashMap<String, i32>> = HashMap::new();
+        for ((schema, table, column), type_oid) in typed {
+            if let (Some(relid), Ok(type_oid)) =
+                (oids.get(&(schema, table)), i32::try_from(type_oid))
+            {
+                retyped.entry(*relid).or_default().insert(column, type_oid);
             }
         }
         Ok(retyped)
     }
+}
+
+/// Schemas whose relations are the system's (their OIDs are not looked up here).
+const SYSTEM_SCHEMAS: [&str; 3] = ["pg_catalog", "information_schema", "wasm"];
+
+/// The pg_class OIDs of the user's relations by (schema, name), from `pg_catalog`'s
+/// `pg_class` and `pg_namespace` as the catalog hands them out.
+pub(crate) async fn relation_oids(
+    pg_catalog: &dyn SchemaProvider,
+    state: &dyn DfSession,
+) -> DfResult<HashMap<(String, String), i32>> {
+    /// Each row of `table`'s `columns`, as text.
+    async fn rows<const N: usize>(
+        pg_catalog: &dyn SchemaProvider,
+        state: &dyn DfSession,
+        table: &str,
+        columns: [&str; N],
+    ) -> DfResult<Vec<[String; N]>> {
+        let Some(provider) = pg_catalog.table(table).await? else {
+            return Ok(Vec::new());
+        };
+        let plan = provider.scan(state, None, &[], None).await?;
+        let mut out = Vec::new();
+        for batch in collect(plan, state.task_ctx()).await? {
+            let mut texts = Vec::with_capacity(N);
+            for name in columns {
+                let column = batch.column_by_name(name).ok_or_else(|| {
+                    DataFusionError::Internal(format!("{table} has no column {name}"))
+                })?;
+                texts.push(cast(column, &DataType::Utf8)?);
+            }
+            let texts: Vec<&StringArray> = texts.iter().map(|t| t.as_string::<i32>()).collect();
+            for row in 0..batch.num_rows() {
+                if texts.iter().all(|t| t.is_valid(row)) {
+                    out.push(std::array::from_fn(|i| texts[i].value(row).to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+    let namespaces: HashMap<String, String> =
+        rows(pg_catalog, state, "pg_namespace", ["oid", "nspname"])
+            .await?
+            .into_iter()
+            .map(|[oid, name]| (oid, name))
+            .collect();
+    let relations = rows(
+        pg_catalog,
+        state,
+        "pg_class",
+        ["oid", "relname", "relnamespace"],
+    )
+    .await?;
+    Ok(relations
+        .into_iter()
+        .filter_map(|[oid, name, namespace]| {
+            let schema = namespaces.get(&namespace)?;
+            if SYSTEM_SCHEMAS.contains(&schema.as_str()) {
+                return None;
+            }
+            Some(((schema.clone(), name), oid.parse().ok()?))
+        })
+        .collect())
 }
 
 #[async_trait]
@@ -885,8 +918,10 @@ impl TableProvider for AttributeTypes {
             );
             let types: Int32Array = (0..batch.num_rows())
                 .map(|row| {
-                    let key = (relids.value(row), names.value(row).to_string());
-                    match retyped.get(&key) {
+                    let column = retyped
+                        .get(&relids.value(row))
+                        .and_then(|columns| columns.get(names.value(row)));
+                    match column {
                         Some(oid) => Some(*oid),
                         None => types.is_valid(row).then(|| types.value(row)),
                     }

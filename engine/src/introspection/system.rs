@@ -400,6 +400,9 @@ impl TableProvider for PgColumns {
                 [&types, &schemas, &tables, &names].map(|a| a.as_string::<i32>());
             // A column whose type its Arrow type does not tell (json) by its own.
             let declared = |row: usize| {
+                if typed.is_empty() {
+                    return None;
+                }
                 let key = (
                     schemas.value(row).to_string(),
                     tables.value(row).to_string(),

@@ -9,15 +9,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::TableReference;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use parking_lot::Mutex;
 
+use crate::introspection::pg_catalog::relation_oids;
 use crate::pg::types::{PG_ATTNUM_KEY, PG_TABLE_OID_KEY};
 use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
 
@@ -53,34 +52,10 @@ impl RelationOids {
             }
             known.generation
         };
-        let sql = "SELECT n.nspname, c.relname, c.oid FROM pg_catalog.pg_class c \
-                   JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid \
-                   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'wasm')";
-        let batches = ctx.sql(sql).await.ok()?.collect().await.ok()?;
-        let mut oids = HashMap::new();
-        for batch in &batches {
-            let column = |i: usize, dt: &DataType| cast(batch.column(i), dt).ok();
-            let (Some(schemas), Some(names), Some(numbers)) = (
-                column(0, &DataType::Utf8),
-                column(1, &DataType::Utf8),
-                column(2, &DataType::Int32),
-            ) else {
-                continue;
-            };
-            let (schemas, names, numbers) = (
-                schemas.as_string::<i32>(),
-                names.as_string::<i32>(),
-                numbers.as_primitive::<Int32Type>(),
-            );
-            for row in 0..batch.num_rows() {
-                if schemas.is_valid(row) && names.is_valid(row) && numbers.is_valid(row) {
-                    oids.insert(
-                        (schemas.value(row).to_string(), names.value(row).to_string()),
-                        numbers.value(row),
-                    );
-                }
-            }
-        }
+        let pg_catalog = ctx.catalog(CATALOG_NAME)?.schema("pg_catalog")?;
+        let oids = relation_oids(pg_catalog.as_ref(), &ctx.state())
+            .await
+            .ok()?;
         let oid = oids.get(&key).copied();
         let mut known = self.known.lock();
         if known.generation == generation {
