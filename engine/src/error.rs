@@ -16,9 +16,9 @@ pub enum Error {
     #[error("invalid component: {0}")]
     InvalidComponent(String),
     /// The component imports something the host does not grant.
-    #[error("component imports what the host does not grant (it may import nothing): {}", imports.join(", "))]
+    #[error("component imports what the host does not grant (a component may import only the contract's types, wasmudf:udf/types): {}", imports.join(", "))]
     ForbiddenImports {
-        /// Every import the component declares.
+        /// The imports the host refuses (a granted import is not listed).
         imports: Vec<String>,
     },
     /// The component's `describe` output is unusable.

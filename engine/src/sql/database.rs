@@ -399,6 +399,7 @@ impl Database {
         system::install(&db.inner.template, view)?;
         // Functions first: restored views may call them.
         ddl::restore_functions(&db)?;
+        ddl::sweep_artifacts(&db)?;
         tables::restore(&db).await?;
         Ok(db)
     }

@@ -93,6 +93,18 @@ impl CreateFunction {
     /// before the commit.
     pub(crate) fn run(self, db: &Database, load: &LoadControl) -> Result<CommandTag> {
         let (bytes, module) = load_module(db, &self.module_spec, load.cancel)?;
+        let hash = module.hash();
+        self.install_from(db, &bytes, module, load)
+            .inspect_err(|_| forget_unless_stored(db, &hash))
+    }
+
+    fn install_from(
+        self,
+        db: &Database,
+        bytes: &[u8],
+        module: Module,
+        load: &LoadControl,
+    ) -> Result<CommandTag> {
         let sig = module.function(&self.export).map_err(|_| {
             Error::InvalidDefinition(format!(
                 "the component has no function \"{}\" (it has: {})",
@@ -138,7 +150,7 @@ impl CreateFunction {
             seq: 0,
             owner: self.owner,
         };
-        install(db, &module, &bytes, vec![record], self.or_replace, load)?;
+        install(db, &module, bytes, vec![record], self.or_replace, load)?;
         Ok(CommandTag::CreateFunction)
     }
 }
@@ -299,9 +311,39 @@ pub(crate) fn wasm_load(
             .collect()
     };
     if !new.is_empty() {
-        install(db, &module, &bytes, new, false, load)?;
+        install(db, &module, &bytes, new, false, load)
+            .inspect_err(|_| forget_unless_stored(db, &hash))?;
     }
     Ok(listed)
+}
+
+/// Removes the compiled artifact of module `hash` unless a function uses it: a CREATE
+/// that compiled its module and then failed leaves nothing in the data directory.
+/// Under the DDL lock, so a concurrent CREATE of the same module cannot be between
+/// its check and its commit.
+fn forget_unless_stored(db: &Database, hash: &str) {
+    let _ddl = db.inner.ddl.lock();
+    if let Ok(false) = db.inner.catalog.has_module(hash) {
+        db.inner.engine.remove_artifact(hash);
+    }
+}
+
+/// Removes the artifacts of every module the catalog does not hold (at startup: what
+/// a crash between a catalog commit and an artifact removal, or an older server,
+/// left behind).
+pub(crate) fn sweep_artifacts(db: &Database) -> Result<()> {
+    let keep: HashSet<String> = db
+        .inner
+        .catalog
+        .modules()?
+        .into_iter()
+        .map(|(hash, _)| hash)
+        .collect();
+    let removed = db.inner.engine.retain_artifacts(&keep);
+    if removed > 0 {
+        tracing::info!(removed, "removed compiled artifacts no function uses");
+    }
+    Ok(())
 }
 
 /// Reads the module `spec` names and loads it; component errors are bad definitions.
@@ -397,9 +439,10 @@ pub(crate) fn install(
     for record in &records {
         change.put_function(record)?;
     }
-    change.collect_modules()?;
+    let collected = change.collect_modules()?;
     (load.commit_point)()?;
     change.commit()?;
+    forget_modules(db, &mut registry, &collected);
 
     registry.records = next;
     apply(db, &mut registry, built);
@@ -496,12 +539,19 @@ pub(crate) fn drop_function(
     }
     let collected = change.collect_modules()?;
     change.commit()?;
-    for hash in collected {
-        registry.modules.remove(&hash);
-    }
+    forget_modules(db, &mut registry, &collected);
     registry.records = next;
     apply(db, &mut registry, built);
     Ok(tag)
+}
+
+/// Drops modules the catalog no longer holds (no function uses them) from the
+/// registry and their compiled artifacts from the data directory.
+fn forget_modules(db: &Database, registry: &mut Registry, hashes: &[String]) {
+    for hash in hashes {
+        registry.modules.remove(hash);
+        db.inner.engine.remove_artifact(hash);
+    }
 }
 
 /// Rebuilds every function of the catalog at startup. A function whose module

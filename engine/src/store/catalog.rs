@@ -269,6 +269,13 @@ impl Catalog {
         Ok(bytes.map(|b| b.value().to_vec()))
     }
 
+    /// Whether a module is stored (some function uses it).
+    pub fn has_module(&self, hash: &str) -> Result<bool> {
+        let txn = self.db.begin_read().map_err(from("read"))?;
+        let table = txn.open_table(MODULES).map_err(from("read"))?;
+        Ok(table.get(hash).map_err(from("read"))?.is_some())
+    }
+
     /// Hash and size of every stored module.
     pub fn modules(&self) -> Result<Vec<(String, u64)>> {
         let txn = self.db.begin_read().map_err(from("read"))?;

@@ -6,6 +6,7 @@
 //! flip are recompiled instead. Files are written to a temporary name, synced and
 //! renamed, so a crash leaves either the old file or the new one.
 
+use std::collections::HashSet;
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -95,6 +96,38 @@ impl ArtifactCache {
             return (None, true);
         }
         (Some(artifact), false)
+    }
+
+    /// Removes the artifact of `module_hash`, if there is one.
+    pub(crate) fn remove(&self, module_hash: &str) -> std::io::Result<()> {
+        match fs::remove_file(self.path(module_hash)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes every artifact but this configuration's for the modules in `keep`:
+    /// artifacts of other modules, of other engine configurations (an older wasmtime)
+    /// and temporary files a crash left. Returns how many files went.
+    pub(crate) fn retain(&self, keep: &HashSet<String>) -> std::io::Result<usize> {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let kept = match name.strip_suffix(".cwasm") {
+                Some(stem) => stem
+                    .rsplit_once('-')
+                    .is_some_and(|(hash, tag)| tag == self.engine_tag && keep.contains(hash)),
+                // The key, and files that are not the cache's.
+                None => !name.contains(".tmp"),
+            };
+            if !kept && entry.file_type()?.is_file() {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     pub(crate) fn put(&self, module_hash: &str, artifact: &[u8]) -> std::io::Result<()> {

@@ -276,12 +276,46 @@ impl Engine {
             return Ok((Module { inner: existing }, CacheOutcome::Loaded));
         }
         check_is_component(bytes)?;
+        // Before compiling: a refused component costs a parse, not a compile (seconds
+        // for an interpreter-sized one) and leaves no artifact behind.
+        check_import_names(bytes)?;
         let hex_hash = hex::encode(hash);
         let (component, outcome) = self.compile(bytes, &hex_hash)?;
-        let module = Arc::new(self.describe(component, hash, cancel)?);
+        let module = match self.describe(component, hash, cancel) {
+            Ok(module) => Arc::new(module),
+            Err(e) => {
+                // Nothing can use a component that does not describe itself.
+                self.remove_artifact(&hex_hash);
+                return Err(e);
+            }
+        };
         inner.modules.lock().insert(hash, Arc::downgrade(&module));
         tracing::debug!(hash = %hex_hash, functions = module.functions.len(), ?outcome, "loaded component");
         Ok((Module { inner: module }, outcome))
+    }
+
+    /// Removes the cached artifact of module `hex_hash` (a module no function uses).
+    pub(crate) fn remove_artifact(&self, hex_hash: &str) {
+        if let Some(cache) = &self.inner.cache {
+            if let Err(e) = cache.remove(hex_hash) {
+                tracing::warn!(hash = hex_hash, "could not remove artifact: {e}");
+            }
+        }
+    }
+
+    /// Removes every cached artifact but those of `keep` (module hashes in hex), and
+    /// artifacts an older wasmtime or configuration made; returns how many went.
+    pub(crate) fn retain_artifacts(&self, keep: &std::collections::HashSet<String>) -> usize {
+        let Some(cache) = &self.inner.cache else {
+            return 0;
+        };
+        match cache.retain(keep) {
+            Ok(removed) => removed,
+            Err(e) => {
+                tracing::warn!("could not sweep the artifact cache: {e}");
+                0
+            }
+        }
     }
 
     fn compile(&self, bytes: &[u8], hex_hash: &str) -> Result<(Component, CacheOutcome)> {
@@ -349,10 +383,13 @@ impl Engine {
                     _ => false,
                 }
         };
-        if !imports.iter().all(granted) {
-            return Err(Error::ForbiddenImports {
-                imports: imports.iter().map(|(n, _)| n.to_string()).collect(),
-            });
+        let refused: Vec<String> = imports
+            .iter()
+            .filter(|i| !granted(i))
+            .map(|(n, _)| n.to_string())
+            .collect();
+        if !refused.is_empty() {
+            return Err(Error::ForbiddenImports { imports: refused });
         }
         let exports = || {
             let names: Vec<String> = component
@@ -498,6 +535,40 @@ fn spawn_epoch_ticker(engines: StackEngines, tick: Duration, stop: Arc<AtomicBoo
     if let Err(e) = spawned {
         // Without the ticker deadlines never fire; fuel still bounds every call.
         tracing::error!("could not start the epoch thread: {e}");
+    }
+}
+
+/// Refuses a component whose top-level imports name anything but the contract's
+/// `types` interface, reading only the import section. Whether a `types` import
+/// really carries types only is checked after compiling, on its component type.
+fn check_import_names(bytes: &[u8]) -> Result<()> {
+    use wasmparser::{Parser, Payload};
+    let malformed = |e: wasmparser::BinaryReaderError| {
+        Error::InvalidComponent(format!("malformed component: {e}"))
+    };
+    let mut refused = Vec::new();
+    // Nesting depth: imports of nested components and modules are the component's
+    // own business (they are satisfied inside it).
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(malformed)? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    let name = import.map_err(malformed)?.name.name;
+                    if !name.starts_with(TYPES_INTERFACE_PREFIX) {
+                        refused.push(name.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ForbiddenImports { imports: refused })
     }
 }
 

@@ -301,3 +301,90 @@ async fn create_or_replace_table_keeps_the_old_table_until_the_new_one_is_commit
     assert_eq!(scalar(&s, "SELECT sum(n) FROM rep").await, "50");
     assert_eq!(table_dirs().len(), 1, "{:?}", table_dirs());
 }
+
+/// The compiled artifacts in the data directory (not the cache's key).
+fn artifact_files(data: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data.join("artifacts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "artifact.key")
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_modules_a_function_uses_keep_an_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let math = {
+        let db = open_db(&data).await;
+        let s = db.session("alice");
+        // Refused before compiling: nothing is cached, and only what is refused is named.
+        let started = std::time::Instant::now();
+        let (code, msg) = crate::common::fails(
+            &s,
+            "CREATE FUNCTION snoop(bigint) RETURNS bigint LANGUAGE wasm AS 'wasi_fs.wasm'",
+        )
+        .await;
+        assert_eq!(code, "42P13", "{msg}");
+        assert!(msg.contains("wasi:filesystem/preopens"), "{msg}");
+        assert!(!msg.contains("wasmudf:udf/types@"), "{msg}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(artifact_files(&data), Vec::<String>::new());
+        // Compiled, then refused for its declaration: its artifact goes too.
+        fails_with(
+            &s,
+            "CREATE FUNCTION gcd(bigint, bigint) RETURNS text LANGUAGE wasm AS 'math.wasm'",
+            "42P13",
+            "returns bigint",
+        )
+        .await;
+        assert_eq!(artifact_files(&data), Vec::<String>::new());
+
+        ok(
+            &s,
+            "CREATE FUNCTION gcd(bigint, bigint) RETURNS bigint LANGUAGE wasm AS 'math.wasm'",
+        )
+        .await;
+        let math = artifact_files(&data);
+        assert_eq!(math.len(), 1, "{math:?}");
+        ok(
+            &s,
+            "CREATE FUNCTION f(bigint) RETURNS bigint LANGUAGE wasm AS 'types.wasm', 'echo_i64'",
+        )
+        .await;
+        assert_eq!(artifact_files(&data).len(), 2);
+        // Replacing the only function of a module drops the module's artifact.
+        ok(&s, "CREATE OR REPLACE FUNCTION f(bigint) RETURNS bigint LANGUAGE wasm AS 'math.wasm', 'add_one'").await;
+        assert_eq!(artifact_files(&data), math);
+        ok(
+            &s,
+            "CREATE FUNCTION g(bigint) RETURNS bigint LANGUAGE wasm AS 'types.wasm', 'echo_i64'",
+        )
+        .await;
+        ok(&s, "DROP FUNCTION g").await;
+        assert_eq!(artifact_files(&data), math);
+        assert_eq!(scalar(&s, "SELECT f(gcd(12, 18))").await, "7");
+        math
+    };
+    // What a crash or an older server left: swept at startup.
+    std::fs::write(data.join("artifacts/00ff-0123456789abcdef.cwasm"), b"old").unwrap();
+    std::fs::write(data.join("artifacts/00ff-0123.tmp4242"), b"half").unwrap();
+    let (hash, _) = math[0].split_once('-').unwrap();
+    std::fs::write(
+        data.join(format!("artifacts/{hash}-0000000000000000.cwasm")),
+        b"other wasmtime",
+    )
+    .unwrap();
+    let db = open_db(&data).await;
+    let s = db.session("alice");
+    assert_eq!(artifact_files(&data), math);
+    assert_eq!(artifacts(&s).await, "cached");
+    assert_eq!(scalar(&s, "SELECT f(gcd(12, 18))").await, "7");
+    // Dropping the last function leaves an empty cache.
+    ok(&s, "DROP FUNCTION f").await;
+    ok(&s, "DROP FUNCTION gcd").await;
+    assert_eq!(artifact_files(&data), Vec::<String>::new());
+    assert!(data.join("artifacts/artifact.key").exists());
+}

@@ -435,6 +435,14 @@ async fn components_that_import_anything_are_refused_at_load() {
         err.to_string().contains("wasi:filesystem/preopens@0.2.0"),
         "{err}"
     );
+    // The granted contract types are not among the refused.
+    let Error::ForbiddenImports { imports } = &err else {
+        unreachable!()
+    };
+    assert!(
+        imports.iter().all(|i| !i.starts_with("wasmudf:udf/types@")),
+        "{imports:?}"
+    );
 }
 
 #[tokio::test]
