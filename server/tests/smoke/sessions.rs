@@ -164,11 +164,13 @@ async fn one_session_cancels_and_terminates_another() {
         .await
         .expect("connect");
     let served = tokio::spawn(conn);
-    let pid: i32 = victim
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .expect("pid")
-        .get(0);
+    // The simple protocol returns after ReadyForQuery: the victim is idle when it is
+    // terminated. (An extended query returns at CommandComplete, before its Sync is
+    // answered; a FATAL then answers that pending Sync, as with PostgreSQL, and the
+    // connection task ends without it.)
+    let pid = query(&victim, "SELECT pg_backend_pid()").await[0][0]
+        .clone()
+        .expect("pid");
     assert_eq!(
         query(&admin, &format!("SELECT pg_terminate_backend({pid})")).await,
         vec![row(&["t"])]
