@@ -1,5 +1,6 @@
 //! `wasmudf`: a PostgreSQL-protocol SQL server whose functions can be WebAssembly components.
 
+mod build;
 mod config;
 mod pg;
 
@@ -30,7 +31,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Starts the server (default: 127.0.0.1:5433, data in ./wasmudf-data).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Builds a component from Python source (`wasmudf build --lang python f.py`).
+    Build(build::BuildArgs),
 }
 
 #[tokio::main]
@@ -44,6 +47,12 @@ async fn main() {
     };
     let cli = Cli::parse_from(args);
     match cli.command {
+        Command::Build(args) => {
+            if let Err(e) = build::run(args) {
+                eprintln!("wasmudf build: {e}");
+                std::process::exit(1);
+            }
+        }
         Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -67,7 +76,7 @@ async fn main() {
                     "panic"
                 );
             }));
-            if let Err(e) = serve(args).await {
+            if let Err(e) = serve(*args).await {
                 tracing::error!("{e}");
                 eprintln!("wasmudf: {e}");
                 std::process::exit(1);

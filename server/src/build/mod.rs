@@ -1,0 +1,124 @@
+//! `wasmudf build`: one command per guest language that turns a source file into an
+//! import-free component the server loads, with the toolchain and flags pinned here
+//! (docs/guides/<language>.md says how to install the toolchain).
+//!
+//! The SDKs of the interpreted languages are embedded in the binary and written
+//! beside the user's code at build time, so a build needs only the language's own
+//! packaging tool, and works offline once that is installed.
+
+mod python;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::{Args, ValueEnum};
+
+/// The languages `wasmudf build` builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Language {
+    /// A Python module using the `wasmudf` SDK (componentize-py 0.25).
+    Python,
+}
+
+/// `wasmudf build --lang LANG SOURCE [-o OUT]`.
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// The language of SOURCE.
+    #[arg(long = "lang", value_enum)]
+    pub language: Language,
+    /// The source file (Python: a module of `@wasmudf.scalar` / `@wasmudf.aggregate`
+    /// definitions; its directory is on the module path).
+    pub source: PathBuf,
+    /// Where to write the component (default: SOURCE with the extension `.wasm`).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// The toolchain's program (default: found on PATH; env WASMUDF_COMPONENTIZE_PY for
+    /// Python).
+    #[arg(long)]
+    pub toolchain: Option<PathBuf>,
+    /// Do not load the result to check it (its imports, its functions).
+    #[arg(long)]
+    pub no_check: bool,
+}
+
+/// Builds the component and checks that the server would load it; prints what it
+/// provides. An error is one message for the user.
+pub fn run(args: BuildArgs) -> Result<(), String> {
+    if !args.source.is_file() {
+        return Err(format!("{}: no such file", args.source.display()));
+    }
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| args.source.with_extension("wasm"));
+    match args.language {
+        Language::Python => python::build(&args.source, &output, args.toolchain.as_deref())?,
+    }
+    let bytes = std::fs::read(&output).map_err(|e| format!("{}: {e}", output.display()))?;
+    println!("wrote {} ({} bytes)", output.display(), bytes.len());
+    if !args.no_check {
+        check(&bytes)?;
+    }
+    Ok(())
+}
+
+/// Loads the component as the server would (imports, `describe`) and lists its
+/// functions.
+fn check(bytes: &[u8]) -> Result<(), String> {
+    let engine = wasmudf_engine::Engine::new(wasmudf_engine::EngineConfig::default())
+        .map_err(|e| e.to_string())?;
+    let module = engine
+        .load_component(bytes)
+        .map_err(|e| format!("the server would refuse the component: {e}"))?;
+    for f in module.functions() {
+        let params: Vec<String> = f.params.iter().map(wasmudf_engine::sql_type_name).collect();
+        let kind = match f.kind {
+            wasmudf_engine::FunctionKind::Scalar => "scalar",
+            wasmudf_engine::FunctionKind::Aggregate => "aggregate",
+        };
+        println!(
+            "  {kind} {}({}) returns {}",
+            f.name,
+            params.join(", "),
+            wasmudf_engine::sql_type_name(&f.returns)
+        );
+    }
+    Ok(())
+}
+
+/// Runs a toolchain command; its output is the user's to read when it fails.
+fn run_tool(mut command: Command, what: &str) -> Result<(), String> {
+    let shown = format!("{command:?}");
+    let out = command
+        .output()
+        .map_err(|e| format!("{what}: cannot run {shown}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// The toolchain program: the flag, else the environment variable, else `name` on PATH.
+fn toolchain(given: Option<&Path>, env: &str, name: &str) -> PathBuf {
+    given
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(env).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Writes `files` (relative path, text) under `dir`.
+fn write_tree(dir: &Path, files: &[(&str, &str)]) -> Result<(), String> {
+    for (path, text) in files {
+        let dest = dir.join(path);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&dest, text).map_err(|e| format!("{}: {e}", dest.display()))?;
+    }
+    Ok(())
+}
