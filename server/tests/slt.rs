@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use wasmudf_sql_tests::{is_upstream, run_file, slt_files, Target};
+use wasmudf_sql_tests::{is_upstream, languages, run_file, slt_files, Target};
 
 fn main() {
     let args = Arguments::from_args();
@@ -25,8 +25,21 @@ fn main() {
         Target::InProcess,
         Target::Server(env!("CARGO_BIN_EXE_wasmudf").into()),
     ];
+    // The other languages' examples, built once for both targets; a language whose
+    // toolchain is missing has its suite skipped (failed under WASMUDF_LANGUAGES=required).
+    let wasmudf = Path::new(env!("CARGO_BIN_EXE_wasmudf"));
+    let built: Vec<(&str, Result<(), String>)> = languages::LANGUAGES
+        .iter()
+        .map(|l| (l.name, l.build_examples(wasmudf).map(drop)))
+        .collect();
     let mut trials = Vec::new();
     for file in files {
+        let unavailable = languages::of_suite(&file).and_then(|l| {
+            built
+                .iter()
+                .find(|(name, _)| *name == l.name)
+                .and_then(|(_, r)| r.clone().err())
+        });
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql-tests");
         let name = file
             .strip_prefix(root.join("slt"))
@@ -43,19 +56,26 @@ fn main() {
         for target in targets {
             let file = file.clone();
             let target = target.clone();
-            trials.push(Trial::test(
-                format!("{}::{name}", target.label()),
-                move || {
-                    let runtime = tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(2)
-                        .enable_all()
-                        .build()
-                        .map_err(|e| Failed::from(e.to_string()))?;
-                    runtime
-                        .block_on(run_file(&file, &target))
-                        .map_err(Failed::from)
-                },
-            ));
+            let unavailable = unavailable.clone();
+            let name = format!("{}::{name}", target.label());
+            if let Some(why) = unavailable.clone().filter(|_| !languages::required()) {
+                eprintln!("skipped {name}: {why}");
+                trials.push(Trial::test(name, || Ok(())).with_ignored_flag(true));
+                continue;
+            }
+            trials.push(Trial::test(name, move || {
+                if let Some(why) = unavailable {
+                    return Err(Failed::from(format!("WASMUDF_LANGUAGES=required: {why}")));
+                }
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Failed::from(e.to_string()))?;
+                runtime
+                    .block_on(run_file(&file, &target))
+                    .map_err(Failed::from)
+            }));
         }
     }
     libtest_mimic::run(&args, trials).exit();

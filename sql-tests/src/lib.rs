@@ -29,6 +29,7 @@
 
 mod arrays;
 mod inprocess;
+pub mod languages;
 mod render;
 mod runner;
 mod server;
@@ -39,8 +40,11 @@ pub use runner::{is_upstream, run_file, run_file_keep_going, slt_files, Target};
 pub use server::ServerProcess;
 
 /// Lays out a modules directory the way the suites expect: `examples/<name>.wasm` for
-/// every example component and `hostile/<name>.wasm` for every hostile one.
+/// every example component, `hostile/<name>.wasm` for every hostile one, and
+/// `<language>/<name>.wasm` for every other language's example that
+/// [`languages::build_examples`] built.
 pub fn write_modules_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    languages::copy_built(dir)?;
     for (name, kind, path) in wasmudf_udfs::ALL {
         let sub = if *kind == "hostile" {
             "hostile"
