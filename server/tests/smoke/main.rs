@@ -10,6 +10,7 @@ use tokio_postgres::{NoTls, SimpleQueryMessage};
 use wasmudf_sql_tests::ServerProcess;
 
 mod auth;
+mod build;
 mod cancel;
 mod clients;
 mod config;

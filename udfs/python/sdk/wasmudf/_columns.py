@@ -158,21 +158,30 @@ def column(vals, typ: Type, rows):
         raise UdfError(f"returned {len(vals)} values for {rows} rows")
     kind = typ.kind
     valid = None
-    if not isinstance(vals, array):
-        nulls = [x is None for x in vals]
-        if any(nulls):
-            valid = bitmap([not n for n in nulls])
-            vals = [_ZERO[kind] if x is None else x for x in vals]
     offsets = []
-    if kind in _WORDS or kind in ("int8", "uint8"):
-        if kind == "date32":
-            vals = _check_each(typ, vals, lambda d: d.toordinal() - _EPOCH_ORDINAL)
-        elif kind == "timestamp":
-            vals = _check_each(typ, vals, lambda d: _ticks(d, typ.unit))
-        code = _WORDS[kind][1] if kind in _WORDS else ("b" if kind == "int8" else "B")
-        if isinstance(vals, array) and vals.typecode == code:
+    numeric = kind in _WORDS or kind in ("int8", "uint8")
+    code = (_WORDS[kind][1] if kind in _WORDS else ("b" if kind == "int8" else "B")) if numeric else None
+    typed = None
+    if isinstance(vals, array):
+        if vals.typecode == code:
             typed = vals
-        else:
+    elif numeric and kind not in ("date32", "timestamp"):
+        # The common case, numbers and no null, in one C loop; a None (or a value that
+        # does not fit) fails it and takes the slow path below.
+        try:
+            typed = array(code, vals)
+        except (TypeError, OverflowError):
+            pass
+    if typed is None and not isinstance(vals, array) and None in vals:
+        valid = bitmap([x is not None for x in vals])
+        zero = _ZERO[kind]
+        vals = [zero if x is None else x for x in vals]
+    if numeric:
+        if typed is None:
+            if kind == "date32":
+                vals = _check_each(typ, vals, lambda d: d.toordinal() - _EPOCH_ORDINAL)
+            elif kind == "timestamp":
+                vals = _check_each(typ, vals, lambda d: _ticks(d, typ.unit))
             try:
                 typed = array(code, vals)
             except (TypeError, OverflowError):
@@ -181,11 +190,8 @@ def column(vals, typ: Type, rows):
             buffer = t.Buffer_Bytes(typed.tobytes())
         else:
             words = _WORDS[kind][0]
-            if code != words:
-                raw = array(words)
-                raw.frombytes(memoryview(typed).cast("B"))
-                typed = raw
-            buffer = _BUFFER[words](typed.tolist())
+            # The wire's unsigned words, read straight from the values' memory.
+            buffer = _BUFFER[words](memoryview(typed).cast("B").cast(words).tolist())
     elif kind == "boolean":
         buffer = t.Buffer_Bytes(bitmap([bool(x) for x in vals]))
     elif kind in ("utf8", "binary"):

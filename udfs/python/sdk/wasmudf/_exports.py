@@ -65,41 +65,43 @@ class Scalar:
 def _call_rows(f, rows, args):
     cols = [columns.values(c, typ, rows) for c, typ in zip(args, f.params)]
     target = f.target
-    out = [None] * rows
+    valid = None
     if f.strict:
-        valid = None
         for c in args:
             v = columns.validity(c, rows)
             if v is not None:
                 valid = v if valid is None else [a and b for a, b in zip(valid, v)]
-        i = 0
-        try:
-            if valid is None:
-                for i, row in enumerate(zip(*cols)):
-                    out[i] = target(*row)
-            else:
-                for i, row in enumerate(zip(*cols)):
-                    if valid[i]:
-                        out[i] = target(*row)
-                    else:
-                        out[i] = columns._ZERO[f.returns.kind]
-        except BaseException as e:  # noqa: BLE001
-            raise _err(e, i) from None
-    else:
-        i = 0
-        try:
-            for i, row in enumerate(zip(*cols)):
-                out[i] = target(*row)
-        except BaseException as e:  # noqa: BLE001
-            raise _err(e, i) from None
     if not args:
-        # A function of no arguments runs once per row.
+        out = [None] * rows
+        i = 0
         try:
             for i in range(rows):
                 out[i] = target()
         except BaseException as e:  # noqa: BLE001
             raise _err(e, i) from None
+    elif valid is None:
+        try:
+            # map() runs the calls in one C loop; only a failure needs the row.
+            out = list(map(target, *cols))
+        except BaseException:  # noqa: BLE001
+            out = _rows_one_by_one(target, cols, None, f)
+    else:
+        out = _rows_one_by_one(target, cols, valid, f)
     return columns.column(out, f.returns, rows)
+
+
+def _rows_one_by_one(target, cols, valid, f):
+    """The calls row by row, naming the row that fails; rows `valid` says are
+    null get a placeholder (a strict function's nulls are the host's)."""
+    out = []
+    zero = columns._ZERO[f.returns.kind]
+    i = 0
+    try:
+        for i, row in enumerate(zip(*cols)):
+            out.append(target(*row) if valid is None or valid[i] else zero)
+    except BaseException as e:  # noqa: BLE001
+        raise _err(e, i) from None
+    return out
 
 
 def _call_batch(f, rows, args):
