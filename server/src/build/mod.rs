@@ -6,6 +6,7 @@
 //! beside the user's code at build time, so a build needs only the language's own
 //! packaging tool, and works offline once that is installed.
 
+mod c;
 mod python;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ use clap::{Args, ValueEnum};
 pub enum Language {
     /// A Python module using the `wasmudf` SDK (componentize-py 0.25).
     Python,
+    /// A C file using the `wasmudf` C SDK (clang with wasi-libc).
+    C,
 }
 
 /// `wasmudf build --lang LANG SOURCE [-o OUT]`.
@@ -33,7 +36,7 @@ pub struct BuildArgs {
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// The toolchain's program (default: found on PATH; env WASMUDF_COMPONENTIZE_PY for
-    /// Python).
+    /// Python, WASMUDF_CLANG for C).
     #[arg(long)]
     pub toolchain: Option<PathBuf>,
     /// Do not load the result to check it (its imports, its functions).
@@ -53,6 +56,7 @@ pub fn run(args: BuildArgs) -> Result<(), String> {
         .unwrap_or_else(|| args.source.with_extension("wasm"));
     match args.language {
         Language::Python => python::build(&args.source, &output, args.toolchain.as_deref())?,
+        Language::C => c::build(&args.source, &output, args.toolchain.as_deref())?,
     }
     let bytes = std::fs::read(&output).map_err(|e| format!("{}: {e}", output.display()))?;
     println!("wrote {} ({} bytes)", output.display(), bytes.len());
