@@ -105,8 +105,24 @@ async fn main() {
         restarts[2].as_secs_f64()
     );
 
+    let c = built("c", "math_c");
+    if let Some(c) = &c {
+        std::fs::create_dir_all(data.join("modules/c")).unwrap();
+        std::fs::copy(c, data.join("modules/c/math_c.wasm")).unwrap();
+    }
     let db = Database::open(config(&data)).await.unwrap();
     let s = db.session("bench");
+    if c.is_some() {
+        for f in ["c_add_one", "c_add_one_batch"] {
+            run(
+                &s,
+                &format!(
+                    "CREATE FUNCTION {f}(bigint) RETURNS bigint LANGUAGE wasm AS 'c/math_c.wasm'"
+                ),
+            )
+            .await;
+        }
+    }
     for sql in [
         "CREATE FUNCTION py_add_one(bigint) RETURNS bigint LANGUAGE wasm AS 'python/math_py.wasm'"
             .into(),
@@ -121,6 +137,15 @@ async fn main() {
     }
     let builtin = median_query(&s, "SELECT sum(x + 1) FROM t", 5).await;
     let rust = median_query(&s, "SELECT sum(add_one_batch(x)) FROM t", 5).await;
+    let mut c_figures = Vec::new();
+    if c.is_some() {
+        for f in ["c_add_one", "c_add_one_batch"] {
+            c_figures.push((
+                f,
+                median_query(&s, &format!("SELECT sum({f}(x)) FROM t"), 5).await,
+            ));
+        }
+    }
     let py_batch = median_query(&s, "SELECT sum(py_add_one_batch(x)) FROM t", 3).await;
     let per_row_rows = rows.min(1_000_000);
     let py_row = median_query(
@@ -140,6 +165,14 @@ async fn main() {
         rust.as_secs_f64() * 1e3,
         ns_per_row(rust, rows)
     );
+    for (f, d) in &c_figures {
+        println!(
+            "  C {f:<22}  {:>8.1} ms  {:>7.1} ns/row  ({:.2}x Rust)",
+            d.as_secs_f64() * 1e3,
+            ns_per_row(*d, rows),
+            d.as_secs_f64() / rust.as_secs_f64()
+        );
+    }
     println!(
         "  Python add_one, batch:    {:>8.1} ms  {:>7.1} ns/row  ({:.0}x Rust)",
         py_batch.as_secs_f64() * 1e3,

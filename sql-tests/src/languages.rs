@@ -17,21 +17,32 @@ pub struct Language {
     pub name: &'static str,
     /// Source files' extension.
     extension: &'static str,
-    /// The toolchain program, and where `.ci/run` installs it (relative to `udfs/<name>`).
-    program: &'static str,
+    /// The toolchain program's names on PATH, and where `.ci/run` installs it (relative
+    /// to `udfs/<name>`, or absolute).
+    programs: &'static [&'static str],
     installed_at: &'static str,
     /// Environment variable that names the program instead.
     env: &'static str,
 }
 
 /// Every language the suites cover.
-pub const LANGUAGES: &[Language] = &[Language {
-    name: "python",
-    extension: "py",
-    program: "componentize-py",
-    installed_at: ".venv/bin/componentize-py",
-    env: "WASMUDF_COMPONENTIZE_PY",
-}];
+pub const LANGUAGES: &[Language] = &[
+    Language {
+        name: "python",
+        extension: "py",
+        programs: &["componentize-py"],
+        installed_at: ".venv/bin/componentize-py",
+        env: "WASMUDF_COMPONENTIZE_PY",
+    },
+    Language {
+        name: "c",
+        extension: "c",
+        programs: &["clang-19"],
+        // Debian's clang-19 (with lld-19, wasi-libc and libclang-rt-19-dev-wasm32).
+        installed_at: "/usr/lib/llvm-19/bin/clang",
+        env: "WASMUDF_CLANG",
+    },
+];
 
 /// Whether CI asked for every language (`WASMUDF_LANGUAGES=required`).
 pub fn required() -> bool {
@@ -72,7 +83,7 @@ impl Language {
         }
         let path = std::env::var_os("PATH")?;
         std::env::split_paths(&path)
-            .map(|d| d.join(self.program))
+            .flat_map(|d| self.programs.iter().map(move |p| d.join(p)))
             .find(|p| p.is_file())
     }
 
@@ -81,7 +92,7 @@ impl Language {
     pub fn build_examples(&self, wasmudf: &Path) -> Result<Vec<PathBuf>, String> {
         let toolchain = self
             .toolchain()
-            .ok_or_else(|| format!("{} is not installed", self.program))?;
+            .ok_or_else(|| format!("{} is not installed", self.programs.join(" or ")))?;
         let examples = udfs_dir().join(self.name).join("examples");
         let sdk = sdk_digest(&udfs_dir().join(self.name).join("sdk"))?;
         let out_dir = built_dir().join(self.name);

@@ -149,3 +149,71 @@ fn a_python_build_that_cannot_go_on_says_why() {
         "the build wrote __pycache__ beside the source"
     );
 }
+
+fn clang() -> Option<String> {
+    let c = LANGUAGES.iter().find(|l| l.name == "c")?;
+    match c.toolchain() {
+        Some(p) => Some(p.display().to_string()),
+        None => {
+            assert!(
+                !required(),
+                "clang-19 is not installed (WASMUDF_LANGUAGES=required)"
+            );
+            eprintln!("skipped: clang-19 is not installed");
+            None
+        }
+    }
+}
+
+#[test]
+fn a_c_build_that_cannot_go_on_says_why() {
+    let Some(clang) = clang() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let build = |file: &str| wasmudf(&["build", "--lang", "c", "--toolchain", &clang, file], d);
+
+    // The compiler's own message, and no output.
+    std::fs::write(d.join("broken.c"), "#include \"wasmudf.h\"\nint f( {\n").unwrap();
+    let broken = build("broken.c");
+    assert!(!broken.status.success());
+    assert!(
+        stderr(&broken).contains("clang failed"),
+        "{}",
+        stderr(&broken)
+    );
+    assert!(
+        stderr(&broken).contains("broken.c:2"),
+        "{}",
+        stderr(&broken)
+    );
+    assert!(!d.join("broken.wasm").exists());
+
+    // No WASMUDF_EXPORT: the link names what is missing.
+    std::fs::write(d.join("empty.c"), "#include \"wasmudf.h\"\n").unwrap();
+    let empty = build("empty.c");
+    assert!(!empty.status.success());
+    assert!(
+        stderr(&empty).contains("wasmudf_functions"),
+        "{}",
+        stderr(&empty)
+    );
+
+    // printf links against the deny-all adapter: still no import.
+    std::fs::write(
+        d.join("chatty.c"),
+        "#include <stdio.h>\n#include \"wasmudf.h\"\n\
+         static int64_t loud(int64_t x) { printf(\"%lld\\n\", (long long)x); return x; }\n\
+         WASMUDF_ROWS_1(c_loud, i64, loud, i64)\n\
+         WASMUDF_EXPORT(WASMUDF_SCALAR(\"c_loud\", c_loud, WASMUDF_INT64, WASMUDF_INT64))\n",
+    )
+    .unwrap();
+    let chatty = build("chatty.c");
+    assert!(chatty.status.success(), "{}", stderr(&chatty));
+    let listed = String::from_utf8_lossy(&chatty.stdout);
+    assert!(
+        listed.contains("scalar c_loud(bigint) returns bigint"),
+        "{listed}"
+    );
+}
