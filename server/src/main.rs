@@ -32,7 +32,7 @@ struct Cli {
 enum Command {
     /// Starts the server (default: 127.0.0.1:5433, data in ./wasmudf-data).
     Serve(Box<ServeArgs>),
-    /// Builds a component from Python source (`wasmudf build --lang python f.py`).
+    /// Builds a component from Python or C source (`wasmudf build --lang python f.py`).
     Build(build::BuildArgs),
 }
 

@@ -23,6 +23,9 @@ pub struct Language {
     installed_at: &'static str,
     /// Environment variable that names the program instead.
     env: &'static str,
+    /// Files the toolchain needs besides the program (libraries): without them it
+    /// counts as missing.
+    needs: &'static [&'static str],
 }
 
 /// Every language the suites cover.
@@ -33,6 +36,7 @@ pub const LANGUAGES: &[Language] = &[
         programs: &["componentize-py"],
         installed_at: ".venv/bin/componentize-py",
         env: "WASMUDF_COMPONENTIZE_PY",
+        needs: &[],
     },
     Language {
         name: "c",
@@ -41,6 +45,10 @@ pub const LANGUAGES: &[Language] = &[
         // Debian's clang-19 (with lld-19, wasi-libc and libclang-rt-19-dev-wasm32).
         installed_at: "/usr/lib/llvm-19/bin/clang",
         env: "WASMUDF_CLANG",
+        needs: &[
+            "/usr/include/wasm32-wasi/stdlib.h",
+            "/usr/lib/llvm-19/lib/clang/19/lib/wasi/libclang_rt.builtins-wasm32.a",
+        ],
     },
 ];
 
@@ -74,6 +82,9 @@ pub fn of_suite(slt: &Path) -> Option<Language> {
 impl Language {
     /// The toolchain program, if installed here.
     pub fn toolchain(&self) -> Option<PathBuf> {
+        if !self.needs.iter().all(|f| Path::new(f).exists()) {
+            return None;
+        }
         if let Some(p) = std::env::var_os(self.env) {
             return Some(PathBuf::from(p));
         }

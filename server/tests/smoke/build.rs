@@ -19,19 +19,28 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn componentize_py() -> Option<String> {
-    let python = LANGUAGES.iter().find(|l| l.name == "python")?;
-    match python.toolchain() {
-        Some(p) => Some(p.display().to_string()),
-        None => {
-            assert!(
-                !required(),
-                "componentize-py is not installed (WASMUDF_LANGUAGES=required)"
-            );
-            eprintln!("skipped: componentize-py is not installed");
-            None
-        }
+/// The language's toolchain here, or None (the test is skipped; failed when required).
+fn toolchain(language: &str) -> Option<String> {
+    let found = LANGUAGES
+        .iter()
+        .find(|l| l.name == language)
+        .and_then(|l| l.toolchain());
+    if found.is_none() {
+        assert!(
+            !required(),
+            "no {language} toolchain here (WASMUDF_LANGUAGES=required)"
+        );
+        eprintln!("skipped: no {language} toolchain here");
     }
+    found.map(|p| p.display().to_string())
+}
+
+/// `wasmudf build --lang LANGUAGE --toolchain TOOLCHAIN FILE` in `dir`.
+fn build(dir: &Path, language: &str, toolchain: &str, file: &str) -> Output {
+    wasmudf(
+        &["build", "--lang", language, "--toolchain", toolchain, file],
+        dir,
+    )
 }
 
 #[test]
@@ -39,18 +48,8 @@ fn a_python_build_that_cannot_go_on_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
 
-    // No toolchain: how to install it.
-    let missing = wasmudf(
-        &[
-            "build",
-            "--lang",
-            "python",
-            "--toolchain",
-            "/nonexistent/componentize-py",
-            "x.py",
-        ],
-        d,
-    );
+    // A missing file; then a missing toolchain, and how to install it.
+    let missing = build(d, "python", "/nonexistent/componentize-py", "x.py");
     assert!(!missing.status.success());
     assert!(
         stderr(&missing).contains("x.py: no such file"),
@@ -58,17 +57,7 @@ fn a_python_build_that_cannot_go_on_says_why() {
         stderr(&missing)
     );
     std::fs::write(d.join("x.py"), "import wasmudf\n").unwrap();
-    let missing = wasmudf(
-        &[
-            "build",
-            "--lang",
-            "python",
-            "--toolchain",
-            "/nonexistent/componentize-py",
-            "x.py",
-        ],
-        d,
-    );
+    let missing = build(d, "python", "/nonexistent/componentize-py", "x.py");
     assert!(!missing.status.success());
     assert!(
         stderr(&missing).contains("pip install componentize-py==0.25.1"),
@@ -91,7 +80,7 @@ fn a_python_build_that_cannot_go_on_says_why() {
         stderr(&taken)
     );
 
-    let Some(toolchain) = componentize_py() else {
+    let Some(toolchain) = toolchain("python") else {
         return;
     };
     // A function the SDK cannot describe: the build fails with the SDK's message.
@@ -100,17 +89,7 @@ fn a_python_build_that_cannot_go_on_says_why() {
         "import wasmudf\n\n@wasmudf.scalar\ndef f(x) -> int:\n    return x\n",
     )
     .unwrap();
-    let untyped = wasmudf(
-        &[
-            "build",
-            "--lang",
-            "python",
-            "--toolchain",
-            &toolchain,
-            "untyped.py",
-        ],
-        d,
-    );
+    let untyped = build(d, "python", &toolchain, "untyped.py");
     assert!(!untyped.status.success());
     assert!(
         stderr(&untyped).contains("wasmudf.scalar f: parameter x has no type annotation"),
@@ -126,17 +105,7 @@ fn a_python_build_that_cannot_go_on_says_why() {
         "import wasmudf\n\n@wasmudf.scalar\ndef twice(x: int) -> int:\n    return 2 * x\n",
     )
     .unwrap();
-    let good = wasmudf(
-        &[
-            "build",
-            "--lang",
-            "python",
-            "--toolchain",
-            &toolchain,
-            "good.py",
-        ],
-        d,
-    );
+    let good = build(d, "python", &toolchain, "good.py");
     assert!(good.status.success(), "{}", stderr(&good));
     let listed = String::from_utf8_lossy(&good.stdout);
     assert!(
@@ -150,29 +119,14 @@ fn a_python_build_that_cannot_go_on_says_why() {
     );
 }
 
-fn clang() -> Option<String> {
-    let c = LANGUAGES.iter().find(|l| l.name == "c")?;
-    match c.toolchain() {
-        Some(p) => Some(p.display().to_string()),
-        None => {
-            assert!(
-                !required(),
-                "clang-19 is not installed (WASMUDF_LANGUAGES=required)"
-            );
-            eprintln!("skipped: clang-19 is not installed");
-            None
-        }
-    }
-}
-
 #[test]
 fn a_c_build_that_cannot_go_on_says_why() {
-    let Some(clang) = clang() else {
+    let Some(clang) = toolchain("c") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let build = |file: &str| wasmudf(&["build", "--lang", "c", "--toolchain", &clang, file], d);
+    let build = |file: &str| build(d, "c", &clang, file);
 
     // The compiler's own message, and no output.
     std::fs::write(d.join("broken.c"), "#include \"wasmudf.h\"\nint f( {\n").unwrap();
