@@ -33,3 +33,10 @@ def py_print(s: str) -> str:
     """Prints (the output is discarded) and returns its argument."""
     print("hello from", s)
     return s
+
+
+@wasmudf.scalar
+def py_read_file(path: str) -> str:
+    """Opens a file, which the sandbox does not have: an error saying so."""
+    with open(path) as f:
+        return f.read()

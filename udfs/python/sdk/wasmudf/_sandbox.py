@@ -4,11 +4,13 @@ A wasmudf component imports nothing: the build stubs every WASI function with a 
 which would end the call with a bare `unreachable` and no message. Before the user's
 module is imported, this module replaces the Python-level entry points that reach
 them, so a function that prints gets its output discarded, and one that reads the
-clock or asks for entropy gets a clear error (SQLSTATE 38000) naming the call. The
+clock, opens a file or asks for entropy gets a clear error (SQLSTATE 38000) naming
+the call. The
 sandbox gives no clock, files, network or environment, so that a function declared
 immutable is one.
 """
 
+import builtins
 import io
 import os
 import sys
@@ -74,6 +76,9 @@ def install():
     # These read the clock only when not given a time.
     for name, given in (("localtime", 1), ("gmtime", 1), ("ctime", 1), ("asctime", 1), ("strftime", 2)):
         setattr(time, name, _unless_given(getattr(time, name), given, f"time.{name}", no_clock))
+    no_files = _denied("open", "there are no files")
+    builtins.open = no_files
+    io.open = no_files
     os.urandom = _denied("os.urandom", "there is no entropy; use random with a seed")
     os.getrandom = _denied("os.getrandom", "there is no entropy; use random with a seed")
     for name in ("system", "popen", "fork", "execv", "kill"):
