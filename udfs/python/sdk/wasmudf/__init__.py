@@ -25,7 +25,7 @@
 
 `wasmudf build --lang python FILE.py` makes the component; `CREATE FUNCTION add_one(bigint)
 RETURNS bigint LANGUAGE wasm AS 'FILE.wasm'` registers a function of it. See
-docs/guides/python.md.
+docs/writing-python-udfs.md.
 """
 
 import inspect

@@ -117,18 +117,8 @@ def values(col, typ: Type, rows):
         valid = bits(col.validity, col.len)
         vals = [x if ok else None for x, ok in zip(vals, valid)]
     if col.len == 1 and rows != 1:
-        vals = vals * rows if not isinstance(vals, array) else array(vals.typecode, vals) * rows
+        vals = vals * rows
     return vals
-
-
-def validity(col, rows):
-    """Per-row validity of an argument column, or None if every row is valid."""
-    if col.validity is None:
-        return None
-    valid = bits(col.validity, col.len)
-    if col.len == 1 and rows != 1:
-        return valid * rows
-    return valid
 
 
 def _fail(typ, value, row):

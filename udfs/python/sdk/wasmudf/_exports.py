@@ -65,12 +65,8 @@ class Scalar:
 def _call_rows(f, rows, args):
     cols = [columns.values(c, typ, rows) for c, typ in zip(args, f.params)]
     target = f.target
-    valid = None
-    if f.strict:
-        for c in args:
-            v = columns.validity(c, rows)
-            if v is not None:
-                valid = v if valid is None else [a and b for a, b in zip(valid, v)]
+    # A strict function skips rows with a null (None) argument.
+    skip_nulls = f.strict and any(c.validity is not None for c in args)
     if not args:
         out = [None] * rows
         i = 0
@@ -79,26 +75,28 @@ def _call_rows(f, rows, args):
                 out[i] = target()
         except BaseException as e:  # noqa: BLE001
             raise _err(e, i) from None
-    elif valid is None:
+    elif not skip_nulls:
         try:
-            # map() runs the calls in one C loop; only a failure needs the row.
+            # map() runs the calls in one C loop; only a failure needs the row: the
+            # batch is then run again row by row.
             out = list(map(target, *cols))
         except BaseException:  # noqa: BLE001
-            out = _rows_one_by_one(target, cols, None, f)
+            out = _rows_one_by_one(target, cols, False, f)
     else:
-        out = _rows_one_by_one(target, cols, valid, f)
+        out = _rows_one_by_one(target, cols, True, f)
     return columns.column(out, f.returns, rows)
 
 
-def _rows_one_by_one(target, cols, valid, f):
-    """The calls row by row, naming the row that fails; rows `valid` says are
-    null get a placeholder (a strict function's nulls are the host's)."""
+def _rows_one_by_one(target, cols, skip_nulls, f):
+    """The calls row by row, naming the row that fails; with `skip_nulls`, a row
+    with a None argument gets a placeholder (a strict function's nulls are the
+    host's)."""
     out = []
     zero = columns._ZERO[f.returns.kind]
     i = 0
     try:
         for i, row in enumerate(zip(*cols)):
-            out.append(target(*row) if valid is None or valid[i] else zero)
+            out.append(zero if skip_nulls and None in row else target(*row))
     except BaseException as e:  # noqa: BLE001
         raise _err(e, i) from None
     return out
