@@ -105,20 +105,33 @@ async fn main() {
         restarts[2].as_secs_f64()
     );
 
-    let c = built("c", "math_c");
-    if let Some(c) = &c {
-        std::fs::create_dir_all(data.join("modules/c")).unwrap();
-        std::fs::copy(c, data.join("modules/c/math_c.wasm")).unwrap();
-    }
+    // The compiled languages: each example's per-row and batch add_one.
+    let compiled: Vec<(&str, [&str; 2])> = [
+        ("c", "math_c", ["c_add_one", "c_add_one_batch"]),
+        ("go", "math_go", ["go_add_one", "go_add_one_batch"]),
+    ]
+    .into_iter()
+    .filter_map(|(language, module, functions)| {
+        let path = built(language, module)?;
+        std::fs::create_dir_all(data.join("modules").join(language)).unwrap();
+        std::fs::copy(
+            &path,
+            data.join("modules")
+                .join(language)
+                .join(format!("{module}.wasm")),
+        )
+        .unwrap();
+        Some((language, functions))
+    })
+    .collect();
     let db = Database::open(config(&data)).await.unwrap();
     let s = db.session("bench");
-    if c.is_some() {
-        for f in ["c_add_one", "c_add_one_batch"] {
+    for (language, functions) in &compiled {
+        for f in functions {
+            let module = format!("{language}/math_{language}.wasm");
             run(
                 &s,
-                &format!(
-                    "CREATE FUNCTION {f}(bigint) RETURNS bigint LANGUAGE wasm AS 'c/math_c.wasm'"
-                ),
+                &format!("CREATE FUNCTION {f}(bigint) RETURNS bigint LANGUAGE wasm AS '{module}'"),
             )
             .await;
         }
@@ -132,18 +145,19 @@ async fn main() {
         run(&s, &sql).await;
     }
     // Warm every instance and the table.
-    for f in ["py_add_one_batch", "add_one_batch", "py_add_one"] {
+    let warm = ["py_add_one_batch", "add_one_batch", "py_add_one"]
+        .into_iter()
+        .chain(compiled.iter().flat_map(|(_, fs)| fs.iter().copied()));
+    for f in warm {
         timed(&s, &format!("SELECT sum({f}(x)) FROM t WHERE x < 10000")).await;
     }
     let builtin = median_query(&s, "SELECT sum(x + 1) FROM t", 5).await;
     let rust = median_query(&s, "SELECT sum(add_one_batch(x)) FROM t", 5).await;
-    let mut c_figures = Vec::new();
-    if c.is_some() {
-        for f in ["c_add_one", "c_add_one_batch"] {
-            c_figures.push((
-                f,
-                median_query(&s, &format!("SELECT sum({f}(x)) FROM t"), 5).await,
-            ));
+    let mut compiled_figures = Vec::new();
+    for (language, functions) in &compiled {
+        for f in functions {
+            let d = median_query(&s, &format!("SELECT sum({f}(x)) FROM t"), 5).await;
+            compiled_figures.push((*language, *f, d));
         }
     }
     let py_batch = median_query(&s, "SELECT sum(py_add_one_batch(x)) FROM t", 3).await;
@@ -165,9 +179,10 @@ async fn main() {
         rust.as_secs_f64() * 1e3,
         ns_per_row(rust, rows)
     );
-    for (f, d) in &c_figures {
+    for (language, f, d) in &compiled_figures {
+        let language = if *language == "c" { "C" } else { "Go" };
         println!(
-            "  C {f:<22}  {:>8.1} ms  {:>7.1} ns/row  ({:.2}x Rust)",
+            "  {language} {f:<22} {:>8.1} ms  {:>7.1} ns/row  ({:.2}x Rust)",
             d.as_secs_f64() * 1e3,
             ns_per_row(*d, rows),
             d.as_secs_f64() / rust.as_secs_f64()

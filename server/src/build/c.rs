@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{run_tool, write_tree};
+use super::{componentize_deny_all, run_tool, toolchain, write_tree};
 
 const SDK: &[(&str, &str)] = &[
     ("wasmudf.h", include_str!("../../../udfs/c/sdk/wasmudf.h")),
@@ -19,9 +19,6 @@ const SDK: &[(&str, &str)] = &[
     ("gen/udfs.h", include_str!("../../../udfs/c/sdk/gen/udfs.h")),
     ("gen/udfs.c", include_str!("../../../udfs/c/sdk/gen/udfs.c")),
 ];
-
-/// What wasi-libc's imports resolve to inside the component.
-const DENY_ALL_ADAPTER: &str = include_str!("../../../udfs/adapters/wasi_deny_all.wat");
 
 pub(super) fn build(source: &Path, output: &Path, program: Option<&Path>) -> Result<(), String> {
     let clang = find_clang(program)?;
@@ -56,57 +53,19 @@ pub(super) fn build(source: &Path, output: &Path, program: Option<&Path>) -> Res
     }
     run_tool(command, "clang")?;
     let mut module = std::fs::read(&core).map_err(|e| format!("{}: {e}", core.display()))?;
-    componentize(&mut module, output)
+    componentize_deny_all(&mut module, output)
 }
 
-/// Embeds the contract (world `udfs`) and wraps the core module into a component,
-/// with the deny-all adapter for whatever WASI function libc imports.
-fn componentize(module: &mut Vec<u8>, output: &Path) -> Result<(), String> {
-    let mut resolve = wit_parser::Resolve::default();
-    let package = resolve
-        .push_str("udf.wit", wasmudf_engine::WIT_CONTRACT)
-        .map_err(|e| format!("the contract: {e:#}"))?;
-    let world = resolve
-        .select_world(&[package], Some("udfs"))
-        .map_err(|e| format!("the contract: {e:#}"))?;
-    wit_component::embed_component_metadata(
-        module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-    )
-    .map_err(|e| format!("embedding the contract: {e:#}"))?;
-    let adapter = wat::parse_str(DENY_ALL_ADAPTER).map_err(|e| format!("the adapter: {e}"))?;
-    let component = wit_component::ComponentEncoder::default()
-        .validate(true)
-        .module(module)
-        .and_then(|e| e.adapter("wasi_snapshot_preview1", &adapter))
-        .and_then(|mut e| e.encode())
-        .map_err(|e| format!("making the component: {e:#}"))?;
-    std::fs::write(output, component).map_err(|e| format!("{}: {e}", output.display()))
-}
-
-/// clang with the Wasm backend: the flag, else WASMUDF_CLANG, else Debian's clang-19,
-/// else `clang` on PATH.
+/// clang with the Wasm backend: the flag, else WASMUDF_CLANG, else Debian's clang-19.
 fn find_clang(given: Option<&Path>) -> Result<PathBuf, String> {
-    if let Some(p) = given {
-        return Ok(p.to_path_buf());
-    }
-    if let Some(p) = std::env::var_os("WASMUDF_CLANG") {
-        return Ok(PathBuf::from(p));
-    }
-    let debian = Path::new("/usr/lib/llvm-19/bin/clang");
-    if debian.exists() {
-        return Ok(debian.to_path_buf());
-    }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .flat_map(|d| [d.join("clang-19"), d.join("clang")])
-            .find(|p| p.is_file())
-    });
-    on_path.ok_or_else(|| {
+    toolchain(
+        given,
+        "WASMUDF_CLANG",
+        &["/usr/lib/llvm-19/bin/clang", "clang-19", "clang"],
+    )
+    .ok_or_else(|| {
         "no clang found: install clang-19, lld-19 and wasi-libc \
-         (apt-get install clang-19 lld-19 wasi-libc), or pass --toolchain"
+         (apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32), or pass --toolchain"
             .to_string()
     })
 }

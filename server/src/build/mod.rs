@@ -1,12 +1,13 @@
 //! `wasmudf build`: one command per guest language that turns a source file into an
 //! import-free component the server loads, with the toolchain and flags pinned here
-//! (docs/guides/<language>.md says how to install the toolchain).
+//! (docs/writing-<language>-udfs.md says how to install the toolchain).
 //!
 //! The SDKs of the interpreted languages are embedded in the binary and written
 //! beside the user's code at build time, so a build needs only the language's own
 //! packaging tool, and works offline once that is installed.
 
 mod c;
+mod go;
 mod python;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,8 @@ pub enum Language {
     Python,
     /// A C file using the `wasmudf` C SDK (clang with wasi-libc).
     C,
+    /// A Go file (package main) using the `wasmudf/udf` Go SDK (Go 1.27.1 or later).
+    Go,
 }
 
 /// `wasmudf build --lang LANG SOURCE [-o OUT]`.
@@ -30,13 +33,14 @@ pub struct BuildArgs {
     #[arg(long = "lang", value_enum)]
     pub language: Language,
     /// The source file (Python: a module of `@wasmudf.scalar` / `@wasmudf.aggregate`
-    /// definitions; its directory is on the module path).
+    /// definitions, its directory on the module path; C: one file with
+    /// `WASMUDF_EXPORT`; Go: one file of package main registering functions in `init`).
     pub source: PathBuf,
     /// Where to write the component (default: SOURCE with the extension `.wasm`).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// The toolchain's program (default: found on PATH; env WASMUDF_COMPONENTIZE_PY for
-    /// Python, WASMUDF_CLANG for C).
+    /// Python, WASMUDF_CLANG for C, WASMUDF_GO for Go).
     #[arg(long)]
     pub toolchain: Option<PathBuf>,
     /// Do not load the result to check it (its imports, its functions).
@@ -57,6 +61,7 @@ pub fn run(args: BuildArgs) -> Result<(), String> {
     match args.language {
         Language::Python => python::build(&args.source, &output, args.toolchain.as_deref())?,
         Language::C => c::build(&args.source, &output, args.toolchain.as_deref())?,
+        Language::Go => go::build(&args.source, &output, args.toolchain.as_deref())?,
     }
     let bytes = std::fs::read(&output).map_err(|e| format!("{}: {e}", output.display()))?;
     println!("wrote {} ({} bytes)", output.display(), bytes.len());
@@ -107,12 +112,56 @@ fn run_tool(mut command: Command, what: &str) -> Result<(), String> {
     ))
 }
 
-/// The toolchain program: the flag, else the environment variable, else `name` on PATH.
-fn toolchain(given: Option<&Path>, env: &str, name: &str) -> PathBuf {
-    given
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os(env).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(name))
+/// The toolchain program: the flag, else the environment variable, else the first of
+/// `candidates` that exists (an absolute path, or a name found on PATH).
+fn toolchain(given: Option<&Path>, env: &str, candidates: &[&str]) -> Option<PathBuf> {
+    if let Some(p) = given {
+        return Some(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os(env) {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    candidates.iter().find_map(|c| {
+        let c = Path::new(c);
+        if c.is_absolute() {
+            return c.exists().then(|| c.to_path_buf());
+        }
+        std::env::split_paths(&path)
+            .map(|d| d.join(c))
+            .find(|p| p.is_file())
+    })
+}
+
+/// What the WASI imports of C and Go code resolve to inside the component.
+const DENY_ALL_ADAPTER: &str = include_str!("../../../udfs/adapters/wasi_deny_all.wat");
+
+/// Embeds the contract (world `udfs`) and wraps the core module into a component,
+/// with the deny-all adapter for whatever WASI function libc (C) or the runtime (Go)
+/// imports.
+fn componentize_deny_all(module: &mut Vec<u8>, output: &Path) -> Result<(), String> {
+    let mut resolve = wit_parser::Resolve::default();
+    let package = resolve
+        .push_str("udf.wit", wasmudf_engine::WIT_CONTRACT)
+        .map_err(|e| format!("the contract: {e:#}"))?;
+    let world = resolve
+        .select_world(&[package], Some("udfs"))
+        .map_err(|e| format!("the contract: {e:#}"))?;
+    wit_component::embed_component_metadata(
+        module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .map_err(|e| format!("embedding the contract: {e:#}"))?;
+    let adapter = wat::parse_str(DENY_ALL_ADAPTER).map_err(|e| format!("the adapter: {e}"))?;
+    let component = wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(module)
+        .and_then(|e| e.adapter("wasi_snapshot_preview1", &adapter))
+        .and_then(|mut e| e.encode())
+        .map_err(|e| format!("making the component: {e:#}"))?;
+    std::fs::write(output, component).map_err(|e| format!("{}: {e}", output.display()))
 }
 
 /// Writes `files` (relative path, text) under `dir`.

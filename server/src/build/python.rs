@@ -72,7 +72,9 @@ pub(super) fn build(source: &Path, output: &Path, program: Option<&Path>) -> Res
             source.display()
         ));
     }
-    let program = toolchain(program, "WASMUDF_COMPONENTIZE_PY", "componentize-py");
+    // Not found: run it by name anyway, so the error says how to install it.
+    let program = toolchain(program, "WASMUDF_COMPONENTIZE_PY", &["componentize-py"])
+        .unwrap_or_else(|| "componentize-py".into());
     check_version(&program)?;
 
     let work = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
@@ -86,10 +88,10 @@ pub(super) fn build(source: &Path, output: &Path, program: Option<&Path>) -> Res
          from wasmudf._exports import Guest, Scalar, Aggregate  # noqa: F401\n"
     );
     write_tree(&app, &[("wasmudf_main.py", &main)])?;
-    let text = std::fs::read_to_string(source).map_err(|e| format!("{}: {e}", source.display()))?;
     // A copy of the module (so the build leaves no __pycache__ beside it); its own
     // directory stays on the path for the modules it imports.
-    write_tree(&app, &[(&format!("{module}.py"), &text)])?;
+    std::fs::copy(source, app.join(format!("{module}.py")))
+        .map_err(|e| format!("{}: {e}", source.display()))?;
     let wit = work.path().join("udf.wit");
     std::fs::write(&wit, wasmudf_engine::WIT_CONTRACT).map_err(|e| e.to_string())?;
     let source_dir = source

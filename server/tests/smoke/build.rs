@@ -171,3 +171,83 @@ fn a_c_build_that_cannot_go_on_says_why() {
         "{listed}"
     );
 }
+
+#[test]
+fn a_go_build_that_cannot_go_on_says_why() {
+    let Some(go) = toolchain("go") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let build = |file: &str| build(d, "go", &go, file);
+
+    // The compiler's own message, naming the user's file and line; no output.
+    std::fs::write(
+        d.join("broken.go"),
+        "package main\n\nimport \"wasmudf/udf\"\n\nfunc init() {\n\tudf.Scalar1(\"f\", 42)\n}\n",
+    )
+    .unwrap();
+    let broken = build("broken.go");
+    assert!(!broken.status.success());
+    let message = stderr(&broken);
+    assert!(message.contains("go build failed"), "{message}");
+    assert!(message.contains("broken.go:6"), "{message}");
+    assert!(!d.join("broken.wasm").exists());
+
+    // Not a Go file.
+    std::fs::write(d.join("funcs.txt"), "package main\n").unwrap();
+    let not_go = build("funcs.txt");
+    assert!(!not_go.status.success());
+    assert!(
+        stderr(&not_go).contains("a Go source file (NAME.go) is needed"),
+        "{}",
+        stderr(&not_go)
+    );
+
+    // A Go that is too old is named, with what is needed.
+    let old_go = d.join("old-go");
+    std::fs::write(&old_go, "#!/bin/sh\necho go1.19.8\n").unwrap();
+    std::fs::set_permissions(&old_go, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let old = wasmudf(
+        &[
+            "build",
+            "--lang",
+            "go",
+            "--toolchain",
+            "./old-go",
+            "broken.go",
+        ],
+        d,
+    );
+    assert!(!old.status.success());
+    assert!(
+        stderr(&old).contains("is go1.19.8: Go 1.27.1 or later is needed"),
+        "{}",
+        stderr(&old)
+    );
+
+    // A good one: println links against the deny-all adapter (no import), the
+    // functions are listed with their SQL types, nothing is left beside the source.
+    std::fs::write(
+        d.join("good.go"),
+        "package main\n\nimport \"wasmudf/udf\"\n\nfunc init() {\n\
+         \tudf.Scalar2(\"twice\", func(x int64, s string) string { println(x); return s + s })\n}\n",
+    )
+    .unwrap();
+    let good = build("good.go");
+    assert!(good.status.success(), "{}", stderr(&good));
+    let listed = String::from_utf8_lossy(&good.stdout);
+    assert!(
+        listed.contains("scalar twice(bigint, text) returns text"),
+        "{listed}"
+    );
+    let mut left: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["broken.go", "funcs.txt", "good.go", "good.wasm", "old-go"]
+    );
+}
