@@ -59,6 +59,15 @@ pub const LANGUAGES: &[Language] = &[
         env: "WASMUDF_GO",
         needs: &[],
     },
+    Language {
+        name: "js",
+        extension: "js",
+        programs: &["componentize-js"],
+        // npm ci in udfs/js (componentize-js and the preview2-shim it needs).
+        installed_at: "node_modules/.bin/componentize-js",
+        env: "WASMUDF_COMPONENTIZE_JS",
+        needs: &[],
+    },
 ];
 
 /// Whether CI asked for every language (`WASMUDF_LANGUAGES=required`).

@@ -8,6 +8,7 @@
 
 mod c;
 mod go;
+mod js;
 mod python;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ pub enum Language {
     C,
     /// A Go file (package main) using the `wasmudf/udf` Go SDK (Go 1.27.1 or later).
     Go,
+    /// A JavaScript module using the `wasmudf.js` SDK (componentize-js 0.23).
+    #[value(alias = "javascript")]
+    Js,
 }
 
 /// `wasmudf build --lang LANG SOURCE [-o OUT]`.
@@ -34,13 +38,15 @@ pub struct BuildArgs {
     pub language: Language,
     /// The source file (Python: a module of `@wasmudf.scalar` / `@wasmudf.aggregate`
     /// definitions, its directory on the module path; C: one file with
-    /// `WASMUDF_EXPORT`; Go: one file of package main registering functions in `init`).
+    /// `WASMUDF_EXPORT`; Go: one file of package main registering functions in `init`;
+    /// JavaScript: a module importing "./wasmudf.js").
     pub source: PathBuf,
     /// Where to write the component (default: SOURCE with the extension `.wasm`).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// The toolchain's program (default: found on PATH; env WASMUDF_COMPONENTIZE_PY for
-    /// Python, WASMUDF_CLANG for C, WASMUDF_GO for Go).
+    /// Python, WASMUDF_CLANG for C, WASMUDF_GO for Go, WASMUDF_COMPONENTIZE_JS for
+    /// JavaScript).
     #[arg(long)]
     pub toolchain: Option<PathBuf>,
     /// Do not load the result to check it (its imports, its functions).
@@ -62,6 +68,7 @@ pub fn run(args: BuildArgs) -> Result<(), String> {
         Language::Python => python::build(&args.source, &output, args.toolchain.as_deref())?,
         Language::C => c::build(&args.source, &output, args.toolchain.as_deref())?,
         Language::Go => go::build(&args.source, &output, args.toolchain.as_deref())?,
+        Language::Js => js::build(&args.source, &output, args.toolchain.as_deref())?,
     }
     let bytes = std::fs::read(&output).map_err(|e| format!("{}: {e}", output.display()))?;
     println!("wrote {} ({} bytes)", output.display(), bytes.len());

@@ -251,3 +251,71 @@ fn a_go_build_that_cannot_go_on_says_why() {
         ["broken.go", "funcs.txt", "good.go", "good.wasm", "old-go"]
     );
 }
+
+#[test]
+fn a_javascript_build_that_cannot_go_on_says_why() {
+    let Some(componentize_js) = toolchain("js") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let build = |file: &str| build(d, "js", &componentize_js, file);
+
+    // A syntax error: componentize-js's message, naming the file; no output.
+    std::fs::write(
+        d.join("broken.js"),
+        "import { scalar } from \"./wasmudf.js\";\nscalar(\"f\", [\"bigint\"], \"bigint\", (x) => {\n",
+    )
+    .unwrap();
+    let broken = build("broken.js");
+    assert!(!broken.status.success());
+    let message = stderr(&broken);
+    assert!(message.contains("componentize-js failed"), "{message}");
+    assert!(message.contains("broken.js"), "{message}");
+    assert!(!d.join("broken.wasm").exists());
+
+    // An SDK misuse at registration (a type that does not exist) is the SDK's message.
+    std::fs::write(
+        d.join("misuse.js"),
+        "import { scalar } from \"./wasmudf.js\";\nscalar(\"f\", [\"bignum\"], \"bigint\", (x) => x);\n",
+    )
+    .unwrap();
+    let misuse = build("misuse.js");
+    assert!(!misuse.status.success());
+    assert!(
+        stderr(&misuse).contains("function f: not a wasmudf type: bignum"),
+        "{}",
+        stderr(&misuse)
+    );
+
+    // Not a module, and a name the build uses.
+    std::fs::write(d.join("funcs.txt"), "").unwrap();
+    let not_js = build("funcs.txt");
+    assert!(
+        stderr(&not_js).contains("a JavaScript module (NAME.js) is needed"),
+        "{}",
+        stderr(&not_js)
+    );
+    std::fs::write(d.join("wasmudf.js"), "").unwrap();
+    let taken = build("wasmudf.js");
+    assert!(
+        stderr(&taken).contains("the SDK has a file of that name"),
+        "{}",
+        stderr(&taken)
+    );
+
+    // A good one, listed with its SQL signature.
+    std::fs::write(
+        d.join("good.js"),
+        "import { scalar, types as t } from \"./wasmudf.js\";\n\
+         scalar(\"twice\", [t.int64, \"text\"], t.text, (x, s) => s + s);\n",
+    )
+    .unwrap();
+    let good = build("good.js");
+    assert!(good.status.success(), "{}", stderr(&good));
+    let listed = String::from_utf8_lossy(&good.stdout);
+    assert!(
+        listed.contains("scalar twice(bigint, text) returns text"),
+        "{listed}"
+    );
+}
