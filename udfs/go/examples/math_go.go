@@ -29,6 +29,11 @@ func init() {
 	udf.Scalar1("go_alloc", alloc)
 	// A batch function: whole columns, without a copy.
 	udf.Batch("go_add_one_batch", udf.Int64, []udf.Type{udf.Int64}, addOneBatch)
+	// Reading a column as the wrong type is an error that says so, not garbage.
+	udf.Batch("go_misread", udf.Int64, []udf.Type{udf.Text}, func(args []udf.Column, out *udf.Out) error {
+		copy(out.Int64s(), args[0].Int64s())
+		return nil
+	})
 	// Called on null: sees every row and decides.
 	udf.BatchOnNull("go_coalesce_zero", udf.Int64, []udf.Type{udf.Int64}, coalesceZero)
 	// Aggregates: a plain-data state type per group, its zero value empty.

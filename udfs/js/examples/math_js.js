@@ -45,6 +45,9 @@ scalar("js_clock", [], t.float64, () => Date.now(), { volatility: "volatile" });
 // A function returning the wrong type: an error naming what was expected.
 scalar("js_wrong_type", [t.int64], t.int64, (x) => Number(x));
 
+// A batch function returning too few values: an error, not a short column.
+batch("js_bad_length", [t.int64], t.int64, () => new BigInt64Array(1));
+
 scalar("js_spin", [t.int64], t.int64, (n) => {
   let acc = 0;
   for (let i = 0; i < Number(n); i++) acc = (acc + i) % 1000003;
