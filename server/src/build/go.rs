@@ -68,6 +68,13 @@ pub(super) fn build(source: &Path, output: &Path, program: Option<&Path>) -> Res
          virtual environment), or pass --toolchain"
             .to_string()
     })?;
+    // The build runs in the module's directory: a relative path to go must not
+    // change meaning there.
+    let go = if go.components().count() > 1 {
+        std::path::absolute(&go).map_err(|e| format!("{}: {e}", go.display()))?
+    } else {
+        go
+    };
     check_version(&go)?;
     let work = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let module = work.path().join("module");

@@ -234,7 +234,12 @@ fn a_go_build_that_cannot_go_on_says_why() {
          \tudf.Scalar2(\"twice\", func(x int64, s string) string { println(x); return s + s })\n}\n",
     )
     .unwrap();
-    let good = build("good.go");
+    // (The toolchain given relative to the current directory, as a user types it.)
+    std::os::unix::fs::symlink(&go, d.join("go")).unwrap();
+    let good = wasmudf(
+        &["build", "--lang", "go", "--toolchain", "./go", "good.go"],
+        d,
+    );
     assert!(good.status.success(), "{}", stderr(&good));
     let listed = String::from_utf8_lossy(&good.stdout);
     assert!(
@@ -248,7 +253,14 @@ fn a_go_build_that_cannot_go_on_says_why() {
     left.sort();
     assert_eq!(
         left,
-        ["broken.go", "funcs.txt", "good.go", "good.wasm", "old-go"]
+        [
+            "broken.go",
+            "funcs.txt",
+            "go",
+            "good.go",
+            "good.wasm",
+            "old-go"
+        ]
     );
 }
 

@@ -89,7 +89,7 @@ func view[T any](c *Column) []T {
 }
 
 func (c *Column) fixed(want Type, what string) {
-	if c.typ.layout() != layoutFixed || c.typ.width() != want.width() {
+	if !sameValues(c.typ, want) {
 		panic(usageError("column of type " + c.typ.name() + " read with " + what))
 	}
 }

@@ -37,7 +37,7 @@ func newOut(typ Type, rows int) *Out {
 func (o *Out) Rows() int { return o.rows }
 
 func outView[T any](o *Out, want Type, what string) []T {
-	if o.typ.layout() != layoutFixed || o.typ.width() != want.width() {
+	if !sameValues(o.typ, want) {
 		panic(usageError("result of type " + o.typ.name() + " written with " + what))
 	}
 	if o.rows == 0 {

@@ -18,12 +18,44 @@ func BatchOnNull(name string, returns Type, params []Type, f func(args []Column,
 // Scalar1 registers a strict per-row function of one argument; the SQL types are
 // the Go types' (see Value).
 func Scalar1[A, R Value](name string, f func(A) R, opts ...Option) {
-	Scalar1E(name, func(a A) (R, error) { return f(a), nil }, opts...)
+	// The dense loop calls f directly: through Scalar1E's error-returning wrapper,
+	// every row would cost a second call, which Go's Wasm port makes expensive.
+	slow := func(a A) (R, error) { return f(a), nil }
+	call := func(args []Column, out *Out) (err error) {
+		row := -1
+		defer catch(&err, &row)
+		x := newArg[A](&args[0])
+		ys := resultView[R](out)
+		if n := out.rows; ys != nil && x.dense(n) {
+			xs, ys := x.fixed[:n], ys[:n]
+			for row = range xs {
+				ys[row] = f(xs[row])
+			}
+			return nil
+		}
+		return rows1(args, out, x, ys, slow, &row)
+	}
+	register(&function{name: name, params: []Type{typeOf[A]()}, returns: typeOf[R](), strict: true, scalar: call}, opts)
 }
 
 // Scalar2 registers a strict per-row function of two arguments.
 func Scalar2[A, B, R Value](name string, f func(A, B) R, opts ...Option) {
-	Scalar2E(name, func(a A, b B) (R, error) { return f(a, b), nil }, opts...)
+	slow := func(a A, b B) (R, error) { return f(a, b), nil }
+	call := func(args []Column, out *Out) (err error) {
+		row := -1
+		defer catch(&err, &row)
+		x, y := newArg[A](&args[0]), newArg[B](&args[1])
+		ys := resultView[R](out)
+		if n := out.rows; ys != nil && x.dense(n) && y.dense(n) {
+			xs, zs, ys := x.fixed[:n], y.fixed[:n], ys[:n]
+			for row = range xs {
+				ys[row] = f(xs[row], zs[row])
+			}
+			return nil
+		}
+		return rows2(args, out, x, y, ys, slow, &row)
+	}
+	register(&function{name: name, params: []Type{typeOf[A](), typeOf[B]()}, returns: typeOf[R](), strict: true, scalar: call}, opts)
 }
 
 // Scalar3 registers a strict per-row function of three arguments.
@@ -51,20 +83,27 @@ func Scalar1E[A, R Value](name string, f func(A) (R, error), opts ...Option) {
 			}
 			return nil
 		}
-		nulls := args[0].HasNulls()
-		for row = 0; row < n; row++ {
-			if nulls && !args[0].Valid(row) {
-				continue
-			}
-			r, e := f(x.get(row))
-			if e != nil {
-				return rowError(e, row)
-			}
-			put(out, ys, row, r)
-		}
-		return nil
+		return rows1(args, out, x, ys, f, &row)
 	}
 	register(&function{name: name, params: []Type{typeOf[A]()}, returns: typeOf[R](), strict: true, scalar: call}, opts)
+}
+
+// rows1 is the general per-row loop of one argument: literals, nulls, and results
+// that are not fixed-width.
+func rows1[A, R Value](args []Column, out *Out, x arg[A], ys []R, f func(A) (R, error), row *int) error {
+	nulls := args[0].HasNulls()
+	for *row = 0; *row < out.rows; *row++ {
+		i := *row
+		if nulls && !args[0].Valid(i) {
+			continue
+		}
+		r, e := f(x.get(i))
+		if e != nil {
+			return rowError(e, i)
+		}
+		put(out, ys, i, r)
+	}
+	return nil
 }
 
 // Scalar2E registers a strict per-row function of two arguments that may fail.
@@ -86,20 +125,26 @@ func Scalar2E[A, B, R Value](name string, f func(A, B) (R, error), opts ...Optio
 			}
 			return nil
 		}
-		nulls := args[0].HasNulls() || args[1].HasNulls()
-		for row = 0; row < n; row++ {
-			if nulls && !(args[0].Valid(row) && args[1].Valid(row)) {
-				continue
-			}
-			r, e := f(x.get(row), y.get(row))
-			if e != nil {
-				return rowError(e, row)
-			}
-			put(out, ys, row, r)
-		}
-		return nil
+		return rows2(args, out, x, y, ys, f, &row)
 	}
 	register(&function{name: name, params: []Type{typeOf[A](), typeOf[B]()}, returns: typeOf[R](), strict: true, scalar: call}, opts)
+}
+
+// rows2 is the general per-row loop of two arguments.
+func rows2[A, B, R Value](args []Column, out *Out, x arg[A], y arg[B], ys []R, f func(A, B) (R, error), row *int) error {
+	nulls := args[0].HasNulls() || args[1].HasNulls()
+	for *row = 0; *row < out.rows; *row++ {
+		i := *row
+		if nulls && !(args[0].Valid(i) && args[1].Valid(i)) {
+			continue
+		}
+		r, e := f(x.get(i), y.get(i))
+		if e != nil {
+			return rowError(e, i)
+		}
+		put(out, ys, i, r)
+	}
+	return nil
 }
 
 // Scalar3E registers a strict per-row function of three arguments that may fail.

@@ -169,6 +169,17 @@ func (t Type) width() int {
 	}
 }
 
+// sameValues says whether values of `have` can be read as those of `want`: the same
+// width, and both floating point or both integers (int64 and uint64 share a view, as
+// do timestamps; a float64 column is never read as int64 bits by mistake).
+func sameValues(have, want Type) bool {
+	float := func(t Type) bool {
+		tag := t.wire.Tag()
+		return tag == wasmudf_udf_types.DataType_Float32 || tag == wasmudf_udf_types.DataType_Float64
+	}
+	return have.layout() == layoutFixed && have.width() == want.width() && float(have) == float(want)
+}
+
 // name is the type as the SDK's messages show it.
 func (t Type) name() string {
 	names := [...]string{"boolean", "int8", "int16", "int32", "int64", "uint8", "uint16",
