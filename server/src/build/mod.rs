@@ -2,9 +2,9 @@
 //! import-free component the server loads, with the toolchain and flags pinned here
 //! (docs/writing-<language>-udfs.md says how to install the toolchain).
 //!
-//! The SDKs of the interpreted languages are embedded in the binary and written
-//! beside the user's code at build time, so a build needs only the language's own
-//! packaging tool, and works offline once that is installed.
+//! Every language's SDK is embedded in the binary and written beside the user's code
+//! at build time, so a build needs only the language's own toolchain, and works
+//! offline once that is installed.
 
 mod c;
 mod go;
