@@ -304,6 +304,8 @@ class Builder {
     this.type = type;
     this.rows = rows;
     this.validity = undefined;
+    // Whether fixed-width values are BigInts (int64, uint64, timestamp) or Numbers.
+    this.bigint = layout.array === BigInt64Array || layout.array === BigUint64Array;
     if (layout.kind === "fixed") this.values = new layout.array(rows);
     else if (layout.kind === "bits") this.values = new Uint8Array((rows + 7) >> 3);
     else this.values = new Array(rows);
@@ -319,7 +321,7 @@ class Builder {
     if (v === null || v === undefined) return this.setNull(i);
     const { kind } = this.layout;
     if (kind === "fixed") {
-      const bigint = this.layout.array === BigInt64Array || this.layout.array === BigUint64Array;
+      const bigint = this.bigint;
       if (bigint ? typeof v !== "bigint" : typeof v !== "number") {
         throw new TypeError(`the result must be a ${bigint ? "BigInt" : "Number"} (${this.type.tag}), not ${typeof v}`);
       }
@@ -413,11 +415,11 @@ function callRows(f, rows, rds) {
     if (n === 1 && !nulls && !rds[0].literal && rds[0].layout.kind === "fixed" && out.layout.kind === "fixed") {
       const xs = fixedView(rds[0].col, rds[0].layout);
       const ys = out.values;
-      const bigint = ys instanceof BigInt64Array || ys instanceof BigUint64Array;
+      const want = out.bigint ? "bigint" : "number";
       for (row = 0; row < rows; row++) {
         const y = fn(xs[row]);
         if (y === null || y === undefined) out.setNull(row);
-        else if (typeof y === (bigint ? "bigint" : "number")) ys[row] = y;
+        else if (typeof y === want) ys[row] = y;
         else out.set(row, y);
       }
       return;

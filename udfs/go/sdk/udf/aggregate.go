@@ -85,11 +85,7 @@ func emit[R Value](out *Out, row int, r R, ok bool) {
 		out.SetNull(row)
 		return
 	}
-	if ys := resultView[R](out); ys != nil {
-		ys[row] = r
-	} else {
-		set(out, row, r)
-	}
+	put(out, resultView[R](out), row, r)
 }
 
 // aggregateDef is an aggregate function: what `info` says, and its groups.

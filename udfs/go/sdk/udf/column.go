@@ -20,6 +20,11 @@ type Column struct {
 	u16      []uint16
 	u32      []uint32
 	u64      []uint64
+	// The views the per-row accessors read, made once per batch (nil when the
+	// column is not of that type, or has no values).
+	i64 []int64
+	f64 []float64
+	i32 []int32
 }
 
 func newColumn(c wasmudf_udf_types.Column, typ Type, rows int) Column {
@@ -36,6 +41,14 @@ func newColumn(c wasmudf_udf_types.Column, typ Type, rows int) Column {
 		col.u32 = c.Values.U32s()
 	case wasmudf_udf_types.Buffer_U64s:
 		col.u64 = c.Values.U64s()
+	}
+	switch {
+	case sameValues(typ, Int64):
+		col.i64 = view[int64](&col)
+	case sameValues(typ, Float64):
+		col.f64 = view[float64](&col)
+	case sameValues(typ, Int32):
+		col.i32 = view[int32](&col)
 	}
 	return col
 }
@@ -96,16 +109,31 @@ func (c *Column) fixed(want Type, what string) {
 
 // Int64s is the values of an int64 (or uint64, timestamp) column, without a copy:
 // Rows() values, or one for a literal. Null rows hold an unspecified value.
-func (c *Column) Int64s() []int64 { c.fixed(Int64, "Int64s"); return view[int64](c) }
+func (c *Column) Int64s() []int64 {
+	if c.i64 == nil {
+		c.fixed(Int64, "Int64s")
+	}
+	return c.i64
+}
 
 // Uint64s is the same for uint64.
 func (c *Column) Uint64s() []uint64 { c.fixed(Uint64, "Uint64s"); return view[uint64](c) }
 
 // Float64s is the same for float64.
-func (c *Column) Float64s() []float64 { c.fixed(Float64, "Float64s"); return view[float64](c) }
+func (c *Column) Float64s() []float64 {
+	if c.f64 == nil {
+		c.fixed(Float64, "Float64s")
+	}
+	return c.f64
+}
 
 // Int32s is the same for int32 (and date).
-func (c *Column) Int32s() []int32 { c.fixed(Int32, "Int32s"); return view[int32](c) }
+func (c *Column) Int32s() []int32 {
+	if c.i32 == nil {
+		c.fixed(Int32, "Int32s")
+	}
+	return c.i32
+}
 
 // Float32s is the same for float32.
 func (c *Column) Float32s() []float32 { c.fixed(Float32, "Float32s"); return view[float32](c) }

@@ -40,6 +40,11 @@ func outView[T any](o *Out, want Type, what string) []T {
 	if !sameValues(o.typ, want) {
 		panic(usageError("result of type " + o.typ.name() + " written with " + what))
 	}
+	return words[T](o)
+}
+
+// words is a fixed-width result's values as []T (T of the result's width), unchecked.
+func words[T any](o *Out) []T {
 	if o.rows == 0 {
 		return nil
 	}

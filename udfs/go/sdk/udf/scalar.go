@@ -1,7 +1,5 @@
 package udf
 
-import "unsafe"
-
 // Batch registers a strict scalar function over whole columns: `f` fills `out` for
 // every row of `args` (one Column per parameter). Rows with a null argument come out
 // null whatever `f` writes there.
@@ -173,8 +171,7 @@ func Scalar3E[A, B, C, R Value](name string, f func(A, B, C) (R, error), opts ..
 // catch turns a panic of a per-row function into an error naming the row.
 func catch(err *error, row *int) {
 	if v := recover(); v != nil {
-		r := *row
-		*err = recovered(v, r)
+		*err = recovered(v, *row)
 	}
 }
 
@@ -189,8 +186,9 @@ func rowError(e error, row int) error {
 // arg reads one argument column as Go values of type T.
 type arg[T Value] struct {
 	col   *Column
-	fixed []T // fixed-width values: one per row, or one for a literal
-	step  int // 1, or 0 for a literal
+	fixed []T  // fixed-width values: one per row, or one for a literal
+	step  int  // 1, or 0 for a literal
+	text  bool // T is string (else a text/bytea column is read as []byte)
 }
 
 func newArg[T Value](c *Column) arg[T] {
@@ -201,6 +199,8 @@ func newArg[T Value](c *Column) arg[T] {
 	if c.typ.layout() == layoutFixed {
 		a.fixed = view[T](c)
 	}
+	var zero T
+	_, a.text = any(zero).(string)
 	return a
 }
 
@@ -218,8 +218,7 @@ func (a *arg[T]) get(row int) T {
 	case layoutBits:
 		v = a.col.Bool(row)
 	default:
-		var zero T
-		if _, ok := any(zero).(string); ok {
+		if a.text {
 			v = a.col.Text(row)
 		} else {
 			v = a.col.Bytes(row)
@@ -231,10 +230,10 @@ func (a *arg[T]) get(row int) T {
 // resultView is a fixed-width result's values as []R, or nil for boolean, text and
 // bytea results (written with set).
 func resultView[R Value](o *Out) []R {
-	if o.typ.layout() != layoutFixed || o.rows == 0 {
+	if o.typ.layout() != layoutFixed {
 		return nil
 	}
-	return unsafe.Slice((*R)(unsafe.Pointer(unsafe.SliceData(o.words))), o.rows)
+	return words[R](o)
 }
 
 func put[R Value](o *Out, ys []R, row int, v R) {
