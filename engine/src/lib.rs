@@ -61,6 +61,7 @@ pub use wasm::limits::{
 pub use wasm::signature::{
     sql_type_name, AggregateShape, FunctionKind, FunctionSignature, NullHandling,
 };
+pub use wasm::tier::CodeTier;
 
 // The database: a data directory, sessions, statements.
 pub use sql::database::{Database, DatabaseConfig, REPLACEABLE_BUILTINS};

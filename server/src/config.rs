@@ -62,6 +62,11 @@ pub struct ServeArgs {
     /// Largest module CREATE FUNCTION accepts (file or inline), e.g. 64MB.
     #[arg(long, env = "WASMUDF_MAX_MODULE_SIZE", default_value = "64MB")]
     pub max_module_size: String,
+    /// Components at least this large (e.g. 1MB) are first compiled with the fast
+    /// baseline compiler so CREATE FUNCTION returns in seconds; the optimizing compile
+    /// runs in the background and takes over when done. `off` compiles optimized first.
+    #[arg(long, env = "WASMUDF_BASELINE_COMPILE_MIN_SIZE", default_value = "1MB")]
+    pub baseline_compile_min_size: String,
     /// Most functions one component may describe; CREATE FUNCTION and wasm_load of a
     /// component that describes more fail with 54000.
     #[arg(

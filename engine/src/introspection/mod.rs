@@ -20,6 +20,7 @@ use crate::store::catalog::FunctionRecord;
 use crate::store::CATALOG_NAME;
 use crate::udf::scope::QueryScope;
 use crate::wasm::cache::CacheOutcome;
+use crate::wasm::tier::CodeTier;
 
 pub(crate) mod pg_catalog;
 pub(crate) mod session_info;
@@ -36,6 +37,8 @@ pub(crate) trait DatabaseView: Send + Sync + std::fmt::Debug {
     fn stored_modules(&self) -> Result<Vec<(String, u64)>>;
     /// How each module loaded in this process got its machine code, by hex hash.
     fn artifact_outcomes(&self) -> HashMap<String, CacheOutcome>;
+    /// Which compiler made the code of each module loaded now, by hex hash.
+    fn code_tiers(&self) -> HashMap<String, CodeTier>;
     /// The data directory (for `pg_database_size`).
     fn data_dir(&self) -> &Path;
     /// `wasm_load(spec)` run by `user` in the query `scope`: loads the module, defines

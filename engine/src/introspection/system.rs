@@ -179,6 +179,7 @@ fn modules_schema() -> SchemaRef {
         Field::new("functions", DataType::UInt64, false),
         Field::new("exports", DataType::Utf8, false),
         Field::new("artifact", DataType::Utf8, true),
+        Field::new("code", DataType::Utf8, true),
     ]))
 }
 
@@ -190,8 +191,11 @@ fn modules_batch(db: &dyn DatabaseView) -> DfResult<RecordBatch> {
     let mut counts = Vec::new();
     let mut exports = Vec::new();
     let mut artifacts = Vec::new();
+    let mut codes = Vec::new();
     let outcomes = db.artifact_outcomes();
+    let tiers = db.code_tiers();
     for (hash, size) in stored {
+        codes.push(tiers.get(&hash).map(|t| t.as_str()));
         artifacts.push(outcomes.get(&hash).map(|o| match o {
             CacheOutcome::Loaded => "cached",
             CacheOutcome::Compiled => "compiled",
@@ -214,6 +218,7 @@ fn modules_batch(db: &dyn DatabaseView) -> DfResult<RecordBatch> {
             Arc::new(UInt64Array::from(counts)),
             Arc::new(StringArray::from(exports)),
             Arc::new(StringArray::from(artifacts)),
+            Arc::new(StringArray::from(codes)),
         ],
     )?)
 }

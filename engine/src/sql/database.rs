@@ -34,6 +34,7 @@ use crate::udf::scope::QueryScope;
 use crate::udf::settings::WasmSettings;
 use crate::wasm::cache::CacheOutcome;
 use crate::wasm::engine::{Engine, EngineConfig, Module};
+use crate::wasm::tier::CodeTier;
 
 /// How a [`Database`] is set up.
 #[derive(Clone, Debug)]
@@ -178,6 +179,15 @@ impl DatabaseView for DbInner {
 
     fn artifact_outcomes(&self) -> HashMap<String, CacheOutcome> {
         self.artifacts.lock().clone()
+    }
+
+    fn code_tiers(&self) -> HashMap<String, CodeTier> {
+        let registry = self.functions.read();
+        registry
+            .modules
+            .iter()
+            .map(|(hash, module)| (hash.clone(), module.code_tier()))
+            .collect()
     }
 
     fn data_dir(&self) -> &Path {

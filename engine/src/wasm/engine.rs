@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
-use wasmtime::{Config, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+use wasmtime::component::{Component, ComponentExportIndex, Linker};
+use wasmtime::{Config, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy};
 
 use crate::error::{Error, Result};
 use crate::wasm::abi::{
@@ -22,6 +22,7 @@ use crate::wasm::cache::{ArtifactCache, CacheOutcome};
 use crate::wasm::instance::{GuestInstance, InstanceSlots, StoreState};
 use crate::wasm::limits::{round_stack, Limits};
 use crate::wasm::signature::{FunctionKind, FunctionSignature};
+use crate::wasm::tier::{Code, CodeTier, TieredCode};
 
 /// How the engine is set up. `EngineConfig::default()` suits most uses.
 #[derive(Clone, Debug)]
@@ -49,6 +50,17 @@ pub struct EngineConfig {
     pub epoch_tick: Duration,
     /// Where compiled artifacts are cached on disk; `None` keeps them in memory only.
     pub artifact_dir: Option<PathBuf>,
+    /// Components of at least this many bytes are first compiled with the baseline
+    /// compiler (Winch: ~5x faster to compile, slower code), so loading returns in
+    /// seconds; the optimizing compile then runs in the background and replaces it
+    /// (see [`CodeTier`]). `None` compiles everything optimized up front. Where Winch
+    /// is not available (it targets x86-64), everything compiles optimized.
+    pub baseline_compile_min_size: Option<usize>,
+    /// Whether a baseline-compiled module gets its optimizing compile in the
+    /// background. `false` keeps baseline code for good: it saves that compile's CPU
+    /// (seconds of every core per large component) for slower calls, and tests use it
+    /// to run baseline code on purpose.
+    pub background_optimize: bool,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +76,9 @@ impl Default for EngineConfig {
             idle_instances_per_function: 2 * thread::available_parallelism().map_or(4, |n| n.get()),
             epoch_tick: Duration::from_millis(2),
             artifact_dir: None,
+            // Below ~1 MB Cranelift takes well under a second: not worth two compiles.
+            baseline_compile_min_size: Some(1 << 20),
+            background_optimize: true,
         }
     }
 }
@@ -101,8 +116,13 @@ pub(crate) struct EngineInner {
     /// The engine for the default stack size: every module compiles here, and its
     /// instances come from the pooling allocator.
     pub(crate) main: Arc<StackEngine>,
-    /// Every live engine by stack size, the main one included: functions that share a
-    /// stack size share an engine, and the epoch ticker ticks them all.
+    /// The baseline (Winch) engine for the default stack size, if the configuration
+    /// asks for one and this target has Winch. Allocates instances on demand: they
+    /// live only until the optimized code arrives.
+    baseline: Option<Arc<StackEngine>>,
+    /// Every live engine by stack size and compiler, the main and baseline ones
+    /// included: functions that share both share an engine, and the epoch ticker ticks
+    /// them all.
     stack_engines: StackEngines,
     pub(crate) config: EngineConfig,
     modules: Mutex<HashMap<[u8; 32], Weak<ModuleInner>>>,
@@ -114,12 +134,15 @@ pub(crate) struct EngineInner {
 /// function with its own `wasm.stack` runs its instances in an engine of that size.
 pub(crate) struct StackEngine {
     pub(crate) wasmtime: wasmtime::Engine,
+    /// Whether it compiles with Winch (baseline code) rather than Cranelift.
+    baseline: bool,
     linker: Linker<StoreState>,
     /// Live instances across all engines, under `max_instances`.
     pub(crate) slots: Arc<InstanceSlots>,
 }
 
-type StackEngines = Arc<Mutex<HashMap<usize, Weak<StackEngine>>>>;
+/// Engines by (Wasm stack size, baseline compiler).
+type StackEngines = Arc<Mutex<HashMap<(usize, bool), Weak<StackEngine>>>>;
 
 /// The wasmtime settings every engine shares (artifacts move between engines that
 /// differ only in stack size and allocator).
@@ -135,11 +158,34 @@ fn wasmtime_config(config: &EngineConfig, stack: usize) -> Config {
     wt
 }
 
-fn new_stack_engine(wt: &Config, slots: Arc<InstanceSlots>) -> Result<StackEngine> {
+/// Makes `wt` compile with Winch, wasmtime's baseline compiler.
+fn use_baseline_compiler(wt: &mut Config) {
+    wt.strategy(Strategy::Winch)
+        // Winch has no tail calls; a component that uses them compiles optimized.
+        .wasm_tail_call(false);
+}
+
+/// The Winch engine for first, fast compiles of large components, or `None` where
+/// Winch cannot run (another architecture, a CPU without the features it needs).
+fn baseline_engine(config: &EngineConfig, slots: Arc<InstanceSlots>) -> Option<Arc<StackEngine>> {
+    let mut wt = wasmtime_config(config, config.defaults.stack);
+    use_baseline_compiler(&mut wt);
+    wt.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    match new_stack_engine(&wt, true, slots) {
+        Ok(engine) => Some(Arc::new(engine)),
+        Err(e) => {
+            tracing::info!("no baseline compiler here ({e}); every component compiles optimized");
+            None
+        }
+    }
+}
+
+fn new_stack_engine(wt: &Config, baseline: bool, slots: Arc<InstanceSlots>) -> Result<StackEngine> {
     let wasmtime = wasmtime::Engine::new(wt).map_err(|e| Error::Runtime(format!("{e:#}")))?;
     Ok(StackEngine {
         linker: Linker::new(&wasmtime),
         wasmtime,
+        baseline,
         slots,
     })
 }
@@ -176,8 +222,12 @@ impl Engine {
         wt.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let main = Arc::new(new_stack_engine(
             &wt,
+            false,
             InstanceSlots::new(config.max_instances),
         )?);
+        let baseline = config
+            .baseline_compile_min_size
+            .and_then(|_| baseline_engine(&config, main.slots.clone()));
         let cache =
             match &config.artifact_dir {
                 Some(dir) => Some(ArtifactCache::open(dir, &main.wasmtime).map_err(|e| {
@@ -185,10 +235,11 @@ impl Engine {
                 })?),
                 None => None,
             };
-        let stack_engines: StackEngines = Arc::new(Mutex::new(HashMap::from([(
-            config.defaults.stack,
-            Arc::downgrade(&main),
-        )])));
+        let mut engines = HashMap::from([((config.defaults.stack, false), Arc::downgrade(&main))]);
+        if let Some(baseline) = &baseline {
+            engines.insert((config.defaults.stack, true), Arc::downgrade(baseline));
+        }
+        let stack_engines: StackEngines = Arc::new(Mutex::new(engines));
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(
             stack_engines.clone(),
@@ -198,6 +249,7 @@ impl Engine {
         Ok(Engine {
             inner: Arc::new(EngineInner {
                 main,
+                baseline,
                 stack_engines,
                 config,
                 modules: Mutex::new(HashMap::new()),
@@ -212,31 +264,41 @@ impl Engine {
         &self.inner.config
     }
 
-    /// The wasmtime engine for Wasm stacks of `stack` bytes, created on first use.
+    /// The wasmtime engine for Wasm stacks of `stack` bytes and code of the baseline
+    /// compiler or not, created on first use.
     ///
     /// Only the main engine pools instances: a pool reserves address space for every
     /// slot up front, too much to repeat per stack size. Other engines allocate
     /// instances on demand, which costs tens of microseconds per instance (one per
     /// partition per query).
-    fn stack_engine(&self, stack: usize) -> Result<Arc<StackEngine>> {
-        let existing = |engines: &HashMap<usize, Weak<StackEngine>>| {
-            engines.get(&stack).and_then(Weak::upgrade)
+    fn stack_engine(&self, stack: usize, baseline: bool) -> Result<Arc<StackEngine>> {
+        let key = (stack, baseline);
+        let existing = |engines: &HashMap<(usize, bool), Weak<StackEngine>>| {
+            engines.get(&key).and_then(Weak::upgrade)
         };
         if let Some(engine) = existing(&self.inner.stack_engines.lock()) {
             return Ok(engine);
         }
         // Built outside the lock, which the epoch ticker takes every tick.
         let mut wt = wasmtime_config(&self.inner.config, stack);
+        if baseline {
+            use_baseline_compiler(&mut wt);
+        }
         wt.allocation_strategy(InstanceAllocationStrategy::OnDemand);
-        let built = Arc::new(new_stack_engine(&wt, self.inner.main.slots.clone())?);
+        let built = Arc::new(new_stack_engine(
+            &wt,
+            baseline,
+            self.inner.main.slots.clone(),
+        )?);
         let mut engines = self.inner.stack_engines.lock();
         if let Some(engine) = existing(&engines) {
             return Ok(engine);
         }
         engines.retain(|_, e| e.strong_count() > 0);
-        engines.insert(stack, Arc::downgrade(&built));
+        engines.insert(key, Arc::downgrade(&built));
         tracing::debug!(
             stack,
+            baseline,
             "started a wasmtime engine for a function's wasm.stack"
         );
         Ok(built)
@@ -280,8 +342,9 @@ impl Engine {
         // for an interpreter-sized one) and leaves no artifact behind.
         check_import_names(bytes)?;
         let hex_hash = hex::encode(hash);
-        let (component, outcome) = self.compile(bytes, &hex_hash)?;
-        let module = match self.describe(component, hash, cancel) {
+        let compiled = self.compile(bytes, &hex_hash)?;
+        let (outcome, tier) = (compiled.outcome, compiled.tier);
+        let module = match self.describe(compiled, hash, cancel) {
             Ok(module) => Arc::new(module),
             Err(e) => {
                 // Nothing can use a component that does not describe itself.
@@ -289,9 +352,58 @@ impl Engine {
                 return Err(e);
             }
         };
+        // Only a component that describes itself is worth the optimizing compile.
+        if tier == CodeTier::Baseline {
+            if inner.config.background_optimize {
+                self.optimize_in_background(&module, bytes.to_vec(), hex_hash.clone());
+            } else {
+                module.code.finish(None);
+            }
+        }
         inner.modules.lock().insert(hash, Arc::downgrade(&module));
-        tracing::debug!(hash = %hex_hash, functions = module.functions.len(), ?outcome, "loaded component");
+        tracing::debug!(hash = %hex_hash, functions = module.functions.len(), ?outcome, code = tier.as_str(), "loaded component");
         Ok((Module { inner: module }, outcome))
+    }
+
+    /// Compiles `module`'s component with Cranelift on a thread of its own, caches the
+    /// artifact and makes the module's new instances use it.
+    fn optimize_in_background(&self, module: &Arc<ModuleInner>, bytes: Vec<u8>, hex_hash: String) {
+        let engine = self.clone();
+        let weak = Arc::downgrade(module);
+        let spawned = thread::Builder::new()
+            .name("wasmudf-optimize".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let compiled = Component::new(&engine.inner.main.wasmtime, &bytes);
+                // A module dropped meanwhile needs neither the code nor its artifact.
+                let Some(module) = weak.upgrade() else {
+                    return;
+                };
+                let code = compiled
+                    .map_err(|e| Error::InvalidComponent(format!("{e:#}")))
+                    .and_then(|component| {
+                        engine.cache_artifact(&component, &hex_hash);
+                        module.code_in(&engine.inner.main, component)
+                    });
+                match code {
+                    Ok(code) => {
+                        module.code.finish(Some(code));
+                        tracing::info!(
+                            hash = %hex_hash,
+                            seconds = started.elapsed().as_secs_f64(),
+                            "optimized code replaces the baseline"
+                        );
+                    }
+                    Err(e) => {
+                        module.code.finish(None);
+                        tracing::warn!(hash = %hex_hash, "optimizing compile failed; the module keeps its baseline code: {e}");
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            module.code.finish(None);
+            tracing::warn!(hash = %hex::encode(module.hash), "could not start the optimizing compile: {e}");
+        }
     }
 
     /// Removes the cached artifact of module `hex_hash` (a module no function uses).
@@ -318,35 +430,31 @@ impl Engine {
         }
     }
 
-    fn compile(&self, bytes: &[u8], hex_hash: &str) -> Result<(Component, CacheOutcome)> {
+    /// Machine code for `bytes`: the cached optimized artifact, else a baseline
+    /// compile for a large component (optimized later, in the background), else an
+    /// optimized compile, cached.
+    fn compile(&self, bytes: &[u8], hex_hash: &str) -> Result<Compiled> {
         let inner = &self.inner;
-        let compile = || {
-            Component::new(&inner.main.wasmtime, bytes)
-                .map_err(|e| Error::InvalidComponent(format!("{e:#}")))
+        let optimized = |component, outcome| Compiled {
+            component,
+            engine: inner.main.clone(),
+            tier: CodeTier::Optimized,
+            outcome,
         };
-        let Some(cache) = &inner.cache else {
-            return Ok((compile()?, CacheOutcome::Compiled));
+        let (artifact, rejected) = match &inner.cache {
+            Some(cache) => cache.get(hex_hash),
+            None => (None, false),
         };
-        let (artifact, rejected) = cache.get(hex_hash);
         if let Some(artifact) = artifact {
             // SAFETY: the artifact carries a MAC made with this cache's secret key, so it
             // is a file this engine configuration serialized itself, unmodified.
             match unsafe { Component::deserialize(&inner.main.wasmtime, &artifact) } {
-                Ok(c) => return Ok((c, CacheOutcome::Loaded)),
+                Ok(c) => return Ok(optimized(c, CacheOutcome::Loaded)),
                 Err(e) => tracing::warn!(
                     hash = hex_hash,
                     "cached artifact unusable, recompiling: {e:#}"
                 ),
             }
-        }
-        let component = compile()?;
-        match component.serialize() {
-            Ok(artifact) => {
-                if let Err(e) = cache.put(hex_hash, &artifact) {
-                    tracing::warn!(hash = hex_hash, "could not cache artifact: {e}");
-                }
-            }
-            Err(e) => tracing::warn!(hash = hex_hash, "could not serialize artifact: {e:#}"),
         }
         let outcome = if rejected {
             tracing::warn!(
@@ -357,19 +465,65 @@ impl Engine {
         } else {
             CacheOutcome::Compiled
         };
-        Ok((component, outcome))
+        let large = inner
+            .config
+            .baseline_compile_min_size
+            .is_some_and(|min| bytes.len() >= min);
+        if let Some(baseline) = inner.baseline.as_ref().filter(|_| large) {
+            match Component::new(&baseline.wasmtime, bytes) {
+                Ok(component) => {
+                    return Ok(Compiled {
+                        component,
+                        engine: baseline.clone(),
+                        tier: CodeTier::Baseline,
+                        outcome,
+                    })
+                }
+                // Features Winch lacks (tail calls, exceptions, GC); Cranelift decides.
+                Err(e) => tracing::debug!(
+                    hash = hex_hash,
+                    "baseline compile failed, compiling optimized: {e:#}"
+                ),
+            }
+        }
+        let component = Component::new(&inner.main.wasmtime, bytes)
+            .map_err(|e| Error::InvalidComponent(format!("{e:#}")))?;
+        self.cache_artifact(&component, hex_hash);
+        Ok(optimized(component, outcome))
+    }
+
+    /// Writes an optimized component's artifact to the cache, if there is one.
+    fn cache_artifact(&self, component: &Component, hex_hash: &str) {
+        let Some(cache) = &self.inner.cache else {
+            return;
+        };
+        match component.serialize() {
+            Ok(artifact) => {
+                if let Err(e) = cache.put(hex_hash, &artifact) {
+                    tracing::warn!(hash = hex_hash, "could not cache artifact: {e}");
+                }
+            }
+            Err(e) => tracing::warn!(hash = hex_hash, "could not serialize artifact: {e:#}"),
+        }
     }
 
     fn describe(
         &self,
-        component: Component,
+        compiled: Compiled,
         hash: [u8; 32],
         cancel: Option<&Arc<AtomicBool>>,
     ) -> Result<ModuleInner> {
         let inner = &self.inner;
+        let Compiled {
+            component,
+            engine,
+            tier,
+            ..
+        } = compiled;
+        let wasmtime = &engine.wasmtime;
         let component_type = component.component_type();
         let imports: Vec<(&str, ComponentItem)> = component_type
-            .imports(&inner.main.wasmtime)
+            .imports(wasmtime)
             .map(|(name, e)| (name, e.ty))
             .collect();
         // WIT `use` of the contract's own `types` interface is imported as an instance
@@ -378,7 +532,7 @@ impl Engine {
             name.starts_with(TYPES_INTERFACE_PREFIX)
                 && match item {
                     ComponentItem::ComponentInstance(i) => i
-                        .exports(&inner.main.wasmtime)
+                        .exports(wasmtime)
                         .all(|(_, e)| matches!(e.ty, ComponentItem::Type(_))),
                     _ => false,
                 }
@@ -394,7 +548,7 @@ impl Engine {
         let exports = || {
             let names: Vec<String> = component
                 .component_type()
-                .exports(&inner.main.wasmtime)
+                .exports(wasmtime)
                 .map(|(n, _)| n.to_string())
                 .collect();
             if names.is_empty() {
@@ -426,15 +580,14 @@ impl Engine {
         };
         let describe_idx = required(GUEST_INTERFACE, "describe", "all components")?;
         let call_idx = lookup(SCALAR_INTERFACE, "call")?;
-        let pre = inner
-            .main
+        let pre = engine
             .linker
             .instantiate_pre(&component)
             .map_err(|e| Error::InvalidComponent(format!("{e:#}")))?;
         let limits = inner.config.defaults;
         let metered = inner.config.fuel_metering;
         let mut instance = GuestInstance::new(
-            inner.main.clone(),
+            engine.clone(),
             &pre,
             Exports {
                 call: call_idx,
@@ -465,14 +618,18 @@ impl Engine {
             }
             aggregate = Some(exports);
         }
-        Ok(ModuleInner {
-            hash,
+        let code = Code {
+            engine,
             pre,
-            stack_variants: Mutex::new(HashMap::new()),
             exports: Exports {
                 call: call_idx,
                 aggregate,
             },
+        };
+        Ok(ModuleInner {
+            hash,
+            code: TieredCode::new(code, tier),
+            stack_variants: Mutex::new(HashMap::new()),
             functions,
             by_name,
             engine: self.clone(),
@@ -593,18 +750,27 @@ pub struct Module {
 
 pub(crate) struct ModuleInner {
     hash: [u8; 32],
-    /// Instantiates in the main engine (the default stack size).
-    pub(crate) pre: InstancePre<StoreState>,
-    /// The module in engines of other stack sizes. Stack sizes are powers of two up
-    /// to the ceiling (at most 15 of them), so this stays small without eviction.
+    /// What instances with the default stack size start from: the baseline code of a
+    /// large component until its optimized code replaces it.
+    code: TieredCode,
+    /// The module in engines of other stack sizes, made from the optimized code.
+    /// Stack sizes are powers of two up to the ceiling (at most 15 of them), so this
+    /// stays small without eviction.
     stack_variants: Mutex<HashMap<usize, Arc<StackVariant>>>,
-    /// The contract's exports in `pre`'s component.
-    exports: Exports,
     pub(crate) functions: Vec<FunctionSignature>,
     /// Index into `functions` by name: lookups stay constant-time however many
     /// functions a component describes.
     by_name: HashMap<String, usize>,
     pub(crate) engine: Engine,
+}
+
+/// A component just compiled (or loaded from the cache), not yet described.
+struct Compiled {
+    component: Component,
+    /// The engine it was compiled for: the main one, or the baseline one.
+    engine: Arc<StackEngine>,
+    tier: CodeTier,
+    outcome: CacheOutcome,
 }
 
 /// The contract's exports in one compiled component. An index belongs to the
@@ -618,86 +784,90 @@ pub(crate) struct Exports {
 }
 
 /// A module compiled into the engine of a non-default stack size.
-struct StackVariant {
-    engine: Arc<StackEngine>,
-    pre: InstancePre<StoreState>,
-    exports: Exports,
-}
+type StackVariant = Code;
 
 impl ModuleInner {
     /// A fresh instance of this component under `limits`, with errors naming `function`.
     pub(crate) fn instantiate(&self, limits: &Limits, function: &str) -> Result<GuestInstance> {
         let engine = &self.engine.inner;
-        let variant;
-        let (stack_engine, pre, exports) = if limits.stack == engine.config.defaults.stack {
-            (&engine.main, &self.pre, self.exports)
+        let code = if limits.stack == engine.config.defaults.stack {
+            self.code.current()
         } else {
-            variant = self.stack_variant(limits.stack)?;
-            (&variant.engine, &variant.pre, variant.exports)
+            self.stack_variant(limits.stack)?
         };
         GuestInstance::new(
-            stack_engine.clone(),
-            pre,
-            exports,
+            code.engine.clone(),
+            &code.pre,
+            code.exports,
             limits,
             engine.config.fuel_metering,
             function,
         )
     }
 
-    /// This module in the engine for `stack`-byte Wasm stacks. The artifact moves by
-    /// serializing the main engine's compilation: the engines differ only in stack size
-    /// and allocator, which compiled code does not depend on.
-    fn stack_variant(&self, stack: usize) -> Result<Arc<StackVariant>> {
-        if let Some(v) = self.stack_variants.lock().get(&stack) {
-            return Ok(v.clone());
-        }
-        // Prepared outside the lock: other sizes of this module need not wait for it.
-        let engine = self.engine.stack_engine(stack)?;
-        let failed = |e: wasmtime::Error| {
-            Error::Runtime(format!("preparing a {stack}-byte wasm.stack: {e:#}"))
-        };
-        let artifact = self.pre.component().serialize().map_err(failed)?;
-        // SAFETY: the artifact was serialized just now by this process from the main
-        // engine's component, which it compiled itself or deserialized from its own
-        // MAC-verified cache; wasmtime refuses it if the engines' settings differ.
-        let component =
-            unsafe { Component::deserialize(&engine.wasmtime, &artifact) }.map_err(failed)?;
-        let pre = engine.linker.instantiate_pre(&component).map_err(failed)?;
+    /// `component`, this module compiled anew for `engine`, ready to instantiate: its
+    /// exports are looked up again, as indices belong to one `Component`.
+    fn code_in(&self, engine: &Arc<StackEngine>, component: Component) -> Result<Code> {
+        let failed = |what: String| Error::Runtime(format!("preparing module code: {what}"));
+        let pre = engine
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| failed(format!("{e:#}")))?;
         let find = |iface: &str, func: &str| {
             component
                 .get_export_index(None, iface)
                 .and_then(|i| component.get_export_index(Some(&i), func))
-                .ok_or_else(|| {
-                    Error::Runtime(format!(
-                        "preparing a {stack}-byte wasm.stack: {iface} lost `{func}`"
-                    ))
-                })
+                .ok_or_else(|| failed(format!("{iface} lost `{func}`")))
         };
+        let like = self.code.current().exports;
         let exports = Exports {
-            call: self
-                .exports
+            call: like
                 .call
                 .map(|_| find(SCALAR_INTERFACE, "call"))
                 .transpose()?,
-            aggregate: self
-                .exports
+            aggregate: like
                 .aggregate
                 .map(|_| AggregateExports::find(|func| find(AGGREGATE_INTERFACE, func)))
                 .transpose()?,
         };
-        let variant = Arc::new(StackVariant {
-            engine,
+        Ok(Code {
+            engine: engine.clone(),
             pre,
             exports,
-        });
-        // Another partition may have prepared it meanwhile: the first one is kept.
-        Ok(self
-            .stack_variants
-            .lock()
-            .entry(stack)
-            .or_insert(variant)
-            .clone())
+        })
+    }
+
+    /// This module in the engine for `stack`-byte Wasm stacks. The artifact moves by
+    /// serializing the module's current code: the engines differ only in stack size
+    /// and allocator, which compiled code does not depend on. A variant made from
+    /// baseline code is made again once the optimized code is in.
+    fn stack_variant(&self, stack: usize) -> Result<Arc<StackVariant>> {
+        let current = self.code.current();
+        let baseline = current.engine.baseline;
+        let fresh = |v: &&Arc<StackVariant>| v.engine.baseline == baseline;
+        if let Some(v) = self.stack_variants.lock().get(&stack).filter(fresh) {
+            return Ok(v.clone());
+        }
+        // Prepared outside the lock: other sizes of this module need not wait for it.
+        let failed = |e: wasmtime::Error| {
+            Error::Runtime(format!("preparing a {stack}-byte wasm.stack: {e:#}"))
+        };
+        let engine = self.engine.stack_engine(stack, baseline)?;
+        let artifact = current.pre.component().serialize().map_err(failed)?;
+        // SAFETY: the artifact was serialized just now by this process from the
+        // module's component, which it compiled itself or deserialized from its own
+        // MAC-verified cache; wasmtime refuses it if the engines' settings differ.
+        let component =
+            unsafe { Component::deserialize(&engine.wasmtime, &artifact) }.map_err(failed)?;
+        let variant = Arc::new(self.code_in(&engine, component)?);
+        // Another partition may have prepared it meanwhile: the first one of this
+        // code's tier is kept.
+        let mut variants = self.stack_variants.lock();
+        let kept = variants.entry(stack).or_insert_with(|| variant.clone());
+        if kept.engine.baseline != baseline {
+            *kept = variant;
+        }
+        Ok(kept.clone())
     }
 }
 
@@ -724,6 +894,17 @@ impl Module {
             .get(name)
             .copied()
             .ok_or_else(|| Error::NoSuchFunction(name.to_string()))
+    }
+
+    /// Which compiler made the code new instances of this module run.
+    pub fn code_tier(&self) -> CodeTier {
+        self.inner.code.tier()
+    }
+
+    /// Waits at most `timeout` for the module's optimized code (see [`CodeTier`]);
+    /// returns whether new instances now run it.
+    pub fn wait_optimized(&self, timeout: Duration) -> bool {
+        self.inner.code.optimized(Some(timeout)).is_some()
     }
 
     /// Instantiates the component once under the default limits and drops the

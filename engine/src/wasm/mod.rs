@@ -14,3 +14,4 @@ pub(crate) mod engine;
 pub(crate) mod instance;
 pub(crate) mod limits;
 pub(crate) mod signature;
+pub(crate) mod tier;

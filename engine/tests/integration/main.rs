@@ -13,3 +13,4 @@ mod ddl;
 mod persistence;
 mod sandbox;
 mod scalar;
+mod tiers;

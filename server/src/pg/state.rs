@@ -116,6 +116,14 @@ impl ServerState {
             ceilings,
             max_module_size: parse_bytes(&args.max_module_size).map_err(|e| e.to_string())?
                 as usize,
+            baseline_compile_min_size: match args.baseline_compile_min_size.as_str() {
+                "off" => None,
+                size => Some(
+                    parse_bytes(size)
+                        .map_err(|e| format!("--baseline-compile-min-size: {e} (or `off`)"))?
+                        as usize,
+                ),
+            },
             max_functions_per_component: args.max_functions_per_component,
             max_description_size: parse_bytes(&args.max_description_size)
                 .map_err(|e| e.to_string())? as usize,
