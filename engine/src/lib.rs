@@ -54,6 +54,7 @@ pub use udf::build::UdfOptions;
 pub use udf::query::{CancelHandle, Query};
 pub use wasm::cache::CacheOutcome;
 pub use wasm::engine::{Engine, EngineConfig, Module};
+pub use wasm::interfaces::ComponentInterfaces;
 pub use wasm::limits::{
     parse_bytes, parse_duration, parse_stack, round_stack, LimitOverrides, Limits, MAX_STACK,
     MIN_STACK,

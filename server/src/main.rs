@@ -2,6 +2,7 @@
 
 mod build;
 mod config;
+mod inspect;
 mod pg;
 
 use std::sync::Arc;
@@ -32,8 +33,16 @@ struct Cli {
 enum Command {
     /// Starts the server (default: 127.0.0.1:5433, data in ./wasmudf-data).
     Serve(Box<ServeArgs>),
-    /// Builds a component from Python or C source (`wasmudf build --lang python f.py`).
+    /// Builds a component from Python, C, Go or JavaScript source (`wasmudf build
+    /// --lang python f.py`).
     Build(build::BuildArgs),
+    /// Shows what a component provides: its functions with their SQL signatures, the
+    /// interfaces it exports and imports (and whether the server would refuse them),
+    /// its size and SHA-256, and the CREATE FUNCTION statements that register it.
+    Inspect(inspect::InspectArgs),
+    /// As `inspect`, compiling and instantiating the component as the server would;
+    /// exits with status 1 if the server would refuse it.
+    Check(inspect::InspectArgs),
 }
 
 #[tokio::main]
@@ -47,6 +56,18 @@ async fn main() {
     };
     let cli = Cli::parse_from(args);
     match cli.command {
+        Command::Inspect(args) => {
+            if let Err(e) = inspect::inspect(&args) {
+                eprintln!("wasmudf inspect: {e}");
+                std::process::exit(1);
+            }
+        }
+        Command::Check(args) => {
+            if let Err(e) = inspect::check(&args) {
+                eprintln!("wasmudf check: {e}");
+                std::process::exit(1);
+            }
+        }
         Command::Build(args) => {
             if let Err(e) = build::run(args) {
                 eprintln!("wasmudf build: {e}");

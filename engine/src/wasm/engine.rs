@@ -14,12 +14,11 @@ use wasmtime::component::{Component, ComponentExportIndex, Linker};
 use wasmtime::{Config, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy};
 
 use crate::error::{Error, Result};
-use crate::wasm::abi::{
-    WitSignature, AGGREGATE_INTERFACE, GUEST_INTERFACE, SCALAR_INTERFACE, TYPES_INTERFACE_PREFIX,
-};
+use crate::wasm::abi::{WitSignature, AGGREGATE_INTERFACE, GUEST_INTERFACE, SCALAR_INTERFACE};
 use crate::wasm::aggregate_exports::AggregateExports;
 use crate::wasm::cache::{ArtifactCache, CacheOutcome};
 use crate::wasm::instance::{GuestInstance, InstanceSlots, StoreState};
+use crate::wasm::interfaces::ComponentInterfaces;
 use crate::wasm::limits::{round_stack, Limits};
 use crate::wasm::signature::{FunctionKind, FunctionSignature};
 use crate::wasm::tier::{Code, CodeTier, TieredCode};
@@ -337,10 +336,9 @@ impl Engine {
         if let Some(existing) = inner.modules.lock().get(&hash).and_then(Weak::upgrade) {
             return Ok((Module { inner: existing }, CacheOutcome::Loaded));
         }
-        check_is_component(bytes)?;
         // Before compiling: a refused component costs a parse, not a compile (seconds
         // for an interpreter-sized one) and leaves no artifact behind.
-        check_import_names(bytes)?;
+        ComponentInterfaces::read(bytes)?.check_imports()?;
         let hex_hash = hex::encode(hash);
         let compiled = self.compile(bytes, &hex_hash)?;
         let (outcome, tier) = (compiled.outcome, compiled.tier);
@@ -529,7 +527,7 @@ impl Engine {
         // WIT `use` of the contract's own `types` interface is imported as an instance
         // of type definitions only: no capability. Anything else is refused.
         let granted = |(name, item): &(&str, ComponentItem)| {
-            name.starts_with(TYPES_INTERFACE_PREFIX)
+            ComponentInterfaces::granted(name)
                 && match item {
                     ComponentItem::ComponentInstance(i) => i
                         .exports(wasmtime)
@@ -692,53 +690,6 @@ fn spawn_epoch_ticker(engines: StackEngines, tick: Duration, stop: Arc<AtomicBoo
     if let Err(e) = spawned {
         // Without the ticker deadlines never fire; fuel still bounds every call.
         tracing::error!("could not start the epoch thread: {e}");
-    }
-}
-
-/// Refuses a component whose top-level imports name anything but the contract's
-/// `types` interface, reading only the import section. Whether a `types` import
-/// really carries types only is checked after compiling, on its component type.
-fn check_import_names(bytes: &[u8]) -> Result<()> {
-    use wasmparser::{Parser, Payload};
-    let malformed = |e: wasmparser::BinaryReaderError| {
-        Error::InvalidComponent(format!("malformed component: {e}"))
-    };
-    let mut refused = Vec::new();
-    // Nesting depth: imports of nested components and modules are the component's
-    // own business (they are satisfied inside it).
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(malformed)? {
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::ComponentImportSection(reader) if depth == 0 => {
-                for import in reader {
-                    let name = import.map_err(malformed)?.name.name;
-                    if !name.starts_with(TYPES_INTERFACE_PREFIX) {
-                        refused.push(name.to_string());
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    if refused.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::ForbiddenImports { imports: refused })
-    }
-}
-
-/// Tells a core module (the usual mistake) from a component, with advice.
-fn check_is_component(bytes: &[u8]) -> Result<()> {
-    match bytes.get(0..8) {
-        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err(Error::InvalidComponent(
-            "this is a core WebAssembly module, not a component; wrap it with `wasm-tools component new` or build it with the wasmudf SDK".into(),
-        )),
-        Some([0, b'a', b's', b'm', _, _, 1, 0]) => Ok(()),
-        _ => Err(Error::InvalidComponent(
-            "not a WebAssembly component (bad magic number)".into(),
-        )),
     }
 }
 

@@ -12,6 +12,7 @@ pub(crate) mod cache;
 pub(crate) mod convert;
 pub(crate) mod engine;
 pub(crate) mod instance;
+pub(crate) mod interfaces;
 pub(crate) mod limits;
 pub(crate) mod signature;
 pub(crate) mod tier;

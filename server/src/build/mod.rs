@@ -81,8 +81,12 @@ pub fn run(args: BuildArgs) -> Result<(), String> {
 /// Loads the component as the server would (imports, `describe`) and lists its
 /// functions.
 fn check(bytes: &[u8]) -> Result<(), String> {
-    let engine = wasmudf_engine::Engine::new(wasmudf_engine::EngineConfig::default())
-        .map_err(|e| e.to_string())?;
+    // The process ends right after: no optimizing compile in the background.
+    let engine = wasmudf_engine::Engine::new(wasmudf_engine::EngineConfig {
+        background_optimize: false,
+        ..wasmudf_engine::EngineConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
     let module = engine
         .load_component(bytes)
         .map_err(|e| format!("the server would refuse the component: {e}"))?;

@@ -17,6 +17,7 @@ mod config;
 mod copy;
 mod durability;
 mod guest_text;
+mod inspect;
 mod load;
 mod load_time;
 mod parameters;
