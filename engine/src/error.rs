@@ -193,6 +193,9 @@ pub enum Error {
     /// A statement that a transaction block does not allow (25001).
     #[error("{0}")]
     ActiveTransaction(String),
+    /// A statement in a transaction block that an earlier error aborted (25P02).
+    #[error("current transaction is aborted, commands ignored until end of transaction block")]
+    InFailedTransaction,
     /// A statement that only a transaction block allows (25P01).
     #[error("{0}")]
     NoActiveTransaction(String),
@@ -266,6 +269,7 @@ impl Error {
             Error::UndefinedCursor(_) => "34000",
             Error::DuplicateCursor(_) => "42P03",
             Error::ActiveTransaction(_) => "25001",
+            Error::InFailedTransaction => "25P02",
             Error::NoActiveTransaction(_) => "25P01",
             Error::UndefinedSavepoint(_) => "3B001",
             Error::ProgramLimit(_) => "54000",

@@ -69,6 +69,7 @@ pub use sql::database::{Database, DatabaseConfig, REPLACEABLE_BUILTINS};
 pub use sql::output::{collect, CommandTag, Description, Output};
 pub use sql::session::Session;
 pub use sql::statement::Statement;
+pub use sql::transaction::TransactionState;
 pub use store::{CATALOG_NAME, DEFAULT_SCHEMA};
 
 // PostgreSQL value formats, for servers and tests that speak the wire protocol.

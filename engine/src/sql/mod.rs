@@ -22,4 +22,5 @@ pub(crate) mod session;
 pub(crate) mod statement;
 pub(crate) mod tables;
 pub(crate) mod text_casts;
+pub(crate) mod transaction;
 pub(crate) mod unsigned_results;

@@ -51,6 +51,8 @@ pub enum CommandTag {
     Select(u64),
     /// `COPY ... FROM STDIN`, with the rows it added.
     Copy(u64),
+    /// `ROLLBACK TO SAVEPOINT`: the transaction block goes on (spelled `ROLLBACK`).
+    RollbackTo,
     /// `SAVEPOINT`.
     Savepoint,
     /// `RELEASE [SAVEPOINT]`.
@@ -102,6 +104,7 @@ impl CommandTag {
             CommandTag::Copy(_) => "COPY",
             CommandTag::Savepoint => "SAVEPOINT",
             CommandTag::Release => "RELEASE",
+            CommandTag::RollbackTo => "ROLLBACK",
             CommandTag::DiscardAll => "DISCARD ALL",
             CommandTag::Discard => "DISCARD",
             CommandTag::Deallocate => "DEALLOCATE",

@@ -40,6 +40,7 @@ use crate::sql::database::Database;
 use crate::sql::output::{command, count_rows, with_pg_names, CommandTag, Description, Output};
 use crate::sql::parameters::{self, Parameters, SharedParameters};
 use crate::sql::statement::{self, Command, Family, ParameterStatement, Statement};
+use crate::sql::transaction::{FailedMark, TransactionState};
 use crate::sql::{ddl, tables};
 use crate::udf::query::{CancelHandle, Query};
 use crate::udf::settings::WasmSettings;
@@ -63,6 +64,8 @@ pub struct Session {
     cursors: Mutex<HashMap<String, Cursor>>,
     /// Statements prepared with SQL PREPARE, by name.
     prepared: Mutex<HashMap<String, PreparedSql>>,
+    /// Set when a statement fails inside a transaction block (25P02 until it ends).
+    failed: FailedMark,
 }
 
 /// A statement prepared with SQL PREPARE.
@@ -170,6 +173,7 @@ impl Session {
             applied: AtomicU64::new(u64::MAX),
             cursors: Mutex::new(HashMap::new()),
             prepared: Mutex::new(HashMap::new()),
+            failed: FailedMark::default(),
         }
     }
 
@@ -266,14 +270,34 @@ impl Session {
         }
     }
 
-    /// Splits `sql` into statements (PostgreSQL dialect).
+    /// Splits `sql` into statements (PostgreSQL dialect). A syntax error inside a
+    /// transaction block fails the block, as any error there does.
     pub fn parse(&self, sql: &str) -> DfResult<Vec<Statement>> {
-        statement::parse(sql)
+        let parsed = statement::parse(sql);
+        if parsed.is_err() {
+            self.fail_block();
+        }
+        parsed
+    }
+
+    /// Marks the transaction block failed, if one is open.
+    fn fail_block(&self) {
+        if self.parameters.lock().in_transaction() {
+            self.failed.set();
+        }
     }
 
     /// Appends the data a client sent for a `COPY ... FROM STDIN` (in its text or CSV
     /// format) to the table, all or nothing; returns the rows added.
     pub async fn copy_in(&self, copy: &CopyIn, data: &[u8]) -> DfResult<u64> {
+        let copied = self.copy_in_table(copy, data).await;
+        if copied.is_err() {
+            self.fail_block();
+        }
+        copied
+    }
+
+    async fn copy_in_table(&self, copy: &CopyIn, data: &[u8]) -> DfResult<u64> {
         let batch = copy::parse(copy, data)?;
         let rows = batch.num_rows() as u64;
         if rows == 0 {
@@ -338,6 +362,30 @@ impl Session {
         self.run_with_params(statement, Vec::new()).await
     }
 
+    /// The transaction state the client should be told (ReadyForQuery).
+    pub fn transaction_state(&self) -> TransactionState {
+        if !self.parameters.lock().in_transaction() {
+            TransactionState::Idle
+        } else if self.failed.is_set() {
+            TransactionState::Failed
+        } else {
+            TransactionState::InBlock
+        }
+    }
+
+    /// Refuses `family` with 25P02 if the block has failed and it does not end the
+    /// block (ROLLBACK, COMMIT, ROLLBACK TO SAVEPOINT).
+    fn check_not_failed(&self, family: &Family) -> Result<(), Error> {
+        let ends_block = matches!(
+            family,
+            Family::Command(c) if matches!(**c, Command::Rollback | Command::Commit | Command::RollbackTo(_))
+        );
+        if self.failed.is_set() && !ends_block && self.parameters.lock().in_transaction() {
+            return Err(Error::InFailedTransaction);
+        }
+        Ok(())
+    }
+
     /// Runs one statement with values for its `$1 .. $n` placeholders (the extended
     /// protocol's Bind). Only queries and DML take parameters.
     pub async fn run_with_params(
@@ -345,9 +393,40 @@ impl Session {
         statement: Statement,
         params: Vec<ScalarValue>,
     ) -> DfResult<Output> {
+        let out = match Family::of(&statement) {
+            Ok(family) => match self.check_not_failed(&family) {
+                // Refused: the block stays failed, nothing ran.
+                Err(e) => return Err(e.into()),
+                Ok(()) => self.run_family(&statement, family, params).await,
+            },
+            Err(e) => Err(e.into()),
+        };
+        if self.parameters.lock().in_transaction() {
+            return match out {
+                Err(e) => {
+                    self.fail_block();
+                    Err(e)
+                }
+                Ok(Output::Rows(rows)) => Ok(Output::Rows(self.failed.watch(rows))),
+                Ok(Output::Fetch(rows)) => Ok(Output::Fetch(self.failed.watch(rows))),
+                Ok(Output::CopyOut { format, rows }) => Ok(Output::CopyOut {
+                    format,
+                    rows: self.failed.watch(rows),
+                }),
+                other => other,
+            };
+        }
+        out
+    }
+
+    async fn run_family(
+        &self,
+        statement: &Statement,
+        family: Family,
+        params: Vec<ScalarValue>,
+    ) -> DfResult<Output> {
         self.sync_functions();
         self.apply_parameters();
-        let family = Family::of(&statement)?;
         if !params.is_empty() && !matches!(family, Family::Query(_)) {
             return Err(Error::Protocol(format!(
                 "{} parameters given to a statement that takes none",
@@ -591,6 +670,7 @@ impl Session {
     /// Ends the transaction block: parameters committed or rolled back, cursors
     /// without HOLD closed.
     fn end_transaction(&self, commit: bool) {
+        self.failed.clear();
         let mut p = self.parameters.lock();
         if commit {
             p.commit();
@@ -615,6 +695,22 @@ impl Session {
     /// a parameter keeps its declared type, so `SELECT $1` declared int4 returns int4.
     /// Undeclared (`None`) parameters, and those after one, are inferred.
     pub async fn describe_typed(
+        &self,
+        statement: &Statement,
+        declared: &[Option<DataType>],
+    ) -> DfResult<Description> {
+        // A failed block refuses Parse and Describe too, as PostgreSQL does.
+        if let Ok(family) = Family::of(statement) {
+            self.check_not_failed(&family)?;
+        }
+        let described = self.describe_statement(statement, declared).await;
+        if described.is_err() {
+            self.fail_block();
+        }
+        described
+    }
+
+    async fn describe_statement(
         &self,
         statement: &Statement,
         declared: &[Option<DataType>],
@@ -800,6 +896,11 @@ impl Session {
                 Ok(command(CommandTag::Begin))
             }
             Command::Commit => {
+                // COMMIT of a failed block rolls it back, and says so.
+                if self.failed.is_set() {
+                    self.end_transaction(false);
+                    return Ok(command(CommandTag::Rollback));
+                }
                 self.end_transaction(true);
                 Ok(command(CommandTag::Commit))
             }
@@ -817,7 +918,9 @@ impl Session {
             }
             Command::RollbackTo(name) => {
                 self.parameters.lock().rollback_to(&name)?;
-                Ok(command(CommandTag::Rollback))
+                // Back to the savepoint: the block works again.
+                self.failed.clear();
+                Ok(command(CommandTag::RollbackTo))
             }
             Command::Discard { all } => {
                 if !all {

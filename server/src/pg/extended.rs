@@ -16,10 +16,13 @@ use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::extendedquery::{Describe, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL};
+use pgwire::messages::extendedquery::{
+    Describe, Parse, ParseComplete, Sync as PgSync, TARGET_TYPE_BYTE_PORTAL,
+};
+use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use pgwire::messages::PgWireBackendMessage;
 use wasmudf_engine::datafusion::arrow::datatypes::DataType;
-use wasmudf_engine::{Description, Statement};
+use wasmudf_engine::{Description, Statement, TransactionState};
 
 use crate::pg::encode::{arrow_type, decode_param, fields, pg_type};
 use crate::pg::simple::{respond, user_error};
@@ -175,6 +178,36 @@ impl ExtendedQueryHandler for QueryHandler {
             }
         }
         self._on_describe(client, message).await
+    }
+
+    /// pgwire's Sync, with the transaction status the session has (pgwire's own
+    /// tracking has no way from a failed block back into it: ROLLBACK TO SAVEPOINT).
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo
+            + ClientPortalStore
+            + futures::Sink<PgWireBackendMessage>
+            + Unpin
+            + Send
+            + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.portal_store().rm_portal("");
+        let status = match self.session.get()?.transaction_state() {
+            TransactionState::Idle => TransactionStatus::Idle,
+            TransactionState::InBlock => TransactionStatus::Transaction,
+            TransactionState::Failed => TransactionStatus::Error,
+        };
+        client.set_transaction_status(status);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
+        client.flush().await?;
+        Ok(())
     }
 
     /// pgwire's Parse, with the statement's name remembered for DEALLOCATE ALL.

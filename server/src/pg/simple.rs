@@ -13,16 +13,41 @@ use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::response::TransactionStatus;
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use wasmudf_engine::datafusion;
-use wasmudf_engine::{log_text, CommandTag, Error, Output, TextFormat};
+use wasmudf_engine::{log_text, CommandTag, Error, Output, TextFormat, TransactionState};
 
 use crate::pg::copy::{copy_out, PendingCopy};
 use crate::pg::{encode, lock, QueryHandler, RunningStatement};
 
 #[async_trait]
 impl SimpleQueryHandler for QueryHandler {
+    /// pgwire's simple query, starting its transaction-status tracking from the
+    /// session's own state. pgwire moves the status by each response's kind and has no
+    /// move from a failed block back into it, so a failed block is given as in a
+    /// block: the responses a failed block can give (an error, ROLLBACK, ROLLBACK TO)
+    /// then end at the right status.
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Ok(session) = self.session.get() {
+            client.set_transaction_status(match session.transaction_state() {
+                TransactionState::Idle => TransactionStatus::Idle,
+                TransactionState::InBlock | TransactionState::Failed => {
+                    TransactionStatus::Transaction
+                }
+            });
+        }
+        self._on_query(client, query).await
+    }
+
     async fn do_query<C>(&self, client: &mut C, sql: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -152,7 +177,8 @@ pub(crate) async fn respond(
         Ok(Output::Command(tag)) => {
             let wire = Tag::new(&tag.to_string());
             return match tag {
-                CommandTag::Begin => Response::TransactionStart(wire),
+                // ROLLBACK TO SAVEPOINT: the block goes on.
+                CommandTag::Begin | CommandTag::RollbackTo => Response::TransactionStart(wire),
                 CommandTag::Commit | CommandTag::Rollback => Response::TransactionEnd(wire),
                 _ => Response::Execution(wire),
             };

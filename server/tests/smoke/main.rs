@@ -24,6 +24,7 @@ mod parameters;
 mod psql_cli;
 mod queries;
 mod sessions;
+mod transactions;
 
 /// A running server on a fresh data directory; killed on drop.
 struct Server {
