@@ -855,7 +855,7 @@ impl Module {
     /// Waits at most `timeout` for the module's optimized code (see [`CodeTier`]);
     /// returns whether new instances now run it.
     pub fn wait_optimized(&self, timeout: Duration) -> bool {
-        self.inner.code.optimized(Some(timeout)).is_some()
+        self.inner.code.wait_optimized(timeout)
     }
 
     /// Instantiates the component once under the default limits and drops the

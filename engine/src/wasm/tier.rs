@@ -95,25 +95,16 @@ impl TieredCode {
         self.changed.notify_all();
     }
 
-    /// The optimized code once it is in place, waiting at most `timeout` (`None`:
-    /// until the optimizing compile ends); `None` if it failed or the time ran out.
-    pub(crate) fn optimized(&self, timeout: Option<Duration>) -> Option<Arc<Code>> {
-        let until = timeout.map(|t| Instant::now() + t);
+    /// Whether the optimized code is in place, waiting at most `timeout` for it;
+    /// `false` at once if it will never come.
+    pub(crate) fn wait_optimized(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
         let mut state = self.state.lock();
-        loop {
-            match state.tier {
-                CodeTier::Optimized => return Some(state.current.clone()),
-                CodeTier::BaselineOnly => return None,
-                CodeTier::Baseline => match until {
-                    None => self.changed.wait(&mut state),
-                    Some(until) => {
-                        if self.changed.wait_until(&mut state, until).timed_out() {
-                            return (state.tier == CodeTier::Optimized)
-                                .then(|| state.current.clone());
-                        }
-                    }
-                },
+        while state.tier == CodeTier::Baseline {
+            if self.changed.wait_until(&mut state, until).timed_out() {
+                break;
             }
         }
+        state.tier == CodeTier::Optimized
     }
 }
