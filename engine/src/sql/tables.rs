@@ -326,6 +326,7 @@ impl StagedTable {
         table: &str,
         arrow_schema: SchemaRef,
     ) -> Result<StagedTable> {
+        check_storable(&arrow_schema)?;
         let db = &session.db;
         let dir = format!("tables/{}/{}-{}", safe(schema), safe(table), random_id());
         let record = RelationRecord {
@@ -456,6 +457,40 @@ impl StagedTable {
 
 /// Removes the directory of a table that was never committed; one left behind (a
 /// failure here, a crash) is removed at the next start.
+/// Refuses (0A000), at CREATE, a column the table files cannot hold, rather than
+/// accepting the table and failing its first INSERT. Asks the Parquet writer itself,
+/// with one row of nulls: its list of supported types is the one that counts.
+fn check_storable(schema: &Schema) -> Result<()> {
+    use datafusion::arrow::array::new_null_array;
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::parquet::arrow::ArrowWriter;
+    for field in schema.fields() {
+        let nullable = Arc::new(Schema::new(vec![field
+            .as_ref()
+            .clone()
+            .with_nullable(true)]));
+        let written =
+            RecordBatch::try_new(nullable.clone(), vec![new_null_array(field.data_type(), 1)])
+                .map_err(|e| e.to_string())
+                .and_then(|batch| {
+                    let mut writer = ArrowWriter::try_new(Vec::new(), nullable, None)
+                        .map_err(|e| e.to_string())?;
+                    writer.write(&batch).map_err(|e| e.to_string())?;
+                    writer.close().map(drop).map_err(|e| e.to_string())
+                });
+        if let Err(reason) = written {
+            return Err(Error::NotSupported(format!(
+                "column \"{}\" of type {} cannot be stored in a table ({})",
+                log_text(field.name()),
+                crate::pg::types::pg_type_name(crate::pg::types::pg_type_oid(field))
+                    .unwrap_or_else(|| field.data_type().to_string()),
+                log_text(&reason)
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn remove_uncommitted(path: &std::path::Path, dir: &str) {
     if let Err(e) = std::fs::remove_dir_all(path) {
         tracing::warn!("could not remove {dir} (removed at next start): {e}");
