@@ -14,19 +14,19 @@ use pgwire::api::results::{
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, Type, DEFAULT_NAME};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::extendedquery::{
     Describe, Parse, ParseComplete, Sync as PgSync, TARGET_TYPE_BYTE_PORTAL,
 };
-use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
+use pgwire::messages::response::ReadyForQuery;
 use pgwire::messages::PgWireBackendMessage;
 use wasmudf_engine::datafusion::arrow::datatypes::DataType;
-use wasmudf_engine::{Description, Statement, TransactionState};
+use wasmudf_engine::{Description, Statement};
 
 use crate::pg::encode::{arrow_type, decode_param, fields, pg_type};
 use crate::pg::simple::{respond, user_error};
-use crate::pg::{lock, ConnectionSession, QueryHandler, RunningStatement};
+use crate::pg::{lock, wire_status, ConnectionSession, QueryHandler, RunningStatement};
 
 /// A parsed and described statement, as stored for Bind.
 #[derive(Clone, Debug)]
@@ -194,12 +194,8 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
     {
-        client.portal_store().rm_portal("");
-        let status = match self.session.get()?.transaction_state() {
-            TransactionState::Idle => TransactionStatus::Idle,
-            TransactionState::InBlock => TransactionStatus::Transaction,
-            TransactionState::Failed => TransactionStatus::Error,
-        };
+        client.portal_store().rm_portal(DEFAULT_NAME);
+        let status = wire_status(self.session.get()?.transaction_state());
         client.set_transaction_status(status);
         client
             .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(

@@ -16,7 +16,8 @@ use pgwire::api::copy::CopyHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::PgWireServerHandlers;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use wasmudf_engine::Session;
+use pgwire::messages::response::TransactionStatus;
+use wasmudf_engine::{Session, TransactionState};
 
 mod auth;
 mod copy;
@@ -133,6 +134,15 @@ pub struct QueryHandler {
 /// Locks a mutex, going on if a panicking thread poisoned it (the maps stay valid).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The ReadyForQuery status byte of a session's transaction state.
+pub(crate) fn wire_status(state: TransactionState) -> TransactionStatus {
+    match state {
+        TransactionState::Idle => TransactionStatus::Idle,
+        TransactionState::InBlock => TransactionStatus::Transaction,
+        TransactionState::Failed => TransactionStatus::Error,
+    }
 }
 
 pub(crate) fn protocol_error(message: &str) -> PgWireError {

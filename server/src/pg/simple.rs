@@ -13,7 +13,6 @@ use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
@@ -21,7 +20,7 @@ use wasmudf_engine::datafusion;
 use wasmudf_engine::{log_text, CommandTag, Error, Output, TextFormat, TransactionState};
 
 use crate::pg::copy::{copy_out, PendingCopy};
-use crate::pg::{encode, lock, QueryHandler, RunningStatement};
+use crate::pg::{encode, lock, wire_status, QueryHandler, RunningStatement};
 
 #[async_trait]
 impl SimpleQueryHandler for QueryHandler {
@@ -38,12 +37,11 @@ impl SimpleQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if let Ok(session) = self.session.get() {
-            client.set_transaction_status(match session.transaction_state() {
-                TransactionState::Idle => TransactionStatus::Idle,
-                TransactionState::InBlock | TransactionState::Failed => {
-                    TransactionStatus::Transaction
-                }
-            });
+            let state = match session.transaction_state() {
+                TransactionState::Failed => TransactionState::InBlock,
+                state => state,
+            };
+            client.set_transaction_status(wire_status(state));
         }
         self._on_query(client, query).await
     }

@@ -162,4 +162,11 @@ fn ready_for_query_tells_a_failed_block_over_both_protocols() {
         ('T', none.clone(), strings(&["SELECT 1"]))
     );
     assert_eq!(wire.extended("COMMIT"), ('I', none, strings(&["COMMIT"])));
+    // Sync ends the unnamed portal: executing it again, unbound, is an error.
+    assert_eq!(wire.extended("SELECT 1").2, strings(&["SELECT 1"]));
+    wire.send(b'E', &[0, 0, 0, 0, 0]);
+    wire.send(b'S', &[]);
+    let (status, errors, tags) = wire.until_ready();
+    assert_eq!((status, tags), (b'I', Vec::<String>::new()));
+    assert_eq!(errors.len(), 1, "{errors:?}");
 }
