@@ -455,8 +455,6 @@ impl StagedTable {
     }
 }
 
-/// Removes the directory of a table that was never committed; one left behind (a
-/// failure here, a crash) is removed at the next start.
 /// Refuses (0A000), at CREATE, a column the table files cannot hold, rather than
 /// accepting the table and failing its first INSERT. Asks the Parquet writer itself,
 /// with one row of nulls: its list of supported types is the one that counts.
@@ -491,6 +489,8 @@ fn check_storable(schema: &Schema) -> Result<()> {
     Ok(())
 }
 
+/// Removes the directory of a table that was never committed; one left behind (a
+/// failure here, a crash) is removed at the next start.
 fn remove_uncommitted(path: &std::path::Path, dir: &str) {
     if let Err(e) = std::fs::remove_dir_all(path) {
         tracing::warn!("could not remove {dir} (removed at next start): {e}");

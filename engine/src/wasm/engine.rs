@@ -157,19 +157,23 @@ fn wasmtime_config(config: &EngineConfig, stack: usize) -> Config {
     wt
 }
 
-/// Makes `wt` compile with Winch, wasmtime's baseline compiler.
-fn use_baseline_compiler(wt: &mut Config) {
-    wt.strategy(Strategy::Winch)
-        // Winch has no tail calls; a component that uses them compiles optimized.
-        .wasm_tail_call(false);
+/// The settings of an engine other than the main one: instances on demand, and Winch,
+/// wasmtime's baseline compiler, if `baseline`.
+fn on_demand_config(config: &EngineConfig, stack: usize, baseline: bool) -> Config {
+    let mut wt = wasmtime_config(config, stack);
+    if baseline {
+        wt.strategy(Strategy::Winch)
+            // Winch has no tail calls; a component that uses them compiles optimized.
+            .wasm_tail_call(false);
+    }
+    wt.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    wt
 }
 
 /// The Winch engine for first, fast compiles of large components, or `None` where
 /// Winch cannot run (another architecture, a CPU without the features it needs).
 fn baseline_engine(config: &EngineConfig, slots: Arc<InstanceSlots>) -> Option<Arc<StackEngine>> {
-    let mut wt = wasmtime_config(config, config.defaults.stack);
-    use_baseline_compiler(&mut wt);
-    wt.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    let wt = on_demand_config(config, config.defaults.stack, true);
     match new_stack_engine(&wt, true, slots) {
         Ok(engine) => Some(Arc::new(engine)),
         Err(e) => {
@@ -279,11 +283,7 @@ impl Engine {
             return Ok(engine);
         }
         // Built outside the lock, which the epoch ticker takes every tick.
-        let mut wt = wasmtime_config(&self.inner.config, stack);
-        if baseline {
-            use_baseline_compiler(&mut wt);
-        }
-        wt.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+        let wt = on_demand_config(&self.inner.config, stack, baseline);
         let built = Arc::new(new_stack_engine(
             &wt,
             baseline,
@@ -704,7 +704,7 @@ pub(crate) struct ModuleInner {
     /// What instances with the default stack size start from: the baseline code of a
     /// large component until its optimized code replaces it.
     code: TieredCode,
-    /// The module in engines of other stack sizes, made from the optimized code.
+    /// The module in engines of other stack sizes, made from its current code.
     /// Stack sizes are powers of two up to the ceiling (at most 15 of them), so this
     /// stays small without eviction.
     stack_variants: Mutex<HashMap<usize, Arc<StackVariant>>>,
