@@ -60,7 +60,8 @@ pub use wasm::limits::{
     MIN_STACK,
 };
 pub use wasm::signature::{
-    sql_type_name, AggregateShape, FunctionKind, FunctionSignature, NullHandling,
+    kind_word, sql_type_name, volatility_word, AggregateShape, FunctionKind, FunctionSignature,
+    NullHandling,
 };
 pub use wasm::tier::CodeTier;
 

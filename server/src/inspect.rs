@@ -13,7 +13,7 @@ use clap::Args;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use wasmudf_engine::{
-    log_text, sql_type_name, ComponentInterfaces, Engine, EngineConfig, FunctionKind,
+    kind_word, log_text, sql_type_name, volatility_word, ComponentInterfaces, Engine, EngineConfig,
     FunctionSignature, NullHandling,
 };
 
@@ -92,22 +92,6 @@ fn examine(file: &Path, full: bool) -> Result<Report, String> {
     })
 }
 
-fn kind_word(kind: FunctionKind) -> &'static str {
-    match kind {
-        FunctionKind::Scalar => "scalar",
-        FunctionKind::Aggregate => "aggregate",
-    }
-}
-
-fn volatility_word(f: &FunctionSignature) -> &'static str {
-    use wasmudf_engine::datafusion::logical_expr::Volatility;
-    match f.volatility {
-        Volatility::Immutable => "immutable",
-        Volatility::Stable => "stable",
-        Volatility::Volatile => "volatile",
-    }
-}
-
 /// `name` as a SQL identifier: bare when PostgreSQL would read it back unchanged.
 fn identifier(name: &str) -> String {
     let bare = name
@@ -161,6 +145,34 @@ fn import_verdict(name: &str) -> &'static str {
     }
 }
 
+/// One function as `inspect` and `build` list it: kind, SQL signature, and what it
+/// declares (`scalar gcd(bigint, bigint) returns bigint: immutable, strict`).
+pub(crate) fn function_line(f: &FunctionSignature) -> String {
+    let params: Vec<String> = f.params.iter().map(sql_type_name).collect();
+    let mut traits = vec![
+        volatility_word(f.volatility).to_string(),
+        match f.null_handling {
+            NullHandling::Strict => "strict".into(),
+            NullHandling::CalledOnNull => "called on null input".into(),
+        },
+    ];
+    if let Some(shape) = &f.aggregate {
+        let state: Vec<String> = shape.state.iter().map(sql_type_name).collect();
+        traits.push(format!("state ({})", state.join(", ")));
+        if shape.retract {
+            traits.push("retracts (sliding windows)".into());
+        }
+    }
+    format!(
+        "{} {}({}) returns {}: {}",
+        kind_word(f.kind),
+        f.name,
+        params.join(", "),
+        sql_type_name(&f.returns),
+        traits.join(", ")
+    )
+}
+
 fn to_text(report: &Report) -> String {
     let mut out = format!(
         "{}: {} bytes, sha256 {}\n",
@@ -192,29 +204,7 @@ fn to_text(report: &Report) -> String {
         Ok(functions) => {
             out.push_str("functions:\n");
             for f in functions {
-                let params: Vec<String> = f.params.iter().map(sql_type_name).collect();
-                let mut traits = vec![
-                    volatility_word(f).to_string(),
-                    match f.null_handling {
-                        NullHandling::Strict => "strict".into(),
-                        NullHandling::CalledOnNull => "called on null input".into(),
-                    },
-                ];
-                if let Some(shape) = &f.aggregate {
-                    let state: Vec<String> = shape.state.iter().map(sql_type_name).collect();
-                    traits.push(format!("state ({})", state.join(", ")));
-                    if shape.retract {
-                        traits.push("retracts (sliding windows)".into());
-                    }
-                }
-                out.push_str(&format!(
-                    "  {} {}({}) returns {}: {}\n",
-                    kind_word(f.kind),
-                    f.name,
-                    params.join(", "),
-                    sql_type_name(&f.returns),
-                    traits.join(", ")
-                ));
+                out.push_str(&format!("  {}\n", function_line(f)));
             }
             let module = module_name(report);
             out.push_str(&format!(
@@ -244,7 +234,7 @@ fn to_json(report: &Report) -> Value {
                         "kind": kind_word(f.kind),
                         "arguments": f.params.iter().map(sql_type_name).collect::<Vec<_>>(),
                         "returns": sql_type_name(&f.returns),
-                        "volatility": volatility_word(f),
+                        "volatility": volatility_word(f.volatility),
                         "strict": f.null_handling == NullHandling::Strict,
                         "state": f.aggregate.as_ref().map(|a| a.state.iter().map(sql_type_name).collect::<Vec<_>>()),
                         "retract": f.aggregate.as_ref().map(|a| a.retract),

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::wasm::signature::FunctionKind;
+pub(crate) use crate::wasm::signature::{kind_word, volatility_word};
 
 const FUNCTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("functions");
 const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
@@ -65,23 +66,6 @@ impl FunctionRecord {
     /// The catalog key: one entry per overload.
     pub fn key(&self) -> String {
         overload_key(&self.name, &self.arg_types)
-    }
-}
-
-/// The catalog's word for a function kind (also what `wasm.functions` shows).
-pub(crate) fn kind_word(kind: FunctionKind) -> &'static str {
-    match kind {
-        FunctionKind::Scalar => "scalar",
-        FunctionKind::Aggregate => "aggregate",
-    }
-}
-
-/// The catalog's word for a volatility (also what `wasm.functions` shows).
-pub(crate) fn volatility_word(v: Volatility) -> &'static str {
-    match v {
-        Volatility::Immutable => "immutable",
-        Volatility::Stable => "stable",
-        Volatility::Volatile => "volatile",
     }
 }
 

@@ -75,6 +75,23 @@ impl fmt::Display for FunctionSignature {
     }
 }
 
+/// The word for a function kind: what `wasm.functions` shows and the catalog stores.
+pub fn kind_word(kind: FunctionKind) -> &'static str {
+    match kind {
+        FunctionKind::Scalar => "scalar",
+        FunctionKind::Aggregate => "aggregate",
+    }
+}
+
+/// The word for a volatility: what `wasm.functions` shows and the catalog stores.
+pub fn volatility_word(v: Volatility) -> &'static str {
+    match v {
+        Volatility::Immutable => "immutable",
+        Volatility::Stable => "stable",
+        Volatility::Volatile => "volatile",
+    }
+}
+
 /// The PostgreSQL spelling of a supported Arrow type, for messages and catalogs.
 pub fn sql_type_name(dt: &DataType) -> String {
     match dt {

@@ -91,17 +91,7 @@ fn check(bytes: &[u8]) -> Result<(), String> {
         .load_component(bytes)
         .map_err(|e| format!("the server would refuse the component: {e}"))?;
     for f in module.functions() {
-        let params: Vec<String> = f.params.iter().map(wasmudf_engine::sql_type_name).collect();
-        let kind = match f.kind {
-            wasmudf_engine::FunctionKind::Scalar => "scalar",
-            wasmudf_engine::FunctionKind::Aggregate => "aggregate",
-        };
-        println!(
-            "  {kind} {}({}) returns {}",
-            f.name,
-            params.join(", "),
-            wasmudf_engine::sql_type_name(&f.returns)
-        );
+        println!("  {}", crate::inspect::function_line(f));
     }
     Ok(())
 }
