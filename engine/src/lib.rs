@@ -67,6 +67,7 @@ pub use wasm::tier::CodeTier;
 
 // The database: a data directory, sessions, statements.
 pub use sql::database::{Database, DatabaseConfig, REPLACEABLE_BUILTINS};
+pub use sql::monitor::describe_metrics;
 pub use sql::output::{collect, CommandTag, Description, Output};
 pub use sql::session::Session;
 pub use sql::statement::Statement;

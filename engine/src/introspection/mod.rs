@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
 
 use datafusion::catalog::CatalogProvider;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -19,12 +20,15 @@ use crate::error::Result;
 use crate::store::catalog::FunctionRecord;
 use crate::store::CATALOG_NAME;
 use crate::udf::scope::QueryScope;
+use crate::udf::stats::StatsSnapshot;
 use crate::wasm::cache::CacheOutcome;
 use crate::wasm::tier::CodeTier;
 
+pub(crate) mod activity;
 pub(crate) mod pg_catalog;
 pub(crate) mod session_info;
 pub(crate) mod settings;
+pub(crate) mod stats_view;
 pub(crate) mod system;
 pub(crate) mod typed_columns;
 
@@ -39,6 +43,14 @@ pub(crate) trait DatabaseView: Send + Sync + std::fmt::Debug {
     fn artifact_outcomes(&self) -> HashMap<String, CacheOutcome>;
     /// Which compiler made the code of each module loaded now, by hex hash.
     fn code_tiers(&self) -> HashMap<String, CodeTier>;
+    /// What every Wasm function overload has cost, with its record.
+    fn function_stats(&self) -> Vec<(FunctionRecord, StatsSnapshot)>;
+    /// Sets every function's figures back to zero (`wasm_stats_reset()`).
+    fn reset_function_stats(&self);
+    /// Every session, as `pg_stat_activity` shows it.
+    fn activity(&self) -> Vec<ActivityRow>;
+    /// Whether `user` is an administrator.
+    fn is_admin(&self, user: &str) -> bool;
     /// The data directory (for `pg_database_size`).
     fn data_dir(&self) -> &Path;
     /// `wasm_load(spec)` run by `user` in the query `scope`: loads the module, defines
@@ -51,6 +63,26 @@ pub(crate) trait DatabaseView: Send + Sync + std::fmt::Debug {
         spec: String,
         scope: Option<QueryScope>,
     ) -> Result<tokio::task::JoinHandle<Result<Vec<FunctionRecord>>>>;
+}
+
+/// One session as `pg_stat_activity` shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct ActivityRow {
+    pub pid: i32,
+    pub user: String,
+    pub application_name: String,
+    pub backend_start: SystemTime,
+    pub xact_start: Option<SystemTime>,
+    pub query_start: Option<SystemTime>,
+    pub state_change: Option<SystemTime>,
+    /// `active`, `idle`, `idle in transaction`, `idle in transaction (aborted)`.
+    pub state: &'static str,
+    /// The running statement, or the last one when idle.
+    pub query: String,
+    /// The Wasm function the running statement is in now.
+    pub wasm_function: Option<String>,
+    /// Guest time of the running (or last) statement so far.
+    pub wasm_guest: Option<Duration>,
 }
 
 /// The database a view reads, held weakly: the views live in the database's own

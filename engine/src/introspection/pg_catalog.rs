@@ -31,9 +31,9 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, visit_relations, Expr as SqlExpr, FunctionArguments,
-    GroupByExpr, ObjectName, Query, SelectItem, SetExpr, Statement as SqlStatement, TableFactor,
-    Value,
+    visit_expressions, visit_expressions_mut, visit_relations, visit_relations_mut,
+    Expr as SqlExpr, FunctionArguments, GroupByExpr, Ident, ObjectName, Query, SelectItem, SetExpr,
+    Statement as SqlStatement, TableFactor, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -45,6 +45,7 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use std::ops::ControlFlow;
 
 use crate::error::Error;
+use crate::introspection::activity::StatActivity;
 use crate::introspection::settings::PgSettings;
 use crate::introspection::typed_columns::typed_columns;
 use crate::introspection::{records_in_order, DatabaseHandle, DatabaseView};
@@ -66,7 +67,7 @@ const OWNER_OID: i32 = 10;
 /// are registered before it is built, so they count as built-ins).
 pub(crate) type DbHandle = Arc<OnceLock<DatabaseHandle>>;
 
-fn database(handle: &DbHandle) -> DfResult<Arc<dyn DatabaseView>> {
+pub(crate) fn database(handle: &DbHandle) -> DfResult<Arc<dyn DatabaseView>> {
     handle
         .get()
         .and_then(Weak::upgrade)
@@ -187,7 +188,9 @@ pub(crate) fn reads_catalog(statement: &SqlStatement) -> bool {
             .collect();
         match parts.as_slice() {
             [schema, _] => schema == "pg_catalog",
-            [table] => PG_CATALOG_TABLES.contains(&table.as_str()),
+            [table] => {
+                PG_CATALOG_TABLES.contains(&table.as_str()) || LIVE_VIEWS.contains(&table.as_str())
+            }
             _ => false,
         }
     };
@@ -229,8 +232,29 @@ pub(crate) fn rewrite_catalog_statement(statement: SqlStatement) -> SqlStatement
     catalog_rewrites(COMPATIBILITY.rewrite(statement))
 }
 
+/// The views of `pg_catalog` that are ours, not the crate's, named without their schema
+/// as PostgreSQL's search path allows.
+const LIVE_VIEWS: &[&str] = &["pg_stat_activity"];
+
+/// `pg_stat_activity` as `pg_catalog.pg_stat_activity` (DataFusion resolves a bare
+/// name in `public`).
+fn live_views_qualified(mut statement: SqlStatement) -> SqlStatement {
+    let _ = visit_relations_mut(&mut statement, |name: &mut ObjectName| {
+        let bare = match name.0.as_slice() {
+            [part] => part.as_ident().map(|i| i.value.to_ascii_lowercase()),
+            _ => None,
+        };
+        if let Some(bare) = bare.filter(|b| LIVE_VIEWS.contains(&b.as_str())) {
+            *name = ObjectName::from(vec![Ident::new("pg_catalog"), Ident::new(bare)]);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    statement
+}
+
 /// Our rewrites of a catalog statement, after the crate's.
 fn catalog_rewrites(statement: SqlStatement) -> SqlStatement {
+    let statement = live_views_qualified(statement);
     let statement = regproc_names(statement);
     let statement = array_subqueries_aggregated(statement);
     let statement = scalar_subqueries_aggregated(subqueries_under_case_nulled(statement));
@@ -709,7 +733,9 @@ struct LiveCatalog {
 #[async_trait]
 impl SchemaProvider for LiveCatalog {
     fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
+        let mut names = self.inner.table_names();
+        names.extend(LIVE_VIEWS.iter().map(|v| v.to_string()));
+        names
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
@@ -724,6 +750,11 @@ impl SchemaProvider for LiveCatalog {
                 },
             )?),
             "pg_settings" => return Ok(Some(Arc::new(PgSettings::new()))),
+            "pg_stat_activity" => {
+                return Ok(Some(Arc::new(StatActivity {
+                    db: self.db.clone(),
+                })))
+            }
             "pg_attribute" => match self.inner.table(&name).await? {
                 Some(t) => Arc::new(AttributeTypes {
                     inner: t,
@@ -781,7 +812,7 @@ impl SchemaProvider for LiveCatalog {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
+        LIVE_VIEWS.contains(&name.to_ascii_lowercase().as_str()) || self.inner.table_exist(name)
     }
 }
 

@@ -35,6 +35,7 @@ use datafusion::physical_plan::{
 use datafusion::prelude::SessionContext;
 
 use crate::error::{guest_text, Error};
+use crate::introspection::stats_view::{function_stats_batch, function_stats_schema, StatsReset};
 use crate::introspection::typed_columns::typed_columns;
 use crate::introspection::{
     default_catalog, records_in_order, upgrade, DatabaseHandle, DatabaseView,
@@ -66,7 +67,18 @@ pub(crate) fn install(ctx: &SessionContext, weak: DatabaseHandle) -> crate::Resu
             modules_batch,
         )),
     )?;
+    wasm.register_table(
+        "function_stats".into(),
+        Arc::new(SystemTable::new(
+            function_stats_schema(),
+            weak.clone(),
+            function_stats_batch,
+        )),
+    )?;
     catalog.register_schema("wasm", Arc::new(wasm))?;
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
+        StatsReset::new(weak.clone()),
+    ));
 
     let state = ctx.state();
     let inner = InformationSchemaProvider::new(state.catalog_list().clone())

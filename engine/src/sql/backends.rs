@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
+use std::time::SystemTime;
 
 use datafusion::arrow::array::{BooleanBuilder, Int64Array};
 use datafusion::arrow::datatypes::DataType;
@@ -16,7 +17,9 @@ use datafusion::logical_expr::{
 use parking_lot::Mutex;
 
 use crate::error::Error;
+use crate::introspection::ActivityRow;
 use crate::sql::call::{int64_at, CallArgs};
+use crate::sql::transaction::TransactionState;
 use crate::udf::query::CancelHandle;
 
 /// What ends a session's connection (set by the wire layer).
@@ -28,6 +31,65 @@ struct Backend {
     user: String,
     running: Weak<Mutex<Option<CancelHandle>>>,
     terminate: Option<Terminator>,
+    activity: Weak<SessionActivity>,
+}
+
+/// What a session is doing, as `pg_stat_activity` shows it; the session updates it
+/// as each statement starts and ends.
+#[derive(Debug)]
+pub(crate) struct SessionActivity {
+    backend_start: SystemTime,
+    now: Mutex<ActivityNow>,
+}
+
+#[derive(Debug, Default)]
+struct ActivityNow {
+    query: String,
+    query_start: Option<SystemTime>,
+    state_change: Option<SystemTime>,
+    xact_start: Option<SystemTime>,
+    /// The state between statements.
+    idle: Option<TransactionState>,
+    application_name: String,
+}
+
+impl SessionActivity {
+    pub(crate) fn new() -> Arc<Self> {
+        let now = SystemTime::now();
+        Arc::new(SessionActivity {
+            backend_start: now,
+            now: Mutex::new(ActivityNow {
+                state_change: Some(now),
+                ..ActivityNow::default()
+            }),
+        })
+    }
+
+    /// A statement with text `query` starts.
+    pub(crate) fn statement_starts(&self, query: &str) {
+        let now = SystemTime::now();
+        let mut a = self.now.lock();
+        a.query.clear();
+        a.query.push_str(query);
+        a.query_start = Some(now);
+        a.state_change = Some(now);
+    }
+
+    /// The statement returned (its rows may still stream), leaving the session in
+    /// `state`, named `application_name`.
+    pub(crate) fn statement_ends(&self, state: TransactionState, application_name: &str) {
+        let now = SystemTime::now();
+        let mut a = self.now.lock();
+        a.xact_start = match state {
+            TransactionState::Idle => None,
+            _ => a.xact_start.or(a.query_start),
+        };
+        a.idle = Some(state);
+        a.state_change = Some(now);
+        if a.application_name != application_name {
+            a.application_name = application_name.to_string();
+        }
+    }
 }
 
 /// Every session with a process id.
@@ -44,6 +106,7 @@ impl Backends {
         session: u64,
         user: &str,
         running: &Arc<Mutex<Option<CancelHandle>>>,
+        activity: &Arc<SessionActivity>,
     ) {
         let mut by_pid = self.by_pid.lock();
         let terminate = by_pid
@@ -58,6 +121,7 @@ impl Backends {
                 user: user.to_string(),
                 running: Arc::downgrade(running),
                 terminate,
+                activity: Arc::downgrade(activity),
             },
         );
     }
@@ -69,6 +133,52 @@ impl Backends {
                 backend.terminate = Some(terminate.clone());
             }
         }
+    }
+
+    /// Every session, as `pg_stat_activity` shows it, by pid.
+    pub(crate) fn activity(&self) -> Vec<ActivityRow> {
+        let sessions: Vec<(i32, String, Weak<_>, Weak<SessionActivity>)> = self
+            .by_pid
+            .lock()
+            .iter()
+            .map(|(pid, b)| (*pid, b.user.clone(), b.running.clone(), b.activity.clone()))
+            .collect();
+        let mut rows: Vec<ActivityRow> = sessions
+            .into_iter()
+            .filter_map(|(pid, user, running, activity)| {
+                let activity = activity.upgrade()?;
+                let running = running
+                    .upgrade()
+                    .and_then(|r| r.lock().clone())
+                    .filter(|h| !h.is_canceled());
+                let a = activity.now.lock();
+                let guest = running.as_ref().map(CancelHandle::guest_now);
+                let state = match (&running, a.idle) {
+                    (Some(_), _) => "active",
+                    (None, Some(TransactionState::InBlock)) => "idle in transaction",
+                    (None, Some(TransactionState::Failed)) => "idle in transaction (aborted)",
+                    (None, _) => "idle",
+                };
+                Some(ActivityRow {
+                    pid,
+                    user,
+                    application_name: a.application_name.clone(),
+                    backend_start: activity.backend_start,
+                    // An autocommit statement is its own transaction.
+                    xact_start: a.xact_start.or(running.as_ref().and(a.query_start)),
+                    query_start: a.query_start,
+                    state_change: a.state_change,
+                    state,
+                    query: a.query.clone(),
+                    wasm_function: guest
+                        .as_ref()
+                        .and_then(|g| g.function.as_ref().map(|f| f.to_string())),
+                    wasm_guest: guest.map(|g| g.guest),
+                })
+            })
+            .collect();
+        rows.sort_by_key(|r| r.pid);
+        rows
     }
 
     /// Forgets `session` (it ended).

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::FunctionRegistry;
@@ -14,7 +15,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{CancelReason, Error, Result};
-use crate::introspection::{pg_catalog, session_info, system, DatabaseHandle, DatabaseView};
+use crate::introspection::{
+    pg_catalog, session_info, system, ActivityRow, DatabaseHandle, DatabaseView,
+};
 use crate::sql::advisory::AdvisoryLocks;
 use crate::sql::backends::Backends;
 use crate::sql::byte_lengths;
@@ -32,6 +35,7 @@ use crate::store::catalog::{Catalog, FunctionRecord};
 use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
 use crate::udf::scope::QueryScope;
 use crate::udf::settings::WasmSettings;
+use crate::udf::stats::{StatsRegistry, StatsSnapshot};
 use crate::wasm::cache::CacheOutcome;
 use crate::wasm::engine::{Engine, EngineConfig, Module};
 use crate::wasm::tier::CodeTier;
@@ -54,6 +58,10 @@ pub struct DatabaseConfig {
     /// tables (which read server files); others get 42501. `None`: no checks (every
     /// session is trusted, as in an embedded use of the library).
     pub admin_roles: Option<Vec<String>>,
+    /// Statements that take at least this long are logged (at info level, with their
+    /// text and their Wasm functions' figures), as PostgreSQL's
+    /// `log_min_duration_statement`. `None`: none are.
+    pub log_min_duration_statement: Option<Duration>,
 }
 
 impl DatabaseConfig {
@@ -65,6 +73,7 @@ impl DatabaseConfig {
             engine: EngineConfig::default(),
             target_partitions: None,
             admin_roles: None,
+            log_min_duration_statement: None,
         }
     }
 }
@@ -123,6 +132,10 @@ pub(crate) struct DbInner {
     pub backends: Arc<Backends>,
     /// The relations' pg_class OIDs, which RowDescription carries.
     pub relation_oids: RelationOids,
+    /// What each function overload has cost (`wasm.function_stats`), by catalog key.
+    pub stats: StatsRegistry,
+    /// [`DatabaseConfig::log_min_duration_statement`].
+    pub log_min_duration_statement: Option<Duration>,
 }
 
 impl DbInner {
@@ -188,6 +201,33 @@ impl DatabaseView for DbInner {
             .iter()
             .map(|(hash, module)| (hash.clone(), module.code_tier()))
             .collect()
+    }
+
+    fn function_stats(&self) -> Vec<(FunctionRecord, StatsSnapshot)> {
+        let records = self.function_records();
+        records
+            .into_iter()
+            .map(|r| {
+                let figures = self
+                    .stats
+                    .get(&r.key())
+                    .map(|s| s.snapshot())
+                    .unwrap_or_default();
+                (r, figures)
+            })
+            .collect()
+    }
+
+    fn reset_function_stats(&self) {
+        self.stats.reset_all();
+    }
+
+    fn activity(&self) -> Vec<ActivityRow> {
+        self.backends.activity()
+    }
+
+    fn is_admin(&self, user: &str) -> bool {
+        DbInner::is_admin(self, user)
     }
 
     fn data_dir(&self) -> &Path {
@@ -371,6 +411,8 @@ impl Database {
         let mut builtins: HashSet<String> = state.scalar_functions().keys().cloned().collect();
         builtins.extend(state.aggregate_functions().keys().cloned());
         builtins.extend(state.window_functions().keys().cloned());
+        // Registered later, with the views that need the database.
+        builtins.insert("wasm_stats_reset".to_string());
         let replaced_builtins = REPLACEABLE_BUILTINS
             .iter()
             .filter_map(|n| state.scalar_functions().get(*n))
@@ -401,6 +443,8 @@ impl Database {
                 advisory_locks: Arc::new(AdvisoryLocks::default()),
                 relation_oids: RelationOids::default(),
                 backends: Arc::new(Backends::default()),
+                stats: StatsRegistry::default(),
+                log_min_duration_statement: config.log_min_duration_statement,
             }),
         };
         // Set once: the catalog's functions read the database they belong to.

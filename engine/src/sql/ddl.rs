@@ -608,11 +608,13 @@ fn build_udfs(
         let mut overloads = Vec::with_capacity(overloads_of.len());
         for record in overloads_of {
             let module = module_for(db, &mut registry.modules, &record.module)?;
-            overloads.push(Arc::new(module.overload(
-                &record.export,
-                &options_of(record)?,
-                kind,
-            )?));
+            let mut overload = module.overload(&record.export, &options_of(record)?, kind)?;
+            // The overload's figures outlive this UDF (adding a sibling rebuilds it).
+            overload.stats = db
+                .inner
+                .stats
+                .for_key(&record.key(), overload.stats.label());
+            overloads.push(Arc::new(overload));
         }
         let udf = (!overloads.is_empty()).then(|| match kind {
             FunctionKind::Scalar => SqlFunction::Scalar(Arc::new(ScalarUDF::new_from_impl(
@@ -631,6 +633,10 @@ fn build_udfs(
 /// new sessions copy.
 fn apply(db: &Database, registry: &mut Registry, built: Vec<(String, Option<SqlFunction>)>) {
     registry.version += 1;
+    // A dropped overload's figures go with it.
+    db.inner
+        .stats
+        .retain(|key| registry.records.contains_key(key));
     for (name, udf) in &built {
         registry.changed_at.insert(name.clone(), registry.version);
         match udf {

@@ -16,6 +16,7 @@ use futures::StreamExt;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+use tracing::Instrument;
 
 /// Batches in flight between the executor and the consumer, per query.
 const BUFFERED_BATCHES: usize = 2;
@@ -52,21 +53,26 @@ impl Executor {
             .as_ref()
             .ok_or_else(|| DataFusionError::Internal("executor shut down".into()))?;
         let (tx, rx) = mpsc::channel(BUFFERED_BATCHES);
-        let task = runtime.spawn(async move {
-            let mut stream = match execute_stream(plan, ctx) {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            };
-            while let Some(item) = stream.next().await {
-                let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
-                    break;
+        // The statement's span follows the plan, so guest-call spans nest under it.
+        let span = tracing::Span::current();
+        let task = runtime.spawn(
+            async move {
+                let mut stream = match execute_stream(plan, ctx) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                while let Some(item) = stream.next().await {
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
+                        break;
+                    }
                 }
             }
-        });
+            .instrument(span),
+        );
         Ok((rx, task.abort_handle()))
     }
 }

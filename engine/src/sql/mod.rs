@@ -14,6 +14,7 @@ pub(crate) mod ddl;
 pub(crate) mod exec;
 pub(crate) mod json;
 pub(crate) mod literal_types;
+pub(crate) mod monitor;
 pub(crate) mod numeric;
 pub(crate) mod output;
 pub(crate) mod parameters;

@@ -26,6 +26,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
+use tracing::Instrument;
 
 use crate::error::{CancelReason, Error};
 use crate::introspection::settings::SettingsOfSession;
@@ -34,14 +35,16 @@ use crate::pg::column_names;
 use crate::pg::copy::{self, CopyFormat, CopyIn, CopyRequest};
 use crate::pg::text::TextFormat;
 use crate::sql::advisory::{self, AdvisoryLocks, SessionLocks};
-use crate::sql::backends;
+use crate::sql::backends::{self, SessionActivity};
 use crate::sql::column_origins::with_column_origins;
 use crate::sql::database::Database;
+use crate::sql::monitor::{self, StatementMonitor};
 use crate::sql::output::{command, count_rows, with_pg_names, CommandTag, Description, Output};
 use crate::sql::parameters::{self, Parameters, SharedParameters};
 use crate::sql::statement::{self, Command, Family, ParameterStatement, Statement};
 use crate::sql::transaction::{FailedMark, TransactionState};
 use crate::sql::{ddl, tables};
+use crate::udf::explain;
 use crate::udf::query::{CancelHandle, Query};
 use crate::udf::settings::WasmSettings;
 
@@ -66,6 +69,8 @@ pub struct Session {
     prepared: Mutex<HashMap<String, PreparedSql>>,
     /// Set when a statement fails inside a transaction block (25P02 until it ends).
     failed: FailedMark,
+    /// What `pg_stat_activity` shows of this session.
+    activity: Arc<SessionActivity>,
 }
 
 /// A statement prepared with SQL PREPARE.
@@ -158,10 +163,16 @@ impl Session {
         for f in backends::functions(&db.inner.backends, user, superuser) {
             ctx.register_udf(f);
         }
-        db.inner
-            .backends
-            .register(backend_pid.load(Ordering::Relaxed), id, user, &running);
+        let activity = SessionActivity::new();
+        db.inner.backends.register(
+            backend_pid.load(Ordering::Relaxed),
+            id,
+            user,
+            &running,
+            &activity,
+        );
         Session {
+            activity,
             id,
             backend_pid,
             db,
@@ -184,7 +195,7 @@ impl Session {
         self.db
             .inner
             .backends
-            .register(pid, self.id, &self.user, &self.running);
+            .register(pid, self.id, &self.user, &self.running, &self.activity);
     }
 
     /// Sets what `pg_terminate_backend` of this session calls to end its connection
@@ -389,6 +400,34 @@ impl Session {
     /// Runs one statement with values for its `$1 .. $n` placeholders (the extended
     /// protocol's Bind). Only queries and DML take parameters.
     pub async fn run_with_params(
+        &self,
+        statement: Statement,
+        params: Vec<ScalarValue>,
+    ) -> DfResult<Output> {
+        let text = monitor::statement_text(statement.text());
+        self.activity.statement_starts(&text);
+        let watch = StatementMonitor::start(
+            &self.user,
+            text,
+            self.db.inner.log_min_duration_statement,
+            &self.running,
+        );
+        let span = watch.span().clone();
+        let out = self.run_in_block(statement, params).instrument(span).await;
+        let application_name = self
+            .parameters
+            .lock()
+            .get("application_name")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        self.activity
+            .statement_ends(self.transaction_state(), &application_name);
+        watch.finish(out)
+    }
+
+    /// Runs `statement` as the transaction block's state allows, marking the block
+    /// failed if it fails.
+    async fn run_in_block(
         &self,
         statement: Statement,
         params: Vec<ScalarValue>,
@@ -1225,6 +1264,7 @@ impl Session {
             _ = handle.canceled() => return Err(canceled_error(&handle)),
             physical = df.create_physical_plan() => physical.map_err(canceled)?,
         };
+        let physical = explain::show_wasm_calls(physical)?;
         let schema = match &origins_plan {
             Some(plan) => {
                 with_column_origins(

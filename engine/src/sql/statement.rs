@@ -33,6 +33,9 @@ pub struct Statement {
     pub(crate) moves: bool,
     /// The result's column names as PostgreSQL gives them, when the text tells them.
     pub(crate) column_names: Option<Vec<String>>,
+    /// The text it was parsed from, as the client sent it (with the other statements
+    /// of the same query string, as PostgreSQL shows it in `pg_stat_activity`).
+    pub(crate) source: Option<std::sync::Arc<str>>,
 }
 
 impl Statement {
@@ -51,6 +54,17 @@ impl Statement {
             sql,
             drop_aggregate: false,
             moves: false,
+            source: None,
+        }
+    }
+}
+
+impl Statement {
+    /// What the client wrote, or the statement's normal form when it was made otherwise.
+    pub(crate) fn text(&self) -> &dyn std::fmt::Display {
+        match &self.source {
+            Some(text) => text,
+            None => self,
         }
     }
 }
@@ -116,8 +130,12 @@ enum Written {
 /// Splits `sql` into statements (PostgreSQL dialect), with the catalog queries of
 /// tools rewritten for DataFusion and `DROP AGGREGATE` and `MOVE` recognized.
 pub(crate) fn parse(sql: &str) -> DfResult<Vec<Statement>> {
+    let source: std::sync::Arc<str> = sql.into();
     let (sql, rewritten) = rewrite_unparsed_forms(sql);
     let mut statements = parse_rewritten(&sql)?;
+    for s in &mut statements {
+        s.source = Some(source.clone());
+    }
     for (i, written) in rewritten {
         if let Some(s) = statements.get_mut(i) {
             match written {

@@ -28,8 +28,9 @@ use wasmtime::component::{ComponentExportIndex, ResourceAny};
 
 use crate::error::{guest_text, Error};
 use crate::udf::scalar::{next_udf_id, Overload, OverloadSet};
-use crate::udf::scope::QueryScope;
+use crate::udf::scope::{GuestActivity, QueryScope};
 use crate::udf::settings::WasmSettings;
+use crate::udf::stats::Meter;
 use crate::wasm::abi::{ColumnRef, EmitTo, GuestError};
 use crate::wasm::aggregate_exports::{
     AggregateExports, EvaluateResult, RowsCall, StateResult, UnitResult,
@@ -264,6 +265,8 @@ struct GuestGroups {
     handle: ResourceAny,
     limits: Limits,
     cancel: Option<Arc<AtomicBool>>,
+    /// The query's current guest call, for `pg_stat_activity`.
+    activity: Option<Arc<GuestActivity>>,
     /// Groups the guest holds.
     groups: usize,
 }
@@ -282,22 +285,54 @@ impl GuestGroups {
     fn new(overload: Arc<Overload>, binding: &Binding) -> Result<Self, Error> {
         let limits = overload.limits(binding.settings.as_ref())?;
         let cancel = binding.cancel().cloned();
-        Self::with_limits(overload, limits, cancel)
+        let activity = binding.scope.as_ref().map(|s| s.activity.clone());
+        Self::with_limits(overload, limits, cancel, activity)
     }
 
     /// Another, empty set of groups of the same aggregate, in its own instance.
     fn sibling(&self) -> Result<Self, Error> {
-        Self::with_limits(self.overload.clone(), self.limits, self.cancel.clone())
+        Self::with_limits(
+            self.overload.clone(),
+            self.limits,
+            self.cancel.clone(),
+            self.activity.clone(),
+        )
     }
 
     fn with_limits(
         overload: Arc<Overload>,
         limits: Limits,
         cancel: Option<Arc<AtomicBool>>,
+        activity: Option<Arc<GuestActivity>>,
     ) -> Result<Self, Error> {
-        let module = &overload.module.0;
-        check_canceled(cancel.as_ref(), &overload.name)?;
-        let mut instance = module.instantiate(&limits, &overload.name)?;
+        let made = Self::instantiate(&overload, &limits, cancel.as_ref());
+        if let Err(e) = &made {
+            overload.stats.record_error(e);
+        }
+        let (instance, exports, handle) = made?;
+        overload
+            .stats
+            .record_instance(false, instance.memory_used());
+        Ok(GuestGroups {
+            overload,
+            exports,
+            instance: Some(instance),
+            handle,
+            limits,
+            cancel,
+            activity,
+            groups: 0,
+        })
+    }
+
+    /// A new instance of the aggregate's component holding an empty `groups` resource.
+    fn instantiate(
+        overload: &Overload,
+        limits: &Limits,
+        cancel: Option<&Arc<AtomicBool>>,
+    ) -> Result<(GuestInstance, AggregateExports, ResourceAny), Error> {
+        check_canceled(cancel, &overload.name)?;
+        let mut instance = overload.module.0.instantiate(limits, &overload.name)?;
         let exports = instance.exports().aggregate.ok_or_else(|| {
             Error::Runtime(format!(
                 "{}: the component has no aggregate interface",
@@ -307,27 +342,25 @@ impl GuestGroups {
         let (handle,) = instance.invoke::<(u32,), (ResourceAny,)>(
             exports.new,
             (overload.index,),
-            &limits,
-            cancel.as_ref(),
-            &overload.name,
-        )?;
-        Ok(GuestGroups {
-            overload,
-            exports,
-            instance: Some(instance),
-            handle,
             limits,
             cancel,
-            groups: 0,
-        })
+            &overload.name,
+        )?;
+        Ok((instance, exports, handle))
     }
 
     fn name(&self) -> &str {
         &self.overload.name
     }
 
-    /// Runs one guest call; a trap or limit drops the (now poisoned) instance.
-    fn invoke<P, R>(&mut self, export: ComponentExportIndex, params: P) -> Result<R, Error>
+    /// Runs one guest call over `rows` rows; a trap or limit drops the (now poisoned)
+    /// instance.
+    fn invoke<P, R>(
+        &mut self,
+        export: ComponentExportIndex,
+        params: P,
+        rows: usize,
+    ) -> Result<R, Error>
     where
         P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
         R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
@@ -339,6 +372,8 @@ impl GuestGroups {
                 self.overload.name
             ))
         })?;
+        let stats = &self.overload.stats;
+        let meter = Meter::start(stats, self.activity.as_deref());
         let result = instance.invoke(
             export,
             params,
@@ -346,25 +381,34 @@ impl GuestGroups {
             self.cancel.as_ref(),
             &self.overload.name,
         );
-        if result.is_err() {
+        stats.record_call(&meter.stop(rows as u64, instance.fuel_consumed(&self.limits)));
+        stats.record_memory(instance.memory_used());
+        if let Err(e) = &result {
+            stats.record_error(e);
             self.instance = None;
         }
         result
     }
 
+    /// The guest refusing its input, recorded in the function's figures.
     fn guest_error(&self, e: GuestError) -> Error {
-        Error::Guest {
+        let error = Error::Guest {
             function: self.name().to_string(),
             message: guest_text(&e.message),
             row: e.row,
-        }
+        };
+        self.overload.stats.record_error(&error);
+        error
     }
 
+    /// Output the host refuses, recorded in the function's figures.
     fn invalid_output(&self, reason: String) -> Error {
-        Error::InvalidOutput {
+        let error = Error::InvalidOutput {
             function: self.name().to_string(),
             reason,
-        }
+        };
+        self.overload.stats.record_error(&error);
+        error
     }
 
     /// Sends `columns` (already filtered) with their group indices.
@@ -392,6 +436,7 @@ impl GuestGroups {
         let (result,) = self.invoke::<RowsCall<'_>, UnitResult>(
             export,
             (handle, wire.as_slice(), groups, total32),
+            groups.len(),
         )?;
         result.map_err(|e| self.guest_error(e))?;
         self.groups = self.groups.max(total);
@@ -433,6 +478,7 @@ impl GuestGroups {
         let (result,) = self.invoke::<(ResourceAny, EmitTo), EvaluateResult>(
             self.exports.evaluate,
             (handle, wire),
+            0,
         )?;
         let out = result.map_err(|e| self.guest_error(e))?;
         let array = output_array(out, n, &self.overload.returns, None)
@@ -447,8 +493,11 @@ impl GuestGroups {
     fn state(&mut self, emit: DfEmitTo, keep: bool) -> Result<Vec<ArrayRef>, Error> {
         let (wire, n) = self.emit(emit, keep)?;
         let handle = self.handle;
-        let (result,) =
-            self.invoke::<(ResourceAny, EmitTo), StateResult>(self.exports.state, (handle, wire))?;
+        let (result,) = self.invoke::<(ResourceAny, EmitTo), StateResult>(
+            self.exports.state,
+            (handle, wire),
+            0,
+        )?;
         let columns = result.map_err(|e| self.guest_error(e))?;
         let declared = &WasmAggregateUdf::shape(&self.overload)?.state;
         if columns.len() != declared.len() {

@@ -48,7 +48,11 @@ impl AnalyzerRule for BindWasmFunctions {
         let (scope, bind_scalars) = match config.extensions.get::<QueryScope>() {
             Some(scope) => (scope.clone(), false),
             None => (
-                QueryScope::new(Arc::new(AtomicBool::new(false)), Default::default()),
+                QueryScope::new(
+                    Arc::new(AtomicBool::new(false)),
+                    Default::default(),
+                    Default::default(),
+                ),
                 true,
             ),
         };

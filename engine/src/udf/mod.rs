@@ -6,7 +6,9 @@
 pub(crate) mod aggregate;
 pub(crate) mod bind;
 pub(crate) mod build;
+pub(crate) mod explain;
 pub(crate) mod query;
 pub(crate) mod scalar;
 pub(crate) mod scope;
 pub(crate) mod settings;
+pub(crate) mod stats;

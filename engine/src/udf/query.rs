@@ -9,7 +9,8 @@ use datafusion::prelude::SessionContext;
 
 use crate::error::CancelReason;
 use crate::udf::bind;
-use crate::udf::scope::{CommitGate, QueryScope};
+use crate::udf::scope::{CommitGate, GuestActivity, GuestNow, QueryScope};
+use crate::udf::stats::PerFunction;
 use crate::wasm::engine::Engine;
 
 /// Cancels a running query from another task or thread.
@@ -22,11 +23,14 @@ pub struct CancelHandle {
     wake: Arc<tokio::sync::Notify>,
     /// Past this point a catalog change is made whatever cancels arrive.
     commit: Arc<CommitGate>,
+    /// The guest function the query is in now.
+    activity: Arc<GuestActivity>,
 }
 
 impl CancelHandle {
-    fn new(flag: Arc<AtomicBool>, commit: Arc<CommitGate>) -> Self {
+    fn new(flag: Arc<AtomicBool>, commit: Arc<CommitGate>, activity: Arc<GuestActivity>) -> Self {
         CancelHandle {
+            activity,
             flag,
             reason: Arc::new(AtomicU8::new(0)),
             wake: Arc::new(tokio::sync::Notify::new()),
@@ -38,6 +42,21 @@ impl CancelHandle {
     /// change must not be made); after it, cancels are ignored.
     pub(crate) fn pass_commit_point(&self) -> bool {
         self.commit.pass(&self.flag)
+    }
+
+    /// The Wasm function the query is in now and its guest time so far.
+    pub(crate) fn guest_now(&self) -> GuestNow {
+        self.activity.now()
+    }
+
+    /// What the query's guest calls have cost so far, per function.
+    pub(crate) fn guest_totals(&self) -> PerFunction {
+        self.activity.totals()
+    }
+
+    /// Whether `other` is a handle of the same query.
+    pub(crate) fn same_query(&self, other: &CancelHandle) -> bool {
+        Arc::ptr_eq(&self.flag, &other.flag)
     }
 
     /// The flag a guest call watches to stop when this query is canceled.
@@ -108,18 +127,23 @@ impl Engine {
     pub fn query(&self, ctx: &SessionContext) -> Query {
         let cancel = Arc::new(AtomicBool::new(false));
         let commit = Arc::new(CommitGate::default());
+        let activity = Arc::new(GuestActivity::default());
         let mut state = ctx.state();
         state
             .config_mut()
             .options_mut()
             .extensions
-            .insert(QueryScope::new(cancel.clone(), commit.clone()));
+            .insert(QueryScope::new(
+                cancel.clone(),
+                commit.clone(),
+                activity.clone(),
+            ));
         // Accumulators see no configuration: bind each Wasm aggregate to this query
         // when its plans (and those of the views it reads) are analyzed.
         bind::add_rule(&mut state);
         Query {
             ctx: SessionContext::new_with_state(state),
-            cancel: CancelHandle::new(cancel, commit),
+            cancel: CancelHandle::new(cancel, commit, activity),
         }
     }
 }

@@ -20,6 +20,8 @@ use crate::error::{guest_text, Error};
 use crate::udf::build::UdfOptions;
 use crate::udf::scope::QueryScope;
 use crate::udf::settings::WasmSettings;
+use crate::udf::stats::{CallFigures, FunctionStats, Meter};
+use crate::wasm::abi::{ColumnOut, GuestError};
 use crate::wasm::convert::{output_array, ArgColumn};
 use crate::wasm::engine::ModuleInner;
 use crate::wasm::instance::GuestInstance;
@@ -67,6 +69,9 @@ pub(crate) struct Overload {
     display: String,
     pub(crate) module: ModuleRef,
     pool: Arc<InstancePool>,
+    /// What this overload's calls cost (replaced by the database's own, which outlives
+    /// re-registrations).
+    pub(crate) stats: Arc<FunctionStats>,
 }
 
 /// `ModuleInner` holds wasmtime types without `Debug`.
@@ -104,14 +109,16 @@ impl Overload {
         let sig: &FunctionSignature = &module.functions[index];
         let idle = module.engine.inner.config.idle_instances_per_function;
         let params: Vec<String> = sig.params.iter().map(sql_type_name).collect();
+        let display = format!("{name}({})", params.join(", "));
         Overload {
+            stats: FunctionStats::new(&display),
             name: name.to_string(),
             index: index as u32,
             params: sig.params.clone(),
             returns: sig.returns.clone(),
             null_handling: options.null_handling.unwrap_or(sig.null_handling),
             overrides: options.limits,
-            display: format!("{name}({})", params.join(", ")),
+            display,
             pool: Arc::new(InstancePool::new(idle)),
             module: ModuleRef(module),
         }
@@ -159,25 +166,58 @@ impl Overload {
         let query = scope.map(QueryScope::id);
         // A stack size is fixed at instantiation: a `SET wasm.stack` within the query
         // scope retires the pooled instance.
-        let mut instance = match self.pool.take(query) {
-            Some(i) if i.stack() == limits.stack => i,
-            _ => self.module.0.instantiate(limits, &self.name)?,
+        let (mut instance, reused) = match self.pool.take(query) {
+            Some(i) if i.stack() == limits.stack => (i, true),
+            _ => match self.module.0.instantiate(limits, &self.name) {
+                Ok(i) => (i, false),
+                Err(e) => {
+                    self.stats.record_error(&e);
+                    return Err(e);
+                }
+            },
         };
-        // A trap or limit poisons the instance: it is dropped here, never returned.
-        let result = instance.call(self.index, wire_rows, &wire, limits, cancel, &self.name)?;
-        self.pool.put(query, instance);
-        if let Some(scope) = scope {
-            scope.end.register(&self.pool);
+        let meter = Meter::start(&self.stats, scope.map(|s| s.activity.as_ref()));
+        let outcome = instance.call(self.index, wire_rows, &wire, limits, cancel, &self.name);
+        let figures = meter.stop(rows as u64, instance.fuel_consumed(limits));
+        self.stats.record_instance(reused, instance.memory_used());
+        self.checked(outcome, &figures, rows, host_nulls)
+            .inspect(|_| {
+                // A trap or limit poisons the instance: only one that returned goes back.
+                self.pool.put(query, instance);
+                if let Some(scope) = scope {
+                    scope.end.register(&self.pool);
+                }
+            })
+    }
+
+    /// The output of a call that returned `outcome`, validated, with its figures and
+    /// any failure recorded.
+    fn checked(
+        &self,
+        outcome: Result<Result<ColumnOut, GuestError>, Error>,
+        figures: &CallFigures,
+        rows: usize,
+        host_nulls: Option<&NullBuffer>,
+    ) -> Result<ArrayRef, Error> {
+        // A call that trapped counts too: it took guest time and fuel.
+        self.stats.record_call(figures);
+        let result = outcome.and_then(|result| {
+            let out = result.map_err(|e| Error::Guest {
+                function: self.name.clone(),
+                message: guest_text(&e.message),
+                row: e.row,
+            })?;
+            output_array(out, rows, &self.returns, host_nulls).map_err(|reason| {
+                Error::InvalidOutput {
+                    function: self.name.clone(),
+                    reason,
+                }
+            })
+        });
+        if let Err(e) = &result {
+            self.stats.record_error(e);
         }
-        let out = result.map_err(|e| Error::Guest {
-            function: self.name.clone(),
-            message: guest_text(&e.message),
-            row: e.row,
-        })?;
-        output_array(out, rows, &self.returns, host_nulls).map_err(|reason| Error::InvalidOutput {
-            function: self.name.clone(),
-            reason,
-        })
+        result
     }
 
     /// The total cost of converting `arg_types` to this overload's parameters, or

@@ -8,12 +8,14 @@
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::error::{DataFusionError, Result};
 use parking_lot::Mutex;
 
 use crate::udf::scalar::InstancePool;
+use crate::udf::stats::{CallFigures, PerFunction};
 
 static NEXT_QUERY: AtomicU64 = AtomicU64::new(1);
 
@@ -26,12 +28,19 @@ pub(crate) struct QueryScope {
     /// The query's identity; dropped with the last clone of the scope, when the query
     /// and its plans are gone.
     pub(crate) end: Arc<ScopeEnd>,
+    /// Which guest function the query is in now (`pg_stat_activity`).
+    pub(crate) activity: Arc<GuestActivity>,
 }
 
 impl QueryScope {
     /// A new query's scope, canceled when `cancel` is set.
-    pub(crate) fn new(cancel: Arc<AtomicBool>, commit: Arc<CommitGate>) -> Self {
+    pub(crate) fn new(
+        cancel: Arc<AtomicBool>,
+        commit: Arc<CommitGate>,
+        activity: Arc<GuestActivity>,
+    ) -> Self {
         QueryScope {
+            activity,
             cancel: Some(cancel),
             commit: Some(commit),
             end: Arc::new(ScopeEnd {
@@ -53,6 +62,68 @@ impl QueryScope {
             (Some(gate), Some(flag)) => gate.pass(flag),
             _ => true,
         }
+    }
+}
+
+/// The guest call a query is in now, and what its calls have cost so far: what
+/// `pg_stat_activity` and the slow-statement log show of a statement running Wasm.
+/// Parallel partitions share it; the one that entered last is shown.
+#[derive(Debug, Default)]
+pub(crate) struct GuestActivity {
+    inner: Mutex<ActivityInner>,
+}
+
+#[derive(Debug, Default)]
+struct ActivityInner {
+    current: Option<(Arc<str>, Instant)>,
+    finished: PerFunction,
+}
+
+/// What [`GuestActivity::now`] reports.
+#[derive(Debug, Clone)]
+pub(crate) struct GuestNow {
+    /// The function being called now, if any.
+    pub function: Option<Arc<str>>,
+    /// Guest time of the query so far, the running call's included.
+    pub guest: Duration,
+}
+
+impl GuestActivity {
+    /// A call of `function` starts; returns its start.
+    pub(crate) fn enter(&self, function: &Arc<str>) -> Instant {
+        let started = Instant::now();
+        self.inner.lock().current = Some((function.clone(), started));
+        started
+    }
+
+    /// The call of `function` that started at `started` returned.
+    pub(crate) fn leave(&self, function: &Arc<str>, started: Instant, call: &CallFigures) {
+        let mut inner = self.inner.lock();
+        inner.finished.add(function, call);
+        if inner.current.as_ref().is_some_and(|(_, s)| *s == started) {
+            inner.current = None;
+        }
+    }
+
+    /// The function running now and the guest time so far.
+    pub(crate) fn now(&self) -> GuestNow {
+        let inner = self.inner.lock();
+        let finished: Duration = inner.finished.0.iter().map(|(_, t)| t.guest).sum();
+        match &inner.current {
+            Some((f, started)) => GuestNow {
+                function: Some(f.clone()),
+                guest: finished + started.elapsed(),
+            },
+            None => GuestNow {
+                function: None,
+                guest: finished,
+            },
+        }
+    }
+
+    /// The calls that returned, per function.
+    pub(crate) fn totals(&self) -> PerFunction {
+        self.inner.lock().finished.clone()
     }
 }
 

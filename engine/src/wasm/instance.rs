@@ -346,6 +346,16 @@ impl GuestInstance {
         self.stack
     }
 
+    /// Fuel the calls since the last budget started consumed (0 when not metered).
+    pub(crate) fn fuel_consumed(&self, limits: &Limits) -> u64 {
+        if !self.metered {
+            return 0;
+        }
+        limits
+            .fuel
+            .saturating_sub(self.store.get_fuel().unwrap_or(limits.fuel))
+    }
+
     /// Bytes of linear memory the guest holds.
     pub(crate) fn memory_used(&self) -> u64 {
         self.store.data().memory_used

@@ -1,0 +1,393 @@
+//! What each Wasm function overload has cost since the server started or the last
+//! `wasm_stats_reset()`: PostgreSQL's `pg_stat_user_functions`, with what a sandbox
+//! adds (fuel, instances, guest memory, errors by SQLSTATE).
+//!
+//! Counters are relaxed atomics updated once per guest call (a batch, not a row), so
+//! counting costs a few nanoseconds per batch. The same figures go to the `metrics`
+//! facade; they reach Prometheus only when the server installed an exporter (without
+//! one every metrics call is a no-op).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use metrics::{Counter, Histogram};
+use parking_lot::Mutex;
+
+use crate::error::Error;
+use crate::udf::explain;
+use crate::udf::scope::GuestActivity;
+
+/// One guest call's figures.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CallFigures {
+    /// Rows the call was given (groups' rows for an aggregate's update).
+    pub rows: u64,
+    /// Time inside the guest.
+    pub guest: Duration,
+    /// Fuel the call consumed (0 when fuel is not metered).
+    pub fuel: u64,
+}
+
+/// Calls of one function added up (for one plan node, or one statement).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CallTotals {
+    pub calls: u64,
+    pub rows: u64,
+    pub guest: Duration,
+    pub fuel: u64,
+}
+
+/// Totals per function, in the order the functions were first called.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PerFunction(pub Vec<(Arc<str>, CallTotals)>);
+
+impl PerFunction {
+    /// Adds one call of `function`.
+    pub(crate) fn add(&mut self, function: &Arc<str>, call: &CallFigures) {
+        let at = match self.0.iter().position(|(f, _)| f == function) {
+            Some(i) => i,
+            None => {
+                self.0.push((function.clone(), CallTotals::default()));
+                self.0.len() - 1
+            }
+        };
+        let t = &mut self.0[at].1;
+        t.calls += 1;
+        t.rows += call.rows;
+        t.guest += call.guest;
+        t.fuel += call.fuel;
+    }
+}
+
+impl std::fmt::Display for PerFunction {
+    /// `f(bigint): 3 calls, 10 rows, 1.200 ms, 5000 fuel; g(text): ...`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (function, t)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(
+                f,
+                "{function}: {} calls, {} rows, {:.3} ms, {} fuel",
+                t.calls,
+                t.rows,
+                t.guest.as_secs_f64() * 1000.0,
+                t.fuel
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The figures of one overload.
+#[derive(Debug)]
+pub(crate) struct FunctionStats {
+    /// `name(arg types)`, the label in metrics and explain output.
+    label: Arc<str>,
+    calls: AtomicU64,
+    rows: AtomicU64,
+    guest_ns: AtomicU64,
+    max_ns: AtomicU64,
+    fuel: AtomicU64,
+    instances_created: AtomicU64,
+    instances_reused: AtomicU64,
+    peak_memory: AtomicU64,
+    failures: Mutex<Failures>,
+    exported: Exported,
+}
+
+#[derive(Debug, Default)]
+struct Failures {
+    by_sqlstate: BTreeMap<&'static str, u64>,
+    last: Option<LastError>,
+}
+
+/// The last error a function failed with.
+#[derive(Debug, Clone)]
+pub(crate) struct LastError {
+    pub sqlstate: &'static str,
+    /// Already sanitized (the error's own display quotes guest text through
+    /// [`crate::error::guest_text`]).
+    pub message: String,
+    pub at: SystemTime,
+}
+
+/// Handles into the metrics recorder, taken once so a call pays no lookup.
+#[derive(Debug)]
+struct Exported {
+    calls: Counter,
+    rows: Counter,
+    fuel: Counter,
+    instances: Counter,
+    guest_seconds: Histogram,
+}
+
+/// A copy of one overload's figures, as `wasm.function_stats` shows them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StatsSnapshot {
+    pub calls: u64,
+    pub rows: u64,
+    pub guest: Duration,
+    pub max: Duration,
+    pub fuel: u64,
+    pub instances_created: u64,
+    pub instances_reused: u64,
+    pub peak_memory: u64,
+    pub errors: BTreeMap<&'static str, u64>,
+    pub last_error: Option<LastError>,
+}
+
+/// Metric names, shared with the docs' table (docs/operations.md).
+pub(crate) mod names {
+    pub const CALLS: &str = "wasmudf_function_calls_total";
+    pub const ROWS: &str = "wasmudf_function_rows_total";
+    pub const FUEL: &str = "wasmudf_function_fuel_total";
+    pub const INSTANCES: &str = "wasmudf_function_instances_created_total";
+    pub const GUEST_SECONDS: &str = "wasmudf_function_guest_seconds";
+    pub const ERRORS: &str = "wasmudf_function_errors_total";
+    pub const LIMITS: &str = "wasmudf_limits_hit_total";
+}
+
+impl FunctionStats {
+    /// Empty figures for the overload shown as `label`.
+    pub(crate) fn new(label: &str) -> Arc<Self> {
+        let function = label.to_string();
+        Arc::new(FunctionStats {
+            label: label.into(),
+            calls: AtomicU64::new(0),
+            rows: AtomicU64::new(0),
+            guest_ns: AtomicU64::new(0),
+            max_ns: AtomicU64::new(0),
+            fuel: AtomicU64::new(0),
+            instances_created: AtomicU64::new(0),
+            instances_reused: AtomicU64::new(0),
+            peak_memory: AtomicU64::new(0),
+            failures: Mutex::new(Failures::default()),
+            exported: Exported {
+                calls: metrics::counter!(names::CALLS, "function" => function.clone()),
+                rows: metrics::counter!(names::ROWS, "function" => function.clone()),
+                fuel: metrics::counter!(names::FUEL, "function" => function.clone()),
+                instances: metrics::counter!(names::INSTANCES, "function" => function.clone()),
+                guest_seconds: metrics::histogram!(names::GUEST_SECONDS, "function" => function),
+            },
+        })
+    }
+
+    /// `name(arg types)`.
+    pub(crate) fn label(&self) -> &Arc<str> {
+        &self.label
+    }
+
+    /// A guest call that returned (with a result or the guest's own error): in these
+    /// figures, the metrics, and the plan node running it (EXPLAIN ANALYZE).
+    pub(crate) fn record_call(&self, call: &CallFigures) {
+        explain::note(&self.label, call);
+        let ns = u64::try_from(call.guest.as_nanos()).unwrap_or(u64::MAX);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.rows.fetch_add(call.rows, Ordering::Relaxed);
+        self.guest_ns.fetch_add(ns, Ordering::Relaxed);
+        self.max_ns.fetch_max(ns, Ordering::Relaxed);
+        self.fuel.fetch_add(call.fuel, Ordering::Relaxed);
+        self.exported.calls.increment(1);
+        self.exported.rows.increment(call.rows);
+        self.exported.fuel.increment(call.fuel);
+        self.exported.guest_seconds.record(call.guest.as_secs_f64());
+    }
+
+    /// An instance made for a call (`reused`: one kept from an earlier batch of the
+    /// same query), holding `memory` bytes of linear memory after it.
+    pub(crate) fn record_instance(&self, reused: bool, memory: u64) {
+        if reused {
+            self.instances_reused.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.instances_created.fetch_add(1, Ordering::Relaxed);
+            self.exported.instances.increment(1);
+        }
+        self.record_memory(memory);
+    }
+
+    /// An instance holding `memory` bytes of linear memory after a call.
+    pub(crate) fn record_memory(&self, memory: u64) {
+        self.peak_memory.fetch_max(memory, Ordering::Relaxed);
+    }
+
+    /// A call (or instantiation) that failed with `error`.
+    pub(crate) fn record_error(&self, error: &Error) {
+        let sqlstate = error.sqlstate();
+        {
+            let mut failures = self.failures.lock();
+            *failures.by_sqlstate.entry(sqlstate).or_insert(0) += 1;
+            failures.last = Some(LastError {
+                sqlstate,
+                message: error.to_string(),
+                at: SystemTime::now(),
+            });
+        }
+        let function = self.label.to_string();
+        metrics::counter!(names::ERRORS, "function" => function.clone(), "sqlstate" => sqlstate)
+            .increment(1);
+        if let Some(limit) = limit_of(error) {
+            metrics::counter!(names::LIMITS, "function" => function, "limit" => limit).increment(1);
+        }
+    }
+
+    /// The figures now.
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        let failures = self.failures.lock();
+        StatsSnapshot {
+            calls: self.calls.load(Ordering::Relaxed),
+            rows: self.rows.load(Ordering::Relaxed),
+            guest: Duration::from_nanos(self.guest_ns.load(Ordering::Relaxed)),
+            max: Duration::from_nanos(self.max_ns.load(Ordering::Relaxed)),
+            fuel: self.fuel.load(Ordering::Relaxed),
+            instances_created: self.instances_created.load(Ordering::Relaxed),
+            instances_reused: self.instances_reused.load(Ordering::Relaxed),
+            peak_memory: self.peak_memory.load(Ordering::Relaxed),
+            errors: failures.by_sqlstate.clone(),
+            last_error: failures.last.clone(),
+        }
+    }
+
+    /// Back to zero (`wasm_stats_reset()`); Prometheus counters keep counting, as
+    /// counters must.
+    pub(crate) fn reset(&self) {
+        for counter in [
+            &self.calls,
+            &self.rows,
+            &self.guest_ns,
+            &self.max_ns,
+            &self.fuel,
+            &self.instances_created,
+            &self.instances_reused,
+            &self.peak_memory,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        *self.failures.lock() = Failures::default();
+    }
+}
+
+/// Times one guest call, and shows it in `pg_stat_activity` while it runs.
+pub(crate) struct Meter<'a> {
+    activity: Option<&'a GuestActivity>,
+    label: &'a Arc<str>,
+    started: Instant,
+    /// A debug-level span per guest call (nothing when debug logging is off).
+    _span: tracing::span::EnteredSpan,
+}
+
+impl<'a> Meter<'a> {
+    /// A call of the function `stats` counts starts, in a query whose `activity` it is.
+    pub(crate) fn start(stats: &'a FunctionStats, activity: Option<&'a GuestActivity>) -> Self {
+        let started = match activity {
+            Some(a) => a.enter(&stats.label),
+            None => Instant::now(),
+        };
+        Meter {
+            activity,
+            label: &stats.label,
+            started,
+            _span: tracing::debug_span!("wasm_call", function = &*stats.label).entered(),
+        }
+    }
+
+    /// The call returned (or failed) having been given `rows` and consumed `fuel`.
+    pub(crate) fn stop(self, rows: u64, fuel: u64) -> CallFigures {
+        let figures = CallFigures {
+            rows,
+            guest: self.started.elapsed(),
+            fuel,
+        };
+        if let Some(a) = self.activity {
+            a.leave(self.label, self.started, &figures);
+        }
+        figures
+    }
+}
+
+/// The sandbox limit an error reports hitting, for the limits-hit metric.
+fn limit_of(error: &Error) -> Option<&'static str> {
+    Some(match error {
+        Error::FuelExhausted { .. } => "fuel",
+        Error::MemoryLimit { .. } => "memory",
+        Error::StackOverflow { .. } => "stack",
+        Error::Timeout { .. } => "timeout",
+        Error::TooManyInstances { .. } => "instances",
+        _ => return None,
+    })
+}
+
+/// Every overload's figures by catalog key, kept across re-registrations of a name
+/// (adding an overload rebuilds its siblings' UDFs; their figures stay).
+#[derive(Debug, Default)]
+pub(crate) struct StatsRegistry {
+    by_key: Mutex<HashMap<String, Arc<FunctionStats>>>,
+}
+
+impl StatsRegistry {
+    /// The figures of the overload with catalog `key`, shown as `label`.
+    pub(crate) fn for_key(&self, key: &str, label: &str) -> Arc<FunctionStats> {
+        self.by_key
+            .lock()
+            .entry(key.to_string())
+            .or_insert_with(|| FunctionStats::new(label))
+            .clone()
+    }
+
+    /// Keeps only the figures of `live` keys (the rest were dropped).
+    pub(crate) fn retain(&self, live: impl Fn(&str) -> bool) {
+        self.by_key.lock().retain(|k, _| live(k));
+    }
+
+    /// The figures of `key`, if it has any.
+    pub(crate) fn get(&self, key: &str) -> Option<Arc<FunctionStats>> {
+        self.by_key.lock().get(key).cloned()
+    }
+
+    /// Every figure back to zero.
+    pub(crate) fn reset_all(&self) {
+        for stats in self.by_key.lock().values() {
+            stats.reset();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_errors_and_reset() {
+        let stats = FunctionStats::new("f(bigint)");
+        stats.record_call(&CallFigures {
+            rows: 10,
+            guest: Duration::from_micros(5),
+            fuel: 100,
+        });
+        stats.record_call(&CallFigures {
+            rows: 4,
+            guest: Duration::from_micros(9),
+            fuel: 50,
+        });
+        stats.record_instance(false, 1 << 16);
+        stats.record_instance(true, 1 << 17);
+        stats.record_error(&Error::FuelExhausted {
+            function: "f".into(),
+            limit: 7,
+        });
+        let s = stats.snapshot();
+        assert_eq!((s.calls, s.rows, s.fuel), (2, 14, 150));
+        assert_eq!(s.guest, Duration::from_micros(14));
+        assert_eq!(s.max, Duration::from_micros(9));
+        assert_eq!((s.instances_created, s.instances_reused), (1, 1));
+        assert_eq!(s.peak_memory, 1 << 17);
+        assert_eq!(s.errors.get("54000"), Some(&1));
+        assert_eq!(s.last_error.map(|e| e.sqlstate), Some("54000"));
+        stats.reset();
+        let s = stats.snapshot();
+        assert_eq!((s.calls, s.rows, s.peak_memory), (0, 0, 0));
+        assert!(s.errors.is_empty() && s.last_error.is_none());
+    }
+}
