@@ -16,6 +16,15 @@ pub enum AuthMethod {
     ScramSha256,
 }
 
+/// How log lines are written.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// `wasmudf serve` options; each also reads a `WASMUDF_*` environment variable and a
 /// key of the `--config` file. Precedence: flag, environment, file, default.
 #[derive(Args, Debug, Clone)]
@@ -108,9 +117,28 @@ pub struct ServeArgs {
     /// before they are canceled.
     #[arg(long, env = "WASMUDF_SHUTDOWN_TIMEOUT", default_value = "30s")]
     pub shutdown_timeout: String,
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `wasmudf_engine=debug`.
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `wasmudf_engine=debug`
+    /// (`debug` adds a span per Wasm call under each statement's).
     #[arg(long, env = "WASMUDF_LOG", default_value = "info")]
     pub log_level: String,
+    /// Log line format: `text` (for people) or `json` (one object per line, for log
+    /// collectors).
+    #[arg(long, env = "WASMUDF_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log every statement that takes at least this long (e.g. `250ms`; `0` logs all),
+    /// with its text and its Wasm functions' calls, rows, guest time and fuel;
+    /// `-1` (the default) logs none. PostgreSQL's setting of the same name.
+    #[arg(
+        long,
+        env = "WASMUDF_LOG_MIN_DURATION_STATEMENT",
+        default_value = "-1",
+        allow_hyphen_values = true
+    )]
+    pub log_min_duration_statement: String,
+    /// Serve Prometheus metrics on `http://ADDR/metrics` (e.g. `127.0.0.1:9187`; a bare
+    /// port listens on loopback). Off unless given.
+    #[arg(long, env = "WASMUDF_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Do not register the bundled example functions and demo table.
     #[arg(long, env = "WASMUDF_NO_EXAMPLES")]
     pub no_examples: bool,
@@ -183,6 +211,35 @@ pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
 }
 
 impl ServeArgs {
+    /// `--log-min-duration-statement`: `None` for `-1`.
+    pub fn slow_statement_threshold(&self) -> Result<Option<std::time::Duration>, String> {
+        match self.log_min_duration_statement.trim() {
+            "-1" => Ok(None),
+            "0" => Ok(Some(std::time::Duration::ZERO)),
+            other => wasmudf_engine::parse_duration(other)
+                .map(Some)
+                .map_err(|e| format!("--log-min-duration-statement: {e} (or -1 for off)")),
+        }
+    }
+
+    /// `--metrics-listen`, a bare port meaning loopback.
+    pub fn metrics_address(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        let Some(given) = &self.metrics_listen else {
+            return Ok(None);
+        };
+        let spelled = match given.trim_start_matches(':').parse::<u16>() {
+            Ok(port) => format!("127.0.0.1:{port}"),
+            Err(_) => given.clone(),
+        };
+        use std::net::ToSocketAddrs;
+        spelled
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .map(Some)
+            .ok_or_else(|| format!("--metrics-listen {given}: not an address (HOST:PORT or PORT)"))
+    }
+
     /// The authentication in effect: as given, else SCRAM with a password, else trust.
     pub fn auth_method(&self) -> AuthMethod {
         self.auth.unwrap_or(if self.password.is_some() {

@@ -3,7 +3,9 @@
 mod build;
 mod config;
 mod inspect;
+mod new;
 mod pg;
+mod prometheus;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,8 +35,8 @@ struct Cli {
 enum Command {
     /// Starts the server (default: 127.0.0.1:5433, data in ./wasmudf-data).
     Serve(Box<ServeArgs>),
-    /// Builds a component from Python, C, Go or JavaScript source (`wasmudf build
-    /// --lang python f.py`).
+    /// Builds a component from Rust, Python, C, Go or JavaScript source (`wasmudf build
+    /// --lang python f.py`, `wasmudf build --lang rust CRATE_DIR`).
     Build(build::BuildArgs),
     /// Shows what a component provides: its functions with their SQL signatures, the
     /// interfaces it exports and imports (and whether the server would refuse them),
@@ -43,6 +45,10 @@ enum Command {
     /// As `inspect`, compiling and instantiating the component as the server would;
     /// exits with status 1 if the server would refuse it.
     Check(inspect::InspectArgs),
+    /// Creates a project for new functions in Rust, Python, C, Go or JavaScript (`wasmudf
+    /// new --lang rust myfuncs`): a scalar and an aggregate to start from, ready for
+    /// `wasmudf build`.
+    New(new::NewArgs),
 }
 
 #[tokio::main]
@@ -68,6 +74,12 @@ async fn main() {
                 std::process::exit(1);
             }
         }
+        Command::New(args) => {
+            if let Err(e) = new::run(&args) {
+                eprintln!("wasmudf new: {e}");
+                std::process::exit(1);
+            }
+        }
         Command::Build(args) => {
             if let Err(e) = build::run(args) {
                 eprintln!("wasmudf build: {e}");
@@ -75,11 +87,19 @@ async fn main() {
             }
         }
         Command::Serve(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| EnvFilter::new("info")),
-                )
-                .init();
+            let filter =
+                EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+            match args.log_format {
+                config::LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+                // One object per line; the statement span's fields (id, user, tag) ride
+                // on every line logged within it.
+                config::LogFormat::Json => tracing_subscriber::fmt()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_env_filter(filter)
+                    .init(),
+            }
             // A panic is one log line, its message sanitized, not a backtrace on stderr:
             // pgwire 0.42's decoder panics on some malformed messages (a Parse that
             // declares more parameter types than it carries), which a client controls.
@@ -114,6 +134,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
         _ => None,
     };
+    let metrics_addr = args.metrics_address()?;
+    args.slow_statement_threshold()?;
+    // Before the database opens: its functions take their metric handles then.
+    if let Some(addr) = metrics_addr {
+        prometheus::install(addr)?;
+    }
     let state = Arc::new(pg::ServerState::start(&args).await?);
     let listener = TcpListener::bind(&args.listen)
         .await
@@ -154,6 +180,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                     Err(e) => { tracing::warn!("accept failed: {e}"); continue; }
                 };
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    metrics::counter!(prometheus::CONNECTIONS_REFUSED).increment(1);
                     tracing::warn!(%peer, max = args.max_connections, "connection refused: too many clients");
                     tokio::spawn(refuse(socket));
                     continue;
@@ -174,6 +201,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
+                    let _open = prometheus::OpenConnection::new();
                     tracing::info!(%peer, "connection opened");
                     // A panic while serving ends this connection only (its slot and
                     // session are released as the task unwinds).

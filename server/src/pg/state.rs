@@ -130,6 +130,7 @@ impl ServerState {
             ..EngineConfig::default()
         };
         config.target_partitions = args.target_partitions;
+        config.log_min_duration_statement = args.slow_statement_threshold()?;
         // Only the administrator role defines functions and reads server files.
         config.admin_roles = Some(vec![ADMIN_ROLE.to_string()]);
         let db = Database::open(config).await.map_err(|e| e.to_string())?;

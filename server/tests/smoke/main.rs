@@ -20,6 +20,7 @@ mod guest_text;
 mod inspect;
 mod load;
 mod load_time;
+mod observability;
 mod parameters;
 mod psql_cli;
 mod queries;
