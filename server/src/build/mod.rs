@@ -10,6 +10,7 @@ mod c;
 mod go;
 mod js;
 mod python;
+pub mod rust;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,6 +29,9 @@ pub enum Language {
     /// A JavaScript module using the `wasmudf.js` SDK (componentize-js 0.23).
     #[value(alias = "javascript")]
     Js,
+    /// A Rust crate (its directory) using the `wasmudf` SDK (cargo and the
+    /// wasm32-unknown-unknown target).
+    Rust,
 }
 
 /// `wasmudf build --lang LANG SOURCE [-o OUT]`.
@@ -36,7 +40,7 @@ pub struct BuildArgs {
     /// The language of SOURCE.
     #[arg(long = "lang", value_enum)]
     pub language: Language,
-    /// The source file (Python: a module of `@wasmudf.scalar` / `@wasmudf.aggregate`
+    /// The source file (Rust: the crate's directory; Python: a module of `@wasmudf.scalar` / `@wasmudf.aggregate`
     /// definitions, its directory on the module path; C: one file with
     /// `WASMUDF_EXPORT`; Go: one file of package main registering functions in `init`;
     /// JavaScript: a module importing "./wasmudf.js").
@@ -44,7 +48,8 @@ pub struct BuildArgs {
     /// Where to write the component (default: SOURCE with the extension `.wasm`).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// The toolchain's program (default: found on PATH; env WASMUDF_COMPONENTIZE_PY for
+    /// The toolchain's program (default: found on PATH; env WASMUDF_CARGO for Rust,
+    /// WASMUDF_COMPONENTIZE_PY for
     /// Python, WASMUDF_CLANG for C, WASMUDF_GO for Go, WASMUDF_COMPONENTIZE_JS for
     /// JavaScript).
     #[arg(long)]
@@ -57,18 +62,29 @@ pub struct BuildArgs {
 /// Builds the component and checks that the server would load it; prints what it
 /// provides. An error is one message for the user.
 pub fn run(args: BuildArgs) -> Result<(), String> {
-    if !args.source.is_file() {
+    let is_crate = args.language == Language::Rust;
+    if !(args.source.is_file() || is_crate && args.source.is_dir()) {
         return Err(format!("{}: no such file", args.source.display()));
     }
-    let output = args
-        .output
-        .clone()
-        .unwrap_or_else(|| args.source.with_extension("wasm"));
+    let output = match (&args.output, is_crate) {
+        (Some(o), _) => o.clone(),
+        (None, true) => {
+            let name = args
+                .source
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_os_string()))
+                .unwrap_or_else(|| "udf".into());
+            args.source.join(name).with_extension("wasm")
+        }
+        (None, false) => args.source.with_extension("wasm"),
+    };
     match args.language {
         Language::Python => python::build(&args.source, &output, args.toolchain.as_deref())?,
         Language::C => c::build(&args.source, &output, args.toolchain.as_deref())?,
         Language::Go => go::build(&args.source, &output, args.toolchain.as_deref())?,
         Language::Js => js::build(&args.source, &output, args.toolchain.as_deref())?,
+        Language::Rust => rust::build(&args.source, &output, args.toolchain.as_deref())?,
     }
     let bytes = std::fs::read(&output).map_err(|e| format!("{}: {e}", output.display()))?;
     println!("wrote {} ({} bytes)", output.display(), bytes.len());

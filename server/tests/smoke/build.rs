@@ -331,3 +331,86 @@ fn a_javascript_build_that_cannot_go_on_says_why() {
         "{listed}"
     );
 }
+
+/// The repository's root (this package is `server/`).
+fn repo() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn wasmudf_new_makes_a_rust_crate_that_builds_out_of_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let made = wasmudf(&["new", "--lang", "rust", "myfuncs"], d);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let config = std::fs::read_to_string(d.join("myfuncs/.cargo/config.toml")).unwrap();
+    assert!(config.contains("-unroll-partial-threshold=200"), "{config}");
+    assert!(config.contains("wasm32-unknown-unknown"), "{config}");
+    // Nothing is overwritten, and a name must be a crate name.
+    let again = wasmudf(&["new", "--lang", "rust", "myfuncs"], d);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+    let bad = wasmudf(&["new", "--lang", "rust", "my-funcs"], d);
+    assert!(
+        stderr(&bad).contains("letters, digits and `_`"),
+        "{}",
+        stderr(&bad)
+    );
+    assert!(!d.join("my-funcs").exists());
+    let no_sdk = wasmudf(
+        &["new", "--lang", "rust", "other", "--sdk", "/nonexistent"],
+        d,
+    );
+    assert!(
+        stderr(&no_sdk).contains("pass --sdk DIR"),
+        "{}",
+        stderr(&no_sdk)
+    );
+
+    // Built with the guest workspace's lock and target directory: offline, and the
+    // SDK's dependencies are already compiled there.
+    std::fs::copy(repo().join("udfs/Cargo.lock"), d.join("myfuncs/Cargo.lock")).unwrap();
+    let built = Command::new(env!("CARGO_BIN_EXE_wasmudf"))
+        .args(["build", "--lang", "rust", "myfuncs"])
+        .current_dir(d)
+        .env("CARGO_TARGET_DIR", repo().join("target/udfs-build"))
+        .env("CARGO_NET_OFFLINE", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&built.stdout);
+    assert!(built.status.success(), "{}{stdout}", stderr(&built));
+    assert!(
+        stdout.contains("scalar add_one(bigint) returns bigint"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("aggregate my_sum(bigint)"), "{stdout}");
+    assert!(d.join("myfuncs/myfuncs.wasm").is_file());
+}
+
+#[test]
+fn wasmudf_new_makes_a_project_in_every_other_language() {
+    for (language, file) in [("python", "py"), ("c", "c"), ("go", "go"), ("js", "js")] {
+        let Some(toolchain) = toolchain(language) else {
+            continue;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let made = wasmudf(&["new", "--lang", language, "myfuncs"], d);
+        assert!(made.status.success(), "{language}: {}", stderr(&made));
+        assert!(d.join("myfuncs/README.md").is_file());
+        let source = format!("myfuncs/myfuncs.{file}");
+        let built = build(d, language, &toolchain, &source);
+        let stdout = String::from_utf8_lossy(&built.stdout);
+        assert!(
+            built.status.success(),
+            "{language}: {}{stdout}",
+            stderr(&built)
+        );
+        assert!(stdout.contains("add_one(bigint)"), "{language}: {stdout}");
+        assert!(stdout.contains("my_sum(bigint)"), "{language}: {stdout}");
+    }
+}
