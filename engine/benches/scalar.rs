@@ -373,6 +373,44 @@ async fn main() {
         );
     }
 
+    // ---- counting (wasm.function_stats, metrics, EXPLAIN ANALYZE) ----
+    println!("\n## Counting each call (`track_functions`), fuel on (median)\n");
+    println!("| function | counted | not counted | counted/not |");
+    println!("|---|---|---|---|");
+    let engine_untracked = Engine::new(EngineConfig {
+        track_functions: false,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let small: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(vec![1i64, 2]))];
+    for (label, f, args) in [
+        ("add_one_batch, 8192 rows", "add_one_batch", vec![col("a")]),
+        ("add_one, 8192 rows", "add_one", vec![col("a")]),
+        ("add_one_batch, 2 rows (fixed cost)", "add_one_batch", small),
+    ] {
+        let counted = component(&engine_fuel, f);
+        let uncounted = component(&engine_untracked, f);
+        let q_untracked = engine_untracked.query(&ctx);
+        let cfg_untracked = q_untracked.session().state().config_options().clone();
+        // Interleaved rounds, so drift in the machine's speed hits both alike.
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            on.push(time(|| {
+                black_box(invoke(&counted, &args, &cfg_fuel));
+            }));
+            off.push(time(|| {
+                black_box(invoke(&uncounted, &args, &cfg_untracked));
+            }));
+        }
+        let (on, off) = (median(on), median(off));
+        println!(
+            "| {label} | {} | {} | {} |",
+            fmt(on),
+            fmt(off),
+            ratio(on, off)
+        );
+    }
+
     // ---- fixed costs ----
     println!("\n## Fixed costs (median)\n");
     println!("| what | fuel on | fuel off |");

@@ -16,6 +16,15 @@ pub enum AuthMethod {
     ScramSha256,
 }
 
+/// Which function calls are counted.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackFunctions {
+    /// Every Wasm function's.
+    All,
+    /// None.
+    None,
+}
+
 /// How log lines are written.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -135,6 +144,16 @@ pub struct ServeArgs {
         allow_hyphen_values = true
     )]
     pub log_min_duration_statement: String,
+    /// Count Wasm calls (`wasm.function_stats`, the function metrics, EXPLAIN ANALYZE's
+    /// and pg_stat_activity's Wasm figures): `all`, or `none` (PostgreSQL's setting of
+    /// the same name).
+    #[arg(
+        long,
+        env = "WASMUDF_TRACK_FUNCTIONS",
+        value_enum,
+        default_value = "all"
+    )]
+    pub track_functions: TrackFunctions,
     /// Serve Prometheus metrics on `http://ADDR/metrics` (e.g. `127.0.0.1:9187`; a bare
     /// port listens on loopback). Off unless given.
     #[arg(long, env = "WASMUDF_METRICS_LISTEN")]

@@ -610,10 +610,7 @@ fn build_udfs(
             let module = module_for(db, &mut registry.modules, &record.module)?;
             let mut overload = module.overload(&record.export, &options_of(record)?, kind)?;
             // The overload's figures outlive this UDF (adding a sibling rebuilds it).
-            overload.stats = db
-                .inner
-                .stats
-                .for_key(&record.key(), overload.stats.label());
+            overload.stats = db.inner.stats.for_key(&record.key(), &overload.stats);
             overloads.push(Arc::new(overload));
         }
         let udf = (!overloads.is_empty()).then(|| match kind {

@@ -111,7 +111,7 @@ impl Overload {
         let params: Vec<String> = sig.params.iter().map(sql_type_name).collect();
         let display = format!("{name}({})", params.join(", "));
         Overload {
-            stats: FunctionStats::new(&display),
+            stats: FunctionStats::new(&display, module.engine.inner.config.track_functions),
             name: name.to_string(),
             index: index as u32,
             params: sig.params.clone(),

@@ -86,6 +86,8 @@ impl std::fmt::Display for PerFunction {
 pub(crate) struct FunctionStats {
     /// `name(arg types)`, the label in metrics and explain output.
     label: Arc<str>,
+    /// Off: nothing is counted ([`crate::EngineConfig::track_functions`]).
+    tracked: bool,
     calls: AtomicU64,
     rows: AtomicU64,
     guest_ns: AtomicU64,
@@ -151,11 +153,12 @@ pub(crate) mod names {
 }
 
 impl FunctionStats {
-    /// Empty figures for the overload shown as `label`.
-    pub(crate) fn new(label: &str) -> Arc<Self> {
+    /// Empty figures for the overload shown as `label`, counted if `tracked`.
+    pub(crate) fn new(label: &str, tracked: bool) -> Arc<Self> {
         let function = label.to_string();
         Arc::new(FunctionStats {
             label: label.into(),
+            tracked,
             calls: AtomicU64::new(0),
             rows: AtomicU64::new(0),
             guest_ns: AtomicU64::new(0),
@@ -175,14 +178,12 @@ impl FunctionStats {
         })
     }
 
-    /// `name(arg types)`.
-    pub(crate) fn label(&self) -> &Arc<str> {
-        &self.label
-    }
-
     /// A guest call that returned (with a result or the guest's own error): in these
     /// figures, the metrics, and the plan node running it (EXPLAIN ANALYZE).
     pub(crate) fn record_call(&self, call: &CallFigures) {
+        if !self.tracked {
+            return;
+        }
         explain::note(&self.label, call);
         let ns = u64::try_from(call.guest.as_nanos()).unwrap_or(u64::MAX);
         self.calls.fetch_add(1, Ordering::Relaxed);
@@ -199,6 +200,9 @@ impl FunctionStats {
     /// An instance made for a call (`reused`: one kept from an earlier batch of the
     /// same query), holding `memory` bytes of linear memory after it.
     pub(crate) fn record_instance(&self, reused: bool, memory: u64) {
+        if !self.tracked {
+            return;
+        }
         if reused {
             self.instances_reused.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -215,6 +219,9 @@ impl FunctionStats {
 
     /// A call (or instantiation) that failed with `error`.
     pub(crate) fn record_error(&self, error: &Error) {
+        if !self.tracked {
+            return;
+        }
         let sqlstate = error.sqlstate();
         {
             let mut failures = self.failures.lock();
@@ -269,11 +276,12 @@ impl FunctionStats {
     }
 }
 
-/// Times one guest call, and shows it in `pg_stat_activity` while it runs.
+/// Times one guest call, and shows it in `pg_stat_activity` while it runs (nothing
+/// when the function is not tracked).
 pub(crate) struct Meter<'a> {
     activity: Option<&'a GuestActivity>,
     label: &'a Arc<str>,
-    started: Instant,
+    started: Option<Instant>,
     /// A debug-level span per guest call (nothing when debug logging is off).
     _span: tracing::span::EnteredSpan,
 }
@@ -281,9 +289,10 @@ pub(crate) struct Meter<'a> {
 impl<'a> Meter<'a> {
     /// A call of the function `stats` counts starts, in a query whose `activity` it is.
     pub(crate) fn start(stats: &'a FunctionStats, activity: Option<&'a GuestActivity>) -> Self {
-        let started = match activity {
-            Some(a) => a.enter(&stats.label),
-            None => Instant::now(),
+        let started = match (stats.tracked, activity) {
+            (false, _) => None,
+            (true, Some(a)) => Some(a.enter(&stats.label)),
+            (true, None) => Some(Instant::now()),
         };
         Meter {
             activity,
@@ -295,13 +304,16 @@ impl<'a> Meter<'a> {
 
     /// The call returned (or failed) having been given `rows` and consumed `fuel`.
     pub(crate) fn stop(self, rows: u64, fuel: u64) -> CallFigures {
+        let Some(started) = self.started else {
+            return CallFigures::default();
+        };
         let figures = CallFigures {
             rows,
-            guest: self.started.elapsed(),
+            guest: started.elapsed(),
             fuel,
         };
         if let Some(a) = self.activity {
-            a.leave(self.label, self.started, &figures);
+            a.leave(self.label, started, &figures);
         }
         figures
     }
@@ -327,12 +339,13 @@ pub(crate) struct StatsRegistry {
 }
 
 impl StatsRegistry {
-    /// The figures of the overload with catalog `key`, shown as `label`.
-    pub(crate) fn for_key(&self, key: &str, label: &str) -> Arc<FunctionStats> {
+    /// The figures of the overload with catalog `key`, shown as `label`; `fresh` (the
+    /// overload's own) becomes them if the key has none yet.
+    pub(crate) fn for_key(&self, key: &str, fresh: &Arc<FunctionStats>) -> Arc<FunctionStats> {
         self.by_key
             .lock()
             .entry(key.to_string())
-            .or_insert_with(|| FunctionStats::new(label))
+            .or_insert_with(|| fresh.clone())
             .clone()
     }
 
@@ -360,7 +373,7 @@ mod tests {
 
     #[test]
     fn calls_errors_and_reset() {
-        let stats = FunctionStats::new("f(bigint)");
+        let stats = FunctionStats::new("f(bigint)", true);
         stats.record_call(&CallFigures {
             rows: 10,
             guest: Duration::from_micros(5),
@@ -389,5 +402,18 @@ mod tests {
         let s = stats.snapshot();
         assert_eq!((s.calls, s.rows, s.peak_memory), (0, 0, 0));
         assert!(s.errors.is_empty() && s.last_error.is_none());
+    }
+
+    #[test]
+    fn untracked_functions_count_nothing() {
+        let stats = FunctionStats::new("f(bigint)", false);
+        let meter = Meter::start(&stats, None);
+        let figures = meter.stop(10, 5);
+        stats.record_call(&figures);
+        stats.record_instance(false, 1);
+        stats.record_error(&Error::Runtime("x".into()));
+        let s = stats.snapshot();
+        assert_eq!((s.calls, s.rows, s.instances_created), (0, 0, 0));
+        assert!(s.errors.is_empty());
     }
 }

@@ -60,6 +60,10 @@ pub struct EngineConfig {
     /// (seconds of every core per large component) for slower calls, and tests use it
     /// to run baseline code on purpose.
     pub background_optimize: bool,
+    /// Whether Wasm calls are counted (PostgreSQL's `track_functions`): the figures of
+    /// `wasm.function_stats`, the metrics, EXPLAIN ANALYZE's and `pg_stat_activity`'s
+    /// Wasm columns. Counting costs a few atomic additions per batch.
+    pub track_functions: bool,
 }
 
 impl Default for EngineConfig {
@@ -78,6 +82,7 @@ impl Default for EngineConfig {
             // Below ~1 MB Cranelift takes well under a second: not worth two compiles.
             baseline_compile_min_size: Some(1 << 20),
             background_optimize: true,
+            track_functions: true,
         }
     }
 }

@@ -127,6 +127,7 @@ impl ServerState {
             max_functions_per_component: args.max_functions_per_component,
             max_description_size: parse_bytes(&args.max_description_size)
                 .map_err(|e| e.to_string())? as usize,
+            track_functions: args.track_functions == crate::config::TrackFunctions::All,
             ..EngineConfig::default()
         };
         config.target_partitions = args.target_partitions;

@@ -175,7 +175,7 @@ async fn metrics_move_with_queries() {
 }
 
 #[tokio::test]
-async fn metrics_are_off_unless_asked_and_a_bad_address_is_refused() {
+async fn a_bad_metrics_address_stops_the_server_before_it_listens() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmudf"))
         .args([
@@ -192,10 +192,29 @@ async fn metrics_are_off_unless_asked_and_a_bad_address_is_refused() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--metrics-listen nowhere"), "{stderr}");
-    let server = Server::start("no-metrics");
-    let log_free = query(&server.client().await, "SELECT 1").await;
-    assert_eq!(log_free.len(), 1);
-    // Nothing else listens: the server opened only its own port.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+}
+
+#[tokio::test]
+async fn track_functions_none_counts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let process = crate::start_with_hostile_and(&dir, &["--track-functions", "none"]);
+    let (client, conn) = tokio_postgres::connect(&process.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    assert_eq!(
+        query(&client, "SELECT add_one(1)").await,
+        vec![vec![Some("2".to_string())]]
+    );
+    assert_eq!(
+        query(
+            &client,
+            "SELECT calls, rows FROM wasm.function_stats WHERE name = 'add_one'"
+        )
+        .await,
+        vec![vec![Some("0".to_string()), Some("0".to_string())]]
+    );
 }
 
 #[tokio::test]
@@ -316,9 +335,7 @@ async fn pg_stat_activity_shows_the_function_a_statement_is_in_and_cancels_it() 
     let started = Instant::now();
     let canceled = query(
         &watcher,
-        &format!(
-            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wasm_function = 'spin(bigint)'"
-        ),
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wasm_function = 'spin(bigint)'",
     )
     .await;
     assert_eq!(canceled, vec![vec![Some("t".to_string())]]);
