@@ -207,22 +207,32 @@ impl Watched {
             }
         }
         m.span.record("tag", tag.as_str());
-        let ms = elapsed.as_secs_f64() * 1000.0;
-        let functions = self.query.as_ref().map(CancelHandle::guest_totals);
-        let functions = functions
-            .filter(|f| !f.0.is_empty())
-            .map(|f| f.to_string())
-            .unwrap_or_default();
-        if m.slow_after.is_some_and(|limit| elapsed >= limit) {
-            tracing::info!(
+        // Microsecond precision: a float's full digits say nothing more.
+        let ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
+        let functions = self
+            .query
+            .as_ref()
+            .map(CancelHandle::guest_totals)
+            .filter(|f| !f.0.is_empty());
+        let slow = m.slow_after.is_some_and(|limit| elapsed >= limit);
+        match (slow, functions) {
+            (true, Some(f)) => tracing::info!(
                 parent: &m.span,
                 duration_ms = ms,
                 statement = %log_text(&m.text),
-                functions = %functions,
+                functions = %f,
                 "slow statement"
-            );
-        } else {
-            tracing::debug!(parent: &m.span, duration_ms = ms, functions = %functions, "statement done");
+            ),
+            (true, None) => tracing::info!(
+                parent: &m.span,
+                duration_ms = ms,
+                statement = %log_text(&m.text),
+                "slow statement"
+            ),
+            (false, Some(f)) => {
+                tracing::debug!(parent: &m.span, duration_ms = ms, functions = %f, "statement done")
+            }
+            (false, None) => tracing::debug!(parent: &m.span, duration_ms = ms, "statement done"),
         }
     }
 }

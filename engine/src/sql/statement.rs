@@ -11,7 +11,8 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, CloseCursor, ContextModifier, CreateFunction, DataType as SqlDataType,
     DeclareType, DiscardObject, DropFunction, Expr as SqlExpr, FetchDirection, ObjectType, Set,
-    Statement as SqlStatement, TransactionAccessMode, TransactionMode, UnaryOperator, Value,
+    SetExpr, Statement as SqlStatement, TransactionAccessMode, TransactionMode, UnaryOperator,
+    Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -554,11 +555,47 @@ fn array_literals(statement: &mut DfStatement) -> Result<()> {
     }
 }
 
+/// `SELECT ... INTO t FROM ...` (PostgreSQL's older spelling of CREATE TABLE AS) as
+/// `CREATE TABLE t AS SELECT ... FROM ...`, which DataFusion plans.
+fn select_into_as_create_table(statement: &mut DfStatement) -> DfResult<()> {
+    let DfStatement::Statement(inner) = statement else {
+        return Ok(());
+    };
+    let SqlStatement::Query(query) = inner.as_mut() else {
+        return Ok(());
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return Ok(());
+    };
+    let Some(into) = select.into.take() else {
+        return Ok(());
+    };
+    let text = format!(
+        "CREATE {}{}TABLE {} AS {query}",
+        if into.temporary { "TEMPORARY " } else { "" },
+        if into.unlogged { "UNLOGGED " } else { "" },
+        into.name
+    );
+    let mut parsed = DFParser::parse_sql_with_dialect(&text, &PostgreSqlDialect {})?;
+    match (parsed.pop_front(), parsed.is_empty()) {
+        (Some(create), true) => {
+            *statement = create;
+            Ok(())
+        }
+        _ => Err(Error::Syntax(format!(
+            "SELECT INTO {}: cannot be read as CREATE TABLE AS",
+            into.name
+        ))
+        .into()),
+    }
+}
+
 fn parse_rewritten(sql: &str) -> DfResult<Vec<Statement>> {
     match DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}) {
         Ok(statements) => catalog_queries_rewritten(sql, statements)
             .into_iter()
             .map(|mut s| {
+                select_into_as_create_table(&mut s)?;
                 let names = column_names::pg_column_names(&s);
                 bytea_literals(&mut s)?;
                 datetime_literals(&mut s);

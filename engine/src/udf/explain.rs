@@ -252,12 +252,18 @@ impl ExecutionPlan for WasmCallsExec {
     }
 }
 
-/// Runs `f` with `calls` as this thread's sink, restoring the sink it had.
+/// Runs `f` with `calls` as this thread's sink, restoring the sink it had (also if
+/// `f` panics: the thread goes on polling other plans).
 fn within<R>(calls: &Arc<NodeCalls>, f: impl FnOnce() -> R) -> R {
-    let outer = SINK.with(|s| s.replace(Some(calls.clone())));
-    let result = f();
-    SINK.with(|s| *s.borrow_mut() = outer);
-    result
+    struct Restore(Option<Arc<NodeCalls>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            SINK.with(|s| *s.borrow_mut() = outer);
+        }
+    }
+    let _restore = Restore(SINK.with(|s| s.replace(Some(calls.clone()))));
+    f()
 }
 
 /// The input's batches, polled with the node's sink in place.
