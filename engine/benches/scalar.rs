@@ -560,4 +560,47 @@ async fn main() {
             ratio(t_wasm, t_builtin)
         );
     }
+
+    // The same query with calls counted and not: the cost of wasm.function_stats and
+    // the metrics on the whole query (issue 15's 2% budget), interleaved rounds.
+    println!("\n## The same `SELECT sum(f(a))`, calls counted and not (median of 7 rounds)\n");
+    println!("| function | counted | not counted | counted/not |");
+    println!("|---|---|---|---|");
+    let untracked = Engine::new(EngineConfig {
+        track_functions: false,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    for f in ["add_one_batch", "add_one"] {
+        ctx.register_udf(component_named(&untracked, f, Some(format!("u_{f}"))));
+        let once = |engine: Engine, sql: String| {
+            let ctx = ctx.clone();
+            async move {
+                let t = Instant::now();
+                black_box(
+                    engine
+                        .query(&ctx)
+                        .sql(&sql)
+                        .await
+                        .unwrap()
+                        .collect()
+                        .await
+                        .unwrap(),
+                );
+                t.elapsed()
+            }
+        };
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for round in 0..8 {
+            let counted = once(engine_fuel.clone(), format!("SELECT sum(w_{f}(a)) FROM t")).await;
+            let uncounted = once(untracked.clone(), format!("SELECT sum(u_{f}(a)) FROM t")).await;
+            // The first round warms both.
+            if round > 0 {
+                on.push(counted);
+                off.push(uncounted);
+            }
+        }
+        let (on, off) = (median(on), median(off));
+        println!("| {f} | {} | {} | {} |", fmt(on), fmt(off), ratio(on, off));
+    }
 }

@@ -165,10 +165,7 @@ rustflags = [{}]
 
 fn readme(name: &str, language: Language) -> String {
     let build = build_command(name, language, ".");
-    let built = match language {
-        Language::Rust => format!("./{name}.wasm"),
-        _ => format!("./{name}.wasm"),
-    };
+    let built = format!("./{name}.wasm");
     format!(
         r#"# {name}
 
@@ -199,45 +196,7 @@ The guide: docs/writing-{doc}-udfs.md of the wasmudf repository.
     )
 }
 
-const RUST: &str = r#"//! SQL functions: `add_one(bigint)` and the aggregate `my_sum(bigint)`.
-
-use wasmudf::{aggregate, scalar, Aggregate};
-
-/// `x + 1`; overflow is an error (SQLSTATE 38000 with this message).
-#[scalar]
-fn add_one(x: i64) -> Result<i64, &'static str> {
-    x.checked_add(1).ok_or("bigint out of range")
-}
-
-/// A bigint sum, NULL for no rows.
-#[aggregate]
-#[derive(Default)]
-struct MySum {
-    sum: i64,
-    n: u64,
-}
-
-impl Aggregate for MySum {
-    type Args<'a> = (i64,);
-    type Output = Option<i64>;
-
-    fn update(&mut self, (x,): (i64,)) {
-        self.sum = self.sum.wrapping_add(x);
-        self.n += 1;
-    }
-
-    fn merge(&mut self, other: Self) {
-        self.sum = self.sum.wrapping_add(other.sum);
-        self.n += other.n;
-    }
-
-    fn finish(&self) -> Option<i64> {
-        (self.n > 0).then_some(self.sum)
-    }
-}
-
-wasmudf::export!(add_one, my_sum);
-"#;
+const RUST: &str = include_str!("new/template.rs");
 
 const PYTHON: &str = include_str!("new/template.py");
 const C: &str = include_str!("new/template.c");

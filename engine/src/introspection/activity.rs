@@ -17,9 +17,8 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::introspection::pg_catalog::DbHandle;
 use crate::introspection::stats_view::{micros, millis, timestamptz};
-use crate::introspection::ActivityRow;
+use crate::introspection::{caller, ActivityRow};
 use crate::store::CATALOG_NAME;
-use crate::udf::settings::WasmSettings;
 
 /// The `pg_stat_activity` view.
 #[derive(Debug)]
@@ -126,12 +125,7 @@ impl TableProvider for StatActivity {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let db = crate::introspection::pg_catalog::database(&self.db)?;
-        let caller = state
-            .config_options()
-            .extensions
-            .get::<WasmSettings>()
-            .map(|s| s.user.clone())
-            .unwrap_or_default();
+        let caller = caller(state.config_options());
         let admin = db.is_admin(&caller);
         let batch = batch(&db.activity(), &caller, admin)?;
         MemTable::try_new(schema(), vec![vec![batch]])?

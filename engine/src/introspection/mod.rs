@@ -96,6 +96,15 @@ pub(crate) fn upgrade(handle: &DatabaseHandle) -> DfResult<Arc<dyn DatabaseView>
         .ok_or_else(|| DataFusionError::Execution("the database is closed".into()))
 }
 
+/// The role a query runs as (empty outside a session).
+pub(crate) fn caller(options: &datafusion::common::config::ConfigOptions) -> String {
+    options
+        .extensions
+        .get::<crate::udf::settings::WasmSettings>()
+        .map(|s| s.user.clone())
+        .unwrap_or_default()
+}
+
 /// Every Wasm function overload in creation order.
 pub(crate) fn records_in_order(db: &dyn DatabaseView) -> Vec<FunctionRecord> {
     let mut all = db.function_records();

@@ -14,9 +14,8 @@ use datafusion::logical_expr::{
 };
 
 use crate::error::Error;
-use crate::introspection::{upgrade, DatabaseHandle, DatabaseView};
+use crate::introspection::{caller, upgrade, DatabaseHandle, DatabaseView};
 use crate::store::catalog::{kind_word, FunctionRecord};
-use crate::udf::settings::WasmSettings;
 use crate::udf::stats::StatsSnapshot;
 
 /// The type of the views' timestamps: `timestamptz`.
@@ -165,12 +164,7 @@ impl ScalarUDFImpl for StatsReset {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let db = upgrade(&self.db)?;
-        let user = args
-            .config_options
-            .extensions
-            .get::<WasmSettings>()
-            .map(|s| s.user.clone())
-            .unwrap_or_default();
+        let user = caller(&args.config_options);
         if !db.is_admin(&user) {
             return Err(Error::InsufficientPrivilege(format!(
                 "permission denied: role \"{user}\" may not reset function statistics"

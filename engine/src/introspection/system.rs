@@ -38,12 +38,11 @@ use crate::error::{guest_text, Error};
 use crate::introspection::stats_view::{function_stats_batch, function_stats_schema, StatsReset};
 use crate::introspection::typed_columns::typed_columns;
 use crate::introspection::{
-    default_catalog, records_in_order, upgrade, DatabaseHandle, DatabaseView,
+    caller, default_catalog, records_in_order, upgrade, DatabaseHandle, DatabaseView,
 };
 use crate::store::catalog::{kind_word, volatility_word, FunctionRecord, StoredLimits};
 use crate::store::CATALOG_NAME;
 use crate::udf::scope::QueryScope;
-use crate::udf::settings::WasmSettings;
 use crate::wasm::cache::CacheOutcome;
 
 /// Registers the system schemas and table functions in the database's template.
@@ -687,12 +686,9 @@ impl ExecutionPlan for WasmLoadExec {
         _partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        let extensions = &context.session_config().options().extensions;
-        let user = extensions
-            .get::<WasmSettings>()
-            .map(|s| s.user.clone())
-            .unwrap_or_default();
-        let scope = extensions.get::<QueryScope>().cloned();
+        let options = context.session_config().options();
+        let user = caller(options);
+        let scope = options.extensions.get::<QueryScope>().cloned();
         let load = upgrade(&self.db)?.spawn_load(user, self.spec.clone(), scope)?;
         let projection = self.projection.clone();
         let batch = async move {

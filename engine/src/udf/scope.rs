@@ -75,7 +75,10 @@ pub(crate) struct GuestActivity {
 
 #[derive(Debug, Default)]
 struct ActivityInner {
-    current: Option<(Arc<str>, Instant)>,
+    /// The running call: its function's slot in `finished`, and its start. (A slot, not
+    /// the function's `Arc`: cloning that on every call would write its count, a line
+    /// every partition calling the function shares.)
+    current: Option<(usize, Instant)>,
     finished: PerFunction,
 }
 
@@ -92,7 +95,9 @@ impl GuestActivity {
     /// A call of `function` starts; returns its start.
     pub(crate) fn enter(&self, function: &Arc<str>) -> Instant {
         let started = Instant::now();
-        self.inner.lock().current = Some((function.clone(), started));
+        let mut inner = self.inner.lock();
+        let slot = inner.finished.slot(function);
+        inner.current = Some((slot, started));
         started
     }
 
@@ -110,8 +115,8 @@ impl GuestActivity {
         let inner = self.inner.lock();
         let finished: Duration = inner.finished.0.iter().map(|(_, t)| t.guest).sum();
         match &inner.current {
-            Some((f, started)) => GuestNow {
-                function: Some(f.clone()),
+            Some((slot, started)) => GuestNow {
+                function: inner.finished.0.get(*slot).map(|(f, _)| f.clone()),
                 guest: finished + started.elapsed(),
             },
             None => GuestNow {
@@ -121,9 +126,12 @@ impl GuestActivity {
         }
     }
 
-    /// The calls that returned, per function.
+    /// The calls that returned, per function (a function entered but not returned from
+    /// yet has none).
     pub(crate) fn totals(&self) -> PerFunction {
-        self.inner.lock().finished.clone()
+        let mut totals = self.inner.lock().finished.clone();
+        totals.0.retain(|(_, t)| t.calls > 0);
+        totals
     }
 }
 

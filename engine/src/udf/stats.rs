@@ -44,15 +44,25 @@ pub(crate) struct CallTotals {
 pub(crate) struct PerFunction(pub Vec<(Arc<str>, CallTotals)>);
 
 impl PerFunction {
-    /// Adds one call of `function`.
-    pub(crate) fn add(&mut self, function: &Arc<str>, call: &CallFigures) {
-        let at = match self.0.iter().position(|(f, _)| f == function) {
+    /// Where `function`'s totals are, added (at zero) if it has none yet. The same
+    /// overload passes the same `Arc`, so the pointer comparison decides at once.
+    pub(crate) fn slot(&mut self, function: &Arc<str>) -> usize {
+        match self
+            .0
+            .iter()
+            .position(|(f, _)| Arc::ptr_eq(f, function) || f == function)
+        {
             Some(i) => i,
             None => {
                 self.0.push((function.clone(), CallTotals::default()));
                 self.0.len() - 1
             }
-        };
+        }
+    }
+
+    /// Adds one call of `function`.
+    pub(crate) fn add(&mut self, function: &Arc<str>, call: &CallFigures) {
+        let at = self.slot(function);
         let t = &mut self.0[at].1;
         t.calls += 1;
         t.rows += call.rows;
@@ -189,7 +199,7 @@ impl FunctionStats {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.rows.fetch_add(call.rows, Ordering::Relaxed);
         self.guest_ns.fetch_add(ns, Ordering::Relaxed);
-        self.max_ns.fetch_max(ns, Ordering::Relaxed);
+        raise_to(&self.max_ns, ns);
         self.fuel.fetch_add(call.fuel, Ordering::Relaxed);
         self.exported.calls.increment(1);
         self.exported.rows.increment(call.rows);
@@ -214,7 +224,7 @@ impl FunctionStats {
 
     /// An instance holding `memory` bytes of linear memory after a call.
     pub(crate) fn record_memory(&self, memory: u64) {
-        self.peak_memory.fetch_max(memory, Ordering::Relaxed);
+        raise_to(&self.peak_memory, memory);
     }
 
     /// A call (or instantiation) that failed with `error`.
@@ -316,6 +326,15 @@ impl<'a> Meter<'a> {
             a.leave(self.label, started, &figures);
         }
         figures
+    }
+}
+
+/// Raises `max` to `value`, writing only when it grows: partitions running the same
+/// function on other cores then share the line read-only on most calls (a `fetch_max`
+/// is a write every time, and the line bounces between cores).
+fn raise_to(max: &AtomicU64, value: u64) {
+    if value > max.load(Ordering::Relaxed) {
+        max.fetch_max(value, Ordering::Relaxed);
     }
 }
 
