@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::build::rust::UNROLL_FLAG;
-use crate::build::Language;
+use crate::build::{write_tree, Language};
 
 /// `wasmudf new --lang LANG NAME`.
 #[derive(Args, Debug)]
@@ -50,63 +50,60 @@ pub fn run(args: &NewArgs) -> Result<(), String> {
     if args.name.exists() {
         return Err(format!("{}: already exists", args.name.display()));
     }
-    let files = match args.language {
-        Language::Rust => rust_files(name, args.sdk.as_deref())?,
-        Language::Python => vec![(format!("{name}.py"), PYTHON.to_string())],
-        Language::C => vec![(format!("{name}.c"), C.to_string())],
-        Language::Go => vec![(format!("{name}.go"), GO.to_string())],
-        Language::Js => vec![(format!("{name}.js"), JS.to_string())],
+    let spelling = Spelling::of(args.language);
+    let mut files = match spelling.template {
+        Some((extension, text)) => vec![(format!("{name}.{extension}"), text.to_string())],
+        None => rust_files(name, args.sdk.as_deref())?,
     };
-    let mut files = files;
-    files.push(("README.md".into(), readme(name, args.language)));
-    for (path, text) in &files {
-        let dest = args.name.join(path);
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        }
-        std::fs::write(&dest, text).map_err(|e| format!("{}: {e}", dest.display()))?;
-    }
+    files.push(("README.md".into(), readme(name, &spelling)));
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(path, text)| (path.as_str(), text.as_str()))
+        .collect();
+    write_tree(&args.name, &borrowed)?;
     println!(
         "created {} ({} project); build it with: {}",
         args.name.display(),
-        language_name(args.language),
-        build_command(name, args.language, &args.name.display().to_string())
+        spelling.shown,
+        spelling.build_command(name, &args.name.display().to_string())
     );
     Ok(())
 }
 
-fn language_name(language: Language) -> &'static str {
-    match language {
-        Language::Rust => "Rust",
-        Language::Python => "Python",
-        Language::C => "C",
-        Language::Go => "Go",
-        Language::Js => "JavaScript",
-    }
+/// How a language is named and what its project holds.
+struct Spelling {
+    /// Its `--lang` value, also the name of its guide (docs/writing-<flag>-udfs.md).
+    flag: &'static str,
+    /// Its name for people.
+    shown: &'static str,
+    /// The one source file (extension, text); `None` for Rust's crate.
+    template: Option<(&'static str, &'static str)>,
 }
 
-fn source_file(name: &str, language: Language) -> String {
-    match language {
-        Language::Rust => String::new(),
-        Language::Python => format!("/{name}.py"),
-        Language::C => format!("/{name}.c"),
-        Language::Go => format!("/{name}.go"),
-        Language::Js => format!("/{name}.js"),
+impl Spelling {
+    fn of(language: Language) -> Self {
+        let (flag, shown, template) = match language {
+            Language::Rust => ("rust", "Rust", None),
+            Language::Python => ("python", "Python", Some(("py", PYTHON))),
+            Language::C => ("c", "C", Some(("c", C))),
+            Language::Go => ("go", "Go", Some(("go", GO))),
+            Language::Js => ("js", "JavaScript", Some(("js", JS))),
+        };
+        Spelling {
+            flag,
+            shown,
+            template,
+        }
     }
-}
 
-fn build_command(name: &str, language: Language, dir: &str) -> String {
-    let lang = match language {
-        Language::Rust => "rust",
-        Language::Python => "python",
-        Language::C => "c",
-        Language::Go => "go",
-        Language::Js => "js",
-    };
-    format!(
-        "wasmudf build --lang {lang} {dir}{}",
-        source_file(name, language)
-    )
+    /// `wasmudf build` of project `name` in `dir`: the crate, or its source file.
+    fn build_command(&self, name: &str, dir: &str) -> String {
+        let source = match self.template {
+            Some((extension, _)) => format!("/{name}.{extension}"),
+            None => String::new(),
+        };
+        format!("wasmudf build --lang {} {dir}{source}", self.flag)
+    }
 }
 
 fn rust_files(name: &str, sdk: Option<&Path>) -> Result<Vec<(String, String)>, String> {
@@ -163,8 +160,8 @@ rustflags = [{}]
     ])
 }
 
-fn readme(name: &str, language: Language) -> String {
-    let build = build_command(name, language, ".");
+fn readme(name: &str, spelling: &Spelling) -> String {
+    let build = spelling.build_command(name, ".");
     let built = format!("./{name}.wasm");
     format!(
         r#"# {name}
@@ -185,14 +182,8 @@ SELECT add_one(41), my_sum(x) FROM (VALUES (1), (2)) t(x);
 
 The guide: docs/writing-{doc}-udfs.md of the wasmudf repository.
 "#,
-        lang = language_name(language),
-        doc = match language {
-            Language::Rust => "rust",
-            Language::Python => "python",
-            Language::C => "c",
-            Language::Go => "go",
-            Language::Js => "js",
-        },
+        lang = spelling.shown,
+        doc = spelling.flag,
     )
 }
 

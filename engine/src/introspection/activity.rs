@@ -5,28 +5,17 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{
     ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::{MemTable, Session as DfSession, TableProvider};
 use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
 
-use crate::introspection::pg_catalog::DbHandle;
 use crate::introspection::stats_view::{micros, millis, timestamptz};
-use crate::introspection::{caller, ActivityRow};
+use crate::introspection::{ActivityRow, DatabaseView};
 use crate::store::CATALOG_NAME;
 
-/// The `pg_stat_activity` view.
-#[derive(Debug)]
-pub(crate) struct StatActivity {
-    pub(crate) db: DbHandle,
-}
-
-fn schema() -> SchemaRef {
+pub(crate) fn activity_schema() -> SchemaRef {
     let text = |n: &str| Field::new(n, DataType::Utf8, true);
     let time = |n: &str| Field::new(n, timestamptz(), true);
     Arc::new(Schema::new(vec![
@@ -50,7 +39,9 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-fn batch(rows: &[ActivityRow], caller: &str, admin: bool) -> DfResult<RecordBatch> {
+pub(crate) fn activity_batch(db: &dyn DatabaseView, caller: &str) -> DfResult<RecordBatch> {
+    let rows = &db.activity();
+    let admin = db.is_admin(caller);
     let visible = |r: &ActivityRow| admin || r.user == caller;
     let text = |f: &dyn Fn(&ActivityRow) -> Option<String>| -> ArrayRef {
         Arc::new(StringArray::from_iter(rows.iter().map(f)))
@@ -104,32 +95,5 @@ fn batch(rows: &[ActivityRow], caller: &str, admin: bool) -> DfResult<RecordBatc
                 .map(|r| r.wasm_guest.filter(|_| visible(r)).map(millis)),
         )),
     ];
-    Ok(RecordBatch::try_new(schema(), columns)?)
-}
-
-#[async_trait]
-impl TableProvider for StatActivity {
-    fn schema(&self) -> SchemaRef {
-        schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn DfSession,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let db = crate::introspection::pg_catalog::database(&self.db)?;
-        let caller = caller(state.config_options());
-        let admin = db.is_admin(&caller);
-        let batch = batch(&db.activity(), &caller, admin)?;
-        MemTable::try_new(schema(), vec![vec![batch]])?
-            .scan(state, projection, filters, limit)
-            .await
-    }
+    Ok(RecordBatch::try_new(activity_schema(), columns)?)
 }

@@ -43,8 +43,9 @@ pub(crate) trait DatabaseView: Send + Sync + std::fmt::Debug {
     fn artifact_outcomes(&self) -> HashMap<String, CacheOutcome>;
     /// Which compiler made the code of each module loaded now, by hex hash.
     fn code_tiers(&self) -> HashMap<String, CodeTier>;
-    /// What every Wasm function overload has cost, with its record.
-    fn function_stats(&self) -> Vec<(FunctionRecord, StatsSnapshot)>;
+    /// What the Wasm function overloads have cost, by catalog key (an overload without
+    /// figures has cost nothing).
+    fn function_stats(&self) -> HashMap<String, StatsSnapshot>;
     /// Sets every function's figures back to zero (`wasm_stats_reset()`).
     fn reset_function_stats(&self);
     /// Every session, as `pg_stat_activity` shows it.

@@ -45,8 +45,9 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use std::ops::ControlFlow;
 
 use crate::error::Error;
-use crate::introspection::activity::StatActivity;
+use crate::introspection::activity::{activity_batch, activity_schema};
 use crate::introspection::settings::PgSettings;
+use crate::introspection::system::SystemTable;
 use crate::introspection::typed_columns::typed_columns;
 use crate::introspection::{records_in_order, DatabaseHandle, DatabaseView};
 use crate::pg::types::PG_TYPE_KEY;
@@ -67,7 +68,7 @@ const OWNER_OID: i32 = 10;
 /// are registered before it is built, so they count as built-ins).
 pub(crate) type DbHandle = Arc<OnceLock<DatabaseHandle>>;
 
-pub(crate) fn database(handle: &DbHandle) -> DfResult<Arc<dyn DatabaseView>> {
+fn database(handle: &DbHandle) -> DfResult<Arc<dyn DatabaseView>> {
     handle
         .get()
         .and_then(Weak::upgrade)
@@ -751,9 +752,15 @@ impl SchemaProvider for LiveCatalog {
             )?),
             "pg_settings" => return Ok(Some(Arc::new(PgSettings::new()))),
             "pg_stat_activity" => {
-                return Ok(Some(Arc::new(StatActivity {
-                    db: self.db.clone(),
-                })))
+                let db =
+                    self.db.get().cloned().ok_or_else(|| {
+                        DataFusionError::Execution("the database is closed".into())
+                    })?;
+                return Ok(Some(Arc::new(SystemTable::new(
+                    activity_schema(),
+                    db,
+                    activity_batch,
+                ))));
             }
             "pg_attribute" => match self.inner.table(&name).await? {
                 Some(t) => Arc::new(AttributeTypes {

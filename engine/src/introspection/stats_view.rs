@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::error::Error;
-use crate::introspection::{caller, upgrade, DatabaseHandle, DatabaseView};
+use crate::introspection::{caller, records_in_order, upgrade, DatabaseHandle, DatabaseView};
 use crate::store::catalog::{kind_word, FunctionRecord};
 use crate::udf::stats::StatsSnapshot;
 
@@ -62,9 +62,15 @@ pub(crate) fn function_stats_schema() -> SchemaRef {
     ]))
 }
 
-pub(crate) fn function_stats_batch(db: &dyn DatabaseView) -> DfResult<RecordBatch> {
-    let mut rows: Vec<(FunctionRecord, StatsSnapshot)> = db.function_stats();
-    rows.sort_by_key(|(r, _)| (r.seq, r.key()));
+pub(crate) fn function_stats_batch(db: &dyn DatabaseView, _caller: &str) -> DfResult<RecordBatch> {
+    let mut figures = db.function_stats();
+    let rows: Vec<(FunctionRecord, StatsSnapshot)> = records_in_order(db)
+        .into_iter()
+        .map(|r| {
+            let f = figures.remove(&r.key()).unwrap_or_default();
+            (r, f)
+        })
+        .collect();
     let text = |f: &dyn Fn(&FunctionRecord, &StatsSnapshot) -> Option<String>| -> ArrayRef {
         Arc::new(StringArray::from_iter(rows.iter().map(|(r, s)| f(r, s))))
     };
@@ -121,8 +127,8 @@ pub(crate) fn function_stats_batch(db: &dyn DatabaseView) -> DfResult<RecordBatc
 /// as `pg_stat_reset`).
 #[derive(Debug)]
 pub(crate) struct StatsReset {
-    pub(crate) db: DatabaseHandle,
-    pub(crate) signature: Signature,
+    db: DatabaseHandle,
+    signature: Signature,
 }
 
 impl StatsReset {

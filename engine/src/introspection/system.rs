@@ -94,18 +94,19 @@ pub(crate) fn install(ctx: &SessionContext, weak: DatabaseHandle) -> crate::Resu
     Ok(())
 }
 
-type BatchFn = fn(&dyn DatabaseView) -> DfResult<RecordBatch>;
+/// A view's rows, from the live database, for the role the query runs as.
+pub(crate) type BatchFn = fn(&dyn DatabaseView, &str) -> DfResult<RecordBatch>;
 
 /// A read-only table computed from the live database at each scan.
 #[derive(Debug)]
-struct SystemTable {
+pub(crate) struct SystemTable {
     schema: SchemaRef,
     db: DatabaseHandle,
     rows: BatchFn,
 }
 
 impl SystemTable {
-    fn new(schema: SchemaRef, db: DatabaseHandle, rows: BatchFn) -> Self {
+    pub(crate) fn new(schema: SchemaRef, db: DatabaseHandle, rows: BatchFn) -> Self {
         SystemTable { schema, db, rows }
     }
 }
@@ -127,7 +128,7 @@ impl TableProvider for SystemTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let batch = (self.rows)(upgrade(&self.db)?.as_ref())?;
+        let batch = (self.rows)(upgrade(&self.db)?.as_ref(), &caller(state.config_options()))?;
         MemTable::try_new(self.schema.clone(), vec![vec![batch]])?
             .scan(state, projection, filters, limit)
             .await
@@ -155,7 +156,7 @@ fn functions_schema() -> SchemaRef {
     ]))
 }
 
-fn functions_batch(db: &dyn DatabaseView) -> DfResult<RecordBatch> {
+fn functions_batch(db: &dyn DatabaseView, _caller: &str) -> DfResult<RecordBatch> {
     let rs = records_in_order(db);
     let text = |f: &dyn Fn(&FunctionRecord) -> String| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(rs.iter().map(f)))
@@ -194,7 +195,7 @@ fn modules_schema() -> SchemaRef {
     ]))
 }
 
-fn modules_batch(db: &dyn DatabaseView) -> DfResult<RecordBatch> {
+fn modules_batch(db: &dyn DatabaseView, _caller: &str) -> DfResult<RecordBatch> {
     let stored = db.stored_modules()?;
     let rs = records_in_order(db);
     let mut hashes = Vec::new();

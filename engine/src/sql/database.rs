@@ -203,19 +203,8 @@ impl DatabaseView for DbInner {
             .collect()
     }
 
-    fn function_stats(&self) -> Vec<(FunctionRecord, StatsSnapshot)> {
-        let records = self.function_records();
-        records
-            .into_iter()
-            .map(|r| {
-                let figures = self
-                    .stats
-                    .get(&r.key())
-                    .map(|s| s.snapshot())
-                    .unwrap_or_default();
-                (r, figures)
-            })
-            .collect()
+    fn function_stats(&self) -> HashMap<String, StatsSnapshot> {
+        self.stats.snapshots()
     }
 
     fn reset_function_stats(&self) {

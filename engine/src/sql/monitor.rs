@@ -71,6 +71,8 @@ pub(crate) struct StatementMonitor {
     /// (a statement that runs no query leaves it as it was).
     running: Arc<Mutex<Option<CancelHandle>>>,
     before: Option<CancelHandle>,
+    /// The query the statement ran, once it returned (see [`Self::finish`]).
+    ran: Option<CancelHandle>,
 }
 
 impl StatementMonitor {
@@ -96,6 +98,7 @@ impl StatementMonitor {
             slow_after,
             before: running.lock().clone(),
             running: running.clone(),
+            ran: None,
         }
     }
 
@@ -106,49 +109,103 @@ impl StatementMonitor {
 
     /// Records the statement's outcome now, or, for one that returns rows, when they
     /// have been read.
-    pub(crate) fn finish(self, out: DfResult<Output>) -> DfResult<Output> {
-        let query = {
-            let now = self.running.lock().clone();
-            match (now, &self.before) {
-                (Some(now), Some(before)) if now.same_query(before) => None,
-                (now, _) => now,
-            }
-        };
-        let watched = Watched {
-            monitor: self,
-            query,
-        };
+    pub(crate) fn finish(mut self, out: DfResult<Output>) -> DfResult<Output> {
+        // Taken now: while its rows stream, the session may run another statement.
+        self.ran = self.query();
         match out {
             Err(e) => {
-                watched.record("ERROR", Some(Failure::of(&e)));
+                self.record("ERROR", Some(Failure::of(&e)));
                 Err(e)
             }
-            Ok(Output::Rows(rows)) => Ok(Output::Rows(watched.stream("SELECT", rows))),
-            Ok(Output::Fetch(rows)) => Ok(Output::Fetch(watched.stream("FETCH", rows))),
+            Ok(Output::Rows(rows)) => Ok(Output::Rows(self.stream("SELECT", rows))),
+            Ok(Output::Fetch(rows)) => Ok(Output::Fetch(self.stream("FETCH", rows))),
             Ok(Output::CopyOut { format, rows }) => Ok(Output::CopyOut {
                 format,
-                rows: watched.stream("COPY", rows),
+                rows: self.stream("COPY", rows),
             }),
             Ok(Output::Command(tag)) => {
-                watched.record(&tag_word(&tag.to_string()), None);
+                self.record(tag.command(), None);
                 Ok(Output::Command(tag))
             }
             Ok(other) => {
-                let tag = match &other {
-                    Output::Deallocate(_) => "DEALLOCATE",
-                    _ => "COPY",
-                };
-                watched.record(tag, None);
+                self.record(
+                    match &other {
+                        Output::Deallocate(_) => "DEALLOCATE",
+                        _ => "COPY",
+                    },
+                    None,
+                );
                 Ok(other)
             }
         }
     }
-}
 
-/// A statement whose outcome is known, with the query it ran (if any).
-struct Watched {
-    monitor: StatementMonitor,
-    query: Option<CancelHandle>,
+    /// `rows`, recording the statement (as `tag`) when they end or are dropped.
+    fn stream(
+        self,
+        tag: &'static str,
+        rows: SendableRecordBatchStream,
+    ) -> SendableRecordBatchStream {
+        let schema = rows.schema();
+        let ending = StreamEnd(Some((self, tag, None)));
+        Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            rows.scan(ending, |ending, item| {
+                if let Err(e) = &item {
+                    ending.fail(e);
+                }
+                futures::future::ready(Some(item))
+            }),
+        ))
+    }
+
+    /// The query in the session's running slot, if this statement put it there.
+    fn query(&self) -> Option<CancelHandle> {
+        let now = self.running.lock().clone();
+        match (now, &self.before) {
+            (Some(now), Some(before)) if now.same_query(before) => None,
+            (now, _) => now,
+        }
+    }
+
+    fn record(&self, tag: &'static str, failure: Option<Failure>) {
+        let elapsed = self.started.elapsed();
+        metrics::counter!(names::STATEMENTS, "tag" => tag).increment(1);
+        metrics::histogram!(names::DURATION, "tag" => tag).record(elapsed.as_secs_f64());
+        if let Some(f) = failure {
+            metrics::counter!(names::ERRORS, "sqlstate" => f.sqlstate).increment(1);
+            if let Some(reason) = f.canceled {
+                metrics::counter!(names::CANCELS, "reason" => reason).increment(1);
+            }
+        }
+        let span = &self.span;
+        span.record("tag", tag);
+        // Microsecond precision: a float's full digits say nothing more.
+        let ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
+        let functions = self
+            .ran
+            .as_ref()
+            .map(CancelHandle::guest_totals)
+            .filter(|f| !f.0.is_empty());
+        let slow = self.slow_after.is_some_and(|limit| elapsed >= limit);
+        let text = || log_text(&self.text);
+        match (slow, functions) {
+            (true, Some(f)) => tracing::info!(
+                parent: span,
+                duration_ms = ms,
+                statement = %text(),
+                functions = %f,
+                "slow statement"
+            ),
+            (true, None) => {
+                tracing::info!(parent: span, duration_ms = ms, statement = %text(), "slow statement")
+            }
+            (false, Some(f)) => {
+                tracing::debug!(parent: span, duration_ms = ms, functions = %f, "statement done")
+            }
+            (false, None) => tracing::debug!(parent: span, duration_ms = ms, "statement done"),
+        }
+    }
 }
 
 /// How a statement failed, for its metrics.
@@ -174,71 +231,8 @@ impl Failure {
     }
 }
 
-impl Watched {
-    /// `rows`, recording the statement (as `tag`) when they end or are dropped.
-    fn stream(
-        self,
-        tag: &'static str,
-        rows: SendableRecordBatchStream,
-    ) -> SendableRecordBatchStream {
-        let schema = rows.schema();
-        let ending = StreamEnd(Some((self, tag, None)));
-        Box::pin(RecordBatchStreamAdapter::new(
-            schema,
-            rows.scan(ending, |ending, item| {
-                if let Err(e) = &item {
-                    ending.fail(e);
-                }
-                futures::future::ready(Some(item))
-            }),
-        ))
-    }
-
-    fn record(&self, tag: &str, failure: Option<Failure>) {
-        let m = &self.monitor;
-        let elapsed = m.started.elapsed();
-        let tag = tag.to_string();
-        metrics::counter!(names::STATEMENTS, "tag" => tag.clone()).increment(1);
-        metrics::histogram!(names::DURATION, "tag" => tag.clone()).record(elapsed.as_secs_f64());
-        if let Some(f) = failure {
-            metrics::counter!(names::ERRORS, "sqlstate" => f.sqlstate).increment(1);
-            if let Some(reason) = f.canceled {
-                metrics::counter!(names::CANCELS, "reason" => reason).increment(1);
-            }
-        }
-        m.span.record("tag", tag.as_str());
-        // Microsecond precision: a float's full digits say nothing more.
-        let ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-        let functions = self
-            .query
-            .as_ref()
-            .map(CancelHandle::guest_totals)
-            .filter(|f| !f.0.is_empty());
-        let slow = m.slow_after.is_some_and(|limit| elapsed >= limit);
-        match (slow, functions) {
-            (true, Some(f)) => tracing::info!(
-                parent: &m.span,
-                duration_ms = ms,
-                statement = %log_text(&m.text),
-                functions = %f,
-                "slow statement"
-            ),
-            (true, None) => tracing::info!(
-                parent: &m.span,
-                duration_ms = ms,
-                statement = %log_text(&m.text),
-                "slow statement"
-            ),
-            (false, Some(f)) => {
-                tracing::debug!(parent: &m.span, duration_ms = ms, functions = %f, "statement done")
-            }
-            (false, None) => tracing::debug!(parent: &m.span, duration_ms = ms, "statement done"),
-        }
-    }
-}
-
 /// Records a streamed statement when its stream ends or is dropped.
-struct StreamEnd(Option<(Watched, &'static str, Option<Failure>)>);
+struct StreamEnd(Option<(StatementMonitor, &'static str, Option<Failure>)>);
 
 impl StreamEnd {
     fn fail(&mut self, e: &DataFusionError) {
@@ -250,19 +244,10 @@ impl StreamEnd {
 
 impl Drop for StreamEnd {
     fn drop(&mut self) {
-        if let Some((watched, tag, failure)) = self.0.take() {
-            watched.record(if failure.is_some() { "ERROR" } else { tag }, failure);
+        if let Some((monitor, tag, failure)) = self.0.take() {
+            monitor.record(if failure.is_some() { "ERROR" } else { tag }, failure);
         }
     }
-}
-
-/// A command tag's words without its counts (`INSERT 0 5` is `INSERT`).
-fn tag_word(tag: &str) -> String {
-    let words: Vec<&str> = tag
-        .split(' ')
-        .take_while(|w| !w.chars().all(|c| c.is_ascii_digit()))
-        .collect();
-    words.join(" ")
 }
 
 /// Gives every metric the engine records its HELP text and unit, for an exporter

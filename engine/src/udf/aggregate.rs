@@ -381,7 +381,7 @@ impl GuestGroups {
             self.cancel.as_ref(),
             &self.overload.name,
         );
-        stats.record_call(&meter.stop(rows as u64, instance.fuel_consumed(&self.limits)));
+        meter.stop(rows as u64, instance.fuel_consumed(&self.limits));
         stats.record_memory(instance.memory_used());
         if let Err(e) = &result {
             stats.record_error(e);

@@ -46,22 +46,13 @@ thread_local! {
 pub(crate) fn note(function: &Arc<str>, call: &CallFigures) {
     SINK.with(|sink| {
         if let Some(node) = &*sink.borrow() {
-            node.add(function, call);
+            node.lock().add(function, call);
         }
     });
 }
 
 /// The calls one wrapped node made, per function.
-#[derive(Debug, Default)]
-struct NodeCalls {
-    by_function: Mutex<PerFunction>,
-}
-
-impl NodeCalls {
-    fn add(&self, function: &Arc<str>, call: &CallFigures) {
-        self.by_function.lock().add(function, call);
-    }
-}
+type NodeCalls = Mutex<PerFunction>;
 
 /// Under EXPLAIN ANALYZE (`plan` is an [`AnalyzeExec`]), wraps every node that calls a
 /// Wasm function in a [`WasmCallsExec`]; any other plan is returned as it is.
@@ -222,7 +213,7 @@ impl ExecutionPlan for WasmCallsExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         let mut set = MetricsSet::new();
-        let by_function = self.calls.by_function.lock().clone();
+        let by_function = self.calls.lock().clone();
         for (function, t) in by_function.0 {
             let count = |what: &str, n: u64| {
                 let count = Count::new();

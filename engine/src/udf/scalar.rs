@@ -20,7 +20,7 @@ use crate::error::{guest_text, Error};
 use crate::udf::build::UdfOptions;
 use crate::udf::scope::QueryScope;
 use crate::udf::settings::WasmSettings;
-use crate::udf::stats::{CallFigures, FunctionStats, Meter};
+use crate::udf::stats::{FunctionStats, Meter};
 use crate::wasm::abi::{ColumnOut, GuestError};
 use crate::wasm::convert::{output_array, ArgColumn};
 use crate::wasm::engine::ModuleInner;
@@ -178,29 +178,25 @@ impl Overload {
         };
         let meter = Meter::start(&self.stats, scope.map(|s| s.activity.as_ref()));
         let outcome = instance.call(self.index, wire_rows, &wire, limits, cancel, &self.name);
-        let figures = meter.stop(rows as u64, instance.fuel_consumed(limits));
+        meter.stop(rows as u64, instance.fuel_consumed(limits));
         self.stats.record_instance(reused, instance.memory_used());
-        self.checked(outcome, &figures, rows, host_nulls)
-            .inspect(|_| {
-                // A trap or limit poisons the instance: only one that returned goes back.
-                self.pool.put(query, instance);
-                if let Some(scope) = scope {
-                    scope.end.register(&self.pool);
-                }
-            })
+        self.checked(outcome, rows, host_nulls).inspect(|_| {
+            // A trap or limit poisons the instance: only one that returned goes back.
+            self.pool.put(query, instance);
+            if let Some(scope) = scope {
+                scope.end.register(&self.pool);
+            }
+        })
     }
 
-    /// The output of a call that returned `outcome`, validated, with its figures and
-    /// any failure recorded.
+    /// The output of a call that returned `outcome`, validated, with any failure
+    /// recorded.
     fn checked(
         &self,
         outcome: Result<Result<ColumnOut, GuestError>, Error>,
-        figures: &CallFigures,
         rows: usize,
         host_nulls: Option<&NullBuffer>,
     ) -> Result<ArrayRef, Error> {
-        // A call that trapped counts too: it took guest time and fuel.
-        self.stats.record_call(figures);
         let result = outcome.and_then(|result| {
             let out = result.map_err(|e| Error::Guest {
                 function: self.name.clone(),

@@ -2,8 +2,8 @@
 //! `wasm_stats_reset()`: PostgreSQL's `pg_stat_user_functions`, with what a sandbox
 //! adds (fuel, instances, guest memory, errors by SQLSTATE).
 //!
-//! Counters are relaxed atomics updated once per guest call (a batch, not a row), so
-//! counting costs a few nanoseconds per batch. The same figures go to the `metrics`
+//! Counters are relaxed atomics updated once per guest call (a batch, not a row):
+//! 100–250 ns a call with the clock reads (docs/benchmarks.md). The same figures go to the `metrics`
 //! facade; they reach Prometheus only when the server installed an exporter (without
 //! one every metrics call is a no-op).
 
@@ -188,12 +188,9 @@ impl FunctionStats {
         })
     }
 
-    /// A guest call that returned (with a result or the guest's own error): in these
-    /// figures, the metrics, and the plan node running it (EXPLAIN ANALYZE).
-    pub(crate) fn record_call(&self, call: &CallFigures) {
-        if !self.tracked {
-            return;
-        }
+    /// A guest call that ended (with a result, the guest's own error or a trap): in
+    /// these figures, the metrics, and the plan node running it (EXPLAIN ANALYZE).
+    fn record_call(&self, call: &CallFigures) {
         explain::note(&self.label, call);
         let ns = u64::try_from(call.guest.as_nanos()).unwrap_or(u64::MAX);
         self.calls.fetch_add(1, Ordering::Relaxed);
@@ -219,12 +216,14 @@ impl FunctionStats {
             self.instances_created.fetch_add(1, Ordering::Relaxed);
             self.exported.instances.increment(1);
         }
-        self.record_memory(memory);
+        raise_to(&self.peak_memory, memory);
     }
 
     /// An instance holding `memory` bytes of linear memory after a call.
     pub(crate) fn record_memory(&self, memory: u64) {
-        raise_to(&self.peak_memory, memory);
+        if self.tracked {
+            raise_to(&self.peak_memory, memory);
+        }
     }
 
     /// A call (or instantiation) that failed with `error`.
@@ -286,11 +285,11 @@ impl FunctionStats {
     }
 }
 
-/// Times one guest call, and shows it in `pg_stat_activity` while it runs (nothing
-/// when the function is not tracked).
+/// Times one guest call, shows it in `pg_stat_activity` while it runs, and records it
+/// when it ends (nothing when the function is not tracked).
 pub(crate) struct Meter<'a> {
+    stats: &'a FunctionStats,
     activity: Option<&'a GuestActivity>,
-    label: &'a Arc<str>,
     started: Option<Instant>,
     /// A debug-level span per guest call (nothing when debug logging is off).
     _span: tracing::span::EnteredSpan,
@@ -305,17 +304,18 @@ impl<'a> Meter<'a> {
             (true, None) => Some(Instant::now()),
         };
         Meter {
+            stats,
             activity,
-            label: &stats.label,
             started,
             _span: tracing::debug_span!("wasm_call", function = &*stats.label).entered(),
         }
     }
 
-    /// The call returned (or failed) having been given `rows` and consumed `fuel`.
-    pub(crate) fn stop(self, rows: u64, fuel: u64) -> CallFigures {
+    /// The call ended (a trap included: it took guest time and fuel) having been given
+    /// `rows` and consumed `fuel`: it is recorded.
+    pub(crate) fn stop(self, rows: u64, fuel: u64) {
         let Some(started) = self.started else {
-            return CallFigures::default();
+            return;
         };
         let figures = CallFigures {
             rows,
@@ -323,9 +323,9 @@ impl<'a> Meter<'a> {
             fuel,
         };
         if let Some(a) = self.activity {
-            a.leave(self.label, started, &figures);
+            a.leave(&self.stats.label, started, &figures);
         }
-        figures
+        self.stats.record_call(&figures);
     }
 }
 
@@ -373,9 +373,13 @@ impl StatsRegistry {
         self.by_key.lock().retain(|k, _| live(k));
     }
 
-    /// The figures of `key`, if it has any.
-    pub(crate) fn get(&self, key: &str) -> Option<Arc<FunctionStats>> {
-        self.by_key.lock().get(key).cloned()
+    /// Every overload's figures now, by key.
+    pub(crate) fn snapshots(&self) -> HashMap<String, StatsSnapshot> {
+        self.by_key
+            .lock()
+            .iter()
+            .map(|(k, s)| (k.clone(), s.snapshot()))
+            .collect()
     }
 
     /// Every figure back to zero.
@@ -426,13 +430,15 @@ mod tests {
     #[test]
     fn untracked_functions_count_nothing() {
         let stats = FunctionStats::new("f(bigint)", false);
-        let meter = Meter::start(&stats, None);
-        let figures = meter.stop(10, 5);
-        stats.record_call(&figures);
+        Meter::start(&stats, None).stop(10, 5);
         stats.record_instance(false, 1);
+        stats.record_memory(1);
         stats.record_error(&Error::Runtime("x".into()));
         let s = stats.snapshot();
-        assert_eq!((s.calls, s.rows, s.instances_created), (0, 0, 0));
+        assert_eq!(
+            (s.calls, s.rows, s.instances_created, s.peak_memory),
+            (0, 0, 0, 0)
+        );
         assert!(s.errors.is_empty());
     }
 }

@@ -182,7 +182,7 @@ fn componentize_deny_all(module: &mut Vec<u8>, output: &Path) -> Result<(), Stri
 }
 
 /// Writes `files` (relative path, text) under `dir`.
-fn write_tree(dir: &Path, files: &[(&str, &str)]) -> Result<(), String> {
+pub(crate) fn write_tree(dir: &Path, files: &[(&str, &str)]) -> Result<(), String> {
     for (path, text) in files {
         let dest = dir.join(path);
         if let Some(parent) = dest.parent() {
