@@ -392,15 +392,27 @@ async fn main() {
         let uncounted = component(&engine_untracked, f);
         let q_untracked = engine_untracked.query(&ctx);
         let cfg_untracked = q_untracked.session().state().config_options().clone();
-        // Interleaved rounds, so drift in the machine's speed hits both alike.
+        // Interleaved rounds, each side first in every other one, so drift in the
+        // machine's speed and any first-runner effect hit both alike.
         let (mut on, mut off) = (Vec::new(), Vec::new());
-        for _ in 0..5 {
-            on.push(time(|| {
-                black_box(invoke(&counted, &args, &cfg_fuel));
-            }));
-            off.push(time(|| {
-                black_box(invoke(&uncounted, &args, &cfg_untracked));
-            }));
+        for round in 0..9 {
+            let mut counted_round = || {
+                on.push(time(|| {
+                    black_box(invoke(&counted, &args, &cfg_fuel));
+                }))
+            };
+            let mut uncounted_round = || {
+                off.push(time(|| {
+                    black_box(invoke(&uncounted, &args, &cfg_untracked));
+                }))
+            };
+            if round % 2 == 0 {
+                counted_round();
+                uncounted_round();
+            } else {
+                uncounted_round();
+                counted_round();
+            }
         }
         let (on, off) = (median(on), median(off));
         println!(
@@ -562,17 +574,28 @@ async fn main() {
     }
 
     // The same query with calls counted and not: the cost of wasm.function_stats and
-    // the metrics on the whole query (issue 15's 2% budget), interleaved rounds.
-    println!("\n## The same `SELECT sum(f(a))`, calls counted and not (median of 7 rounds)\n");
-    println!("| function | counted | not counted | counted/not |");
-    println!("|---|---|---|---|");
-    let untracked = Engine::new(EngineConfig {
-        track_functions: false,
-        ..EngineConfig::default()
-    })
-    .unwrap();
+    // the metrics on the whole query (issue 15's 2% budget), interleaved rounds, each
+    // side first in every other one. Fresh engines for both sides (the earlier sections
+    // used `engine_fuel`), and a control: two engines that both do not count, which is
+    // how far apart two identical sides measure here.
+    println!("\n## The same `SELECT sum(f(a))`, calls counted and not (median of 10 rounds)\n");
+    println!(
+        "| function | counted | not counted | counted/not | control: not counted/not counted |"
+    );
+    println!("|---|---|---|---|---|");
+    let engine_with = |track_functions| {
+        Engine::new(EngineConfig {
+            track_functions,
+            ..EngineConfig::default()
+        })
+        .unwrap()
+    };
+    let (counting, not_counting, control) =
+        (engine_with(true), engine_with(false), engine_with(false));
     for f in ["add_one_batch", "add_one"] {
-        ctx.register_udf(component_named(&untracked, f, Some(format!("u_{f}"))));
+        for (engine, prefix) in [(&counting, "c"), (&not_counting, "u"), (&control, "v")] {
+            ctx.register_udf(component_named(engine, f, Some(format!("{prefix}_{f}"))));
+        }
         let once = |engine: Engine, sql: String| {
             let ctx = ctx.clone();
             async move {
@@ -590,17 +613,30 @@ async fn main() {
                 t.elapsed()
             }
         };
-        let (mut on, mut off) = (Vec::new(), Vec::new());
-        for round in 0..8 {
-            let counted = once(engine_fuel.clone(), format!("SELECT sum(w_{f}(a)) FROM t")).await;
-            let uncounted = once(untracked.clone(), format!("SELECT sum(u_{f}(a)) FROM t")).await;
-            // The first round warms both.
-            if round > 0 {
-                on.push(counted);
-                off.push(uncounted);
+        let sql = |prefix: &str| format!("SELECT sum({prefix}_{f}(a)) FROM t");
+        let mut samples: [Vec<Duration>; 3] = Default::default();
+        for round in 0..12 {
+            let mut order = [
+                (0, &counting, "c"),
+                (1, &not_counting, "u"),
+                (2, &control, "v"),
+            ];
+            order.rotate_left(round % 3);
+            for (i, engine, prefix) in order {
+                let took = once(engine.clone(), sql(prefix)).await;
+                // The first two rounds warm every side.
+                if round > 1 {
+                    samples[i].push(took);
+                }
             }
         }
-        let (on, off) = (median(on), median(off));
-        println!("| {f} | {} | {} | {} |", fmt(on), fmt(off), ratio(on, off));
+        let [on, off, off_too] = samples.map(median);
+        println!(
+            "| {f} | {} | {} | {} | {} |",
+            fmt(on),
+            fmt(off),
+            ratio(on, off),
+            ratio(off_too, off)
+        );
     }
 }

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use datafusion::arrow::array::{new_empty_array, Array, ArrayRef, AsArray, BooleanArray};
 use datafusion::arrow::buffer::BooleanBuffer;
@@ -36,7 +37,7 @@ use crate::wasm::aggregate_exports::{
     AggregateExports, EvaluateResult, RowsCall, StateResult, UnitResult,
 };
 use crate::wasm::convert::{output_array, ArgColumn};
-use crate::wasm::instance::GuestInstance;
+use crate::wasm::instance::{CallBudget, GuestInstance};
 use crate::wasm::limits::Limits;
 use crate::wasm::signature::{AggregateShape, NullHandling};
 
@@ -339,11 +340,15 @@ impl GuestGroups {
                 overload.name
             ))
         })?;
+        let budget = CallBudget {
+            limits,
+            cancel,
+            started: Instant::now(),
+        };
         let (handle,) = instance.invoke::<(u32,), (ResourceAny,)>(
             exports.new,
             (overload.index,),
-            limits,
-            cancel,
+            budget,
             &overload.name,
         )?;
         Ok((instance, exports, handle))
@@ -374,13 +379,12 @@ impl GuestGroups {
         })?;
         let stats = &self.overload.stats;
         let meter = Meter::start(stats, self.activity.as_deref());
-        let result = instance.invoke(
-            export,
-            params,
-            &self.limits,
-            self.cancel.as_ref(),
-            &self.overload.name,
-        );
+        let budget = CallBudget {
+            limits: &self.limits,
+            cancel: self.cancel.as_ref(),
+            started: meter.started(),
+        };
+        let result = instance.invoke(export, params, budget, &self.overload.name);
         meter.stop(rows as u64, instance.fuel_consumed(&self.limits));
         stats.record_memory(instance.memory_used());
         if let Err(e) = &result {

@@ -24,7 +24,7 @@ use crate::udf::stats::{FunctionStats, Meter};
 use crate::wasm::abi::{ColumnOut, GuestError};
 use crate::wasm::convert::{output_array, ArgColumn};
 use crate::wasm::engine::ModuleInner;
-use crate::wasm::instance::GuestInstance;
+use crate::wasm::instance::{CallBudget, GuestInstance};
 use crate::wasm::limits::{LimitOverrides, Limits};
 use crate::wasm::signature::{sql_type_name, FunctionSignature, NullHandling};
 
@@ -177,7 +177,12 @@ impl Overload {
             },
         };
         let meter = Meter::start(&self.stats, scope.map(|s| s.activity.as_ref()));
-        let outcome = instance.call(self.index, wire_rows, &wire, limits, cancel, &self.name);
+        let budget = CallBudget {
+            limits,
+            cancel,
+            started: meter.started(),
+        };
+        let outcome = instance.call(self.index, wire_rows, &wire, budget, &self.name);
         meter.stop(rows as u64, instance.fuel_consumed(limits));
         self.stats.record_instance(reused, instance.memory_used());
         self.checked(outcome, rows, host_nulls).inspect(|_| {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::error::{DataFusionError, Result};
 use parking_lot::Mutex;
+use thread_local::ThreadLocal;
 
 use crate::udf::scalar::InstancePool;
 use crate::udf::stats::{CallFigures, PerFunction};
@@ -67,10 +68,13 @@ impl QueryScope {
 
 /// The guest call a query is in now, and what its calls have cost so far: what
 /// `pg_stat_activity` and the slow-statement log show of a statement running Wasm.
-/// Parallel partitions share it; the one that entered last is shown.
+///
+/// Each thread running the query's partitions has its own part, locked only by it and
+/// by a reader: a call takes no lock another core's calls write, and a reader adds the
+/// parts up.
 #[derive(Debug, Default)]
 pub(crate) struct GuestActivity {
-    inner: Mutex<ActivityInner>,
+    per_thread: ThreadLocal<Mutex<ActivityInner>>,
 }
 
 #[derive(Debug, Default)]
@@ -85,25 +89,24 @@ struct ActivityInner {
 /// What [`GuestActivity::now`] reports.
 #[derive(Debug, Clone)]
 pub(crate) struct GuestNow {
-    /// The function being called now, if any.
+    /// The function being called now (the call that started last, if partitions are in
+    /// several), if any.
     pub function: Option<Arc<str>>,
-    /// Guest time of the query so far, the running call's included.
+    /// Guest time of the query so far, the running calls' included.
     pub guest: Duration,
 }
 
 impl GuestActivity {
-    /// A call of `function` starts; returns its start.
-    pub(crate) fn enter(&self, function: &Arc<str>) -> Instant {
-        let started = Instant::now();
-        let mut inner = self.inner.lock();
+    /// A call of `function` starts at `started`.
+    pub(crate) fn enter(&self, function: &Arc<str>, started: Instant) {
+        let mut inner = self.per_thread.get_or_default().lock();
         let slot = inner.finished.slot(function);
         inner.current = Some((slot, started));
-        started
     }
 
     /// The call of `function` that started at `started` returned.
     pub(crate) fn leave(&self, function: &Arc<str>, started: Instant, call: &CallFigures) {
-        let mut inner = self.inner.lock();
+        let mut inner = self.per_thread.get_or_default().lock();
         inner.finished.add(function, call);
         if inner.current.as_ref().is_some_and(|(_, s)| *s == started) {
             inner.current = None;
@@ -112,25 +115,42 @@ impl GuestActivity {
 
     /// The function running now and the guest time so far.
     pub(crate) fn now(&self) -> GuestNow {
-        let inner = self.inner.lock();
-        let finished: Duration = inner.finished.0.iter().map(|(_, t)| t.guest).sum();
-        match &inner.current {
-            Some((slot, started)) => GuestNow {
-                function: inner.finished.0.get(*slot).map(|(f, _)| f.clone()),
-                guest: finished + started.elapsed(),
-            },
-            None => GuestNow {
-                function: None,
-                guest: finished,
-            },
+        let mut guest = Duration::ZERO;
+        let mut latest: Option<(Instant, Arc<str>)> = None;
+        for part in self.per_thread.iter() {
+            let inner = part.lock();
+            guest += inner
+                .finished
+                .0
+                .iter()
+                .map(|(_, t)| t.guest)
+                .sum::<Duration>();
+            if let Some((slot, started)) = &inner.current {
+                guest += started.elapsed();
+                if latest.as_ref().is_none_or(|(at, _)| started > at) {
+                    if let Some((f, _)) = inner.finished.0.get(*slot) {
+                        latest = Some((*started, f.clone()));
+                    }
+                }
+            }
+        }
+        GuestNow {
+            function: latest.map(|(_, f)| f),
+            guest,
         }
     }
 
     /// The calls that returned, per function (a function entered but not returned from
-    /// yet has none).
+    /// yet has none), in the order the query first called them on each thread.
     pub(crate) fn totals(&self) -> PerFunction {
-        let mut totals = self.inner.lock().finished.clone();
-        totals.0.retain(|(_, t)| t.calls > 0);
+        let mut totals = PerFunction::default();
+        for part in self.per_thread.iter() {
+            for (function, t) in &part.lock().finished.0 {
+                if t.calls > 0 {
+                    totals.merge(function, t);
+                }
+            }
+        }
         totals
     }
 }
@@ -225,4 +245,39 @@ impl ExtensionOptions for QueryScope {
 
 impl ConfigExtension for QueryScope {
     const PREFIX: &'static str = "wasmudf_query";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activity_adds_up_the_threads_and_shows_the_running_call() {
+        let activity = GuestActivity::default();
+        let (f, g): (Arc<str>, Arc<str>) = ("f(bigint)".into(), "g(text)".into());
+        let call = CallFigures {
+            rows: 5,
+            guest: Duration::from_millis(2),
+            fuel: 7,
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let started = Instant::now();
+                activity.enter(&g, started);
+                activity.leave(&g, started, &call);
+            });
+        });
+        let started = Instant::now();
+        activity.enter(&f, started);
+        let now = activity.now();
+        assert_eq!(now.function.as_deref(), Some("f(bigint)"));
+        assert!(now.guest >= Duration::from_millis(2));
+        let totals = activity.totals();
+        assert_eq!(totals.0.len(), 1, "{totals}");
+        assert_eq!(&*totals.0[0].0, "g(text)");
+        activity.leave(&f, started, &call);
+        assert_eq!(activity.now().function, None);
+        assert_eq!(activity.totals().0.len(), 2);
+        assert_eq!(activity.now().guest, Duration::from_millis(4));
+    }
 }

@@ -206,11 +206,26 @@ impl GuestInstance {
         })
     }
 
-    fn prepare(&mut self, limits: &Limits, cancel: Option<&Arc<AtomicBool>>) -> Result<(), Error> {
+    /// Starts a call's budget, its deadline running from `started`.
+    fn prepare(
+        &mut self,
+        limits: &Limits,
+        cancel: Option<&Arc<AtomicBool>>,
+        started: Instant,
+    ) -> Result<(), Error> {
         let state = self.store.data_mut();
         state.memory_limit = limits.memory;
-        state.deadline = Instant::now() + limits.timeout;
-        state.cancel = cancel.cloned();
+        state.deadline = started + limits.timeout;
+        // A pooled instance serves one query, so its flag is the same on every call:
+        // cloning it again would write the count every partition's calls share.
+        let same = match (&state.cancel, cancel) {
+            (Some(had), Some(new)) => Arc::ptr_eq(had, new),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            state.cancel = cancel.cloned();
+        }
         self.store.set_epoch_deadline(1);
         if self.metered {
             self.store
@@ -228,7 +243,7 @@ impl GuestInstance {
         limits: &Limits,
         cancel: Option<&Arc<AtomicBool>>,
     ) -> Result<(), Error> {
-        self.prepare(limits, cancel)
+        self.prepare(limits, cancel, Instant::now())
     }
 
     /// Calls `guest.describe`, within the budget [`Self::start_budget`] started.
@@ -294,22 +309,21 @@ impl GuestInstance {
         self.typed::<P, R>(export, &format!("`{what}`")).map(drop)
     }
 
-    /// Calls export `export` of type `P -> R` under `limits`, with errors naming
+    /// Calls export `export` of type `P -> R` under `budget`, with errors naming
     /// `function`. Any error poisons the instance, as for [`GuestInstance::call`].
     pub(crate) fn invoke<P, R>(
         &mut self,
         export: ComponentExportIndex,
         params: P,
-        limits: &Limits,
-        cancel: Option<&Arc<AtomicBool>>,
+        budget: CallBudget<'_>,
         function: &str,
     ) -> Result<R, Error>
     where
         P: ComponentNamedList + Lower,
         R: ComponentNamedList + Lift,
     {
-        self.prepare(limits, cancel)?;
-        self.invoke_within(export, params, limits, function)
+        self.prepare(budget.limits, budget.cancel, budget.started)?;
+        self.invoke_within(export, params, budget.limits, function)
     }
 
     /// As [`Self::invoke`], within the budget already started.
@@ -370,11 +384,11 @@ impl GuestInstance {
         index: u32,
         rows: u32,
         args: &[ColumnRef<'_>],
-        limits: &Limits,
-        cancel: Option<&Arc<AtomicBool>>,
+        budget: CallBudget<'_>,
         function: &str,
     ) -> Result<Result<ColumnOut, GuestError>, Error> {
-        self.prepare(limits, cancel)?;
+        let limits = budget.limits;
+        self.prepare(limits, budget.cancel, budget.started)?;
         // The typed function is checked against the export type; the lifetimes of the
         // borrowed arguments only need to outlive this call.
         let func = self.call_fn()?;
@@ -383,6 +397,15 @@ impl GuestInstance {
         })?;
         Ok(result)
     }
+}
+
+/// What one call may spend: the limits, the query's cancel flag, and when the call
+/// started (the deadline runs from there; the caller's meter read that clock).
+#[derive(Clone, Copy)]
+pub(crate) struct CallBudget<'a> {
+    pub limits: &'a Limits,
+    pub cancel: Option<&'a Arc<AtomicBool>>,
+    pub started: Instant,
 }
 
 /// Maps a wasmtime error to the limit or trap that caused it (`stack`: the instance's).
