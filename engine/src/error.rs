@@ -225,6 +225,13 @@ pub enum Error {
     /// Input past one of the server's size or count limits (54000), naming the limit.
     #[error("{0}")]
     ProgramLimit(String),
+    /// A transaction's change conflicts with one committed since it read (40001):
+    /// retrying the transaction can succeed.
+    #[error("{0}")]
+    SerializationFailure(String),
+    /// A NULL in a column declared NOT NULL (23502).
+    #[error("{0}")]
+    NotNullViolation(String),
 }
 
 impl Error {
@@ -273,6 +280,8 @@ impl Error {
             Error::NoActiveTransaction(_) => "25P01",
             Error::UndefinedSavepoint(_) => "3B001",
             Error::ProgramLimit(_) => "54000",
+            Error::SerializationFailure(_) => "40001",
+            Error::NotNullViolation(_) => "23502",
             Error::DatetimeOverflow(_) => "22008",
             Error::InvalidEscapeSequence(_) => "22025",
             Error::InvalidParameterValue(_) => "22023",

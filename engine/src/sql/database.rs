@@ -32,6 +32,7 @@ use crate::sql::text_casts::TemporalTextCasts;
 use crate::sql::unsigned_results::UnsignedResults;
 use crate::sql::{ddl, tables};
 use crate::store::catalog::{Catalog, FunctionRecord};
+use crate::store::table::TableStore;
 use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
 use crate::udf::scope::QueryScope;
 use crate::udf::settings::WasmSettings;
@@ -104,7 +105,9 @@ pub struct Database {
 
 pub(crate) struct DbInner {
     pub engine: Engine,
-    pub catalog: Catalog,
+    pub catalog: Arc<Catalog>,
+    /// The managed tables' files and the commits that change them.
+    pub tables: Arc<TableStore>,
     /// The template every session copies: configuration, shared catalogs.
     pub template: SessionContext,
     pub data_dir: PathBuf,
@@ -330,7 +333,8 @@ impl Database {
         let data_dir = data_dir
             .canonicalize()
             .map_err(|e| Error::Io(format!("data directory {}: {e}", data_dir.display())))?;
-        let catalog = Catalog::open(&data_dir.join("catalog.redb"))?;
+        let catalog = Arc::new(Catalog::open(&data_dir.join("catalog.redb"))?);
+        let tables = TableStore::new(data_dir.clone(), &catalog);
         let mut engine_config = config.engine.clone();
         engine_config.artifact_dir = Some(data_dir.join("artifacts"));
         let engine = Engine::new(engine_config)?;
@@ -419,6 +423,7 @@ impl Database {
             inner: Arc::new(DbInner {
                 engine,
                 catalog,
+                tables,
                 template,
                 data_dir,
                 modules_dir,

@@ -47,6 +47,12 @@ pub enum CommandTag {
     DropSchema,
     /// `INSERT`, with the rows it inserted.
     Insert(u64),
+    /// `UPDATE`, with the rows it changed.
+    Update(u64),
+    /// `DELETE`, with the rows it removed.
+    Delete(u64),
+    /// `TRUNCATE`.
+    Truncate,
     /// `SELECT`, with its rows: what PostgreSQL reports for `CREATE TABLE ... AS`.
     Select(u64),
     /// `COPY ... FROM STDIN`, with the rows it added.
@@ -100,6 +106,9 @@ impl CommandTag {
             CommandTag::DropView => "DROP VIEW",
             CommandTag::DropSchema => "DROP SCHEMA",
             CommandTag::Insert(_) => "INSERT",
+            CommandTag::Update(_) => "UPDATE",
+            CommandTag::Delete(_) => "DELETE",
+            CommandTag::Truncate => "TRUNCATE TABLE",
             CommandTag::Select(_) => "SELECT",
             CommandTag::Copy(_) => "COPY",
             CommandTag::Savepoint => "SAVEPOINT",
@@ -123,6 +132,8 @@ impl CommandTag {
     pub fn rows(&self) -> Option<u64> {
         match self {
             CommandTag::Insert(n)
+            | CommandTag::Update(n)
+            | CommandTag::Delete(n)
             | CommandTag::Select(n)
             | CommandTag::Copy(n)
             | CommandTag::Move(n) => Some(*n),

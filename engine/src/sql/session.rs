@@ -44,6 +44,7 @@ use crate::sql::parameters::{self, Parameters, SharedParameters};
 use crate::sql::statement::{self, Command, Family, ParameterStatement, Statement};
 use crate::sql::transaction::{FailedMark, TransactionState};
 use crate::sql::{ddl, tables};
+use crate::store::transaction::{Transaction, TransactionOfSession};
 use crate::udf::explain;
 use crate::udf::query::{CancelHandle, Query};
 use crate::udf::settings::WasmSettings;
@@ -71,6 +72,8 @@ pub struct Session {
     failed: FailedMark,
     /// What `pg_stat_activity` shows of this session.
     activity: Arc<SessionActivity>,
+    /// The table changes of its open transaction block.
+    transaction: Arc<Transaction>,
 }
 
 /// A statement prepared with SQL PREPARE.
@@ -94,6 +97,8 @@ struct Cursor {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        // A session that ends rolls its transaction back.
+        self.transaction.rollback();
         // A session's advisory locks end with it, as a PostgreSQL backend's do.
         self.db.inner.advisory_locks.release_all(self.id);
         self.db.inner.backends.remove(self.id);
@@ -146,6 +151,11 @@ impl Session {
             .set_extension(Arc::new(SettingsOfSession(Arc::new(
                 parameters::SettingsView(parameters.clone()),
             ))));
+        let transaction = Arc::new(Transaction::default());
+        ctx.state_ref()
+            .write()
+            .config_mut()
+            .set_extension(Arc::new(TransactionOfSession(transaction.clone())));
         static SESSIONS: AtomicU64 = AtomicU64::new(1);
         let id = SESSIONS.fetch_add(1, Ordering::Relaxed);
         let running = Arc::new(Mutex::new(None));
@@ -185,6 +195,7 @@ impl Session {
             cursors: Mutex::new(HashMap::new()),
             prepared: Mutex::new(HashMap::new()),
             failed: FailedMark::default(),
+            transaction,
         }
     }
 
@@ -709,6 +720,9 @@ impl Session {
     /// Ends the transaction block: parameters committed or rolled back, cursors
     /// without HOLD closed.
     fn end_transaction(&self, commit: bool) {
+        if !commit {
+            self.transaction.rollback();
+        }
         self.failed.clear();
         let mut p = self.parameters.lock();
         if commit {
@@ -928,6 +942,7 @@ impl Session {
                     scratch.set(name, Some(&value), true)?;
                 }
                 p.begin();
+                self.transaction.begin();
                 for mode in &modes {
                     let (name, value) = statement::transaction_mode(mode);
                     p.set(name, Some(&value), true)?;
@@ -940,6 +955,11 @@ impl Session {
                     self.end_transaction(false);
                     return Ok(command(CommandTag::Rollback));
                 }
+                // The tables first: a conflict (40001) ends the block rolled back.
+                if let Err(e) = self.transaction.commit(&self.db.inner.tables).await {
+                    self.end_transaction(false);
+                    return Err(e.into());
+                }
                 self.end_transaction(true);
                 Ok(command(CommandTag::Commit))
             }
@@ -949,14 +969,17 @@ impl Session {
             }
             Command::Savepoint(name) => {
                 self.parameters.lock().savepoint(&name)?;
+                self.transaction.savepoint(&name);
                 Ok(command(CommandTag::Savepoint))
             }
             Command::Release(name) => {
                 self.parameters.lock().release(&name)?;
+                self.transaction.release(&name)?;
                 Ok(command(CommandTag::Release))
             }
             Command::RollbackTo(name) => {
                 self.parameters.lock().rollback_to(&name)?;
+                self.transaction.rollback_to(&name)?;
                 // Back to the savepoint: the block works again.
                 self.failed.clear();
                 Ok(command(CommandTag::RollbackTo))
@@ -1234,13 +1257,18 @@ impl Session {
     /// Executes `plan` in `query`'s scope on the database's executor: rows stream
     /// back (an INSERT is drained to its tag), each batch racing cancellation.
     async fn execute_in(&self, query: Query, plan: LogicalPlan) -> DfResult<Output> {
-        let insert = matches!(
-            &plan,
-            LogicalPlan::Dml(DmlStatement {
-                op: WriteOp::Insert(_),
-                ..
-            })
-        );
+        // A write is drained to its tag, with the rows it changed.
+        let write_tag: Option<fn(u64) -> CommandTag> = match &plan {
+            LogicalPlan::Dml(DmlStatement { op, .. }) => match op {
+                WriteOp::Insert(_) => Some(CommandTag::Insert),
+                WriteOp::Update => Some(CommandTag::Update),
+                WriteOp::Delete => Some(CommandTag::Delete),
+                WriteOp::Truncate => Some(|_| CommandTag::Truncate),
+                _ => None,
+            },
+            _ => None,
+        };
+        let insert = write_tag.is_some();
         let handle = query.cancel_handle();
         let mut guard = self.start_statement(&handle);
         let canceled = |e: DataFusionError| {
@@ -1300,10 +1328,10 @@ impl Session {
                     },
                 }
             });
-        if insert {
+        if let Some(tag) = write_tag {
             let batches: Vec<_> = stream.collect().await;
             let batches = batches.into_iter().collect::<DfResult<Vec<_>>>()?;
-            return Ok(command(CommandTag::Insert(count_rows(&batches))));
+            return Ok(command(tag(count_rows(&batches))));
         }
         if changes_catalog {
             // Runs to completion now, as a DDL statement would: nobody has to read the

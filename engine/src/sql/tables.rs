@@ -1,12 +1,13 @@
 //! Tables, views and schemas that survive a restart.
 //!
 //! `CREATE TABLE` (with columns or `AS SELECT`) makes a managed table: Parquet files
-//! in its own directory under `tables/`, read and appended through a DataFusion
-//! listing table. External tables and views are replayed from their statement text.
-//! The catalog entry is committed before files appear and removed before they are
-//! deleted; directories no entry references are removed at startup.
+//! in its own directory under `tables/`, named by the catalog and changed by
+//! transactions ([`crate::store::table`]). External tables and views are replayed from
+//! their statement text. A table's record and its first files commit together; the
+//! record is removed before its files are deleted; directories and files no record
+//! names are removed at startup.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
@@ -14,12 +15,7 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::catalog::default_table_source::provider_as_source;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
-use datafusion::common::config::{ParquetColumnOptions, TableParquetOptions};
 use datafusion::common::{ScalarValue, TableReference};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{
@@ -40,6 +36,7 @@ use crate::sql::numeric;
 use crate::sql::output::{command, CommandTag, Output};
 use crate::sql::session::Session;
 use crate::store::catalog::{now, relation_key, RelationKind, RelationRecord, SchemaRecord};
+use crate::store::table::{random_id, ManagedTable};
 use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
 
 /// Schemas the system owns: nothing can be created in or dropped from them.
@@ -311,6 +308,8 @@ fn from_constants(plan: &LogicalPlan, i: usize) -> bool {
 struct StagedTable {
     schema: String,
     table: String,
+    /// The new table itself (`provider` is it too).
+    managed: ManagedTable,
     /// The table's directory, relative to the data directory (as the record names it).
     dir: String,
     /// The same directory, absolute.
@@ -341,16 +340,15 @@ impl StagedTable {
             owner: session.user.clone(),
         };
         let path = db.inner.data_dir.join(&dir);
-        std::fs::create_dir_all(&path)
-            .map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
-        match managed_table(db, &dir, arrow_schema) {
-            Ok(provider) => Ok(StagedTable {
+        match ManagedTable::staged(&db.inner.tables, &dir, arrow_schema) {
+            Ok(managed) => Ok(StagedTable {
                 schema: schema.to_string(),
                 table: table.to_string(),
+                provider: Arc::new(managed.clone()),
+                managed,
                 dir,
                 path,
                 record,
-                provider,
             }),
             Err(e) => {
                 remove_uncommitted(&path, &dir);
@@ -428,12 +426,26 @@ impl StagedTable {
         } else {
             None
         };
-        // One catalog write puts the new record in place of the old one.
+        // One catalog write puts the new record and its files in place of the old one.
         let change = db.inner.catalog.change()?;
         change.put_relation(&self.record)?;
+        for file in self.managed.staged_files() {
+            change.put_file(&self.dir, &file.name, &file.record)?;
+        }
+        if let Some(RelationRecord {
+            kind: RelationKind::Managed { dir, .. },
+            ..
+        }) = &old
+        {
+            change.remove_files_of(dir)?;
+        }
         change.commit()?;
         // Committed: from here on nothing is undone (a restart restores from the record).
+        self.managed.created();
         if exists {
+            if let Ok(Some(old)) = futures::executor::block_on(provider.table(&self.table)) {
+                mark_dropped(old.as_ref());
+            }
             let _ = provider.deregister_table(&self.table);
         }
         if let Err(e) = provider.register_table(self.table.clone(), self.provider.clone()) {
@@ -665,8 +677,17 @@ fn drop_one(session: &Session, schema: &str, table: &str, want: Option<TableType
     let _ddl = db.inner.ddl.lock();
     let change = db.inner.catalog.change()?;
     change.remove_relation(&key)?;
+    if let Some(RelationRecord {
+        kind: RelationKind::Managed { dir, .. },
+        ..
+    }) = &record
+    {
+        change.remove_files_of(dir)?;
+    }
     change.commit()?;
-    provider.deregister_table(table)?;
+    if let Some(live) = provider.deregister_table(table)? {
+        mark_dropped(live.as_ref());
+    }
     if let Some(RelationRecord {
         kind: RelationKind::Managed { dir, .. },
         ..
@@ -751,20 +772,23 @@ pub(crate) async fn restore(db: &Database) -> Result<()> {
     }
     let mut relations = db.inner.catalog.relations()?;
     relations.sort_by_key(|r| r.seq);
-    let mut live_dirs = HashSet::new();
+    let mut live = HashMap::new();
     for r in relations {
         let restored = match &r.kind {
             RelationKind::Managed { dir, arrow_schema } => {
-                live_dirs.insert(db.inner.data_dir.join(dir));
                 let registered = decode_schema(arrow_schema).and_then(|schema| {
-                    let table = managed_table(db, dir, schema)?;
+                    let table = ManagedTable::open(&db.inner.tables, dir, schema)?;
                     let provider = catalog
                         .schema(&r.schema)
                         .ok_or_else(|| Error::UndefinedSchema(r.schema.clone()))?;
-                    provider.register_table(r.name.clone(), table)?;
-                    Ok(())
+                    provider.register_table(r.name.clone(), Arc::new(table.clone()))?;
+                    Ok(table)
                 });
-                registered.map_err(|e| e.to_string())
+                registered
+                    .map(|table| {
+                        live.insert(db.inner.data_dir.join(dir), table);
+                    })
+                    .map_err(|e| e.to_string())
             }
             RelationKind::Statement { sql } => match ctx.sql(sql).await {
                 Ok(df) => df.collect().await.map(drop).map_err(|e| e.to_string()),
@@ -779,11 +803,28 @@ pub(crate) async fn restore(db: &Database) -> Result<()> {
             );
         }
     }
-    remove_orphan_dirs(db, &live_dirs);
+    if !db.inner.catalog.files_recorded() {
+        // Written by a server that read every Parquet file of a table's directory:
+        // those files are the table, recorded now in one commit.
+        db.inner.catalog.upgrade_file_records(|change| {
+            for table in live.values() {
+                table.adopt_directory(change)?;
+            }
+            Ok(())
+        })?;
+        tracing::info!(
+            tables = live.len(),
+            "recorded the files of every table (catalog format upgrade)"
+        );
+    }
+    remove_unnamed_files(db, &live);
     Ok(())
 }
 
-fn remove_orphan_dirs(db: &Database, live: &HashSet<std::path::PathBuf>) {
+/// Removes the directories no table has and, in each table's, the files its last
+/// commit does not name: what a crash left of uncommitted writes and of versions a
+/// commit replaced.
+fn remove_unnamed_files(db: &Database, live: &HashMap<std::path::PathBuf, ManagedTable>) {
     let root = db.inner.data_dir.join("tables");
     let Ok(schemas) = std::fs::read_dir(&root) else {
         return;
@@ -794,13 +835,34 @@ fn remove_orphan_dirs(db: &Database, live: &HashSet<std::path::PathBuf>) {
         };
         for table in tables.flatten() {
             let path = table.path();
-            if !live.contains(&path) {
+            let Some(managed) = live.get(&path) else {
                 tracing::info!(dir = %path.display(), "removing files of a dropped table");
                 if let Err(e) = std::fs::remove_dir_all(&path) {
                     tracing::warn!(dir = %path.display(), "could not remove: {e}");
                 }
+                continue;
+            };
+            let named = managed.committed_names();
+            let Ok(files) = std::fs::read_dir(&path) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let name = file.file_name().to_string_lossy().into_owned();
+                if !named.contains(&name) {
+                    tracing::info!(file = %file.path().display(), "removing a file no commit names");
+                    if let Err(e) = std::fs::remove_file(file.path()) {
+                        tracing::warn!(file = %file.path().display(), "could not remove: {e}");
+                    }
+                }
             }
         }
+    }
+}
+
+/// Tells a managed table it was dropped (changes pending for it go with it).
+fn mark_dropped(provider: &dyn TableProvider) {
+    if let Some(table) = provider.downcast_ref::<ManagedTable>() {
+        table.dropped();
     }
 }
 
@@ -823,38 +885,6 @@ fn next_seq(db: &Database) -> Result<u64> {
         .map(|r| r.seq)
         .max()
         .map_or(1, |m| m + 1))
-}
-
-/// A listing table over the Parquet files of `dir` (relative to the data directory).
-fn managed_table(db: &Database, dir: &str, schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
-    let path = db.inner.data_dir.join(dir);
-    std::fs::create_dir_all(&path).map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
-    let url = ListingTableUrl::parse(format!("{}/", path.display()))
-        .map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
-    // No min/max statistics for float columns: Parquet leaves NaN out of them, and
-    // DataFusion takes them as exact bounds, so a column holding NaN and +Infinity read
-    // back as all +Infinity (min = max = Infinity made it a constant) and a range filter
-    // could prune a row group holding a matching NaN (apache/datafusion#24804).
-    let mut parquet = TableParquetOptions::default();
-    for field in schema.fields() {
-        if field.data_type().is_floating() {
-            parquet.column_specific_options.insert(
-                field.name().clone(),
-                ParquetColumnOptions {
-                    statistics_enabled: Some("none".into()),
-                    ..Default::default()
-                },
-            );
-        }
-    }
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default().with_options(parquet)))
-        .with_file_extension(".parquet");
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(schema);
-    let table = ListingTable::try_new(config)
-        .map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
-    Ok(Arc::new(table))
 }
 
 fn encode_schema(schema: &Schema) -> Result<String> {
@@ -904,12 +934,4 @@ fn safe(name: &str) -> String {
         })
         .take(64)
         .collect()
-}
-
-fn random_id() -> String {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        b = now().to_le_bytes();
-    }
-    hex::encode(b)
 }

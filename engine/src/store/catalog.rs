@@ -24,9 +24,17 @@ const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
 const RELATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("relations");
 const SCHEMAS: TableDefinition<&str, &[u8]> = TableDefinition::new("schemas");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// The data files of every managed table: `<table dir>/<file name>` → [`FileRecord`].
+/// A file is part of its table exactly when it has a record here.
+const TABLE_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("table_files");
 
 /// Bumped when a record layout changes incompatibly; an unknown version refuses to open.
-const FORMAT_VERSION: &str = "1";
+/// Version 2 names each table's files in [`TABLE_FILES`]; version 1 read whatever
+/// Parquet files a table's directory held, and is upgraded at the first start
+/// ([`Catalog::files_recorded`]).
+const FORMAT_VERSION: &str = "2";
+/// The version before, whose tables are upgraded by recording their files.
+const FORMAT_UNRECORDED_FILES: &str = "1";
 
 /// One SQL function as stored: enough to rebuild it from its module after a restart.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -163,6 +171,19 @@ pub(crate) enum RelationKind {
     Statement { sql: String },
 }
 
+/// One data file of a managed table, as committed.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub(crate) struct FileRecord {
+    /// Its size (the scan needs it and is spared a `stat`).
+    pub bytes: u64,
+    /// Rows it holds.
+    pub rows: u64,
+}
+
+fn file_key(dir: &str, file: &str) -> String {
+    format!("{dir}/{file}")
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub(crate) struct SchemaRecord {
     pub name: String,
@@ -173,6 +194,8 @@ pub(crate) struct SchemaRecord {
 /// The catalog file.
 pub(crate) struct Catalog {
     db: redb::Database,
+    /// False for a catalog of format 1 until [`Catalog::upgrade_file_records`] commits.
+    files_recorded: std::sync::atomic::AtomicBool,
 }
 
 fn from<E: Into<redb::Error>>(context: &str) -> impl Fn(E) -> Error + '_ {
@@ -190,6 +213,7 @@ impl Catalog {
             ))
         })?;
         let txn = db.begin_write().map_err(from("begin"))?;
+        let mut files_recorded = true;
         {
             let mut meta = txn.open_table(META).map_err(from("meta"))?;
             let version = meta
@@ -202,6 +226,7 @@ impl Catalog {
                         .map_err(from("meta"))?;
                 }
                 Some(FORMAT_VERSION) => {}
+                Some(FORMAT_UNRECORDED_FILES) => files_recorded = false,
                 Some(other) => {
                     return Err(Error::Catalog(format!(
                         "catalog {} has format version {other}; this server reads version {FORMAT_VERSION}",
@@ -209,12 +234,57 @@ impl Catalog {
                     )))
                 }
             }
-            for def in [FUNCTIONS, MODULES, RELATIONS, SCHEMAS] {
+            for def in [FUNCTIONS, MODULES, RELATIONS, SCHEMAS, TABLE_FILES] {
                 txn.open_table(def).map_err(from("create tables"))?;
             }
         }
         txn.commit().map_err(from("commit"))?;
-        Ok(Catalog { db })
+        Ok(Catalog {
+            db,
+            files_recorded: std::sync::atomic::AtomicBool::new(files_recorded),
+        })
+    }
+
+    /// Whether tables' files are recorded; false for a catalog written by a server of
+    /// format 1, whose tables were every Parquet file of their directory.
+    pub fn files_recorded(&self) -> bool {
+        self.files_recorded
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Upgrades a catalog of format 1: `record` records every table's files, and the
+    /// same commit marks the catalog as of this format (a crash before it redoes it all).
+    pub fn upgrade_file_records(&self, record: impl FnOnce(&Change) -> Result<()>) -> Result<()> {
+        let change = self.change()?;
+        record(&change)?;
+        {
+            let mut meta = change.txn.open_table(META).map_err(from("meta"))?;
+            meta.insert("format", FORMAT_VERSION)
+                .map_err(from("meta"))?;
+        }
+        change.commit()?;
+        self.files_recorded
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// The committed files of the table in `dir`, by name.
+    pub fn table_files(&self, dir: &str) -> Result<Vec<(String, FileRecord)>> {
+        let txn = self.db.begin_read().map_err(from("read"))?;
+        let table = txn.open_table(TABLE_FILES).map_err(from("read"))?;
+        let prefix = format!("{dir}/");
+        let mut out = Vec::new();
+        for entry in table.range(prefix.as_str()..).map_err(from("read"))? {
+            let (key, value) = entry.map_err(from("read"))?;
+            let Some(name) = key.value().strip_prefix(&prefix) else {
+                break;
+            };
+            let record = serde_json::from_slice(value.value()).map_err(|e| {
+                Error::Catalog(format!("corrupt catalog entry {}: {e}", key.value()))
+            })?;
+            out.push((name.to_string(), record));
+        }
+        Ok(out)
     }
 
     fn read_all<T: for<'a> Deserialize<'a>>(
@@ -355,6 +425,34 @@ impl Change {
 
     pub fn remove_schema(&self, name: &str) -> Result<bool> {
         self.remove(SCHEMAS, name)
+    }
+
+    /// Records `file` as part of the table in `dir`.
+    pub fn put_file(&self, dir: &str, file: &str, record: &FileRecord) -> Result<()> {
+        self.put(TABLE_FILES, &file_key(dir, file), record)
+    }
+
+    /// `file` is no longer part of the table in `dir`.
+    pub fn remove_file(&self, dir: &str, file: &str) -> Result<bool> {
+        self.remove(TABLE_FILES, &file_key(dir, file))
+    }
+
+    /// Forgets every file of the table in `dir` (dropped).
+    pub fn remove_files_of(&self, dir: &str) -> Result<()> {
+        let mut table = self.txn.open_table(TABLE_FILES).map_err(from("write"))?;
+        let prefix = format!("{dir}/");
+        let keys: Vec<String> = table
+            .range(prefix.as_str()..)
+            .map_err(from("write"))?
+            .map_while(|entry| {
+                let key = entry.ok()?.0.value().to_string();
+                key.starts_with(&prefix).then_some(key)
+            })
+            .collect();
+        for key in keys {
+            table.remove(key.as_str()).map_err(from("write"))?;
+        }
+        Ok(())
     }
 
     /// Makes the change durable and visible.

@@ -47,6 +47,7 @@ impl QueryScope {
             end: Arc::new(ScopeEnd {
                 id: NEXT_QUERY.fetch_add(1, Ordering::Relaxed),
                 pools: Mutex::new(Vec::new()),
+                kept: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -54,6 +55,11 @@ impl QueryScope {
     /// Which query this is.
     pub(crate) fn id(&self) -> u64 {
         self.end.id
+    }
+
+    /// Keeps `thing` until the query and its plans are gone.
+    pub(crate) fn keep_until_end(&self, thing: Arc<dyn Any + Send + Sync>) {
+        self.end.kept.lock().push(thing);
     }
 
     /// Passes the query's commit point (see [`CommitGate::pass`]); false if it was
@@ -193,6 +199,8 @@ impl CommitGate {
 pub(crate) struct ScopeEnd {
     id: u64,
     pools: Mutex<Vec<Weak<InstancePool>>>,
+    /// What the query's plans read and must outlive them (a table version's files).
+    kept: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
 }
 
 impl ScopeEnd {

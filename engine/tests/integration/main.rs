@@ -13,4 +13,5 @@ mod ddl;
 mod persistence;
 mod sandbox;
 mod scalar;
+mod tables;
 mod tiers;
