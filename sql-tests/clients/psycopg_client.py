@@ -173,6 +173,42 @@ with psycopg.connect(URL) as conn:
                 conn.execute("SELECT * FROM nope")
         except psycopg.errors.UndefinedTable:
             pass
+    # Transactions over data: another connection sees only what is committed, a
+    # rollback undoes every change, a failed savepoint only its own part, and COPY in a
+    # block is part of it.
+    conn.execute("CREATE TABLE psy_tx (id BIGINT, v BIGINT)")
+    conn.execute("INSERT INTO psy_tx VALUES (1, 10), (2, 20)")
+    conn.commit()
+    cur = conn.execute("UPDATE psy_tx SET v = v + 1 WHERE id = 1")
+    check(cur.rowcount == 1, f"update rowcount {cur.rowcount}")
+    cur = conn.execute("DELETE FROM psy_tx WHERE id = 2")
+    check(cur.rowcount == 1, f"delete rowcount {cur.rowcount}")
+    check(conn.execute("SELECT id, v FROM psy_tx ORDER BY id").fetchall() == [(1, 11)], "own changes seen")
+    with psycopg.connect(URL, autocommit=True) as other:
+        seen = other.execute("SELECT id, v FROM psy_tx ORDER BY id").fetchall()
+        check(seen == [(1, 10), (2, 20)], f"uncommitted changes seen by another connection: {seen}")
+    conn.rollback()
+    rows = conn.execute("SELECT id, v FROM psy_tx ORDER BY id").fetchall()
+    check(rows == [(1, 10), (2, 20)], f"rollback undoes: {rows}")
+    conn.rollback()
+    with conn.transaction():
+        conn.execute("INSERT INTO psy_tx VALUES (3, 30)")
+        try:
+            with conn.transaction():
+                conn.execute("INSERT INTO psy_tx VALUES (4, 40)")
+                conn.execute("SELECT 1 / 0")
+        except psycopg.errors.DivisionByZero:
+            pass
+    rows = conn.execute("SELECT id FROM psy_tx ORDER BY id").fetchall()
+    check(rows == [(1,), (2,), (3,)], f"savepoint rolled back its part: {rows}")
+    with conn.cursor().copy("COPY psy_tx FROM STDIN") as copy:
+        copy.write_row((5, 50))
+    check(conn.execute("SELECT count(*) FROM psy_tx").fetchone() == (4,), "copy seen in its block")
+    conn.rollback()
+    check(conn.execute("SELECT count(*) FROM psy_tx").fetchone() == (3,), "copy rolled back")
+    conn.execute("DROP TABLE psy_tx")
+    conn.commit()
+
     # Named (server-side) cursors: DECLARE, a Describe of the cursor as a portal, FETCH.
     with conn.transaction():
         with conn.cursor(name="big") as named:

@@ -74,6 +74,23 @@ with Session(engine) as session:
     names = session.scalars(sa.select(Item.name).order_by(Item.id.desc()).limit(2)).all()
     check(names == ["item 19", "item 18"], f"orm order {names}")
 
+# ORM writes: a changed object is an UPDATE and a deleted one a DELETE, each checked by
+# the rows its tag counts; a rollback undoes them, a commit keeps them.
+with Session(engine) as session:
+    item = session.scalars(sa.select(Item).where(Item.id == 3)).one()
+    item.name = "renamed"
+    session.flush()
+    session.delete(session.scalars(sa.select(Item).where(Item.id == 4)).one())
+    session.flush()
+    check(session.scalar(sa.select(sa.func.count()).select_from(Item)) == 19, "orm delete seen in its session")
+    session.rollback()
+    check(session.scalars(sa.select(Item.name).where(Item.id == 3)).one() == "item 3", "orm rollback")
+    check(session.scalar(sa.select(sa.func.count()).select_from(Item)) == 20, "orm rollback of a delete")
+    session.scalars(sa.select(Item).where(Item.id == 3)).one().name = "renamed"
+    session.commit()
+with Session(engine) as session:
+    check(session.scalars(sa.select(Item.name).where(Item.id == 3)).one() == "renamed", "orm commit")
+
 # Reflection: the inspector's catalog queries (LIKE ... ESCAPE, json_build_object,
 # pg_get_serial_sequence, unnest(indkey) with generate_subscripts, pg_table_is_visible).
 inspector = sa.inspect(engine)

@@ -86,15 +86,32 @@ public class JdbcClient {
             // Errors carry their SQLSTATE; the connection stays usable.
             check(sqlstate(c, "SELECT safe_div(1, 0)").equals("38000"), "guest error");
             check(sqlstate(c, "SELECT * FROM nope").equals("42P01"), "undefined table");
-            // Transactions with savepoints (autocommit off).
+            // Transactions with savepoints (autocommit off): executeUpdate counts what
+            // UPDATE and DELETE changed, rollback(savepoint) undoes only what came
+            // after it, rollback() everything, commit() keeps it.
             c.setAutoCommit(false);
             try (Statement s = c.createStatement()) {
-                s.execute("SELECT 1");
+                check(s.executeUpdate("UPDATE jdbc_days SET d = DATE '2024-03-01'") == 1, "update count");
                 Savepoint sp = c.setSavepoint("sp1");
+                check(s.executeUpdate("DELETE FROM jdbc_days") == 1, "delete count");
                 c.rollback(sp);
                 c.releaseSavepoint(c.setSavepoint("sp2"));
+                try (ResultSet r = s.executeQuery("SELECT count(*), max(d) FROM jdbc_days")) {
+                    check(r.next() && r.getLong(1) == 1 && r.getDate(2).toString().equals("2024-03-01"), "rollback to savepoint");
+                }
             }
             c.rollback();
+            try (Statement s = c.createStatement(); ResultSet r = s.executeQuery("SELECT d FROM jdbc_days")) {
+                check(r.next() && r.getDate(1).toString().equals("2024-02-29"), "rollback");
+            }
+            try (Statement s = c.createStatement()) {
+                check(s.executeUpdate("INSERT INTO jdbc_days VALUES (DATE '2025-01-01', NULL)") == 1, "insert in a transaction");
+            }
+            c.commit();
+            try (Statement s = c.createStatement(); ResultSet r = s.executeQuery("SELECT count(*) FROM jdbc_days")) {
+                check(r.next() && r.getLong(1) == 2, "commit");
+            }
+            c.commit();
             c.setAutoCommit(true);
             // Cancel from another thread: 57014, the connection goes on.
             try (Statement s = c.createStatement()) {
