@@ -1137,7 +1137,47 @@ impl Session {
 
     /// As [`Self::run_query`], with the first placeholders of the declared `types`
     /// (SQL PREPARE's); each value is cast to its placeholder's type.
+    ///
+    /// An UPDATE, DELETE or TRUNCATE in autocommit whose commit loses a race with
+    /// another (40001) runs again on the version that won, as PostgreSQL's READ
+    /// COMMITTED re-evaluates a row another transaction changed meanwhile: the client
+    /// sees the statement succeed. The lost attempt committed nothing.
     async fn run_query_typed(
+        &self,
+        statement: DfStatement,
+        params: Vec<ScalarValue>,
+        types: &[SqlDataType],
+    ) -> DfResult<Output> {
+        const ATTEMPTS: usize = 32;
+        let rewrites = matches!(
+            &statement,
+            DfStatement::Statement(s) if matches!(
+                **s,
+                SqlStatement::Update(_) | SqlStatement::Delete(_) | SqlStatement::Truncate(_)
+            )
+        );
+        if !rewrites {
+            return self.run_query_once(statement, params, types).await;
+        }
+        let mut attempt = 1;
+        loop {
+            let out = self
+                .run_query_once(statement.clone(), params.clone(), types)
+                .await;
+            match out {
+                Err(e)
+                    if attempt < ATTEMPTS
+                        && crate::error::sqlstate(&e) == "40001"
+                        && !self.transaction.in_block() =>
+                {
+                    attempt += 1;
+                }
+                out => return out,
+            }
+        }
+    }
+
+    async fn run_query_once(
         &self,
         statement: DfStatement,
         mut params: Vec<ScalarValue>,

@@ -50,6 +50,57 @@ async fn a_block_that_lost_the_race_fails_at_its_next_statement() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sessions_racing_on_one_table_lose_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path()).await;
+    let setup = db.session("wasmudf");
+    ok(&setup, "CREATE TABLE counter (n bigint)").await;
+    ok(&setup, "INSERT INTO counter VALUES (0)").await;
+    ok(&setup, "CREATE TABLE log (who bigint, i bigint)").await;
+    let mut racers = Vec::new();
+    for who in 0..2 {
+        let s = db.session("wasmudf");
+        racers.push(tokio::spawn(async move {
+            let mut retries = 0;
+            for i in 0..25 {
+                // Autocommit: a lost race runs again by itself.
+                ok(&s, "UPDATE counter SET n = n + 1").await;
+                ok(&s, &format!("INSERT INTO log VALUES ({who}, {i})")).await;
+                // A block: the application retries on 40001, as PostgreSQL asks.
+                loop {
+                    ok(&s, "BEGIN").await;
+                    let updated = exec(&s, "UPDATE counter SET n = n + 1").await;
+                    let committed = match updated {
+                        Ok(_) => exec(&s, "COMMIT").await,
+                        Err(e) => {
+                            ok(&s, "ROLLBACK").await;
+                            Err(e)
+                        }
+                    };
+                    match committed {
+                        Ok(_) => break,
+                        Err(e) => {
+                            assert_eq!(wasmudf_engine::sqlstate(&e), "40001", "{e}");
+                            retries += 1;
+                        }
+                    }
+                }
+            }
+            retries
+        }));
+    }
+    for racer in racers {
+        racer.await.unwrap();
+    }
+    assert_eq!(scalar(&setup, "SELECT n FROM counter").await, "100");
+    assert_eq!(scalar(&setup, "SELECT count(*) FROM counter").await, "1");
+    assert_eq!(
+        scalar(&setup, "SELECT count(DISTINCT who * 100 + i) FROM log").await,
+        "50"
+    );
+}
+
 /// Files of a table's directory (the data directory holds one table).
 fn table_files(data: &std::path::Path) -> Vec<String> {
     let mut names = Vec::new();
