@@ -443,10 +443,9 @@ impl StagedTable {
         // Committed: from here on nothing is undone (a restart restores from the record).
         self.managed.created();
         if exists {
-            if let Ok(Some(old)) = futures::executor::block_on(provider.table(&self.table)) {
+            if let Ok(Some(old)) = provider.deregister_table(&self.table) {
                 mark_dropped(old.as_ref());
             }
-            let _ = provider.deregister_table(&self.table);
         }
         if let Err(e) = provider.register_table(self.table.clone(), self.provider.clone()) {
             tracing::error!(

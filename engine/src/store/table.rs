@@ -47,7 +47,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use parking_lot::{Mutex, RwLock};
 
-use crate::error::{Error, Result};
+use crate::error::{CancelReason, Error, Result};
 use crate::store::catalog::{Catalog, FileRecord};
 use crate::store::transaction::{Transaction, TransactionOfSession};
 use crate::udf::scope::QueryScope;
@@ -495,6 +495,16 @@ fn transaction_of(state: &dyn Session) -> Option<Arc<Transaction>> {
         .map(|t| t.0.clone())
 }
 
+/// The scope of the query `context` runs for.
+fn scope_of(context: &TaskContext) -> Option<QueryScope> {
+    context
+        .session_config()
+        .options()
+        .extensions
+        .get::<QueryScope>()
+        .cloned()
+}
+
 /// Keeps `files` on disk until `state`'s query ends, so a commit that replaces them
 /// meanwhile does not delete what its scan has yet to open.
 fn keep_for_query(state: &dyn Session, files: &FileSet) {
@@ -634,8 +644,15 @@ impl ManagedTable {
     }
 
     /// Ends a statement's change of this table: into its session's transaction block,
-    /// or committed now.
-    async fn finish(&self, transaction: Option<&Transaction>, change: TableChange) -> Result<()> {
+    /// or committed now, past the statement's commit point (`scope`'s): a cancel before
+    /// it stops the change, one after it is ignored, so a client is never told
+    /// "canceled" about a change that was committed (nor while compaction runs).
+    async fn finish(
+        &self,
+        transaction: Option<&Transaction>,
+        scope: Option<&QueryScope>,
+        change: TableChange,
+    ) -> Result<()> {
         if let Some(staged) = &mut *self.0.staged.lock() {
             // A CREATE TABLE AS's fill: committed with the table.
             staged.extend(change.added);
@@ -646,7 +663,12 @@ impl ManagedTable {
                 t.add(change);
                 Ok(())
             }
-            _ => self.0.store.commit_and_compact(&[change]).await,
+            _ => {
+                if scope.is_some_and(|s| !s.pass_commit_point()) {
+                    return Err(Error::QueryCanceled(CancelReason::UserRequest));
+                }
+                self.0.store.commit_and_compact(&[change]).await
+            }
         }
     }
 
@@ -750,7 +772,7 @@ impl DataSink for TableSink {
     async fn write_all(
         &self,
         data: SendableRecordBatchStream,
-        _context: &Arc<TaskContext>,
+        context: &Arc<TaskContext>,
     ) -> DfResult<u64> {
         let Some(file) = self.table.write_file(data).await? else {
             return Ok(0);
@@ -762,7 +784,11 @@ impl DataSink for TableSink {
             removed: Vec::new(),
         };
         self.table
-            .finish(self.transaction.as_deref(), change)
+            .finish(
+                self.transaction.as_deref(),
+                scope_of(context).as_ref(),
+                change,
+            )
             .await?;
         Ok(rows)
     }
@@ -880,7 +906,9 @@ impl RewriteExec {
             }
             change.removed.push(file);
         }
-        table.finish(transaction.as_deref(), change).await?;
+        table
+            .finish(transaction.as_deref(), scope_of(&context).as_ref(), change)
+            .await?;
         Ok(changed)
     }
 }
