@@ -1308,7 +1308,6 @@ impl Session {
             },
             _ => None,
         };
-        let insert = write_tag.is_some();
         let handle = query.cancel_handle();
         let mut guard = self.start_statement(&handle);
         let canceled = |e: DataFusionError| {
@@ -1318,7 +1317,7 @@ impl Session {
                 e
             }
         };
-        let origins_plan = (!insert).then(|| plan.clone());
+        let origins_plan = write_tag.is_none().then(|| plan.clone());
         let df = query
             .session()
             .execute_logical_plan(plan)

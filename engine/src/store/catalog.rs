@@ -441,14 +441,14 @@ impl Change {
     pub fn remove_files_of(&self, dir: &str) -> Result<()> {
         let mut table = self.txn.open_table(TABLE_FILES).map_err(from("write"))?;
         let prefix = format!("{dir}/");
-        let keys: Vec<String> = table
-            .range(prefix.as_str()..)
-            .map_err(from("write"))?
-            .map_while(|entry| {
-                let key = entry.ok()?.0.value().to_string();
-                key.starts_with(&prefix).then_some(key)
-            })
-            .collect();
+        let mut keys = Vec::new();
+        for entry in table.range(prefix.as_str()..).map_err(from("write"))? {
+            let key = entry.map_err(from("write"))?.0.value().to_string();
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            keys.push(key);
+        }
         for key in keys {
             table.remove(key.as_str()).map_err(from("write"))?;
         }

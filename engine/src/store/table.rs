@@ -17,8 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt64Array};
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::kernels::zip::zip;
-use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::compute::{cast, filter_record_batch, prep_null_mask_filter};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::config::{ParquetColumnOptions, TableParquetOptions};
@@ -123,20 +124,13 @@ impl TableStore {
         // Durable: from here on the new versions are the tables'.
         for change in &changes {
             let mut committed = change.table.committed.write();
-            let removed: HashSet<&str> = change.removed.iter().map(|f| f.name.as_str()).collect();
-            let mut files: Vec<Arc<DataFile>> = committed
-                .iter()
-                .filter(|f| !removed.contains(f.name.as_str()))
-                .cloned()
-                .collect();
             for file in &change.added {
                 file.delete_on_drop.store(false, Ordering::Release);
-                files.push(file.clone());
             }
             for file in &change.removed {
                 file.delete_on_drop.store(true, Ordering::Release);
             }
-            *committed = Arc::new(files);
+            *committed = Arc::new(change.apply(&committed));
         }
         Ok(())
     }
@@ -348,7 +342,7 @@ impl ManagedTable {
         Ok(table)
     }
 
-    /// A new table being created: empty, writes kept for [`Self::take_staged`].
+    /// A new table being created: empty, writes kept for [`Self::staged_files`].
     pub(crate) fn staged(store: &Arc<TableStore>, dir: &str, schema: SchemaRef) -> Result<Self> {
         Self::new(store, dir, schema, true)
     }
@@ -473,18 +467,6 @@ impl ManagedTable {
             .with_schema(self.0.schema.clone());
         ListingTable::try_new(config)
     }
-
-    /// A plan reading `files` whole (every column, every row).
-    async fn read_files(
-        &self,
-        state: &dyn Session,
-        files: &[Arc<DataFile>],
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        if files.is_empty() {
-            return Ok(Arc::new(EmptyExec::new(self.0.schema.clone())));
-        }
-        self.listing(files)?.scan(state, None, &[], None).await
-    }
 }
 
 /// The transaction of the session `state` plans for, if it set one.
@@ -592,7 +574,6 @@ impl TableProvider for ManagedTable {
         filters: Vec<Expr>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let filter = self.condition(state, &filters)?;
-        let df_schema = DFSchema::try_from(self.0.schema.clone())?;
         let mut set = Vec::new();
         for (name, expr) in assignments {
             let index = self.0.schema.index_of(&name).map_err(|_| {
@@ -606,15 +587,7 @@ impl TableProvider for ManagedTable {
             if matches!(&expr, Expr::Column(c) if c.name == name) {
                 continue;
             }
-            set.push((
-                index,
-                create_physical_expr(
-                    &expr,
-                    &df_schema,
-                    state.execution_props(),
-                    &PhysicalPlanningContext::default(),
-                )?,
-            ));
+            set.push((index, self.physical(state, &expr)?));
         }
         RewriteExec::plan(self, state, Rewrite::Update { filter, set }).await
     }
@@ -634,13 +607,18 @@ impl ManagedTable {
         let Some(all) = filters.iter().cloned().reduce(Expr::and) else {
             return Ok(None);
         };
+        Ok(Some(self.physical(state, &all)?))
+    }
+
+    /// `expr`, over the table's columns, as the rewrite evaluates it.
+    fn physical(&self, state: &dyn Session, expr: &Expr) -> DfResult<Arc<dyn PhysicalExpr>> {
         let df_schema = DFSchema::try_from(self.0.schema.clone())?;
-        Ok(Some(create_physical_expr(
-            &all,
+        create_physical_expr(
+            expr,
             &df_schema,
             state.execution_props(),
             &PhysicalPlanningContext::default(),
-        )?))
+        )
     }
 
     /// Ends a statement's change of this table: into its session's transaction block,
@@ -680,12 +658,12 @@ impl ManagedTable {
         let name = format!("{}.parquet", random_id());
         let path = self.0.path.join(&name);
         // Deleted if anything below fails, or if the write is never committed.
-        let file = Arc::new(DataFile {
+        let mut file = DataFile {
             path: path.clone(),
             name,
             record: FileRecord { bytes: 0, rows: 0 },
             delete_on_drop: AtomicBool::new(true),
-        });
+        };
         let out = tokio::fs::File::create(&path)
             .await
             .map_err(|e| Error::Io(format!("table file {}: {e}", path.display())))?;
@@ -710,11 +688,8 @@ impl ManagedTable {
             .await
             .map_err(|e| Error::Io(format!("table file {}: {e}", path.display())))?;
         let bytes = out.metadata().await.map(|m| m.len()).unwrap_or(0);
-        let file = Arc::into_inner(file).map(|mut f| {
-            f.record = FileRecord { bytes, rows };
-            Arc::new(f)
-        });
-        Ok(file)
+        file.record = FileRecord { bytes, rows };
+        Ok(Some(Arc::new(file)))
     }
 
     /// `batch` with the table's own schema; 23502 for a NULL in a NOT NULL column.
@@ -809,6 +784,9 @@ enum Rewrite {
     Truncate,
 }
 
+/// A file a rewrite sees, with the plan that reads it whole (none for TRUNCATE).
+type FileToRewrite = (Arc<DataFile>, Option<Arc<dyn ExecutionPlan>>);
+
 /// DELETE, UPDATE and TRUNCATE of a managed table: each file with a row to change is
 /// replaced by a new version without it (or with it changed); the statement's change
 /// is committed (or kept in its transaction) when every file is done. One row, the
@@ -817,8 +795,8 @@ struct RewriteExec {
     table: ManagedTable,
     transaction: Option<Arc<Transaction>>,
     rewrite: Arc<Rewrite>,
-    /// Each file the statement sees, with the plan that reads it.
-    files: Vec<(Arc<DataFile>, Arc<dyn ExecutionPlan>)>,
+    /// Each file the statement sees.
+    files: Vec<FileToRewrite>,
     properties: Arc<PlanProperties>,
 }
 
@@ -837,14 +815,17 @@ impl RewriteExec {
         let seen = table.files_for(state)?;
         keep_for_query(state, &seen);
         let mut files = Vec::with_capacity(seen.len());
-        if !matches!(rewrite, Rewrite::Truncate) {
-            for file in seen.iter() {
-                let read = table.read_files(state, std::slice::from_ref(file)).await?;
-                files.push((file.clone(), read));
-            }
-        } else {
-            let empty: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(table.0.schema.clone()));
-            files = seen.iter().map(|f| (f.clone(), empty.clone())).collect();
+        for file in seen.iter() {
+            let read = match rewrite {
+                Rewrite::Truncate => None,
+                _ => Some(
+                    table
+                        .listing(std::slice::from_ref(file))?
+                        .scan(state, None, &[], None)
+                        .await?,
+                ),
+            };
+            files.push((file.clone(), read));
         }
         let schema = Arc::new(Schema::new(vec![Field::new(
             "count",
@@ -871,7 +852,7 @@ impl RewriteExec {
         table: ManagedTable,
         transaction: Option<Arc<Transaction>>,
         rewrite: Arc<Rewrite>,
-        files: Vec<(Arc<DataFile>, Arc<dyn ExecutionPlan>)>,
+        files: Vec<FileToRewrite>,
         context: Arc<TaskContext>,
     ) -> DfResult<u64> {
         let mut change = TableChange {
@@ -881,11 +862,12 @@ impl RewriteExec {
         };
         let mut changed = 0u64;
         for (file, read) in files {
-            if matches!(*rewrite, Rewrite::Truncate) {
+            let Some(read) = read else {
+                // TRUNCATE: the file goes whole.
                 changed += file.record.rows;
                 change.removed.push(file);
                 continue;
-            }
+            };
             let mut batches = Vec::new();
             let mut file_changed = 0u64;
             for partition in 0..read.properties().partitioning.partition_count() {
@@ -919,7 +901,7 @@ impl Rewrite {
         let rows = batch.num_rows();
         let mask = |filter: &Option<Arc<dyn PhysicalExpr>>| -> DfResult<BooleanArray> {
             Ok(match filter {
-                None => BooleanArray::from(vec![true; rows]),
+                None => BooleanArray::new(BooleanBuffer::new_set(rows), None),
                 Some(filter) => {
                     let values = filter.evaluate(&batch)?.into_array(rows)?;
                     let values =
@@ -929,8 +911,11 @@ impl Rewrite {
                             .ok_or_else(|| {
                                 DataFusionError::Plan("WHERE must be a boolean condition".into())
                             })?;
-                    // NULL is not true: the row stays as it is.
-                    values.iter().map(|v| Some(v == Some(true))).collect()
+                    // NULL is not true: the row stays as it is (the kernel needs nulls).
+                    match values.nulls() {
+                        Some(_) => prep_null_mask_filter(values),
+                        None => values.clone(),
+                    }
                 }
             })
         };

@@ -7,13 +7,25 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::common::{exec, ok, open_db, scalar};
 
-#[tokio::test]
-async fn two_blocks_updating_the_same_rows_conflict() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open_db(dir.path()).await;
+/// A database in `dir` with table `t` holding (1, 0) and (2, 0), and two sessions.
+async fn two_sessions_on_t(
+    dir: &std::path::Path,
+) -> (
+    wasmudf_engine::Database,
+    wasmudf_engine::Session,
+    wasmudf_engine::Session,
+) {
+    let db = open_db(dir).await;
     let (a, b) = (db.session("wasmudf"), db.session("wasmudf"));
     ok(&a, "CREATE TABLE t (id bigint, v bigint)").await;
     ok(&a, "INSERT INTO t VALUES (1, 0), (2, 0)").await;
+    (db, a, b)
+}
+
+#[tokio::test]
+async fn two_blocks_updating_the_same_rows_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, a, b) = two_sessions_on_t(dir.path()).await;
     ok(&a, "BEGIN").await;
     ok(&a, "UPDATE t SET v = v + 1 WHERE id = 1").await;
     ok(&b, "BEGIN").await;
@@ -27,10 +39,7 @@ async fn two_blocks_updating_the_same_rows_conflict() {
 #[tokio::test]
 async fn a_block_that_lost_the_race_fails_at_its_next_statement() {
     let dir = tempfile::tempdir().unwrap();
-    let db = open_db(dir.path()).await;
-    let (a, b) = (db.session("wasmudf"), db.session("wasmudf"));
-    ok(&a, "CREATE TABLE t (id bigint, v bigint)").await;
-    ok(&a, "INSERT INTO t VALUES (1, 0), (2, 0)").await;
+    let (_db, a, b) = two_sessions_on_t(dir.path()).await;
     ok(&a, "BEGIN").await;
     ok(&a, "DELETE FROM t WHERE id = 2").await;
     ok(&b, "UPDATE t SET v = 5 WHERE id = 1").await;
