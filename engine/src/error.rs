@@ -232,6 +232,19 @@ pub enum Error {
     /// A NULL in a column declared NOT NULL (23502).
     #[error("{0}")]
     NotNullViolation(String),
+    /// A sequence past its maximum or minimum value (2200H).
+    #[error("{0}")]
+    SequenceLimit(String),
+    /// An object not in the state the statement needs: `currval` before any `nextval`
+    /// of the sequence in the session (55000).
+    #[error("{0}")]
+    NotInPrerequisiteState(String),
+    /// A key value a PRIMARY KEY or UNIQUE constraint already holds (23505).
+    #[error("{0}")]
+    UniqueViolation(String),
+    /// A value given for a `GENERATED ALWAYS` column (428C9).
+    #[error("{0}")]
+    GeneratedAlways(String),
 }
 
 impl Error {
@@ -282,6 +295,10 @@ impl Error {
             Error::ProgramLimit(_) => "54000",
             Error::SerializationFailure(_) => "40001",
             Error::NotNullViolation(_) => "23502",
+            Error::SequenceLimit(_) => "2200H",
+            Error::NotInPrerequisiteState(_) => "55000",
+            Error::GeneratedAlways(_) => "428C9",
+            Error::UniqueViolation(_) => "23505",
             Error::DatetimeOverflow(_) => "22008",
             Error::InvalidEscapeSequence(_) => "22025",
             Error::InvalidParameterValue(_) => "22023",

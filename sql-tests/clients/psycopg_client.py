@@ -209,6 +209,30 @@ with psycopg.connect(URL) as conn:
     conn.execute("DROP TABLE psy_tx")
     conn.commit()
 
+    # Generated keys: a serial primary key comes back through RETURNING (with a
+    # parameter, prepared or not), rowcount counts the rows, and a duplicate key is
+    # psycopg's UniqueViolation (23505) without losing the connection.
+    conn.execute("CREATE TABLE psy_keys (id SERIAL PRIMARY KEY, name TEXT UNIQUE, made TEXT DEFAULT 'now')")
+    conn.commit()
+    cur = conn.execute("INSERT INTO psy_keys (name) VALUES (%s), (%s) RETURNING id, made", ("a", "b"))
+    check(cur.fetchall() == [(1, "now"), (2, "now")] and cur.rowcount == 2, f"returning {cur.rowcount}")
+    for i in range(6):
+        row = conn.execute("INSERT INTO psy_keys (name) VALUES (%s) RETURNING id", (f"p{i}",), prepare=True).fetchone()
+        check(row == (3 + i,), f"prepared returning {row}")
+    conn.commit()
+    try:
+        conn.execute("INSERT INTO psy_keys (name) VALUES (%s)", ("a",))
+        raise AssertionError("duplicate accepted")
+    except psycopg.errors.UniqueViolation as e:
+        check("psy_keys_name_key" in str(e), f"constraint named: {e}")
+    conn.rollback()
+    cur = conn.execute("UPDATE psy_keys SET name = upper(name) WHERE id <= 2 RETURNING name")
+    check(sorted(cur.fetchall()) == [("A",), ("B",)] and cur.rowcount == 2, "update returning")
+    conn.commit()
+    check(conn.execute("SELECT count(*) FROM psy_keys").fetchone() == (8,), "keys kept")
+    conn.execute("DROP TABLE psy_keys")
+    conn.commit()
+
     # Named (server-side) cursors: DECLARE, a Describe of the cursor as a portal, FETCH.
     with conn.transaction():
         with conn.cursor(name="big") as named:

@@ -91,6 +91,35 @@ with Session(engine) as session:
 with Session(engine) as session:
     check(session.scalars(sa.select(Item.name).where(Item.id == 3)).one() == "renamed", "orm commit")
 
+# ORM inserts with a generated key: SERIAL PRIMARY KEY from create_all, INSERT ...
+# RETURNING id at flush, the key on the object; a duplicate key is IntegrityError with
+# 23505 and the session goes on after a rollback.
+class Note(Base):
+    __tablename__ = "sa_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    body: Mapped[str] = mapped_column(sa.Text, unique=True)
+
+
+Note.__table__.create(engine)
+with Session(engine) as session:
+    notes = [Note(body=f"note {i}") for i in range(3)]
+    session.add_all(notes)
+    session.flush()
+    check([n.id for n in notes] == [1, 2, 3], f"generated keys {[n.id for n in notes]}")
+    session.commit()
+with Session(engine) as session:
+    session.add(Note(body="note 1"))
+    try:
+        session.flush()
+        raise AssertionError("duplicate accepted")
+    except sa.exc.IntegrityError as e:
+        check(e.orig.sqlstate == "23505", f"duplicate {e.orig.sqlstate}")
+    session.rollback()
+    session.add(Note(body="note 4"))
+    session.commit()
+    check(session.scalar(sa.select(sa.func.count()).select_from(Note)) == 4, "after rollback")
+Note.__table__.drop(engine)
+
 # Reflection: the inspector's catalog queries (LIKE ... ESCAPE, json_build_object,
 # pg_get_serial_sequence, unnest(indkey) with generate_subscripts, pg_table_is_visible).
 inspector = sa.inspect(engine)

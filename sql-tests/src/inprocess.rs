@@ -126,7 +126,7 @@ impl AsyncDB for Conn {
             .map_err(|e| SqlError::from_df(&e))?
         {
             Output::Command(tag) => Ok(DBOutput::StatementComplete(tag.rows().unwrap_or(0))),
-            Output::Rows(stream) | Output::Fetch(stream) => {
+            Output::Rows(stream) | Output::Fetch(stream) | Output::Written { rows: stream, .. } => {
                 let format = session.text_format();
                 let schema = stream.schema();
                 let batches = collect(stream).await.map_err(|e| SqlError::from_df(&e))?;

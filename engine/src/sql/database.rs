@@ -30,8 +30,9 @@ use crate::sql::pg_functions::{self, TypeofAtPlanning};
 use crate::sql::session::Session;
 use crate::sql::text_casts::TemporalTextCasts;
 use crate::sql::unsigned_results::UnsignedResults;
-use crate::sql::{ddl, tables};
+use crate::sql::{ddl, sequences, tables};
 use crate::store::catalog::{Catalog, FunctionRecord};
+use crate::store::sequence::Sequences;
 use crate::store::table::TableStore;
 use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
 use crate::udf::scope::QueryScope;
@@ -108,6 +109,8 @@ pub(crate) struct DbInner {
     pub catalog: Arc<Catalog>,
     /// The managed tables' files and the commits that change them.
     pub tables: Arc<TableStore>,
+    /// The sequences of serial and identity columns.
+    pub sequences: Arc<Sequences>,
     /// The template every session copies: configuration, shared catalogs.
     pub template: SessionContext,
     pub data_dir: PathBuf,
@@ -335,6 +338,7 @@ impl Database {
             .map_err(|e| Error::Io(format!("data directory {}: {e}", data_dir.display())))?;
         let catalog = Arc::new(Catalog::open(&data_dir.join("catalog.redb"))?);
         let tables = TableStore::new(data_dir.clone(), &catalog);
+        let sequences = Sequences::new(&catalog);
         let mut engine_config = config.engine.clone();
         engine_config.artifact_dir = Some(data_dir.join("artifacts"));
         let engine = Engine::new(engine_config)?;
@@ -380,6 +384,7 @@ impl Database {
             .chain(json::functions())
             .chain(byte_lengths::functions())
             .chain(numeric::functions())
+            .chain(sequences::functions(&sequences))
         {
             template.register_udf(f);
         }
@@ -424,6 +429,7 @@ impl Database {
                 engine,
                 catalog,
                 tables,
+                sequences,
                 template,
                 data_dir,
                 modules_dir,

@@ -19,6 +19,8 @@ pub(crate) mod numeric;
 pub(crate) mod output;
 pub(crate) mod parameters;
 pub(crate) mod pg_functions;
+pub(crate) mod returning;
+pub(crate) mod sequences;
 pub(crate) mod session;
 pub(crate) mod statement;
 pub(crate) mod tables;

@@ -119,6 +119,10 @@ impl StatementMonitor {
             }
             Ok(Output::Rows(rows)) => Ok(Output::Rows(self.stream("SELECT", rows))),
             Ok(Output::Fetch(rows)) => Ok(Output::Fetch(self.stream("FETCH", rows))),
+            Ok(Output::Written { tag, rows }) => Ok(Output::Written {
+                tag,
+                rows: self.stream(tag.command(), rows),
+            }),
             Ok(Output::CopyOut { format, rows }) => Ok(Output::CopyOut {
                 format,
                 rows: self.stream("COPY", rows),

@@ -128,6 +128,14 @@ impl CommandTag {
         }
     }
 
+    /// The tag's text before its row count: `INSERT 0`, `UPDATE`.
+    pub fn prefix(&self) -> &'static str {
+        match self {
+            CommandTag::Insert(_) => "INSERT 0",
+            other => other.command(),
+        }
+    }
+
     /// The rows the command affected, for the tags that report them.
     pub fn rows(&self) -> Option<u64> {
         match self {
@@ -164,6 +172,14 @@ pub enum Output {
     Command(CommandTag),
     /// Rows of a cursor (`FETCH`: tag `FETCH n`).
     Fetch(SendableRecordBatchStream),
+    /// The rows of an INSERT, UPDATE or DELETE with RETURNING: its tag's count is the
+    /// number of rows (`INSERT 0 n`, `UPDATE n`); see [`CommandTag::prefix`].
+    Written {
+        /// The statement's tag (its count is that of `rows`).
+        tag: CommandTag,
+        /// The rows RETURNING computed.
+        rows: SendableRecordBatchStream,
+    },
     /// `DEALLOCATE name`: the wire layer holds the client's prepared statements, so
     /// it deallocates `name` (or reports 26000) and sends the tag.
     Deallocate(String),
@@ -185,6 +201,9 @@ impl std::fmt::Debug for Output {
             Output::Rows(s) => write!(f, "Rows({:?})", s.schema()),
             Output::Command(t) => write!(f, "Command({t})"),
             Output::Fetch(s) => write!(f, "Fetch({:?})", s.schema()),
+            Output::Written { tag, rows } => {
+                write!(f, "Written({}, {:?})", tag.command(), rows.schema())
+            }
             Output::Deallocate(name) => write!(f, "Deallocate({name})"),
             Output::CopyIn(c) => write!(f, "CopyIn({})", c.table),
             Output::CopyOut { format, .. } => write!(f, "CopyOut({format:?})"),

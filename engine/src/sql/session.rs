@@ -41,10 +41,12 @@ use crate::sql::database::Database;
 use crate::sql::monitor::{self, StatementMonitor};
 use crate::sql::output::{command, count_rows, with_pg_names, CommandTag, Description, Output};
 use crate::sql::parameters::{self, Parameters, SharedParameters};
+use crate::sql::returning::{take_returning, Returning};
 use crate::sql::statement::{self, Command, Family, ParameterStatement, Statement};
 use crate::sql::transaction::{FailedMark, TransactionState};
-use crate::sql::{ddl, tables};
+use crate::sql::{ddl, sequences, tables};
 use crate::store::transaction::{Transaction, TransactionOfSession};
+use crate::store::written::WrittenRows;
 use crate::udf::explain;
 use crate::udf::query::{CancelHandle, Query};
 use crate::udf::settings::WasmSettings;
@@ -173,6 +175,12 @@ impl Session {
         for f in backends::functions(&db.inner.backends, user, superuser) {
             ctx.register_udf(f);
         }
+        ctx.state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .extensions
+            .insert(sequences::SessionSequences::default());
         let activity = SessionActivity::new();
         db.inner.backends.register(
             backend_pid.load(Ordering::Relaxed),
@@ -811,8 +819,19 @@ impl Session {
             Family::Parameter(_) | Family::Command(_) => return no_parameters(None),
             Family::Query(sql) => sql,
         };
+        let mut sql = sql;
+        tables::prepare_write(self, &mut sql).await?;
+        let returning = take_returning(&mut sql)?;
         self.sync_functions();
-        let plan = plan_typed(&self.ctx.state(), sql, &types).await?;
+        let state = self.ctx.state();
+        let apart = tables::insert_with_nested_values(&state, &sql, async |q| {
+            plan_typed(&state, q, &types).await
+        })
+        .await?;
+        let plan = match apart {
+            Some(plan) => plan,
+            None => plan_typed(&state, sql, &types).await?,
+        };
         let mut types = plan.get_parameter_types()?;
         for (id, hint) in placeholder_hints(&plan)? {
             if let Some(slot @ None) = types.get_mut(&id) {
@@ -838,7 +857,25 @@ impl Session {
         // decodes binary rows by what Describe announced. (Only the analyzer: the
         // optimizer would fold constant calls, running Wasm functions outside any
         // statement's cancel and timeout.)
-        let columns = if matches!(plan, LogicalPlan::Dml(_)) {
+        let columns = if let Some(returning) = &returning {
+            let state = self.ctx.state();
+            let mut select = state
+                .sql_to_statement(&returning.query, &datafusion::config::Dialect::PostgreSQL)?;
+            let names = column_names::pg_column_names(&select);
+            column_names::repeated_items_aliased(&mut select);
+            let plan = state.statement_to_plan(select).await?;
+            let analyzed = state
+                .analyzer()
+                .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
+                .unwrap_or(plan);
+            let schema = Arc::new(analyzed.schema().as_arrow().clone());
+            Some(
+                names
+                    .as_deref()
+                    .and_then(|names| column_names::renamed(&schema, names))
+                    .unwrap_or(schema),
+            )
+        } else if matches!(plan, LogicalPlan::Dml(_)) {
             None
         } else {
             let state = self.ctx.state();
@@ -1179,13 +1216,33 @@ impl Session {
 
     async fn run_query_once(
         &self,
-        statement: DfStatement,
+        mut statement: DfStatement,
         mut params: Vec<ScalarValue>,
         types: &[SqlDataType],
     ) -> DfResult<Output> {
+        tables::prepare_write(self, &mut statement).await?;
+        let returning = take_returning(&mut statement)?;
         let query = self.db.inner.engine.query(&self.ctx);
+        let written = WrittenRows::default();
+        if returning.is_some() {
+            query
+                .session()
+                .state_ref()
+                .write()
+                .config_mut()
+                .options_mut()
+                .extensions
+                .insert(written.clone());
+        }
         let state = query.session().state();
-        let mut plan = plan_typed(&state, statement, types).await?;
+        let apart = tables::insert_with_nested_values(&state, &statement, async |q| {
+            plan_typed(&state, q, types).await
+        })
+        .await?;
+        let mut plan = match apart {
+            Some(plan) => plan,
+            None => plan_typed(&state, statement, types).await?,
+        };
         if !types.is_empty() {
             let placeholders = plan.get_parameter_types()?;
             for (i, value) in params.iter_mut().enumerate() {
@@ -1200,6 +1257,15 @@ impl Session {
             plan = plan.with_param_values(ParamValues::List(
                 params.into_iter().map(Into::into).collect(),
             ))?;
+        }
+        if matches!(
+            &plan,
+            LogicalPlan::Dml(DmlStatement {
+                op: WriteOp::Insert(_),
+                ..
+            })
+        ) {
+            plan = values_nullable(plan)?;
         }
         match &plan {
             LogicalPlan::Ddl(DdlStatement::CreateCatalog(_)) => {
@@ -1220,7 +1286,65 @@ impl Session {
             }
             _ => {}
         }
-        self.execute_in(query, plan).await
+        let Some(returning) = returning else {
+            return self.execute_in(query, plan).await;
+        };
+        // The statement and its RETURNING are one: a RETURNING that fails undoes the
+        // statement. In autocommit it runs in a block of its own, committed once its
+        // rows are computed.
+        let implicit = !self.transaction.in_block();
+        if implicit {
+            self.transaction.begin();
+        }
+        let done = async {
+            self.execute_in(query, plan).await?;
+            self.run_returning(&returning, &written).await
+        }
+        .await;
+        if !implicit {
+            return done;
+        }
+        match done {
+            Ok(out) => {
+                self.transaction.commit(&self.db.inner.tables).await?;
+                Ok(out)
+            }
+            Err(e) => {
+                self.transaction.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// The rows of a RETURNING clause, computed over the rows its statement wrote.
+    async fn run_returning(
+        &self,
+        returning: &Returning,
+        written: &WrittenRows,
+    ) -> DfResult<Output> {
+        let query = self.db.inner.engine.query(&self.ctx);
+        let state = query.session().state();
+        let mut select =
+            state.sql_to_statement(&returning.query, &datafusion::config::Dialect::PostgreSQL)?;
+        let names = column_names::pg_column_names(&select);
+        column_names::repeated_items_aliased(&mut select);
+        let plan = state.statement_to_plan(select).await?;
+        let plan = returning.over(plan, written)?;
+        match with_pg_names(self.execute_in(query, plan).await?, names.as_deref()) {
+            // Computed in full before the statement commits.
+            Output::Rows(rows) => {
+                let schema = rows.schema();
+                let batches = crate::sql::output::collect(rows).await?;
+                Ok(Output::Written {
+                    tag: returning.tag,
+                    rows: Box::pin(RecordBatchStreamAdapter::new(
+                        schema,
+                        futures::stream::iter(batches.into_iter().map(Ok)),
+                    )),
+                })
+            }
+            other => Err(Error::Runtime(format!("unexpected RETURNING output {other:?}")).into()),
+        }
     }
 
     /// Makes `handle` this session's running statement (CancelRequest reaches it) and
@@ -1386,6 +1510,38 @@ impl Session {
             schema, stream,
         ))))
     }
+}
+
+/// An INSERT's plan with its `VALUES` rows nullable: the planner types them as the
+/// target columns, NOT NULL included, and a NULL among them would fail as an Arrow
+/// error before the table could report it as PostgreSQL does (23502, naming the column).
+fn values_nullable(plan: LogicalPlan) -> DfResult<LogicalPlan> {
+    use datafusion::common::tree_node::Transformed;
+    plan.transform_up(|node| match node {
+        LogicalPlan::Values(mut values) => {
+            if values.schema.fields().iter().all(|f| f.is_nullable()) {
+                return Ok(Transformed::no(LogicalPlan::Values(values)));
+            }
+            let fields: Vec<_> = values
+                .schema
+                .iter()
+                .map(|(qualifier, f)| {
+                    (
+                        qualifier.cloned(),
+                        Arc::new(f.as_ref().clone().with_nullable(true)),
+                    )
+                })
+                .collect();
+            values.schema = Arc::new(datafusion::common::DFSchema::new_with_metadata(
+                fields,
+                values.schema.metadata().clone(),
+            )?);
+            Ok(Transformed::yes(LogicalPlan::Values(values)))
+        }
+        LogicalPlan::Dml(dml) => Ok(Transformed::no(LogicalPlan::Dml(dml))),
+        other => other.recompute_schema().map(Transformed::yes),
+    })
+    .map(|t| t.data)
 }
 
 /// Whether `plan` has a node named `name`.

@@ -23,7 +23,9 @@ use datafusion::logical_expr::{
     TableType,
 };
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{ObjectName, ObjectNamePart, ObjectType, Statement};
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, ObjectName, ObjectNamePart, ObjectType, Statement,
+};
 
 use crate::error::{log_text, Error, Result};
 use crate::introspection::default_catalog;
@@ -35,8 +37,12 @@ use crate::sql::literal_types;
 use crate::sql::numeric;
 use crate::sql::output::{command, CommandTag, Output};
 use crate::sql::session::Session;
-use crate::store::catalog::{now, relation_key, RelationKind, RelationRecord, SchemaRecord};
-use crate::store::table::{random_id, ManagedTable};
+use crate::store::catalog::{
+    now, relation_key, ColumnRecord, KeyRecord, RelationKind, RelationRecord, SchemaRecord,
+    SequenceRecord,
+};
+use crate::store::keys::UniqueKey;
+use crate::store::table::{random_id, ManagedTable, TableRules};
 use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
 
 /// Schemas the system owns: nothing can be created in or dropped from them.
@@ -86,6 +92,7 @@ pub(crate) async fn create_table(
     let from_query = matches!(&statement, DfStatement::Statement(s)
         if matches!(s.as_ref(), Statement::CreateTable(ct) if ct.query.is_some() && ct.columns.is_empty()));
     let json_columns = json_columns_as_text(&mut statement);
+    let generated = generated_columns(session, &mut statement)?;
     let cmt = memory_table_plan(session, statement).await?;
     let (schema, table) = split(&cmt.name)?;
     check_writable_schema(&schema)?;
@@ -93,6 +100,9 @@ pub(crate) async fn create_table(
     // could never be read back.
     let arrow_schema =
         with_json_columns(distinct_columns(session, &cmt, from_query)?, &json_columns);
+    check_defaults(session, &cmt, &arrow_schema).await?;
+    let keys = table_keys(&table, &arrow_schema, &cmt.constraints);
+    let arrow_schema = primary_key_not_null(arrow_schema, &keys);
     let provider = schema_provider(session, &schema)?;
     if provider.table_exist(&table) {
         if cmt.if_not_exists {
@@ -105,7 +115,15 @@ pub(crate) async fn create_table(
             .into());
         }
     }
-    let staged = StagedTable::create(session, &schema, &table, arrow_schema)?;
+    let staged = StagedTable::create(
+        session,
+        &schema,
+        &table,
+        arrow_schema,
+        &cmt,
+        generated,
+        keys,
+    )?;
     let tag = match staged.fill(session, &cmt).await {
         Ok(tag) => tag,
         Err(e) => {
@@ -176,6 +194,280 @@ fn with_json_columns(schema: SchemaRef, json: &[(String, JsonKind)]) -> SchemaRe
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
+/// What CREATE TABLE says of its columns beyond their types: each DEFAULT's text,
+/// identity, and the sequences serial and identity columns take.
+#[derive(Default)]
+struct GeneratedColumns {
+    columns: Vec<ColumnRecord>,
+    sequences: Vec<SequenceRecord>,
+}
+
+/// Rewrites `serial` / `bigserial` / `smallserial` and `GENERATED ... AS IDENTITY`
+/// columns as PostgreSQL defines them: a NOT NULL integer column whose DEFAULT is
+/// `nextval` of a sequence of its own (`<table>_<column>_seq`, dropped with the
+/// table), and collects every column's DEFAULT text for the catalog.
+fn generated_columns(session: &Session, statement: &mut DfStatement) -> Result<GeneratedColumns> {
+    use datafusion::sql::sqlparser::ast::{
+        ColumnOption, ColumnOptionDef, DataType as SqlDataType, GeneratedAs,
+    };
+    let DfStatement::Statement(s) = statement else {
+        return Ok(GeneratedColumns::default());
+    };
+    let Statement::CreateTable(ct) = s.as_mut() else {
+        return Ok(GeneratedColumns::default());
+    };
+    let (schema, table) = object_name(&ct.name)?;
+    let mut taken: HashSet<String> = session
+        .db
+        .inner
+        .catalog
+        .sequences()?
+        .into_iter()
+        .map(|s| s.key())
+        .collect();
+    let mut out = GeneratedColumns::default();
+    for column in &mut ct.columns {
+        let name = normalize(&column.name);
+        let serial = match &column.data_type {
+            SqlDataType::Custom(n, args) if args.is_empty() && n.0.len() == 1 => {
+                match n.to_string().to_lowercase().as_str() {
+                    "serial" | "serial4" => Some((SqlDataType::Integer(None), i64::from(i32::MAX))),
+                    "bigserial" | "serial8" => Some((SqlDataType::BigInt(None), i64::MAX)),
+                    "smallserial" | "serial2" => {
+                        Some((SqlDataType::SmallInt(None), i64::from(i16::MAX)))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let identity = column.options.iter().position(|o| {
+            matches!(&o.option, ColumnOption::Generated { generated_as, generation_expr: None, .. }
+                if matches!(generated_as, GeneratedAs::Always | GeneratedAs::ByDefault))
+        });
+        let mut record = ColumnRecord {
+            name: name.clone(),
+            ..ColumnRecord::default()
+        };
+        let mut sequence_options = Vec::new();
+        let max = match (serial, identity) {
+            (Some((ty, max)), None) => {
+                column.data_type = ty;
+                Some(max)
+            }
+            (None, Some(i)) => {
+                let option = column.options.remove(i);
+                if let ColumnOption::Generated {
+                    generated_as,
+                    sequence_options: options,
+                    ..
+                } = option.option
+                {
+                    record.identity = Some(
+                        if generated_as == GeneratedAs::Always {
+                            "always"
+                        } else {
+                            "by default"
+                        }
+                        .to_string(),
+                    );
+                    sequence_options = options.unwrap_or_default();
+                }
+                Some(match &column.data_type {
+                    SqlDataType::SmallInt(_) | SqlDataType::Int2(_) => i64::from(i16::MAX),
+                    SqlDataType::Int(_) | SqlDataType::Integer(_) | SqlDataType::Int4(_) => {
+                        i64::from(i32::MAX)
+                    }
+                    SqlDataType::BigInt(_) | SqlDataType::Int8(_) => i64::MAX,
+                    other => {
+                        return Err(Error::InvalidDefinition(format!(
+                            "identity column type must be smallint, integer, or bigint, not {other}"
+                        )))
+                    }
+                })
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::Syntax(format!(
+                    "both default and identity specified for column \"{}\"",
+                    log_text(&name)
+                )))
+            }
+            (None, None) => None,
+        };
+        if let Some(max) = max {
+            if column
+                .options
+                .iter()
+                .any(|o| matches!(o.option, ColumnOption::Default(_)))
+            {
+                return Err(Error::Syntax(format!(
+                    "multiple default values specified for column \"{}\"",
+                    log_text(&name)
+                )));
+            }
+            let mut sequence = SequenceRecord {
+                schema: schema.clone(),
+                name: sequence_name(&table, &name, &schema, &taken),
+                start: 1,
+                increment: 1,
+                min: 1,
+                max,
+                reserved: None,
+                owned_by: Some(format!("{schema}.{table}.{name}")),
+            };
+            apply_sequence_options(&mut sequence, &sequence_options)?;
+            taken.insert(sequence.key());
+            let nextval = format!(
+                "nextval('{}')",
+                sequence_reference(&schema, &sequence.name).replace('\'', "''")
+            );
+            let default = datafusion::sql::sqlparser::parser::Parser::new(
+                &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            )
+            .try_with_sql(&nextval)
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| Error::Syntax(e.to_string()))?;
+            column
+                .options
+                .retain(|o| !matches!(o.option, ColumnOption::Null));
+            if !column
+                .options
+                .iter()
+                .any(|o| matches!(o.option, ColumnOption::NotNull))
+            {
+                column.options.push(ColumnOptionDef {
+                    name: None,
+                    option: ColumnOption::NotNull,
+                });
+            }
+            column.options.push(ColumnOptionDef {
+                name: None,
+                option: ColumnOption::Default(default),
+            });
+            out.sequences.push(sequence);
+        }
+        record.default = column.options.iter().find_map(|o| match &o.option {
+            ColumnOption::Default(e) => Some(e.to_string()),
+            _ => None,
+        });
+        if record.default.is_some() {
+            out.columns.push(record);
+        }
+    }
+    Ok(out)
+}
+
+/// `<table>_<column>_seq`, as PostgreSQL names a serial column's sequence (at most 63
+/// bytes), with a number added while the name is taken.
+fn sequence_name(table: &str, column: &str, schema: &str, taken: &HashSet<String>) -> String {
+    let base: String = format!("{table}_{column}_seq");
+    let base = truncate_identifier(&base, 63);
+    let mut name = base.clone();
+    let mut n = 0;
+    while taken.contains(&relation_key(schema, &name)) {
+        n += 1;
+        let suffix = n.to_string();
+        name = format!("{}{suffix}", truncate_identifier(&base, 63 - suffix.len()));
+    }
+    name
+}
+
+fn truncate_identifier(name: &str, bytes: usize) -> String {
+    let mut end = name.len().min(bytes);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_string()
+}
+
+/// The sequence as a `nextval` argument names it: `schema.name`, each part quoted
+/// when it has to be.
+fn sequence_reference(schema: &str, name: &str) -> String {
+    let quote = |part: &str| {
+        let plain = part
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_lowercase() || c == '_' || (i > 0 && c.is_ascii_digit()));
+        if plain {
+            part.to_string()
+        } else {
+            format!("\"{}\"", part.replace('"', "\"\""))
+        }
+    };
+    format!("{}.{}", quote(schema), quote(name))
+}
+
+/// `START WITH`, `INCREMENT BY`, `MINVALUE`, `MAXVALUE` of an identity column; 0A000
+/// for `CYCLE`, which wasmudf's sequences do not do.
+fn apply_sequence_options(
+    sequence: &mut SequenceRecord,
+    options: &[datafusion::sql::sqlparser::ast::SequenceOptions],
+) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::SequenceOptions;
+    let number = |e: &datafusion::sql::sqlparser::ast::Expr| -> Result<i64> {
+        let text = e.to_string().replace(' ', "");
+        text.parse::<i64>().map_err(|_| {
+            Error::Syntax(format!(
+                "sequence option must be an integer, not {}",
+                log_text(&text)
+            ))
+        })
+    };
+    let type_max = sequence.max;
+    let (mut start, mut min, mut max) = (None, None, None);
+    for option in options {
+        match option {
+            SequenceOptions::IncrementBy(e, _) => sequence.increment = number(e)?,
+            SequenceOptions::StartWith(e, _) => start = Some(number(e)?),
+            SequenceOptions::MinValue(e) => min = e.as_ref().map(number).transpose()?,
+            SequenceOptions::MaxValue(e) => max = e.as_ref().map(number).transpose()?,
+            SequenceOptions::Cache(_) => {}
+            // The flag says NO CYCLE.
+            SequenceOptions::Cycle(true) => {}
+            SequenceOptions::Cycle(false) => {
+                return Err(Error::NotSupported(
+                    "CYCLE sequences are not supported".into(),
+                ))
+            }
+        }
+    }
+    if sequence.increment == 0 {
+        return Err(Error::InvalidParameterValue(
+            "INCREMENT must not be zero".into(),
+        ));
+    }
+    let type_min = if type_max == i64::MAX {
+        i64::MIN
+    } else {
+        -type_max - 1
+    };
+    if sequence.increment > 0 {
+        sequence.min = min.unwrap_or(1);
+        sequence.max = max.unwrap_or(type_max);
+    } else {
+        sequence.min = min.unwrap_or(type_min);
+        sequence.max = max.unwrap_or(-1);
+    }
+    if sequence.min < type_min || sequence.max > type_max || sequence.min >= sequence.max {
+        return Err(Error::InvalidParameterValue(format!(
+            "MINVALUE ({}) must be less than MAXVALUE ({}) within the column's type",
+            sequence.min, sequence.max
+        )));
+    }
+    sequence.start = start.unwrap_or(if sequence.increment > 0 {
+        sequence.min
+    } else {
+        sequence.max
+    });
+    if sequence.start < sequence.min || sequence.start > sequence.max {
+        return Err(Error::InvalidParameterValue(format!(
+            "START value ({}) cannot be outside MINVALUE ({}) and MAXVALUE ({})",
+            sequence.start, sequence.min, sequence.max
+        )));
+    }
+    Ok(())
+}
+
 /// The plan of a CREATE TABLE, refusing the forms wasmudf does not support.
 async fn memory_table_plan(
     session: &Session,
@@ -191,9 +483,6 @@ async fn memory_table_plan(
     };
     if cmt.temporary {
         return Err(Error::NotSupported("temporary tables are not supported".into()).into());
-    }
-    if !cmt.column_defaults.is_empty() {
-        return Err(Error::NotSupported("column DEFAULT values are not supported".into()).into());
     }
     if cmt.if_not_exists && cmt.or_replace {
         return Err(
@@ -315,6 +604,8 @@ struct StagedTable {
     /// The same directory, absolute.
     path: std::path::PathBuf,
     record: RelationRecord,
+    /// The sequences of its serial and identity columns, created with it.
+    sequences: Vec<SequenceRecord>,
     provider: Arc<dyn TableProvider>,
 }
 
@@ -324,6 +615,9 @@ impl StagedTable {
         schema: &str,
         table: &str,
         arrow_schema: SchemaRef,
+        cmt: &CreateMemoryTable,
+        generated: GeneratedColumns,
+        keys: Vec<UniqueKey>,
     ) -> Result<StagedTable> {
         check_storable(&arrow_schema)?;
         let db = &session.db;
@@ -334,13 +628,20 @@ impl StagedTable {
             kind: RelationKind::Managed {
                 dir: dir.clone(),
                 arrow_schema: encode_schema(&arrow_schema)?,
+                columns: generated.columns.clone(),
+                keys: key_records(&keys, &arrow_schema),
             },
             seq: next_seq(db)?,
             created: now(),
             owner: session.user.clone(),
         };
         let path = db.inner.data_dir.join(&dir);
-        match ManagedTable::staged(&db.inner.tables, &dir, arrow_schema) {
+        let defaults = TableRules {
+            exprs: cmt.column_defaults.iter().cloned().collect(),
+            always: generated_always(&generated.columns),
+            keys,
+        };
+        match ManagedTable::staged(&db.inner.tables, &dir, arrow_schema, defaults) {
             Ok(managed) => Ok(StagedTable {
                 schema: schema.to_string(),
                 table: table.to_string(),
@@ -349,6 +650,7 @@ impl StagedTable {
                 dir,
                 path,
                 record,
+                sequences: generated.sequences,
             }),
             Err(e) => {
                 remove_uncommitted(&path, &dir);
@@ -426,8 +728,32 @@ impl StagedTable {
         } else {
             None
         };
-        // One catalog write puts the new record and its files in place of the old one.
+        // One catalog write puts the new record, its files and its sequences in place of
+        // the old one's.
         let change = db.inner.catalog.change()?;
+        let old_sequences = if exists {
+            owned_sequences(db, &self.schema, &self.table)?
+        } else {
+            Vec::new()
+        };
+        for key in &old_sequences {
+            change.remove_sequence(key)?;
+        }
+        for sequence in &self.sequences {
+            if db
+                .inner
+                .catalog
+                .sequences()?
+                .iter()
+                .any(|s| s.key() == sequence.key() && !old_sequences.contains(&s.key()))
+            {
+                return Err(Error::DuplicateRelation(format!(
+                    "relation \"{}\" already exists",
+                    log_text(&sequence.name)
+                )));
+            }
+            change.put_sequence(sequence)?;
+        }
         change.put_relation(&self.record)?;
         for file in self.managed.staged_files() {
             change.put_file(&self.dir, &file.name, &file.record)?;
@@ -440,6 +766,15 @@ impl StagedTable {
             change.remove_files_of(dir)?;
         }
         change.commit()?;
+        for key in old_sequences.iter().chain(
+            self.sequences
+                .iter()
+                .map(|s| s.key())
+                .collect::<Vec<_>>()
+                .iter(),
+        ) {
+            db.inner.sequences.forget(key);
+        }
         // Committed: from here on nothing is undone (a restart restores from the record).
         self.managed.created();
         if exists {
@@ -683,7 +1018,14 @@ fn drop_one(session: &Session, schema: &str, table: &str, want: Option<TableType
     {
         change.remove_files_of(dir)?;
     }
+    let sequences = owned_sequences(db, schema, table)?;
+    for sequence in &sequences {
+        change.remove_sequence(sequence)?;
+    }
     change.commit()?;
+    for sequence in &sequences {
+        db.inner.sequences.forget(sequence);
+    }
     if let Some(live) = provider.deregister_table(table)? {
         mark_dropped(live.as_ref());
     }
@@ -774,9 +1116,16 @@ pub(crate) async fn restore(db: &Database) -> Result<()> {
     let mut live = HashMap::new();
     for r in relations {
         let restored = match &r.kind {
-            RelationKind::Managed { dir, arrow_schema } => {
+            RelationKind::Managed {
+                dir,
+                arrow_schema,
+                columns,
+                keys,
+            } => {
                 let registered = decode_schema(arrow_schema).and_then(|schema| {
-                    let table = ManagedTable::open(&db.inner.tables, dir, schema)?;
+                    let mut defaults = restored_defaults(&session, &r, columns);
+                    defaults.keys = restored_keys(keys, &schema)?;
+                    let table = ManagedTable::open(&db.inner.tables, dir, schema, defaults)?;
                     let provider = catalog
                         .schema(&r.schema)
                         .ok_or_else(|| Error::UndefinedSchema(r.schema.clone()))?;
@@ -818,6 +1167,176 @@ pub(crate) async fn restore(db: &Database) -> Result<()> {
     }
     remove_unnamed_files(db, &live);
     Ok(())
+}
+
+/// Refuses, at CREATE, a DEFAULT its column cannot take: one of a type that does not
+/// cast to the column's, or a constant one whose value does not (`date DEFAULT 'x'`:
+/// computed once here, as PostgreSQL does). A volatile one (`nextval`, any Wasm
+/// function) is left to run at each INSERT.
+async fn check_defaults(
+    session: &Session,
+    cmt: &CreateMemoryTable,
+    schema: &SchemaRef,
+) -> DfResult<()> {
+    let empty = datafusion::common::DFSchema::empty();
+    for (name, expr) in &cmt.column_defaults {
+        let Ok(field) = schema.field_with_name(name) else {
+            continue;
+        };
+        let typed = expr.clone().cast_to(field.data_type(), &empty)?;
+        if typed.is_volatile() {
+            continue;
+        }
+        let plan = LogicalPlanBuilder::empty(true)
+            .project(vec![typed.alias("default")])?
+            .build()?;
+        if let Output::Rows(rows) = session.execute_plan(plan).await? {
+            crate::sql::output::collect(rows).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The PRIMARY KEY and UNIQUE constraints DataFusion planned for `table`, named as
+/// PostgreSQL names them (`t_pkey`, `t_a_b_key`).
+fn table_keys(
+    table: &str,
+    schema: &SchemaRef,
+    constraints: &datafusion::common::Constraints,
+) -> Vec<UniqueKey> {
+    use datafusion::common::Constraint;
+    let mut keys: Vec<UniqueKey> = Vec::new();
+    for constraint in constraints.iter() {
+        let (columns, primary) = match constraint {
+            Constraint::PrimaryKey(c) => (c.clone(), true),
+            Constraint::Unique(c) => (c.clone(), false),
+        };
+        if keys.iter().any(|k| k.columns == columns) {
+            // UNIQUE on the primary key's columns: the same constraint twice.
+            continue;
+        }
+        let name = if primary {
+            format!("{table}_pkey")
+        } else {
+            let names: Vec<&str> = columns
+                .iter()
+                .map(|&i| schema.field(i).name().as_str())
+                .collect();
+            format!("{table}_{}_key", names.join("_"))
+        };
+        keys.push(UniqueKey {
+            name: truncate_identifier(&name, 63),
+            columns,
+            primary,
+        });
+    }
+    keys
+}
+
+/// `schema` with the primary key's columns NOT NULL, as PostgreSQL makes them.
+fn primary_key_not_null(schema: SchemaRef, keys: &[UniqueKey]) -> SchemaRef {
+    let primary: HashSet<usize> = keys
+        .iter()
+        .filter(|k| k.primary)
+        .flat_map(|k| k.columns.iter().copied())
+        .collect();
+    if primary.is_empty() {
+        return schema;
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let f = f.as_ref().clone();
+            if primary.contains(&i) {
+                f.with_nullable(false)
+            } else {
+                f
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// The catalog's records of `keys`, naming columns (not positions).
+fn key_records(keys: &[UniqueKey], schema: &SchemaRef) -> Vec<KeyRecord> {
+    keys.iter()
+        .map(|k| KeyRecord {
+            name: k.name.clone(),
+            columns: k
+                .columns
+                .iter()
+                .map(|&i| schema.field(i).name().clone())
+                .collect(),
+            primary: k.primary,
+        })
+        .collect()
+}
+
+/// The keys of a restored table.
+fn restored_keys(records: &[KeyRecord], schema: &SchemaRef) -> Result<Vec<UniqueKey>> {
+    records
+        .iter()
+        .map(|r| {
+            let columns = r
+                .columns
+                .iter()
+                .map(|c| {
+                    schema.index_of(c).map_err(|_| {
+                        Error::Catalog(format!("key {} names a column {c} the table lacks", r.name))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(UniqueKey {
+                name: r.name.clone(),
+                columns,
+                primary: r.primary,
+            })
+        })
+        .collect()
+}
+
+/// The `GENERATED ALWAYS` identity columns among `columns`.
+fn generated_always(columns: &[ColumnRecord]) -> HashSet<String> {
+    columns
+        .iter()
+        .filter(|c| c.identity.as_deref() == Some("always"))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// The DEFAULT expressions of a restored table's columns, planned again from their
+/// text; one that no longer plans (a function it calls was dropped) is logged and
+/// left out, so the table stays readable.
+fn restored_defaults(
+    session: &Session,
+    relation: &RelationRecord,
+    columns: &[ColumnRecord],
+) -> TableRules {
+    let state = session.ctx.state();
+    let empty = datafusion::common::DFSchema::empty();
+    let mut defaults = TableRules {
+        always: generated_always(columns),
+        ..TableRules::default()
+    };
+    for column in columns {
+        let Some(text) = &column.default else {
+            continue;
+        };
+        match state.create_logical_expr(text, &empty) {
+            Ok(expr) => {
+                defaults.exprs.insert(column.name.clone(), expr);
+            }
+            Err(e) => tracing::error!(
+                relation = %relation.key(),
+                column = %log_text(&column.name),
+                error = %log_text(&e.to_string()),
+                "cannot restore the column's DEFAULT"
+            ),
+        }
+    }
+    defaults
 }
 
 /// Removes the directories no table has and, in each table's, the files its last
@@ -863,6 +1382,24 @@ fn mark_dropped(provider: &dyn TableProvider) {
     if let Some(table) = provider.downcast_ref::<ManagedTable>() {
         table.dropped();
     }
+}
+
+/// The keys of the sequences the columns of `schema.table` own.
+fn owned_sequences(db: &Database, schema: &str, table: &str) -> Result<Vec<String>> {
+    let prefix = format!("{schema}.{table}.");
+    Ok(db
+        .inner
+        .catalog
+        .sequences()?
+        .into_iter()
+        .filter(|s| {
+            s.owned_by
+                .as_deref()
+                .and_then(|o| o.strip_prefix(&prefix))
+                .is_some_and(|column| !column.contains('.'))
+        })
+        .map(|s| s.key())
+        .collect())
 }
 
 fn is_managed(db: &Database, schema: &str, table: &str) -> Result<bool> {
@@ -933,4 +1470,237 @@ fn safe(name: &str) -> String {
         })
         .take(64)
         .collect()
+}
+
+/// An INSERT or UPDATE of a managed table as its columns' rules want it: each
+/// `DEFAULT` in a `VALUES` row or a `SET` becomes the column's default expression (or
+/// NULL), and a value given for a `GENERATED ALWAYS` identity column is 428C9.
+pub(crate) async fn prepare_write(session: &Session, statement: &mut DfStatement) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{AssignmentTarget, SetExpr, TableFactor, TableObject};
+    let DfStatement::Statement(s) = statement else {
+        return Ok(());
+    };
+    let name = match s.as_ref() {
+        Statement::Insert(insert) => match &insert.table {
+            TableObject::TableName(name) => name.clone(),
+            _ => return Ok(()),
+        },
+        Statement::Update(update) => match &update.table.relation {
+            TableFactor::Table { name, .. } => name.clone(),
+            _ => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    let Some(managed) = managed_table(session, &name).await else {
+        return Ok(());
+    };
+    let always = managed.generated_always();
+    let default_of = |column: &str| -> Result<SqlExpr> {
+        match managed.get_column_default(column) {
+            Some(expr) => datafusion::sql::unparser::expr_to_sql(expr)
+                .map_err(|e| Error::Runtime(format!("DEFAULT of column {column}: {e}"))),
+            None => Ok(SqlExpr::value(datafusion::sql::sqlparser::ast::Value::Null)),
+        }
+    };
+    // The column given a value it may not take, if any.
+    let mut refused: Option<String> = None;
+    match s.as_mut() {
+        Statement::Insert(insert) => {
+            let columns: Vec<String> = if insert.columns.is_empty() {
+                managed
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect()
+            } else {
+                insert
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        c.0.last()
+                            .and_then(|p| p.as_ident())
+                            .map(normalize)
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            };
+            let values = insert.source.as_mut().and_then(|q| match q.body.as_mut() {
+                SetExpr::Values(v) => Some(v),
+                _ => None,
+            });
+            match values {
+                Some(values) => {
+                    for row in &mut values.rows {
+                        for (item, column) in row.content.iter_mut().zip(&columns) {
+                            if is_default_keyword(item) {
+                                *item = default_of(column)?;
+                            } else if always.contains(column) {
+                                refused.get_or_insert(column.clone());
+                            }
+                        }
+                    }
+                }
+                None => refused = columns.into_iter().find(|c| always.contains(c)),
+            }
+        }
+        Statement::Update(update) => {
+            for assignment in &mut update.assignments {
+                let AssignmentTarget::ColumnName(c) = &assignment.target else {
+                    continue;
+                };
+                let Some(column) = c.0.last().and_then(|p| p.as_ident()).map(normalize) else {
+                    continue;
+                };
+                if is_default_keyword(&assignment.value) {
+                    assignment.value = default_of(&column)?;
+                } else if always.contains(&column) {
+                    return Err(Error::GeneratedAlways(format!(
+                        "column \"{}\" can only be updated to DEFAULT",
+                        log_text(&column)
+                    )));
+                }
+            }
+        }
+        _ => {}
+    }
+    match refused {
+        Some(column) => Err(Error::GeneratedAlways(format!(
+            "cannot insert a non-DEFAULT value into column \"{}\" (an identity column defined as GENERATED ALWAYS)",
+            log_text(&column)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The `DEFAULT` keyword where a value goes (`VALUES (DEFAULT, 1)`, `SET x = DEFAULT`).
+fn is_default_keyword(expr: &SqlExpr) -> bool {
+    matches!(expr, SqlExpr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+}
+
+/// The managed table `name` refers to, if it is one.
+async fn managed_table(session: &Session, name: &ObjectName) -> Option<ManagedTable> {
+    let (schema, table) = object_name(name).ok()?;
+    let provider = schema_provider(session, &schema).ok()?;
+    let provider = provider.table(&table).await.ok()??;
+    provider.downcast_ref::<ManagedTable>().cloned()
+}
+
+/// The plan of an `INSERT ... <query>` whose query holds a `VALUES` list below its top
+/// (`INSERT INTO t (a) SELECT p0 FROM (VALUES ($1, 0), ...) AS s(p0, n) ORDER BY n`,
+/// SQLAlchemy's many-row insert): DataFusion's planner types every VALUES list of an
+/// INSERT as the target's columns, so it would refuse that one. The query is planned
+/// on its own here and fitted to the table as the planner does it: the named columns
+/// cast to their types, the others their DEFAULT (or NULL). `None` for any other
+/// statement, planned as usual.
+pub(crate) async fn insert_with_nested_values(
+    state: &datafusion::execution::SessionState,
+    statement: &DfStatement,
+    plan_query: impl AsyncFnOnce(DfStatement) -> DfResult<LogicalPlan>,
+) -> DfResult<Option<LogicalPlan>> {
+    use datafusion::sql::sqlparser::ast::{SetExpr, TableObject};
+    let DfStatement::Statement(s) = statement else {
+        return Ok(None);
+    };
+    let Statement::Insert(insert) = s.as_ref() else {
+        return Ok(None);
+    };
+    let Some(source) = &insert.source else {
+        return Ok(None);
+    };
+    if matches!(source.body.as_ref(), SetExpr::Values(_)) || !has_values(source.body.as_ref()) {
+        return Ok(None);
+    }
+    let TableObject::TableName(name) = &insert.table else {
+        return Ok(None);
+    };
+    let (schema, table) = object_name(name)?;
+    let reference = TableReference::partial(schema.as_str(), table.as_str());
+    let provider = state
+        .schema_for_ref(reference.clone())?
+        .table(&table)
+        .await?
+        .ok_or_else(|| {
+            Error::UndefinedRelation(format!("relation \"{}\" does not exist", log_text(&table)))
+        })?;
+    let rows = plan_query(DfStatement::Statement(Box::new(Statement::Query(
+        source.clone(),
+    ))))
+    .await?;
+    let target = provider.schema();
+    let named: Vec<String> = if insert.columns.is_empty() {
+        target.fields().iter().map(|f| f.name().clone()).collect()
+    } else {
+        insert
+            .columns
+            .iter()
+            .map(|c| {
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(normalize)
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    if named.len() != rows.schema().fields().len() {
+        return Err(Error::Syntax(format!(
+            "INSERT has {} target columns but its query gives {}",
+            named.len(),
+            rows.schema().fields().len()
+        ))
+        .into());
+    }
+    let empty = datafusion::common::DFSchema::empty();
+    let mut columns = Vec::with_capacity(target.fields().len());
+    for field in target.fields() {
+        let expr = match named.iter().position(|n| n == field.name()) {
+            Some(i) => Expr::Column(datafusion::common::Column::from(
+                rows.schema().qualified_field(i),
+            ))
+            .cast_to(field.data_type(), rows.schema())?,
+            None => provider
+                .get_column_default(field.name())
+                .cloned()
+                .unwrap_or(Expr::Literal(ScalarValue::Null, None))
+                .cast_to(field.data_type(), &empty)?,
+        };
+        columns.push(expr.alias(field.name()));
+    }
+    if let Some(unknown) = named.iter().find(|n| target.field_with_name(n).is_err()) {
+        return Err(Error::UndefinedColumn(format!(
+            "column \"{}\" of relation \"{}\" does not exist",
+            log_text(unknown),
+            log_text(&table)
+        ))
+        .into());
+    }
+    let rows = LogicalPlanBuilder::from(rows).project(columns)?.build()?;
+    let plan = LogicalPlanBuilder::insert_into(
+        rows,
+        reference,
+        provider_as_source(provider),
+        InsertOp::Append,
+    )?
+    .build()?;
+    Ok(Some(plan))
+}
+
+/// Whether a query body holds a `VALUES` list anywhere (in a derived table, a set
+/// operation, a subquery of its FROM).
+fn has_values(body: &datafusion::sql::sqlparser::ast::SetExpr) -> bool {
+    use datafusion::sql::sqlparser::ast::{SetExpr, TableFactor, TableWithJoins};
+    fn in_from(from: &[TableWithJoins]) -> bool {
+        from.iter().any(|t| {
+            std::iter::once(&t.relation)
+                .chain(t.joins.iter().map(|j| &j.relation))
+                .any(|r| matches!(r, TableFactor::Derived { subquery, .. } if has_values(&subquery.body)))
+        })
+    }
+    match body {
+        SetExpr::Values(_) => true,
+        SetExpr::Select(select) => in_from(&select.from),
+        SetExpr::Query(query) => has_values(&query.body),
+        SetExpr::SetOperation { left, right, .. } => has_values(left) || has_values(right),
+        _ => false,
+    }
 }

@@ -27,6 +27,8 @@ const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 /// The data files of every managed table: `<table dir>/<file name>` → [`FileRecord`].
 /// A file is part of its table exactly when it has a record here.
 const TABLE_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("table_files");
+/// Sequences (of serial and identity columns): `schema.name` → [`SequenceRecord`].
+const SEQUENCES: TableDefinition<&str, &[u8]> = TableDefinition::new("sequences");
 
 /// Bumped when a record layout changes incompatibly; an unknown version refuses to open.
 /// Version 2 names each table's files in [`TABLE_FILES`]; version 1 read whatever
@@ -166,9 +168,65 @@ pub(crate) fn relation_key(schema: &str, name: &str) -> String {
 pub(crate) enum RelationKind {
     /// Data owned by the server: Parquet files in `dir` (relative to the data
     /// directory), with this Arrow schema (IPC-encoded, hex).
-    Managed { dir: String, arrow_schema: String },
+    Managed {
+        dir: String,
+        arrow_schema: String,
+        /// What the Arrow schema does not say of the columns: DEFAULT expressions and
+        /// identity. Absent in catalogs written before tables had them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        columns: Vec<ColumnRecord>,
+        /// Its PRIMARY KEY and UNIQUE constraints.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        keys: Vec<KeyRecord>,
+    },
     /// Replayed from its statement text (CREATE EXTERNAL TABLE, CREATE VIEW).
     Statement { sql: String },
+}
+
+/// A column's DEFAULT and identity, as CREATE TABLE declared them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub(crate) struct ColumnRecord {
+    pub name: String,
+    /// The DEFAULT expression's SQL text (`nextval('public.t_id_seq')` for serial and
+    /// identity columns).
+    #[serde(default)]
+    pub default: Option<String>,
+    /// `always` or `by default` for a `GENERATED ... AS IDENTITY` column.
+    #[serde(default)]
+    pub identity: Option<String>,
+}
+
+/// A PRIMARY KEY or UNIQUE constraint of a table.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub(crate) struct KeyRecord {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub primary: bool,
+}
+
+/// A sequence: its options, and the value up to which it may have handed out values.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub(crate) struct SequenceRecord {
+    pub schema: String,
+    pub name: String,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    /// Every value up to this one (in the increment's direction) may have been given
+    /// out: after a crash, the sequence goes on past it (PostgreSQL's gaps too).
+    /// `None` before the first `nextval`.
+    pub reserved: Option<i64>,
+    /// `schema.table.column` of the serial or identity column that owns it (dropped
+    /// with its table).
+    #[serde(default)]
+    pub owned_by: Option<String>,
+}
+
+impl SequenceRecord {
+    pub fn key(&self) -> String {
+        relation_key(&self.schema, &self.name)
+    }
 }
 
 /// One data file of a managed table, as committed.
@@ -234,7 +292,14 @@ impl Catalog {
                     )))
                 }
             }
-            for def in [FUNCTIONS, MODULES, RELATIONS, SCHEMAS, TABLE_FILES] {
+            for def in [
+                FUNCTIONS,
+                MODULES,
+                RELATIONS,
+                SCHEMAS,
+                TABLE_FILES,
+                SEQUENCES,
+            ] {
                 txn.open_table(def).map_err(from("create tables"))?;
             }
         }
@@ -313,6 +378,10 @@ impl Catalog {
 
     pub fn schemas(&self) -> Result<Vec<SchemaRecord>> {
         self.read_all(SCHEMAS)
+    }
+
+    pub fn sequences(&self) -> Result<Vec<SequenceRecord>> {
+        self.read_all(SEQUENCES)
     }
 
     /// The bytes of a stored module.
@@ -425,6 +494,14 @@ impl Change {
 
     pub fn remove_schema(&self, name: &str) -> Result<bool> {
         self.remove(SCHEMAS, name)
+    }
+
+    pub fn put_sequence(&self, s: &SequenceRecord) -> Result<()> {
+        self.put(SEQUENCES, &s.key(), s)
+    }
+
+    pub fn remove_sequence(&self, key: &str) -> Result<bool> {
+        self.remove(SEQUENCES, key)
     }
 
     /// Records `file` as part of the table in `dir`.

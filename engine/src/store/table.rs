@@ -11,7 +11,7 @@
 //! does not name is deleted at startup, so a crash at any point leaves the tables as the
 //! last commit made them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -50,7 +50,9 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{CancelReason, Error, Result};
 use crate::store::catalog::{Catalog, FileRecord};
+use crate::store::keys::{self, KeyDelta, KeyIndex, UniqueKey};
 use crate::store::transaction::{Transaction, TransactionOfSession};
+use crate::store::written::WrittenRows;
 use crate::udf::scope::QueryScope;
 
 /// Where the managed tables live, and the lock their commits take.
@@ -109,6 +111,8 @@ impl TableStore {
             if let Some(gone) = change.replaced_meanwhile(&committed) {
                 return Err(concurrent_update(&gone.name));
             }
+            // Against what other transactions committed meanwhile too.
+            change.table.check_keys(&committed, None, &change.keys)?;
         }
         let write = self.catalog()?.change()?;
         for change in &changes {
@@ -131,6 +135,9 @@ impl TableStore {
                 file.delete_on_drop.store(true, Ordering::Release);
             }
             *committed = Arc::new(change.apply(&committed));
+            for (index, delta) in change.table.keys.iter().zip(&change.keys) {
+                index.apply(delta);
+            }
         }
         Ok(())
     }
@@ -188,6 +195,9 @@ pub(crate) struct TableChange {
     pub(crate) added: Vec<Arc<DataFile>>,
     /// Committed files it replaces or removes.
     pub(crate) removed: Vec<Arc<DataFile>>,
+    /// What it does to each key's values (one per key of the table; empty for a
+    /// change that does not change rows, like a compaction's).
+    pub(crate) keys: Vec<KeyDelta>,
 }
 
 impl TableChange {
@@ -203,6 +213,13 @@ impl TableChange {
             }
         }
         self.added.extend(more.added);
+        if self.keys.is_empty() {
+            self.keys = more.keys;
+        } else {
+            for (mine, theirs) in self.keys.iter_mut().zip(&more.keys) {
+                mine.absorb(theirs);
+            }
+        }
     }
 
     /// A file this change removes that is no longer among `committed`: another
@@ -238,6 +255,10 @@ pub(crate) struct TableData {
     pub(crate) dir: String,
     path: PathBuf,
     schema: SchemaRef,
+    /// What INSERT fills in for the columns it is not given.
+    defaults: TableRules,
+    /// Its keys' committed values, one index per key of `defaults.keys`.
+    keys: Vec<Arc<KeyIndex>>,
     parquet: TableParquetOptions,
     committed: RwLock<FileSet>,
     /// Between CREATE TABLE [AS] and its commit: what the fill wrote, committed with the
@@ -292,6 +313,25 @@ impl TableData {
         }
     }
 
+    /// 23505 if `deltas` (with `before`, the transaction's earlier changes) would give
+    /// a key value to two rows, counting those of the `committed` files.
+    fn check_keys(
+        &self,
+        committed: &[Arc<DataFile>],
+        before: Option<&[KeyDelta]>,
+        deltas: &[KeyDelta],
+    ) -> Result<()> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let paths: Vec<PathBuf> = committed.iter().map(|f| f.path.clone()).collect();
+        for (i, (index, delta)) in self.keys.iter().zip(deltas).enumerate() {
+            let earlier = before.and_then(|b| b.get(i));
+            index.check(&paths, earlier, delta, &self.schema)?;
+        }
+        Ok(())
+    }
+
     /// Writes the rows of `small` into one new file and commits it in their place.
     async fn merge(self: &Arc<Self>, small: Vec<Arc<DataFile>>) -> Result<()> {
         let table = ManagedTable(self.clone());
@@ -312,15 +352,28 @@ impl TableData {
             }
         }
         let merged = table
-            .write_file(futures::stream::iter(batches))
+            .write_file(futures::stream::iter(batches), |_| Ok(()))
             .await
             .map_err(|e| Error::Io(format!("compaction of {}: {e}", self.dir)))?;
         self.store.commit(&[TableChange {
             table: self.clone(),
             added: merged.into_iter().collect(),
             removed: small,
+            keys: Vec::new(),
         }])
     }
+}
+
+/// What a table's writes follow beyond its column types: the values its columns take
+/// when an INSERT does not give them, and its keys.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct TableRules {
+    /// Each DEFAULT expression (`nextval(...)` for serial and identity columns).
+    pub(crate) exprs: HashMap<String, Expr>,
+    /// The `GENERATED ALWAYS` identity columns, which take no other value.
+    pub(crate) always: HashSet<String>,
+    /// Its PRIMARY KEY and UNIQUE constraints.
+    pub(crate) keys: Vec<UniqueKey>,
 }
 
 /// A managed table, as DataFusion reads and writes it.
@@ -328,10 +381,15 @@ impl TableData {
 pub(crate) struct ManagedTable(Arc<TableData>);
 
 impl ManagedTable {
-    /// The committed table in `dir` (relative to the data directory) with `schema`,
-    /// its files as the catalog names them.
-    pub(crate) fn open(store: &Arc<TableStore>, dir: &str, schema: SchemaRef) -> Result<Self> {
-        let table = Self::new(store, dir, schema, false)?;
+    /// The committed table in `dir` (relative to the data directory) with `schema`
+    /// and column `defaults`, its files as the catalog names them.
+    pub(crate) fn open(
+        store: &Arc<TableStore>,
+        dir: &str,
+        schema: SchemaRef,
+        defaults: TableRules,
+    ) -> Result<Self> {
+        let table = Self::new(store, dir, schema, defaults, false)?;
         let files = store
             .catalog()?
             .table_files(dir)?
@@ -343,11 +401,22 @@ impl ManagedTable {
     }
 
     /// A new table being created: empty, writes kept for [`Self::staged_files`].
-    pub(crate) fn staged(store: &Arc<TableStore>, dir: &str, schema: SchemaRef) -> Result<Self> {
-        Self::new(store, dir, schema, true)
+    pub(crate) fn staged(
+        store: &Arc<TableStore>,
+        dir: &str,
+        schema: SchemaRef,
+        defaults: TableRules,
+    ) -> Result<Self> {
+        Self::new(store, dir, schema, defaults, true)
     }
 
-    fn new(store: &Arc<TableStore>, dir: &str, schema: SchemaRef, staged: bool) -> Result<Self> {
+    fn new(
+        store: &Arc<TableStore>,
+        dir: &str,
+        schema: SchemaRef,
+        defaults: TableRules,
+        staged: bool,
+    ) -> Result<Self> {
         let path = store.data_dir.join(dir);
         std::fs::create_dir_all(&path)
             .map_err(|e| Error::Io(format!("table directory {dir}: {e}")))?;
@@ -372,7 +441,9 @@ impl ManagedTable {
             id: NEXT_TABLE.fetch_add(1, Ordering::Relaxed),
             dir: dir.to_string(),
             path,
+            keys: keys::indexes(&defaults.keys, &schema)?,
             schema,
+            defaults,
             parquet,
             committed: RwLock::new(Arc::new(Vec::new())),
             staged: Mutex::new(staged.then(Vec::new)),
@@ -422,6 +493,11 @@ impl ManagedTable {
     /// with its directory.
     pub(crate) fn dropped(&self) {
         self.0.dropped.store(true, Ordering::Release);
+    }
+
+    /// The `GENERATED ALWAYS AS IDENTITY` columns: a statement may not set them.
+    pub(crate) fn generated_always(&self) -> &HashSet<String> {
+        &self.0.defaults.always
     }
 
     /// The names of the files the last commit left (startup removes the others).
@@ -477,6 +553,16 @@ fn transaction_of(state: &dyn Session) -> Option<Arc<Transaction>> {
         .map(|t| t.0.clone())
 }
 
+/// Where the statement `state` plans for keeps the rows it writes, if it has a
+/// RETURNING clause.
+fn written_of(state: &dyn Session) -> Option<WrittenRows> {
+    state
+        .config_options()
+        .extensions
+        .get::<WrittenRows>()
+        .cloned()
+}
+
 /// The scope of the query `context` runs for.
 fn scope_of(context: &TaskContext) -> Option<QueryScope> {
     context
@@ -511,6 +597,10 @@ impl TableProvider for ManagedTable {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.0.defaults.exprs.get(column)
     }
 
     fn supports_filters_pushdown(
@@ -554,6 +644,16 @@ impl TableProvider for ManagedTable {
         let sink = TableSink {
             table: self.clone(),
             transaction: transaction_of(state),
+            written: written_of(state),
+            accepts: Arc::new(Schema::new_with_metadata(
+                self.0
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true))
+                    .collect::<Vec<_>>(),
+                self.0.schema.metadata().clone(),
+            )),
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
@@ -632,12 +732,25 @@ impl ManagedTable {
         change: TableChange,
     ) -> Result<()> {
         if let Some(staged) = &mut *self.0.staged.lock() {
-            // A CREATE TABLE AS's fill: committed with the table.
+            // A CREATE TABLE AS's fill: committed with the table, its keys checked
+            // against none (the table is new).
+            self.0.check_keys(&[], None, &change.keys)?;
+            for (index, delta) in self.0.keys.iter().zip(&change.keys) {
+                index.apply(delta);
+            }
             staged.extend(change.added);
             return Ok(());
         }
         match transaction {
             Some(t) if t.in_block() => {
+                // Checked now, so the statement that breaks a key is the one that fails
+                // (the commit checks again against what others committed meanwhile).
+                if !change.keys.is_empty() {
+                    let committed = self.0.committed.read().clone();
+                    t.with_keys_of(self.0.id, |before| {
+                        self.0.check_keys(&committed, before, &change.keys)
+                    })?;
+                }
                 t.add(change);
                 Ok(())
             }
@@ -650,10 +763,12 @@ impl ManagedTable {
         }
     }
 
-    /// Writes `batches` into a new file of the table; `None` if they held no row.
+    /// Writes `batches` into a new file of the table; `None` if they held no row. Each
+    /// batch, as stored, is shown to `observe` too.
     async fn write_file(
         &self,
         mut batches: impl futures::Stream<Item = DfResult<RecordBatch>> + Unpin,
+        mut observe: impl FnMut(&RecordBatch) -> DfResult<()>,
     ) -> DfResult<Option<Arc<DataFile>>> {
         let name = format!("{}.parquet", random_id());
         let path = self.0.path.join(&name);
@@ -676,6 +791,7 @@ impl ManagedTable {
             let batch = self.conform(batch?)?;
             rows += batch.num_rows() as u64;
             writer.write(&batch).await?;
+            observe(&batch)?;
         }
         if rows == 0 {
             return Ok(None);
@@ -730,6 +846,12 @@ fn not_null_violation(name: &str) -> Error {
 struct TableSink {
     table: ManagedTable,
     transaction: Option<Arc<Transaction>>,
+    /// Where a RETURNING clause takes the inserted rows from.
+    written: Option<WrittenRows>,
+    /// The table's schema with every column nullable: DataFusion checks NOT NULL
+    /// against the sink's schema with an error of its own, where the table reports
+    /// PostgreSQL's 23502 naming the column ([`ManagedTable::conform`]).
+    accepts: SchemaRef,
 }
 
 impl DisplayAs for TableSink {
@@ -741,7 +863,7 @@ impl DisplayAs for TableSink {
 #[async_trait::async_trait]
 impl DataSink for TableSink {
     fn schema(&self) -> &SchemaRef {
-        &self.table.0.schema
+        &self.accepts
     }
 
     async fn write_all(
@@ -749,14 +871,26 @@ impl DataSink for TableSink {
         data: SendableRecordBatchStream,
         context: &Arc<TaskContext>,
     ) -> DfResult<u64> {
-        let Some(file) = self.table.write_file(data).await? else {
+        let table = &self.table.0;
+        let mut keys = vec![KeyDelta::default(); table.keys.len()];
+        let observe = |batch: &RecordBatch| {
+            if let Some(written) = &self.written {
+                written.add(batch.clone());
+            }
+            for (index, delta) in table.keys.iter().zip(keys.iter_mut()) {
+                index.count(batch, 1, delta)?;
+            }
+            Ok(())
+        };
+        let Some(file) = self.table.write_file(data, observe).await? else {
             return Ok(0);
         };
         let rows = file.record.rows;
         let change = TableChange {
-            table: self.table.0.clone(),
+            table: table.clone(),
             added: vec![file],
             removed: Vec::new(),
+            keys,
         };
         self.table
             .finish(
@@ -794,6 +928,9 @@ type FileToRewrite = (Arc<DataFile>, Option<Arc<dyn ExecutionPlan>>);
 struct RewriteExec {
     table: ManagedTable,
     transaction: Option<Arc<Transaction>>,
+    /// Where a RETURNING clause takes the deleted rows or the updated rows' new
+    /// versions from.
+    written: Option<WrittenRows>,
     rewrite: Arc<Rewrite>,
     /// Each file the statement sees.
     files: Vec<FileToRewrite>,
@@ -841,6 +978,7 @@ impl RewriteExec {
         Ok(Arc::new(RewriteExec {
             table: table.clone(),
             transaction: transaction_of(state),
+            written: written_of(state),
             rewrite: Arc::new(rewrite),
             files,
             properties: Arc::new(properties),
@@ -851,20 +989,27 @@ impl RewriteExec {
     async fn run(
         table: ManagedTable,
         transaction: Option<Arc<Transaction>>,
+        written: Option<WrittenRows>,
         rewrite: Arc<Rewrite>,
         files: Vec<FileToRewrite>,
         context: Arc<TaskContext>,
     ) -> DfResult<u64> {
+        let keys = &table.0.keys;
         let mut change = TableChange {
             table: table.0.clone(),
             added: Vec::new(),
             removed: Vec::new(),
+            keys: vec![KeyDelta::default(); keys.len()],
         };
+        let detail = written.is_some() || !keys.is_empty();
         let mut changed = 0u64;
         for (file, read) in files {
             let Some(read) = read else {
-                // TRUNCATE: the file goes whole.
+                // TRUNCATE: the file goes whole, its keys with it.
                 changed += file.record.rows;
+                for (index, delta) in keys.iter().zip(change.keys.iter_mut()) {
+                    index.read_keys(&file.path, -1, delta)?;
+                }
                 change.removed.push(file);
                 continue;
             };
@@ -873,9 +1018,23 @@ impl RewriteExec {
             for partition in 0..read.properties().partitioning.partition_count() {
                 let mut stream = read.execute(partition, context.clone())?;
                 while let Some(batch) = stream.next().await {
-                    let (batch, n) = rewrite.apply(batch?)?;
-                    file_changed += n;
-                    batches.push(batch);
+                    let applied = rewrite.apply(batch?, detail)?;
+                    file_changed += applied.changed;
+                    batches.push(applied.kept);
+                    for (index, delta) in keys.iter().zip(change.keys.iter_mut()) {
+                        if let Some(before) = &applied.before {
+                            index.count(before, -1, delta)?;
+                        }
+                        if let Some(after) = &applied.after {
+                            index.count(after, 1, delta)?;
+                        }
+                    }
+                    if let Some(written) = &written {
+                        // RETURNING: the rows as the statement leaves them, or deleted.
+                        if let Some(rows) = applied.after.or(applied.before) {
+                            written.add(rows);
+                        }
+                    }
                 }
             }
             if file_changed == 0 {
@@ -883,7 +1042,7 @@ impl RewriteExec {
             }
             changed += file_changed;
             let kept = futures::stream::iter(batches.into_iter().map(Ok));
-            if let Some(new) = table.write_file(kept).await? {
+            if let Some(new) = table.write_file(kept, |_| Ok(())).await? {
                 change.added.push(new);
             }
             change.removed.push(file);
@@ -895,9 +1054,33 @@ impl RewriteExec {
     }
 }
 
+/// One batch as a rewrite leaves it.
+struct Applied {
+    /// The batch's rows as they stay in the table.
+    kept: RecordBatch,
+    /// How many it changed.
+    changed: u64,
+    /// The rows changed, as they were (deleted or updated), when asked for.
+    before: Option<RecordBatch>,
+    /// The rows updated, as they become, when asked for.
+    after: Option<RecordBatch>,
+}
+
+impl Applied {
+    fn unchanged(batch: RecordBatch) -> Applied {
+        Applied {
+            kept: batch,
+            changed: 0,
+            before: None,
+            after: None,
+        }
+    }
+}
+
 impl Rewrite {
-    /// `batch` as the statement leaves it, and how many of its rows it changed.
-    fn apply(&self, batch: RecordBatch) -> DfResult<(RecordBatch, u64)> {
+    /// `batch` as the statement leaves it, with how many of its rows it changed and,
+    /// when `detail` asks, those rows before and after.
+    fn apply(&self, batch: RecordBatch, detail: bool) -> DfResult<Applied> {
         let rows = batch.num_rows();
         let mask = |filter: &Option<Arc<dyn PhysicalExpr>>| -> DfResult<BooleanArray> {
             Ok(match filter {
@@ -924,13 +1107,22 @@ impl Rewrite {
                 let hit = mask(filter)?;
                 let n = hit.true_count() as u64;
                 let keep = datafusion::arrow::compute::not(&hit)?;
-                Ok((filter_record_batch(&batch, &keep)?, n))
+                let before = match detail && n > 0 {
+                    true => Some(filter_record_batch(&batch, &hit)?),
+                    false => None,
+                };
+                Ok(Applied {
+                    kept: filter_record_batch(&batch, &keep)?,
+                    changed: n,
+                    before,
+                    after: None,
+                })
             }
             Rewrite::Update { filter, set } => {
                 let hit = mask(filter)?;
                 let n = hit.true_count() as u64;
                 if n == 0 {
-                    return Ok((batch, 0));
+                    return Ok(Applied::unchanged(batch));
                 }
                 let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
                 for (index, expr) in set {
@@ -949,9 +1141,22 @@ impl Rewrite {
                     }
                     columns[*index] = column;
                 }
-                Ok((RecordBatch::try_new(batch.schema(), columns)?, n))
+                let updated = RecordBatch::try_new(batch.schema(), columns)?;
+                let (before, after) = match detail {
+                    true => (
+                        Some(filter_record_batch(&batch, &hit)?),
+                        Some(filter_record_batch(&updated, &hit)?),
+                    ),
+                    false => (None, None),
+                };
+                Ok(Applied {
+                    kept: updated,
+                    changed: n,
+                    before,
+                    after,
+                })
             }
-            Rewrite::Truncate => Ok((batch, 0)),
+            Rewrite::Truncate => Ok(Applied::unchanged(batch)),
         }
     }
 
@@ -1029,6 +1234,7 @@ impl ExecutionPlan for RewriteExec {
         let run = Self::run(
             self.table.clone(),
             self.transaction.clone(),
+            self.written.clone(),
             self.rewrite.clone(),
             self.files.clone(),
             context,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
+use crate::store::keys::KeyDelta;
 use crate::store::table::{TableChange, TableStore};
 
 /// One session's transaction state as the tables see it.
@@ -55,6 +56,13 @@ impl Transaction {
                 state.changes.insert(change.table.id, change);
             }
         }
+    }
+
+    /// `f` of this transaction's key changes of table `id` (`None` without a change
+    /// of it), read in place: they grow with the transaction.
+    pub(crate) fn with_keys_of<R>(&self, id: u64, f: impl FnOnce(Option<&[KeyDelta]>) -> R) -> R {
+        let state = self.inner.lock();
+        f(state.changes.get(&id).map(|c| c.keys.as_slice()))
     }
 
     /// This transaction's change of table `id`, if it has one.

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::common::{exec, ok, open_db, scalar};
+use crate::common::{exec, fails_with, ok, open_db, scalar};
 
 /// A database in `dir` with table `t` holding (1, 0) and (2, 0), and two sessions.
 async fn two_sessions_on_t(
@@ -295,6 +295,7 @@ async fn transaction_loop_child() {
             ok(&s, "BEGIN").await;
             ok(&s, "INSERT INTO rows VALUES (-1, 0)").await;
             ok(&s, "UPDATE counter SET n = -1").await;
+            ok(&s, "INSERT INTO keyed (tx) VALUES (-1)").await;
             ok(&s, "ROLLBACK").await;
         }
         n += 1;
@@ -305,6 +306,7 @@ async fn transaction_loop_child() {
         )
         .await;
         ok(&s, &format!("UPDATE counter SET n = {n}")).await;
+        ok(&s, &format!("INSERT INTO keyed (tx) VALUES ({n})")).await;
         if n.is_multiple_of(3) {
             ok(&s, &format!("DELETE FROM rows WHERE tx = {n} AND k = 3")).await;
             ok(&s, &format!("INSERT INTO rows VALUES ({n}, 3)")).await;
@@ -328,6 +330,13 @@ async fn committed_transactions_survive_sigkill() {
         .await;
         ok(&s, "CREATE TABLE counter (n bigint)").await;
         ok(&s, "INSERT INTO counter VALUES (0)").await;
+        // A generated key per transaction: a crash may skip values, never repeat one,
+        // and the key's index is rebuilt from what the commits left.
+        ok(
+            &s,
+            "CREATE TABLE keyed (id bigserial PRIMARY KEY, tx bigint NOT NULL)",
+        )
+        .await;
     }
     let mut committed: u64 = 0;
     let mut rounds_with_commits = 0;
@@ -419,6 +428,40 @@ async fn committed_transactions_survive_sigkill() {
             n.to_string(),
             "round {round}: transactions in rows vs counter {n}"
         );
+        // One key per committed transaction, none handed out twice, in commit order.
+        assert_eq!(
+            scalar(
+                &s,
+                "SELECT count(*) || ' ' || count(DISTINCT id) FROM keyed WHERE tx > 0"
+            )
+            .await,
+            format!("{n} {n}"),
+            "round {round}: generated keys"
+        );
+        assert_eq!(
+            scalar(&s, "SELECT count(*) FROM keyed WHERE tx < 0").await,
+            "0",
+            "round {round}: a rolled-back key is visible"
+        );
+        assert_eq!(
+            scalar(
+                &s,
+                "SELECT count(*) FROM keyed a JOIN keyed b ON a.tx < b.tx AND a.id >= b.id"
+            )
+            .await,
+            "0",
+            "round {round}: a key was handed out again after the crash"
+        );
+        if n > 0 {
+            let taken = scalar(&s, "SELECT max(id) FROM keyed").await;
+            fails_with(
+                &s,
+                &format!("INSERT INTO keyed VALUES ({taken}, 0)"),
+                "23505",
+                "keyed_pkey",
+            )
+            .await;
+        }
         // On disk: only the files the commits name (startup removed the rest), so
         // the directory read whole holds exactly the table's rows.
         let rows = scalar(&s, "SELECT count(*) FROM rows").await;

@@ -186,6 +186,10 @@ pub(crate) async fn respond(
             tag = Some("FETCH");
             stream
         }
+        Ok(Output::Written { tag: written, rows }) => {
+            tag = Some(written.prefix());
+            rows
+        }
         Ok(Output::CopyIn(copy)) => {
             let columns = copy.columns();
             *lock(pending) = Some(PendingCopy::new(copy));

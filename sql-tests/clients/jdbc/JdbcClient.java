@@ -113,6 +113,28 @@ public class JdbcClient {
             }
             c.commit();
             c.setAutoCommit(true);
+            // Generated keys: pgjdbc adds RETURNING to the INSERT and reads the keys
+            // back; a duplicate key is 23505.
+            try (Statement s = c.createStatement()) {
+                s.execute("CREATE TABLE jdbc_keys (id BIGSERIAL PRIMARY KEY, name TEXT)");
+            }
+            try (PreparedStatement p = c.prepareStatement("INSERT INTO jdbc_keys (name) VALUES (?)", new String[] {"id"})) {
+                for (String name : new String[] {"a", "b", "c"}) {
+                    p.setString(1, name);
+                    check(p.executeUpdate() == 1, "insert with generated keys");
+                }
+                try (ResultSet keys = p.getGeneratedKeys()) {
+                    check(keys.next() && keys.getLong(1) == 3, "generated key");
+                }
+            }
+            try (PreparedStatement p = c.prepareStatement("INSERT INTO jdbc_keys (name) VALUES (?)", Statement.RETURN_GENERATED_KEYS)) {
+                p.setString(1, "d");
+                check(p.executeUpdate() == 1, "insert returning all");
+                try (ResultSet keys = p.getGeneratedKeys()) {
+                    check(keys.next() && keys.getLong("id") == 4 && keys.getString("name").equals("d"), "generated row");
+                }
+            }
+            check(sqlstate(c, "INSERT INTO jdbc_keys VALUES (1, 'dup')").equals("23505"), "duplicate key");
             // Cancel from another thread: 57014, the connection goes on.
             try (Statement s = c.createStatement()) {
                 Thread t = new Thread(() -> {
