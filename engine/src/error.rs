@@ -239,6 +239,9 @@ pub enum Error {
     /// of the sequence in the session (55000).
     #[error("{0}")]
     NotInPrerequisiteState(String),
+    /// An ON CONFLICT target that no key matches (42P10).
+    #[error("{0}")]
+    InvalidColumnReference(String),
     /// A key value a PRIMARY KEY or UNIQUE constraint already holds (23505).
     #[error("{0}")]
     UniqueViolation(String),
@@ -299,6 +302,7 @@ impl Error {
             Error::NotInPrerequisiteState(_) => "55000",
             Error::GeneratedAlways(_) => "428C9",
             Error::UniqueViolation(_) => "23505",
+            Error::InvalidColumnReference(_) => "42P10",
             Error::DatetimeOverflow(_) => "22008",
             Error::InvalidEscapeSequence(_) => "22025",
             Error::InvalidParameterValue(_) => "22023",

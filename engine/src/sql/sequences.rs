@@ -8,7 +8,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, AsArray, Int64Builder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::common::ScalarValue;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
@@ -45,34 +44,7 @@ impl std::fmt::Debug for SessionSequences {
     }
 }
 
-impl ExtensionOptions for SessionSequences {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-
-    fn cloned(&self) -> Box<dyn ExtensionOptions> {
-        Box::new(self.clone())
-    }
-
-    fn set(&mut self, key: &str, _value: &str) -> DfResult<()> {
-        Err(datafusion::error::DataFusionError::Configuration(format!(
-            "{}.{key} is internal and cannot be set",
-            Self::PREFIX
-        )))
-    }
-
-    fn entries(&self) -> Vec<ConfigEntry> {
-        Vec::new()
-    }
-}
-
-impl ConfigExtension for SessionSequences {
-    const PREFIX: &'static str = "wasmudf_sequences";
-}
+crate::store::internal_extension!(SessionSequences, "wasmudf_sequences");
 
 /// The catalog key (`schema.name`) of the sequence a function argument names:
 /// `'t_id_seq'`, `'public.t_id_seq'`, `'"Odd"'`, as `regclass` input reads it.

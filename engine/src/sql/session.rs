@@ -1220,9 +1220,19 @@ impl Session {
         mut params: Vec<ScalarValue>,
         types: &[SqlDataType],
     ) -> DfResult<Output> {
-        tables::prepare_write(self, &mut statement).await?;
+        let skip_conflicts = tables::prepare_write(self, &mut statement).await?;
         let returning = take_returning(&mut statement)?;
         let query = self.db.inner.engine.query(&self.ctx);
+        if let Some(skip) = skip_conflicts {
+            query
+                .session()
+                .state_ref()
+                .write()
+                .config_mut()
+                .options_mut()
+                .extensions
+                .insert(skip);
+        }
         let written = WrittenRows::default();
         if returning.is_some() {
             query

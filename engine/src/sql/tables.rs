@@ -41,7 +41,7 @@ use crate::store::catalog::{
     now, relation_key, ColumnRecord, KeyRecord, RelationKind, RelationRecord, SchemaRecord,
     SequenceRecord,
 };
-use crate::store::keys::UniqueKey;
+use crate::store::keys::{SkipConflicts, UniqueKey};
 use crate::store::table::{random_id, ManagedTable, TableRules};
 use crate::store::{CATALOG_NAME, DEFAULT_SCHEMA};
 
@@ -1474,25 +1474,43 @@ fn safe(name: &str) -> String {
 
 /// An INSERT or UPDATE of a managed table as its columns' rules want it: each
 /// `DEFAULT` in a `VALUES` row or a `SET` becomes the column's default expression (or
-/// NULL), and a value given for a `GENERATED ALWAYS` identity column is 428C9.
-pub(crate) async fn prepare_write(session: &Session, statement: &mut DfStatement) -> Result<()> {
+/// NULL), and a value given for a `GENERATED ALWAYS` identity column is 428C9. An
+/// INSERT's `ON CONFLICT DO NOTHING` is taken off (the planner refuses it) and
+/// returned, for the table's writer.
+pub(crate) async fn prepare_write(
+    session: &Session,
+    statement: &mut DfStatement,
+) -> Result<Option<SkipConflicts>> {
     use datafusion::sql::sqlparser::ast::{AssignmentTarget, SetExpr, TableFactor, TableObject};
     let DfStatement::Statement(s) = statement else {
-        return Ok(());
+        return Ok(None);
     };
     let name = match s.as_ref() {
         Statement::Insert(insert) => match &insert.table {
             TableObject::TableName(name) => name.clone(),
-            _ => return Ok(()),
+            _ => return Ok(None),
         },
         Statement::Update(update) => match &update.table.relation {
             TableFactor::Table { name, .. } => name.clone(),
-            _ => return Ok(()),
+            _ => return Ok(None),
         },
-        _ => return Ok(()),
+        _ => return Ok(None),
+    };
+    let on_conflict = match s.as_mut() {
+        Statement::Insert(insert) => insert.on.take(),
+        _ => None,
     };
     let Some(managed) = managed_table(session, &name).await else {
-        return Ok(());
+        return match on_conflict {
+            Some(_) => Err(Error::NotSupported(
+                "ON CONFLICT on a relation that is not a table".into(),
+            )),
+            None => Ok(None),
+        };
+    };
+    let skip = match on_conflict {
+        Some(on) => Some(skip_conflicts(&managed, on)?),
+        None => None,
     };
     let always = managed.generated_always();
     let default_of = |column: &str| -> Result<SqlExpr> {
@@ -1569,8 +1587,66 @@ pub(crate) async fn prepare_write(session: &Session, statement: &mut DfStatement
             "cannot insert a non-DEFAULT value into column \"{}\" (an identity column defined as GENERATED ALWAYS)",
             log_text(&column)
         ))),
-        None => Ok(()),
+        None => Ok(skip),
     }
+}
+
+/// What `ON CONFLICT [target] DO NOTHING` skips: conflicts on the key its target names
+/// (42P10 if none matches), or on any key. `DO UPDATE` is 0A000 for now.
+fn skip_conflicts(
+    table: &ManagedTable,
+    on: datafusion::sql::sqlparser::ast::OnInsert,
+) -> Result<SkipConflicts> {
+    use datafusion::sql::sqlparser::ast::{ConflictTarget, OnConflictAction, OnInsert};
+    let OnInsert::OnConflict(on) = on else {
+        return Err(Error::NotSupported(
+            "ON DUPLICATE KEY UPDATE (use ON CONFLICT)".into(),
+        ));
+    };
+    if matches!(on.action, OnConflictAction::DoUpdate(_)) {
+        return Err(Error::NotSupported(
+            "ON CONFLICT DO UPDATE is not supported yet".into(),
+        ));
+    }
+    let schema = table.schema();
+    let keys = table.keys();
+    let key = match &on.conflict_target {
+        None => None,
+        Some(ConflictTarget::Columns(columns)) => {
+            let mut wanted = Vec::new();
+            for c in columns {
+                let name = normalize(c);
+                let i = schema.index_of(&name).map_err(|_| {
+                    Error::UndefinedColumn(format!("column \"{}\" does not exist", log_text(&name)))
+                })?;
+                wanted.push(i);
+            }
+            wanted.sort_unstable();
+            let found = keys.iter().position(|k| {
+                let mut columns = k.columns.clone();
+                columns.sort_unstable();
+                columns == wanted
+            });
+            Some(found.ok_or_else(no_matching_key)?)
+        }
+        Some(ConflictTarget::OnConstraint(name)) => {
+            let wanted = name.to_string();
+            Some(keys.iter().position(|k| k.name == wanted).ok_or_else(|| {
+                Error::UndefinedObject(format!(
+                    "constraint \"{}\" for table does not exist",
+                    log_text(&wanted)
+                ))
+            })?)
+        }
+    };
+    Ok(SkipConflicts { key })
+}
+
+/// PostgreSQL's 42P10 for an ON CONFLICT target no key matches.
+fn no_matching_key() -> Error {
+    Error::InvalidColumnReference(
+        "there is no unique or exclusion constraint matching the ON CONFLICT specification".into(),
+    )
 }
 
 /// The `DEFAULT` keyword where a value goes (`VALUES (DEFAULT, 1)`, `SET x = DEFAULT`).

@@ -24,7 +24,17 @@ use parking_lot::Mutex;
 use crate::error::{log_text, Error, Result};
 
 /// One encoded key value (the key columns of one row, in Arrow's row format).
-type Key = Box<[u8]>;
+pub(crate) type Key = Box<[u8]>;
+
+/// `INSERT ... ON CONFLICT DO NOTHING`, in the statement's configuration: rows whose
+/// key some row already holds are skipped, for the key at this index of the table's
+/// keys (`ON CONFLICT (columns)`) or for any of them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SkipConflicts {
+    pub(crate) key: Option<usize>,
+}
+
+crate::store::internal_extension!(SkipConflicts, "wasmudf_skip_conflicts");
 
 /// A PRIMARY KEY or UNIQUE constraint of a table.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +66,10 @@ impl std::fmt::Debug for KeyIndex {
 pub(crate) struct KeyDelta(HashMap<Key, i64>);
 
 impl KeyDelta {
+    pub(crate) fn add(&mut self, key: Key, n: i64) {
+        *self.0.entry(key).or_default() += n;
+    }
+
     pub(crate) fn absorb(&mut self, more: &KeyDelta) {
         for (k, n) in &more.0 {
             *self.0.entry(k.clone()).or_default() += n;
@@ -104,6 +118,38 @@ impl KeyIndex {
             *delta.0.entry(row.data().into()).or_default() += sign;
         }
         Ok(())
+    }
+
+    /// The key of each row of `batch` (the table's columns); `None` where it holds a
+    /// NULL.
+    pub(crate) fn keys_of(&self, batch: &RecordBatch) -> DfResult<Vec<Option<Key>>> {
+        let columns: Vec<ArrayRef> = self
+            .key
+            .columns
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        let rows = self.converter.convert_columns(&columns)?;
+        Ok(rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| (!columns.iter().any(|c| c.is_null(i))).then(|| row.data().into()))
+            .collect())
+    }
+
+    /// Whether a row holds `key`: a committed one, with `before` (the transaction's
+    /// earlier changes) and `delta` (the statement's) counted.
+    pub(crate) fn held(
+        &self,
+        files: &[std::path::PathBuf],
+        key: &[u8],
+        before: Option<&KeyDelta>,
+        delta: &KeyDelta,
+    ) -> Result<bool> {
+        let mut committed = self.committed.lock();
+        let set = self.built(&mut committed, files)?;
+        let count = |d: Option<&KeyDelta>| d.and_then(|d| d.0.get(key)).copied().unwrap_or(0);
+        Ok(i64::from(set.contains(key)) + count(before) + count(Some(delta)) > 0)
     }
 
     /// 23505 if a value of `delta` (with `before`, the transaction's earlier changes)

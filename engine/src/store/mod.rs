@@ -17,3 +17,40 @@ pub(crate) mod written;
 pub const CATALOG_NAME: &str = "wasmudf";
 /// The default schema.
 pub const DEFAULT_SCHEMA: &str = "public";
+
+/// Makes `$ty` a DataFusion configuration extension that only the engine sets: a
+/// statement's or session's state carried through planning to the table providers
+/// and functions (`$prefix` names it; `SET` of it is refused).
+macro_rules! internal_extension {
+    ($ty:ty, $prefix:literal) => {
+        impl datafusion::common::config::ExtensionOptions for $ty {
+            fn as_any(&self) -> &dyn std::any::Any {
+                self
+            }
+
+            fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+                self
+            }
+
+            fn cloned(&self) -> Box<dyn datafusion::common::config::ExtensionOptions> {
+                Box::new(self.clone())
+            }
+
+            fn set(&mut self, key: &str, _value: &str) -> datafusion::error::Result<()> {
+                Err(datafusion::error::DataFusionError::Configuration(format!(
+                    "{}.{key} is internal and cannot be set",
+                    $prefix
+                )))
+            }
+
+            fn entries(&self) -> Vec<datafusion::common::config::ConfigEntry> {
+                Vec::new()
+            }
+        }
+
+        impl datafusion::common::config::ConfigExtension for $ty {
+            const PREFIX: &'static str = $prefix;
+        }
+    };
+}
+pub(crate) use internal_extension;

@@ -50,7 +50,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{CancelReason, Error, Result};
 use crate::store::catalog::{Catalog, FileRecord};
-use crate::store::keys::{self, KeyDelta, KeyIndex, UniqueKey};
+use crate::store::keys::{self, KeyDelta, KeyIndex, SkipConflicts, UniqueKey};
 use crate::store::transaction::{Transaction, TransactionOfSession};
 use crate::store::written::WrittenRows;
 use crate::udf::scope::QueryScope;
@@ -332,6 +332,60 @@ impl TableData {
         Ok(())
     }
 
+    /// The rows of `batch` no row holds the key of (`skip`'s key, or any), counting
+    /// the committed rows, `transaction`'s earlier changes and the statement's own
+    /// (`keys`, to which the rows kept are added): ON CONFLICT DO NOTHING.
+    fn without_conflicts(
+        &self,
+        batch: RecordBatch,
+        skip: SkipConflicts,
+        transaction: Option<&Transaction>,
+        keys: &mut [KeyDelta],
+    ) -> DfResult<RecordBatch> {
+        let committed = self.committed.read().clone();
+        let paths: Vec<PathBuf> = committed.iter().map(|f| f.path.clone()).collect();
+        // Each key's values, read a row at a time across the keys.
+        let mut encoded = self
+            .keys
+            .iter()
+            .map(|index| index.keys_of(&batch).map(Vec::into_iter))
+            .collect::<DfResult<Vec<_>>>()?;
+        let in_block = transaction.filter(|t| t.in_block());
+        let mut keep = Vec::with_capacity(batch.num_rows());
+        for _ in 0..batch.num_rows() {
+            let row: Vec<Option<keys::Key>> =
+                encoded.iter_mut().map(|k| k.next().flatten()).collect();
+            let mut conflict = false;
+            for (i, (index, key)) in self.keys.iter().zip(&row).enumerate() {
+                let Some(key) = key else {
+                    continue;
+                };
+                if skip.key.is_some_and(|k| k != i) {
+                    continue;
+                }
+                let held = match in_block {
+                    Some(t) => t.with_keys_of(self.id, |before| {
+                        index.held(&paths, key, before.and_then(|b| b.get(i)), &keys[i])
+                    })?,
+                    None => index.held(&paths, key, None, &keys[i])?,
+                };
+                if held {
+                    conflict = true;
+                    break;
+                }
+            }
+            keep.push(!conflict);
+            if !conflict {
+                for (delta, key) in keys.iter_mut().zip(row) {
+                    if let Some(key) = key {
+                        delta.add(key, 1);
+                    }
+                }
+            }
+        }
+        Ok(filter_record_batch(&batch, &BooleanArray::from(keep))?)
+    }
+
     /// Writes the rows of `small` into one new file and commits it in their place.
     async fn merge(self: &Arc<Self>, small: Vec<Arc<DataFile>>) -> Result<()> {
         let table = ManagedTable(self.clone());
@@ -352,7 +406,7 @@ impl TableData {
             }
         }
         let merged = table
-            .write_file(futures::stream::iter(batches), |_| Ok(()))
+            .write_file(futures::stream::iter(batches), Ok)
             .await
             .map_err(|e| Error::Io(format!("compaction of {}: {e}", self.dir)))?;
         self.store.commit(&[TableChange {
@@ -493,6 +547,11 @@ impl ManagedTable {
     /// with its directory.
     pub(crate) fn dropped(&self) {
         self.0.dropped.store(true, Ordering::Release);
+    }
+
+    /// The table's PRIMARY KEY and UNIQUE constraints.
+    pub(crate) fn keys(&self) -> &[UniqueKey] {
+        &self.0.defaults.keys
     }
 
     /// The `GENERATED ALWAYS AS IDENTITY` columns: a statement may not set them.
@@ -645,6 +704,11 @@ impl TableProvider for ManagedTable {
             table: self.clone(),
             transaction: transaction_of(state),
             written: written_of(state),
+            skip: state
+                .config_options()
+                .extensions
+                .get::<SkipConflicts>()
+                .copied(),
             accepts: Arc::new(Schema::new_with_metadata(
                 self.0
                     .schema
@@ -764,11 +828,12 @@ impl ManagedTable {
     }
 
     /// Writes `batches` into a new file of the table; `None` if they held no row. Each
-    /// batch, as stored, is shown to `observe` too.
+    /// batch, in the table's types, goes through `admit` first: what it returns is
+    /// stored (all its rows, or those it keeps).
     async fn write_file(
         &self,
         mut batches: impl futures::Stream<Item = DfResult<RecordBatch>> + Unpin,
-        mut observe: impl FnMut(&RecordBatch) -> DfResult<()>,
+        mut admit: impl FnMut(RecordBatch) -> DfResult<RecordBatch>,
     ) -> DfResult<Option<Arc<DataFile>>> {
         let name = format!("{}.parquet", random_id());
         let path = self.0.path.join(&name);
@@ -788,10 +853,12 @@ impl ManagedTable {
         let mut writer = AsyncArrowWriter::try_new(out, self.0.schema.clone(), Some(properties))?;
         let mut rows = 0u64;
         while let Some(batch) = batches.next().await {
-            let batch = self.conform(batch?)?;
+            let batch = admit(self.conform(batch?)?)?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
             rows += batch.num_rows() as u64;
             writer.write(&batch).await?;
-            observe(&batch)?;
         }
         if rows == 0 {
             return Ok(None);
@@ -848,6 +915,8 @@ struct TableSink {
     transaction: Option<Arc<Transaction>>,
     /// Where a RETURNING clause takes the inserted rows from.
     written: Option<WrittenRows>,
+    /// ON CONFLICT DO NOTHING.
+    skip: Option<SkipConflicts>,
     /// The table's schema with every column nullable: DataFusion checks NOT NULL
     /// against the sink's schema with an error of its own, where the table reports
     /// PostgreSQL's 23502 naming the column ([`ManagedTable::conform`]).
@@ -873,16 +942,24 @@ impl DataSink for TableSink {
     ) -> DfResult<u64> {
         let table = &self.table.0;
         let mut keys = vec![KeyDelta::default(); table.keys.len()];
-        let observe = |batch: &RecordBatch| {
+        let admit = |batch: RecordBatch| {
+            let batch = match self.skip {
+                Some(skip) => {
+                    table.without_conflicts(batch, skip, self.transaction.as_deref(), &mut keys)?
+                }
+                None => {
+                    for (index, delta) in table.keys.iter().zip(keys.iter_mut()) {
+                        index.count(&batch, 1, delta)?;
+                    }
+                    batch
+                }
+            };
             if let Some(written) = &self.written {
                 written.add(batch.clone());
             }
-            for (index, delta) in table.keys.iter().zip(keys.iter_mut()) {
-                index.count(batch, 1, delta)?;
-            }
-            Ok(())
+            Ok(batch)
         };
-        let Some(file) = self.table.write_file(data, observe).await? else {
+        let Some(file) = self.table.write_file(data, admit).await? else {
             return Ok(0);
         };
         let rows = file.record.rows;
@@ -1042,7 +1119,7 @@ impl RewriteExec {
             }
             changed += file_changed;
             let kept = futures::stream::iter(batches.into_iter().map(Ok));
-            if let Some(new) = table.write_file(kept, |_| Ok(())).await? {
+            if let Some(new) = table.write_file(kept, Ok).await? {
                 change.added.push(new);
             }
             change.removed.push(file);

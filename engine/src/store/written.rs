@@ -3,8 +3,6 @@
 use std::sync::Arc;
 
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
-use datafusion::error::{DataFusionError, Result as DfResult};
 use parking_lot::Mutex;
 
 /// Set in a statement's configuration when it has a RETURNING clause: its table's
@@ -32,31 +30,4 @@ impl std::fmt::Debug for WrittenRows {
     }
 }
 
-impl ExtensionOptions for WrittenRows {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-
-    fn cloned(&self) -> Box<dyn ExtensionOptions> {
-        Box::new(self.clone())
-    }
-
-    fn set(&mut self, key: &str, _value: &str) -> DfResult<()> {
-        Err(DataFusionError::Configuration(format!(
-            "{}.{key} is internal and cannot be set",
-            Self::PREFIX
-        )))
-    }
-
-    fn entries(&self) -> Vec<ConfigEntry> {
-        Vec::new()
-    }
-}
-
-impl ConfigExtension for WrittenRows {
-    const PREFIX: &'static str = "wasmudf_written";
-}
+crate::store::internal_extension!(WrittenRows, "wasmudf_written");
