@@ -48,7 +48,7 @@ use crate::error::Error;
 use crate::introspection::activity::{activity_batch, activity_schema};
 use crate::introspection::settings::PgSettings;
 use crate::introspection::system::SystemTable;
-use crate::introspection::typed_columns::typed_columns;
+use crate::introspection::typed_columns::{column_extras, typed_columns, ColumnExtras};
 use crate::introspection::{records_in_order, DatabaseHandle, DatabaseView};
 use crate::pg::types::PG_TYPE_KEY;
 use crate::store::catalog::FunctionRecord;
@@ -157,6 +157,14 @@ pub(crate) fn setup(template: &SessionContext, admins: &[String]) -> crate::Resu
             Signature::any(2, Volatility::Stable),
         ),
         ("pg_collation_is_visible", Answer::True, one()),
+        (
+            "pg_get_expr",
+            Answer::Expression,
+            Signature::one_of(
+                vec![TypeSignature::Any(2), TypeSignature::Any(3)],
+                Volatility::Stable,
+            ),
+        ),
         // No table has an index (the static rows are PostgreSQL's own catalogs').
         (
             "pg_get_indexdef",
@@ -770,6 +778,20 @@ impl SchemaProvider for LiveCatalog {
                 }),
                 None => return Ok(None),
             },
+            "pg_attrdef" => match self.inner.table(&name).await? {
+                Some(t) => Arc::new(AttributeDefaults {
+                    inner: t,
+                    attributes: AttributeTypes {
+                        inner: Arc::new(MemTable::try_new(
+                            Arc::new(Schema::empty()),
+                            vec![vec![]],
+                        )?),
+                        catalogs: self.catalogs.clone(),
+                        relations: self.inner.clone(),
+                    },
+                }),
+                None => return Ok(None),
+            },
             "pg_language" => Arc::new(LiveTable::new(
                 self.statics.pg_language.schema(),
                 self.statics.pg_language.data(),
@@ -834,6 +856,26 @@ struct AttributeTypes {
 }
 
 impl AttributeTypes {
+    /// The DEFAULTs and identity of stored columns, by table OID (attrelid) and column
+    /// name.
+    async fn extras(
+        &self,
+        state: &dyn DfSession,
+    ) -> DfResult<HashMap<i32, HashMap<String, ColumnExtras>>> {
+        let extras = column_extras(self.catalogs.as_ref()).await?;
+        if extras.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let oids = relation_oids(self.relations.as_ref(), state).await?;
+        let mut out: HashMap<i32, HashMap<String, ColumnExtras>> = HashMap::new();
+        for ((schema, table, column), extra) in extras {
+            if let Some(relid) = oids.get(&(schema, table)) {
+                out.entry(*relid).or_default().insert(column, extra);
+            }
+        }
+        Ok(out)
+    }
+
     /// The type OIDs of the typed columns, by table OID (attrelid) and column name.
     async fn retyped(&self, state: &dyn DfSession) -> DfResult<HashMap<i32, HashMap<String, i32>>> {
         let typed = typed_columns(self.catalogs.as_ref()).await?;
@@ -934,14 +976,17 @@ impl TableProvider for AttributeTypes {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let retyped = self.retyped(state).await?;
-        if retyped.is_empty() {
+        let extras = self.extras(state).await?;
+        if retyped.is_empty() && extras.is_empty() {
             return self.inner.scan(state, projection, filters, limit).await;
         }
         let schema = self.inner.schema();
-        let (relid_at, name_at, type_at) = (
+        let (relid_at, name_at, type_at, hasdef_at, identity_at) = (
             schema.index_of("attrelid")?,
             schema.index_of("attname")?,
             schema.index_of("atttypid")?,
+            schema.index_of("atthasdef")?,
+            schema.index_of("attidentity")?,
         );
         let plan = self.inner.scan(state, None, &[], None).await?;
         let mut batches = Vec::new();
@@ -949,12 +994,23 @@ impl TableProvider for AttributeTypes {
             let relids = cast(batch.column(relid_at), &DataType::Int32)?;
             let names = cast(batch.column(name_at), &DataType::Utf8)?;
             let types = cast(batch.column(type_at), &DataType::Int32)?;
-            let (relids, names, types) = (
+            let hasdef = cast(batch.column(hasdef_at), &DataType::Boolean)?;
+            let identity = cast(batch.column(identity_at), &DataType::Utf8)?;
+            let (relids, names, types, hasdef, identity) = (
                 relids.as_primitive::<Int32Type>(),
                 names.as_string::<i32>(),
                 types.as_primitive::<Int32Type>(),
+                hasdef.as_boolean(),
+                identity.as_string::<i32>(),
             );
-            let types: Int32Array = (0..batch.num_rows())
+            let rows = 0..batch.num_rows();
+            let extra = |row: usize| {
+                extras
+                    .get(&relids.value(row))
+                    .and_then(|columns| columns.get(names.value(row)))
+            };
+            let types: Int32Array = rows
+                .clone()
                 .map(|row| {
                     let column = retyped
                         .get(&relids.value(row))
@@ -965,11 +1021,103 @@ impl TableProvider for AttributeTypes {
                     }
                 })
                 .collect();
+            let hasdef: BooleanArray = rows
+                .clone()
+                .map(|row| match extra(row) {
+                    Some(e) => Some(e.default.is_some()),
+                    None => hasdef.is_valid(row).then(|| hasdef.value(row)),
+                })
+                .collect();
+            let identity: StringArray = rows
+                .map(|row| match extra(row) {
+                    Some(e) => Some(e.identity),
+                    None => identity.is_valid(row).then(|| identity.value(row)),
+                })
+                .collect();
             let mut columns = batch.columns().to_vec();
             columns[type_at] = cast(&types, schema.field(type_at).data_type())?;
+            columns[hasdef_at] = cast(&hasdef, schema.field(hasdef_at).data_type())?;
+            columns[identity_at] = cast(&identity, schema.field(identity_at).data_type())?;
             batches.push(RecordBatch::try_new(schema.clone(), columns)?);
         }
         MemTable::try_new(schema, vec![batches])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// `pg_attrdef`: one row per column DEFAULT of a stored table (`adbin` holds its SQL
+/// text, which `pg_get_expr` returns as it is).
+#[derive(Debug)]
+struct AttributeDefaults {
+    inner: Arc<dyn TableProvider>,
+    attributes: AttributeTypes,
+}
+
+impl AttributeDefaults {
+    /// The catalog's columns, every one nullable (the rows fill only some of them).
+    fn nullable_schema(&self) -> SchemaRef {
+        let schema = self.inner.schema();
+        Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+#[async_trait]
+impl TableProvider for AttributeDefaults {
+    fn schema(&self) -> SchemaRef {
+        self.nullable_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let schema = self.nullable_schema();
+        let mut rows: Vec<(i32, i16, String)> = Vec::new();
+        for (relid, columns) in self.attributes.extras(state).await? {
+            for extra in columns.into_values() {
+                if let Some(default) = extra.default {
+                    rows.push((relid, extra.attnum, default));
+                }
+            }
+        }
+        rows.sort();
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let column: ArrayRef = match field.name().as_str() {
+                    // Above the OIDs tables get, per default.
+                    "oid" => {
+                        Arc::new(Int64Array::from_iter_values(rows.iter().map(
+                            |(relid, attnum, _)| i64::from(*relid) * 2000 + i64::from(*attnum),
+                        )))
+                    }
+                    "adrelid" => Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0))),
+                    "adnum" => Arc::new(Int32Array::from_iter_values(
+                        rows.iter().map(|r| i32::from(r.1)),
+                    )),
+                    "adbin" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.2))),
+                    _ => new_null_array(field.data_type(), rows.len()),
+                };
+                Ok(cast(&column, field.data_type())?)
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        MemTable::try_new(schema, vec![vec![batch]])?
             .scan(state, projection, filters, limit)
             .await
     }
@@ -1543,6 +1691,9 @@ enum Answer {
     /// `pg_get_functiondef(oid)`: the CREATE statement that defines a Wasm function
     /// again, NULL for any other OID.
     FunctionDef,
+    /// `pg_get_expr(expr, relation [, pretty])`: the expression's SQL text, which is
+    /// what the catalog stores (`pg_attrdef.adbin`).
+    Expression,
 }
 
 /// PostgreSQL's built-in types by their names and aliases (what `to_regtype` and
@@ -1661,6 +1812,7 @@ impl ScalarUDFImpl for CatalogFunction {
             Answer::True => return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true)))),
             Answer::NullText => return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None))),
             Answer::NullBigint => return Ok(ColumnarValue::Scalar(ScalarValue::Int64(None))),
+            Answer::Expression => cast(&args.args[0].to_array(rows)?, &DataType::Utf8)?,
             Answer::Owner(owner) => {
                 let oids = oids_of(&args.args[0], rows)?;
                 Arc::new(StringArray::from_iter(

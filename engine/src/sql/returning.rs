@@ -101,7 +101,10 @@ fn relation(target: &TableWithJoins) -> Result<(String, String)> {
         TableFactor::Table { name, .. } if target.joins.is_empty() => {
             Ok((target.relation.to_string(), name.to_string()))
         }
-        other => Err(Error::NotSupported(format!("RETURNING from {other}"))),
+        other => Err(Error::NotSupported(format!(
+            "RETURNING from {}",
+            crate::error::log_text(&other.to_string())
+        ))),
     }
 }
 

@@ -179,6 +179,10 @@ impl ScalarUDFImpl for SequenceFunction {
             Op::Next => {
                 // The usual call, a column DEFAULT: one name for every row, so one
                 // reservation for the batch.
+                if rows == 0 {
+                    // No row to number: no value used.
+                    return Ok(ColumnarValue::Array(Arc::new(out.finish())));
+                }
                 if let ColumnarValue::Scalar(name) = &args.args[0] {
                     let Some(key) = scalar_name(name)? else {
                         return Ok(ColumnarValue::Scalar(ScalarValue::Int64(None)));

@@ -217,12 +217,20 @@ fn generated_columns(session: &Session, statement: &mut DfStatement) -> Result<G
         return Ok(GeneratedColumns::default());
     };
     let (schema, table) = object_name(&ct.name)?;
+    // The sequences of a table OR REPLACE replaces go with it: their names are free.
+    let replaced = format!("{schema}.{table}.");
     let mut taken: HashSet<String> = session
         .db
         .inner
         .catalog
         .sequences()?
         .into_iter()
+        .filter(|s| {
+            !(ct.or_replace
+                && s.owned_by
+                    .as_deref()
+                    .is_some_and(|o| o.strip_prefix(&replaced).is_some_and(|c| !c.contains('.'))))
+        })
         .map(|s| s.key())
         .collect();
     let mut out = GeneratedColumns::default();
@@ -638,7 +646,8 @@ impl StagedTable {
         let path = db.inner.data_dir.join(&dir);
         let defaults = TableRules {
             exprs: cmt.column_defaults.iter().cloned().collect(),
-            always: generated_always(&generated.columns),
+            always: identity_columns(&generated.columns, "always"),
+            by_default: identity_columns(&generated.columns, "by default"),
             keys,
         };
         match ManagedTable::staged(&db.inner.tables, &dir, arrow_schema, defaults) {
@@ -1284,7 +1293,11 @@ fn restored_keys(records: &[KeyRecord], schema: &SchemaRef) -> Result<Vec<Unique
                 .iter()
                 .map(|c| {
                     schema.index_of(c).map_err(|_| {
-                        Error::Catalog(format!("key {} names a column {c} the table lacks", r.name))
+                        Error::Catalog(format!(
+                            "key {} names a column {} the table lacks",
+                            log_text(&r.name),
+                            log_text(c)
+                        ))
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -1297,11 +1310,11 @@ fn restored_keys(records: &[KeyRecord], schema: &SchemaRef) -> Result<Vec<Unique
         .collect()
 }
 
-/// The `GENERATED ALWAYS` identity columns among `columns`.
-fn generated_always(columns: &[ColumnRecord]) -> HashSet<String> {
+/// The identity columns among `columns` generated `kind` (`always`, `by default`).
+fn identity_columns(columns: &[ColumnRecord], kind: &str) -> HashSet<String> {
     columns
         .iter()
-        .filter(|c| c.identity.as_deref() == Some("always"))
+        .filter(|c| c.identity.as_deref() == Some(kind))
         .map(|c| c.name.clone())
         .collect()
 }
@@ -1317,7 +1330,8 @@ fn restored_defaults(
     let state = session.ctx.state();
     let empty = datafusion::common::DFSchema::empty();
     let mut defaults = TableRules {
-        always: generated_always(columns),
+        always: identity_columns(columns, "always"),
+        by_default: identity_columns(columns, "by default"),
         ..TableRules::default()
     };
     for column in columns {
@@ -1515,8 +1529,13 @@ pub(crate) async fn prepare_write(
     let always = managed.generated_always();
     let default_of = |column: &str| -> Result<SqlExpr> {
         match managed.get_column_default(column) {
-            Some(expr) => datafusion::sql::unparser::expr_to_sql(expr)
-                .map_err(|e| Error::Runtime(format!("DEFAULT of column {column}: {e}"))),
+            Some(expr) => datafusion::sql::unparser::expr_to_sql(expr).map_err(|e| {
+                Error::Runtime(format!(
+                    "DEFAULT of column {}: {}",
+                    log_text(column),
+                    log_text(&e.to_string())
+                ))
+            }),
             None => Ok(SqlExpr::value(datafusion::sql::sqlparser::ast::Value::Null)),
         }
     };
@@ -1630,7 +1649,12 @@ fn skip_conflicts(
             Some(found.ok_or_else(no_matching_key)?)
         }
         Some(ConflictTarget::OnConstraint(name)) => {
-            let wanted = name.to_string();
+            let wanted = name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(normalize)
+                .unwrap_or_default();
             Some(keys.iter().position(|k| k.name == wanted).ok_or_else(|| {
                 Error::UndefinedObject(format!(
                     "constraint \"{}\" for table does not exist",

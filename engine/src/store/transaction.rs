@@ -22,6 +22,9 @@ pub(crate) struct Transaction {
 struct State {
     /// In a transaction block: statements' changes wait for COMMIT.
     in_block: bool,
+    /// Counts the blocks begun and ended (and ROLLBACK TOs): a statement's change
+    /// goes to the block it was planned in, or nowhere.
+    generation: u64,
     changes: Changes,
     /// Savepoints, oldest first, with the changes as they were when each was set.
     savepoints: Vec<(String, Changes)>,
@@ -29,6 +32,51 @@ struct State {
 
 /// Changes by table.
 type Changes = BTreeMap<u64, TableChange>;
+
+/// A session's transaction as one statement planned it. A statement canceled while
+/// its writer runs on (a cancel ends the statement at once) must not add its change
+/// to the block after a ROLLBACK, nor to the next block: it adds to the block it was
+/// planned in, or fails.
+#[derive(Debug, Clone)]
+pub(crate) struct StatementTransaction {
+    transaction: Arc<Transaction>,
+    generation: u64,
+}
+
+impl StatementTransaction {
+    /// Whether the statement runs in a transaction block that is still going on.
+    pub(crate) fn in_block(&self) -> bool {
+        let state = self.transaction.inner.lock();
+        state.in_block && state.generation == self.generation
+    }
+
+    /// Adds the statement's change to its block; 57014 if that block has ended.
+    pub(crate) fn add(&self, change: TableChange) -> Result<()> {
+        let mut state = self.transaction.inner.lock();
+        if !(state.in_block && state.generation == self.generation) {
+            return Err(Error::QueryCanceled(
+                crate::error::CancelReason::UserRequest,
+            ));
+        }
+        match state.changes.get_mut(&change.table.id) {
+            Some(had) => had.absorb(change),
+            None => {
+                state.changes.insert(change.table.id, change);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Transaction::change_of`].
+    pub(crate) fn change_of(&self, id: u64) -> Option<TableChange> {
+        self.transaction.change_of(id)
+    }
+
+    /// [`Transaction::with_keys_of`].
+    pub(crate) fn with_keys_of<R>(&self, id: u64, f: impl FnOnce(Option<&[KeyDelta]>) -> R) -> R {
+        self.transaction.with_keys_of(id, f)
+    }
+}
 
 /// The session's [`Transaction`], as a session config extension: table providers find
 /// it in the state they plan with.
@@ -45,16 +93,16 @@ impl Transaction {
     pub(crate) fn begin(&self) {
         let mut state = self.inner.lock();
         state.in_block = true;
+        state.generation += 1;
+        // A change can only be left here by a statement of an ended block.
+        state.changes.clear();
     }
 
-    /// Adds one statement's change.
-    pub(crate) fn add(&self, change: TableChange) {
-        let mut state = self.inner.lock();
-        match state.changes.get_mut(&change.table.id) {
-            Some(had) => had.absorb(change),
-            None => {
-                state.changes.insert(change.table.id, change);
-            }
+    /// The transaction as a statement planned now sees it.
+    pub(crate) fn for_statement(self: &Arc<Self>) -> StatementTransaction {
+        StatementTransaction {
+            generation: self.inner.lock().generation,
+            transaction: self.clone(),
         }
     }
 
@@ -87,6 +135,7 @@ impl Transaction {
     fn end(&self) -> Changes {
         let mut state = self.inner.lock();
         state.in_block = false;
+        state.generation += 1;
         state.savepoints.clear();
         std::mem::take(&mut state.changes)
     }
@@ -113,6 +162,7 @@ impl Transaction {
         let at = find(&state.savepoints, name)?;
         state.savepoints.truncate(at + 1);
         state.changes = state.savepoints[at].1.clone();
+        state.generation += 1;
         Ok(())
     }
 }
